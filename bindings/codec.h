@@ -1,0 +1,33 @@
+/* codec.h: Lua values <-> MessagePack (libmsgpack), the one wire format. */
+#ifndef LORE_CODEC_H
+#define LORE_CODEC_H
+
+#include <lua.h>
+#include <msgpack.h>
+#include <stddef.h>
+
+#define CODEC_MAX_DEPTH 64  /* deeper nesting is refused */
+#define CODEC_ERR_MAX 256
+
+/*
+ * Encodes the value at `idx` (nil, boolean, integer, float, string, ref, or a
+ * table of these) and appends it to `buf`. `root` names the value in error
+ * messages ("message", "event", ...). Integers and floats stay distinct
+ * (1 and 1.0 round-trip as themselves). A table whose keys are exactly 1..n is
+ * an array, any other table a map. Refs are the extension type REF_EXT_TYPE.
+ * On error returns -1, leaves `buf` with unspecified extra bytes (callers
+ * reset it), and writes a message naming the key path into err, e.g.
+ * "cannot encode a function at message.items[3].f". Never raises.
+ */
+int codec_encode(lua_State *L, int idx, const char *root, msgpack_sbuffer *buf, char *err,
+                 size_t errlen);
+
+/*
+ * Decodes one value from data[0..len) and pushes it. Returns 0, or -1 with a
+ * message in err and nothing pushed (truncated or malformed bytes, unknown
+ * extension, nesting deeper than CODEC_MAX_DEPTH, trailing bytes). Never raises
+ * except on memory exhaustion.
+ */
+int codec_decode(lua_State *L, const char *data, size_t len, char *err, size_t errlen);
+
+#endif

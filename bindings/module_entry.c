@@ -1,0 +1,1 @@
+int lore_module_placeholder;

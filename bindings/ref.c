@@ -1,0 +1,97 @@
+/* ref.c: actor references as Lua values and as bytes. */
+#include "ref.h"
+
+#include <lauxlib.h>
+#include <string.h>
+
+static int ref_eq(lua_State *L) {
+  lore_ref *a = ref_test(L, 1), *b = ref_test(L, 2);
+  int eq = a && b && a->sched == b->sched && a->aid == b->aid && a->name_len == b->name_len &&
+           memcmp(a->name, b->name, a->name_len) == 0;
+  lua_pushboolean(L, eq);
+  return 1;
+}
+
+static int ref_tostring(lua_State *L) {
+  lore_ref *r = ref_check(L, 1);
+  if (r->name_len)
+    lua_pushfstring(L, "ref(%s)", r->name);
+  else
+    lua_pushfstring(L, "ref(%d:%I)", (int)r->sched, (lua_Integer)r->aid);
+  return 1;
+}
+
+void ref_init(lua_State *L) {
+  if (luaL_newmetatable(L, REF_METATABLE)) {
+    lua_pushcfunction(L, ref_eq);
+    lua_setfield(L, -2, "__eq");
+    lua_pushcfunction(L, ref_tostring);
+    lua_setfield(L, -2, "__tostring");
+    lua_pushliteral(L, "lore.ref");
+    lua_setfield(L, -2, "__name");
+  }
+  lua_pop(L, 1);
+}
+
+static lore_ref *ref_new(lua_State *L, size_t name_len) {
+  lore_ref *r = lua_newuserdatauv(L, sizeof(lore_ref) + name_len + 1, 0);
+  luaL_setmetatable(L, REF_METATABLE);
+  r->name_len = name_len;
+  r->name[name_len] = '\0';
+  return r;
+}
+
+lore_ref *ref_push_addr(lua_State *L, uint32_t sched, uint64_t aid) {
+  lore_ref *r = ref_new(L, 0);
+  r->sched = sched;
+  r->aid = aid;
+  return r;
+}
+
+lore_ref *ref_push_name(lua_State *L, const char *name, size_t len) {
+  lore_ref *r = ref_new(L, len);
+  r->sched = 0;
+  r->aid = 0;
+  memcpy(r->name, name, len);
+  return r;
+}
+
+lore_ref *ref_test(lua_State *L, int idx) { return luaL_testudata(L, idx, REF_METATABLE); }
+
+lore_ref *ref_check(lua_State *L, int idx) { return luaL_checkudata(L, idx, REF_METATABLE); }
+
+static void put_be(char *p, uint64_t v, int n) {
+  for (int i = n - 1; i >= 0; i--, v >>= 8) p[i] = (char)(v & 0xff);
+}
+
+static uint64_t get_be(const char *p, int n) {
+  uint64_t v = 0;
+  for (int i = 0; i < n; i++) v = (v << 8) | (unsigned char)p[i];
+  return v;
+}
+
+size_t ref_serialize(const lore_ref *r, char *buf, size_t cap) {
+  if (r->name_len) {
+    if (cap < r->name_len + 1) return 0;
+    buf[0] = 2;
+    memcpy(buf + 1, r->name, r->name_len);
+    return r->name_len + 1;
+  }
+  if (cap < 13) return 0;
+  buf[0] = 1;
+  put_be(buf + 1, r->sched, 4);
+  put_be(buf + 5, r->aid, 8);
+  return 13;
+}
+
+int ref_push_serialized(lua_State *L, const char *buf, size_t len) {
+  if (len == 13 && buf[0] == 1) {
+    ref_push_addr(L, (uint32_t)get_be(buf + 1, 4), get_be(buf + 5, 8));
+    return 0;
+  }
+  if (len >= 2 && len <= REF_SERIALIZED_MAX && buf[0] == 2) {
+    ref_push_name(L, buf + 1, len - 1);
+    return 0;
+  }
+  return -1;
+}

@@ -1,0 +1,39 @@
+/* ref.h: actor references as Lua values (userdata "lore.ref") and as bytes. */
+#ifndef LORE_REF_H
+#define LORE_REF_H
+
+#include <lua.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * A ref names an actor either by address (scheduler index + actor id, valid
+ * for the actor's life) or by persistence id (valid across restarts and
+ * passivation: the runtime routes it to whichever actor holds that id).
+ * A ref is immutable. In MessagePack it is the extension type REF_EXT_TYPE
+ * whose bytes are ref_serialize's output.
+ */
+#define REF_EXT_TYPE 1
+#define REF_METATABLE "lore.ref"
+#define REF_SERIALIZED_MAX 4096 /* longest accepted name is REF_SERIALIZED_MAX - 1 */
+
+typedef struct lore_ref {
+  uint32_t sched;   /* scheduler index (address refs) */
+  uint64_t aid;     /* actor id; 0 for a ref by name */
+  size_t name_len;  /* 0 for an address ref */
+  char name[];      /* persistence id, NUL-terminated */
+} lore_ref;
+
+/* Creates the metatable (idempotent). Methods are added by the runtime. */
+void ref_init(lua_State *L);
+lore_ref *ref_push_addr(lua_State *L, uint32_t sched, uint64_t aid);
+lore_ref *ref_push_name(lua_State *L, const char *name, size_t len);
+/* The ref at idx, or NULL if that value is not a ref. */
+lore_ref *ref_test(lua_State *L, int idx);
+lore_ref *ref_check(lua_State *L, int idx);
+/* Writes the bytes of r into buf; returns their length, or 0 if cap is too small. */
+size_t ref_serialize(const lore_ref *r, char *buf, size_t cap);
+/* Pushes the ref those bytes describe; returns 0, or -1 (nothing pushed) if malformed. */
+int ref_push_serialized(lua_State *L, const char *buf, size_t len);
+
+#endif
