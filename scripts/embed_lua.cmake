@@ -1,7 +1,7 @@
 # Turns lua/lore/*.lua into a C table of {module name, source} pairs.
 file(GLOB files ${SRC_DIR}/*.lua)
 list(SORT files)
-set(body "/* generated from lua/lore/*.lua: do not edit */\n#include <stddef.h>\n")
+set(body "/* generated from the files in lua/lore: do not edit */\n#include <stddef.h>\n")
 set(table "")
 set(i 0)
 foreach(f ${files})
