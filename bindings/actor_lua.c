@@ -1,0 +1,456 @@
+/* actor_lua.c: actors whose behaviour is Lua: the actor_ops and the `core` table runtime.lua uses. */
+#include <lauxlib.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "binding.h"
+#include "codec.h"
+#include "log.h"
+#include "ref.h"
+
+static int rec_ref(actor_t *a) { return (int)(intptr_t)a->data; }
+
+/* Calls a runtime.lua entry point with the actor's ctx and what the caller
+ * pushed after it; a Lua error there is the actor's failure. */
+static void call_entry(binding_state *bs, actor_t *a, int entry, int nargs) {
+  lua_State *L = bs->L;
+  int status = binding_pcall(bs, nargs + 1, 0);
+  if (status == LUA_OK) return;
+  /* runtime.lua's `failed` logs, answers an ask in progress, and restarts. */
+  lua_rawgeti(L, LUA_REGISTRYINDEX, bs->ref_failed);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, rec_ref(a));
+  lua_rotate(L, -3, -1); /* failed, rec, err */
+  if (binding_pcall(bs, 2, 0) != LUA_OK) {
+    log_error("actor %llu: failure handler raised: %s", (unsigned long long)a->aid,
+              lua_tostring(L, -1));
+    lua_pop(L, 1);
+    actor_stop(a);
+  }
+  (void)entry;
+}
+
+static int actor_receive(actor_t *a, lore_msg *m) {
+  binding_state *bs = a->sched->data;
+  lua_State *L = bs->L;
+  bs->cur_actor = a;
+  bs->cur_sender = m->sender;
+  bs->cur_corr = m->corr;
+  bs->cur_msg = m;
+  int kept = ACTOR_CONSUMED;
+  char err[CODEC_ERR_MAX];
+  switch (m->kind) {
+    case MSG_USER:
+    case MSG_TIMER: {
+      lua_rawgeti(L, LUA_REGISTRYINDEX, bs->ref_dispatch);
+      lua_rawgeti(L, LUA_REGISTRYINDEX, rec_ref(a));
+      if (codec_decode(L, m->data, m->len, err, sizeof err)) {
+        lua_pop(L, 2);
+        log_warn("actor %llu: dropped a message that does not decode: %s",
+                 (unsigned long long)a->aid, err);
+        if (m->corr) binding_reply(a->sched->rt, m->sender, m->corr, 1, err, strlen(err));
+        break;
+      }
+      call_entry(bs, a, bs->ref_dispatch, 1);
+      break;
+    }
+    case MSG_STOP:
+      lua_rawgeti(L, LUA_REGISTRYINDEX, bs->ref_system);
+      lua_rawgeti(L, LUA_REGISTRYINDEX, rec_ref(a));
+      lua_pushliteral(L, "stop");
+      call_entry(bs, a, bs->ref_system, 1);
+      break;
+    case MSG_SYSTEM:
+      lua_rawgeti(L, LUA_REGISTRYINDEX, bs->ref_system);
+      lua_rawgeti(L, LUA_REGISTRYINDEX, rec_ref(a));
+      lua_pushinteger(L, (lua_Integer)m->sub);
+      lua_pushinteger(L, (lua_Integer)m->ival);
+      lua_pushlightuserdata(L, m);
+      call_entry(bs, a, bs->ref_system, 3);
+      break;
+    default:
+      break;
+  }
+  if (m->sub == UINT32_MAX) kept = ACTOR_KEPT; /* stashed during the call (see core_stash) */
+  bs->cur_actor = NULL;
+  bs->cur_msg = NULL;
+  return kept;
+}
+
+static void actor_overflow(actor_t *a, lore_msg *m) {
+  binding_state *bs = a->sched->data;
+  lua_State *L = bs->L;
+  actor_t *saved = bs->cur_actor;
+  bs->cur_corr = 0; /* a failure here answers no ask */
+  bs->cur_actor = a;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, bs->ref_overflow);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, rec_ref(a));
+  lua_pushboolean(L, m->corr != 0);
+  int strategy = LUA_OK == binding_pcall(bs, 2, 1) ? (int)lua_tointeger(L, -1) : 0;
+  lua_pop(L, 1);
+  bs->cur_actor = saved;
+  /* 0: fail (the actor restarts; the message waits like the others),
+   * 1: drop to dead letters, 2: answer the sender with an error. */
+  if (strategy == 2 && m->corr) {
+    static const char e[] = "stash overflow: the actor's stash is full";
+    binding_reply(a->sched->rt, m->sender, m->corr, 1, e, sizeof e - 1);
+    msg_free(m);
+  } else if (strategy == 1 || strategy == 2) {
+    sched_dead_letter(a->sched, m);
+  } else {
+    msg_queue_push(&a->mailbox, m);
+  }
+}
+
+static void actor_stopped(actor_t *a) {
+  binding_state *bs = a->sched->data;
+  lua_State *L = bs->L;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, bs->ref_stopped);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, rec_ref(a));
+  if (binding_pcall(bs, 1, 0) != LUA_OK) {
+    log_warn("actor %llu: on stop: %s", (unsigned long long)a->aid, lua_tostring(L, -1));
+    lua_pop(L, 1);
+  }
+  luaL_unref(L, LUA_REGISTRYINDEX, rec_ref(a));
+}
+
+static const actor_ops lua_actor_ops = {actor_receive, actor_overflow, actor_stopped};
+
+/* --- the `core` table --- */
+
+static binding_state *bs_of(lua_State *L) { return *(binding_state **)lua_getextraspace(L); }
+
+static actor_t *check_actor(lua_State *L, int idx) {
+  binding_state *bs = bs_of(L);
+  lua_Integer aid = luaL_checkinteger(L, idx);
+  actor_t *a = sched_find(bs->sched, (uint64_t)aid);
+  if (!a) luaL_error(L, "actor %I is not running", aid);
+  return a;
+}
+
+/* core.actor_create(aid, id|nil, rec) -> true | nil, err */
+static int core_actor_create(lua_State *L) {
+  binding_state *bs = bs_of(L);
+  lua_Integer aid = luaL_checkinteger(L, 1);
+  const char *name = luaL_optstring(L, 2, NULL);
+  luaL_checktype(L, 3, LUA_TTABLE);
+  lua_pushvalue(L, 3);
+  int ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  actor_t *a;
+  int r = actor_create(bs->sched, (uint64_t)aid, name, &lua_actor_ops, (void *)(intptr_t)ref, &a);
+  if (r) {
+    luaL_unref(L, LUA_REGISTRYINDEX, ref);
+    lua_pushnil(L);
+    if (r == UV_EEXIST)
+      lua_pushfstring(L, "persistence id '%s' is already live (single writer)", name);
+    else if (r == UV_ECANCELED)
+      lua_pushliteral(L, "the runtime is shutting down");
+    else
+      lua_pushstring(L, uv_strerror(r));
+    return 2;
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* core.addr_ref(aid) -> this scheduler's ref for aid */
+static int core_addr_ref(lua_State *L) {
+  binding_state *bs = bs_of(L);
+  ref_push_addr(L, bs->sched->index, (uint64_t)luaL_checkinteger(L, 1));
+  return 1;
+}
+
+/* core.reply(value) answers the message being handled (no-op for a tell). */
+static int core_reply(lua_State *L) {
+  binding_state *bs = bs_of(L);
+  if (!bs->cur_corr) return 0;
+  size_t len;
+  const char *data = binding_encode(L, bs, 1, "reply", &len);
+  binding_reply(bs->sched->rt, bs->cur_sender, bs->cur_corr, 0, data, len);
+  return 0;
+}
+
+/* core.reply_error(text): an ask in progress fails with text. */
+static int core_reply_error(lua_State *L) {
+  binding_state *bs = bs_of(L);
+  size_t len;
+  const char *text = luaL_checklstring(L, 1, &len);
+  if (!bs->cur_corr) return 0;
+  binding_reply(bs->sched->rt, bs->cur_sender, bs->cur_corr, 1, text, len);
+  bs->cur_corr = 0; /* answered */
+  return 0;
+}
+
+/* core.current() -> sender_sched, sender_aid, corr: saved with a persist so
+ * its callback replies to the command that issued it. */
+static int core_current(lua_State *L) {
+  binding_state *bs = bs_of(L);
+  lua_pushinteger(L, bs->cur_sender.sched);
+  lua_pushinteger(L, (lua_Integer)bs->cur_sender.aid);
+  lua_pushinteger(L, (lua_Integer)bs->cur_corr);
+  return 3;
+}
+
+static int core_set_current(lua_State *L) {
+  binding_state *bs = bs_of(L);
+  bs->cur_sender.sched = (uint32_t)luaL_checkinteger(L, 1);
+  bs->cur_sender.aid = (uint64_t)luaL_checkinteger(L, 2);
+  bs->cur_corr = (uint64_t)luaL_checkinteger(L, 3);
+  return 0;
+}
+
+/* core.sender() -> the current message's sender ref, or nil */
+static int core_sender(lua_State *L) {
+  binding_state *bs = bs_of(L);
+  if (!bs->cur_sender.aid) return 0;
+  binding_push_addr(L, bs->cur_sender);
+  return 1;
+}
+
+static int core_stop(lua_State *L) {
+  actor_stop(check_actor(L, 1));
+  return 0;
+}
+
+/* core.stash(aid): keep the message being handled in the user stash. */
+static int core_stash(lua_State *L) {
+  binding_state *bs = bs_of(L);
+  actor_t *a = check_actor(L, 1);
+  lore_msg *m = bs->cur_msg;
+  if (!m || bs->cur_actor != a || (m->kind != MSG_USER && m->kind != MSG_TIMER))
+    return luaL_error(L, "ctx:stash(): there is no command being received to stash");
+  if (m->sub == UINT32_MAX) return 0; /* already stashed */
+  m->sub = UINT32_MAX;                 /* actor_receive sees it and keeps m */
+  actor_stash(a, m);
+  return 0;
+}
+
+static int core_unstash_all(lua_State *L) {
+  actor_t *a = check_actor(L, 1);
+  /* Stashed messages come back as plain user messages. */
+  for (lore_msg *m = a->stash.head; m; m = m->next) m->sub = 0;
+  actor_unstash_all(a);
+  return 0;
+}
+
+static int core_stash_size(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)check_actor(L, 1)->stash.count);
+  return 1;
+}
+
+static int core_hold(lua_State *L) {
+  actor_hold(check_actor(L, 1));
+  return 0;
+}
+
+static int core_release(lua_State *L) {
+  actor_release(check_actor(L, 1));
+  return 0;
+}
+
+static int core_set_capacity(lua_State *L) {
+  actor_t *a = check_actor(L, 1);
+  lua_Integer n = luaL_checkinteger(L, 2);
+  a->hold_capacity = n > 0 ? (size_t)n : 0;
+  return 0;
+}
+
+static int core_mailbox_size(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)check_actor(L, 1)->mailbox.count);
+  return 1;
+}
+
+typedef struct timer_ud {
+  binding_state *bs;
+  uint64_t id;
+  lore_msg *m;
+} timer_ud;
+
+static void timer_fire(void *p) {
+  timer_ud *t = p;
+  idmap_remove(&t->bs->timers, t->id);
+  runtime_send(t->bs->sched->rt, t->m);
+  free(t);
+}
+
+static void timer_drop(void *p) {
+  timer_ud *t = p;
+  idmap_remove(&t->bs->timers, t->id);
+  msg_free(t->m);
+  free(t);
+}
+
+/* core.schedule(aid, seconds, msg [, sys_sub]) -> timer id. With sys_sub,
+ * a payload-less system message of that subtype (runtime-internal timers). */
+static int core_schedule(lua_State *L) {
+  binding_state *bs = bs_of(L);
+  actor_t *a = check_actor(L, 1);
+  lua_Number secs = luaL_checknumber(L, 2);
+  luaL_argcheck(L, secs >= 0 && secs < 1e9, 2, "delay out of range");
+  lua_Integer sub = luaL_optinteger(L, 4, 0);
+  size_t len = 0;
+  const char *data = sub ? NULL : binding_encode(L, bs, 3, "message", &len);
+  lore_msg *m = msg_new(sub ? MSG_SYSTEM : MSG_TIMER, data, len, NULL, 0);
+  if (m) m->sub = (uint32_t)sub;
+  timer_ud *t = malloc(sizeof *t);
+  if (!m || !t) {
+    free(t);
+    if (m) msg_free(m);
+    return luaL_error(L, "out of memory");
+  }
+  m->target.sched = bs->sched->index;
+  m->target.aid = a->aid;
+  m->sender.sched = bs->sched->index;
+  m->sender.aid = a->aid;
+  t->bs = bs;
+  t->id = ++bs->next_timer;
+  t->m = m;
+  sched_timer *h = sched_timer_start(bs->sched, (uint64_t)(secs * 1000.0 + 0.5), timer_fire, t,
+                                     timer_drop);
+  if (!h) {
+    msg_free(m);
+    free(t);
+    return luaL_error(L, "cannot start a timer (scheduler closing)");
+  }
+  idmap_put(&bs->timers, t->id, h);
+  lua_pushinteger(L, (lua_Integer)t->id);
+  return 1;
+}
+
+static int core_cancel(lua_State *L) {
+  binding_state *bs = bs_of(L);
+  sched_timer *h = idmap_get(&bs->timers, (uint64_t)luaL_checkinteger(L, 1));
+  if (h) sched_timer_cancel(h);
+  lua_pushboolean(L, h != NULL);
+  return 1;
+}
+
+static int core_log(lua_State *L) {
+  int level = (int)luaL_checkinteger(L, 1);
+  const char *text = luaL_checkstring(L, 2);
+  if (level >= log_level()) log_msg(level, "%s", text);
+  return 0;
+}
+
+static int core_worker(lua_State *L) {
+  binding_state *bs = bs_of(L);
+  lua_pushinteger(L, bs->sched->index);
+  lua_pushinteger(L, bs->sched->rt->workers);
+  return 2;
+}
+
+/* core.spawn_remote(sched, aid, behaviour, opts): spawn on another worker
+ * (a persistent child whose id lives there); errors are logged there. */
+static int core_spawn_remote(lua_State *L) {
+  binding_state *bs = bs_of(L);
+  uint32_t target = (uint32_t)luaL_checkinteger(L, 1);
+  lua_Integer aid = luaL_checkinteger(L, 2);
+  lua_createtable(L, 2, 0);
+  lua_pushvalue(L, 3);
+  lua_rawseti(L, -2, 1);
+  lua_pushvalue(L, 4);
+  lua_rawseti(L, -2, 2);
+  size_t len;
+  const char *data = binding_encode(L, bs, lua_gettop(L), "spawn options", &len);
+  lore_msg *m = msg_new(MSG_SPAWN, data, len, NULL, 0);
+  if (!m) return luaL_error(L, "out of memory");
+  m->target.sched = target;
+  m->ival = aid;
+  __atomic_add_fetch(&bs->sched->rt->alive, 1, __ATOMIC_SEQ_CST); /* spawned: counted until it ends */
+  runtime_send(bs->sched->rt, m);
+  return 0;
+}
+
+static int core_sched_for(lua_State *L) {
+  binding_state *bs = bs_of(L);
+  lua_pushinteger(L, runtime_sched_for_name(bs->sched->rt, luaL_checkstring(L, 1)));
+  return 1;
+}
+
+static int core_new_aid(lua_State *L) {
+  binding_state *bs = bs_of(L);
+  lua_pushinteger(L, (lua_Integer)runtime_new_aid(bs->sched->rt));
+  return 1;
+}
+
+/* core.script_dirs() -> { dir, ... } from lore.configure's `scripts` */
+static int core_script_dirs(lua_State *L) {
+  binding_state *bs = bs_of(L);
+  lore_config *c = &bs->lrt->cfg;
+  lua_createtable(L, c->nscripts, 0);
+  for (int i = 0; i < c->nscripts; i++) {
+    lua_pushstring(L, c->scripts[i]);
+    lua_rawseti(L, -2, i + 1);
+  }
+  return 1;
+}
+
+int luaopen_lore_core_persist(lua_State *L); /* persist_lua.c: adds journal calls */
+
+int luaopen_lore_core(lua_State *L) {
+  static const luaL_Reg fns[] = {
+      {"actor_create", core_actor_create}, {"addr_ref", core_addr_ref},
+      {"reply", core_reply},               {"current", core_current},
+      {"reply_error", core_reply_error},
+      {"set_current", core_set_current},   {"sender", core_sender},
+      {"stop", core_stop},                 {"stash", core_stash},
+      {"unstash_all", core_unstash_all},   {"stash_size", core_stash_size},
+      {"hold", core_hold},                 {"release", core_release},
+      {"set_capacity", core_set_capacity}, {"mailbox_size", core_mailbox_size},
+      {"schedule", core_schedule},         {"cancel", core_cancel},
+      {"log", core_log},                   {"worker", core_worker},
+      {"spawn_remote", core_spawn_remote}, {"sched_for", core_sched_for},
+      {"new_aid", core_new_aid},           {"script_dirs", core_script_dirs},
+      {NULL, NULL}};
+  luaL_newlib(L, fns);
+  luaopen_lore_core_persist(L);
+  return 1;
+}
+
+/* --- scheduler-level messages on a worker --- */
+
+/* MSG_SPAWN: payload {behaviour, opts}, ival = aid; answered when corr != 0. */
+int worker_sched_message(sched_t *s, lore_msg *m) {
+  binding_state *bs = s->data;
+  lua_State *L = bs->L;
+  if (m->kind != MSG_SPAWN) return ACTOR_CONSUMED;
+  char err[CODEC_ERR_MAX];
+  int ok = 0;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, bs->ref_spawn);
+  lua_pushinteger(L, (lua_Integer)m->ival);
+  if (codec_decode(L, m->data, m->len, err, sizeof err)) {
+    lua_pop(L, 2);
+    lua_pushstring(L, err);
+  } else if (binding_pcall(bs, 2, 2) == LUA_OK) {
+    ok = lua_toboolean(L, -2);
+    lua_remove(L, -2);
+  }
+  /* The spawner counted this actor alive; a failed spawn uncounts it. */
+  if (!ok) {
+    log_debug("spawn failed: %s", lua_tostring(L, -1));
+    if (__atomic_sub_fetch(&s->rt->alive, 1, __ATOMIC_SEQ_CST) == 0) {
+      lore_msg *w = msg_new(MSG_SYSTEM, NULL, 0, NULL, 0);
+      if (w) runtime_send(s->rt, w);
+    }
+  } else {
+    /* actor_create counted it too. */
+    __atomic_sub_fetch(&s->rt->alive, 1, __ATOMIC_SEQ_CST);
+  }
+  if (m->corr) {
+    size_t len = 0;
+    const char *text = lua_tolstring(L, -1, &len);
+    if (!text) text = "", len = 0;
+    binding_reply(s->rt, m->sender, m->corr, !ok, ok ? NULL : text, ok ? 0 : len);
+  } else if (!ok) {
+    log_warn("spawn failed: %s", lua_tostring(L, -1));
+  }
+  lua_pop(L, 1);
+  return ACTOR_CONSUMED;
+}
+
+void worker_dead_letter(sched_t *s, lore_msg *m) {
+  if (m->corr && m->kind == MSG_USER) {
+    static const char e[] = "dead letter: no actor is running at that ref";
+    binding_reply(s->rt, m->sender, m->corr, 1, e, sizeof e - 1);
+  }
+}

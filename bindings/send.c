@@ -1,0 +1,125 @@
+/* send.c: sending from Lua: encoding at the send site, tell/stop on refs, replies. */
+#include <lauxlib.h>
+#include <string.h>
+
+#include "binding.h"
+#include "codec.h"
+#include "ref.h"
+
+const char *binding_encode(lua_State *L, binding_state *bs, int idx, const char *root, size_t *len) {
+  char err[CODEC_ERR_MAX];
+  bs->buf.size = 0;
+  if (codec_encode(L, idx, root, &bs->buf, err, sizeof err)) {
+    bs->buf.size = 0;
+    luaL_error(L, "%s", err);
+  }
+  *len = bs->buf.size;
+  return bs->buf.data ? bs->buf.data : "";
+}
+
+void binding_reply(runtime_t *rt, lore_addr to, uint64_t corr, int is_error, const char *data,
+                   size_t len) {
+  lore_msg *m = msg_new(MSG_REPLY, data, len, NULL, 0);
+  if (!m) return; /* out of memory: the asker times out */
+  m->sub = is_error ? 1 : 0;
+  m->target.sched = to.sched;
+  m->target.aid = 0; /* for the scheduler, which knows the asker by corr */
+  m->corr = corr;
+  runtime_send(rt, m);
+}
+
+void binding_send(binding_state *bs, const void *refp, uint32_t kind, const char *data, size_t len,
+                  uint64_t corr) {
+  const lore_ref *r = refp;
+  lore_msg *m = msg_new(kind, data, len, r->name_len ? r->name : NULL, r->name_len);
+  if (!m) {
+    luaL_error(bs->L, "out of memory");
+    return;
+  }
+  if (!r->name_len) {
+    m->target.sched = r->sched;
+    m->target.aid = r->aid;
+  }
+  if (bs->cur_actor) {
+    m->sender.sched = bs->sched->index;
+    m->sender.aid = bs->cur_actor->aid;
+  }
+  m->corr = corr;
+  runtime_send(bs->sched->rt, m);
+}
+
+static binding_state *sending_state(lua_State *L) {
+  binding_state *bs = lua_touserdata(L, lua_upvalueindex(1));
+  if (!bs || !bs->sched) luaL_error(L, "the runtime is not running (call this inside lore.run)");
+  return bs;
+}
+
+/* ref:tell(msg): fire and forget; the message is copied (encoded) now. */
+static int ref_tell(lua_State *L) {
+  lore_ref *r = ref_check(L, 1);
+  luaL_checkany(L, 2);
+  binding_state *bs = sending_state(L);
+  size_t len;
+  const char *data = binding_encode(L, bs, 2, "message", &len);
+  binding_send(bs, r, MSG_USER, data, len, 0);
+  return 0;
+}
+
+/* ref:stop(): a safe stop, queued behind what the actor already has. */
+static int ref_stop(lua_State *L) {
+  lore_ref *r = ref_check(L, 1);
+  binding_state *bs = sending_state(L);
+  binding_send(bs, r, MSG_STOP, NULL, 0, 0);
+  return 0;
+}
+
+/* ref:id() -> the persistence id, or nil for an address ref */
+static int ref_id(lua_State *L) {
+  lore_ref *r = ref_check(L, 1);
+  if (!r->name_len) return 0;
+  lua_pushlstring(L, r->name, r->name_len);
+  return 1;
+}
+
+int host_ask(lua_State *L); /* lore_module.c: only the host may block on an ask */
+
+static int ref_ask(lua_State *L) {
+  binding_state *bs = sending_state(L);
+  if (!bs->is_host)
+    return luaL_error(L, "ref:ask is for the application script; an actor replies to "
+                         "ctx.sender with tell instead");
+  return host_ask(L);
+}
+
+/* The methods carry their state's binding_state as an upvalue: one lookup
+ * less per send, and the same code serves the host and the workers. */
+void ref_methods_register(lua_State *L, binding_state *bs) {
+  ref_init(L);
+  luaL_getmetatable(L, REF_METATABLE);
+  lua_getfield(L, -1, "__index");
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    static const luaL_Reg methods[] = {{"tell", ref_tell}, {"ask", ref_ask}, {"stop", ref_stop},
+                                       {"id", ref_id},     {NULL, NULL}};
+    luaL_newlibtable(L, methods);
+    lua_pushlightuserdata(L, bs);
+    luaL_setfuncs(L, methods, 1);
+    lua_setfield(L, -2, "__index");
+  } else {
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+}
+
+/* Repeated senders reuse one userdata per state. */
+void binding_push_addr(lua_State *L, lore_addr a) {
+  static const char key[] = "lore.sender_cache";
+  if (lua_getfield(L, LUA_REGISTRYINDEX, key) == LUA_TUSERDATA) {
+    lore_ref *r = ref_test(L, -1);
+    if (r && r->sched == a.sched && r->aid == a.aid && !r->name_len) return;
+  }
+  lua_pop(L, 1);
+  ref_push_addr(L, a.sched, a.aid);
+  lua_pushvalue(L, -1);
+  lua_setfield(L, LUA_REGISTRYINDEX, key);
+}

@@ -1,0 +1,30 @@
+/* inbox.h: a scheduler's MPSC inbox: any thread pushes, the scheduler drains. */
+#ifndef LORE_INBOX_H
+#define LORE_INBOX_H
+
+#include <uv.h>
+
+#include "msg_queue.h"
+
+/* Producers lock only to link a message; the consumer takes the whole queue
+ * in one lock. The wake-up (uv_async_send) is sent only when the queue goes
+ * from empty to non-empty, so a burst of messages shares one wake-up. */
+typedef struct inbox {
+  uv_mutex_t lock;
+  msg_queue q;
+  uv_async_t *wake;
+  int closed;
+} inbox;
+
+int inbox_init(inbox *in, uv_async_t *wake);
+/* Returns 0, or UV_ECANCELED if the inbox is closed (the message is NOT taken). */
+int inbox_push(inbox *in, lore_msg *m);
+/* Pushes a whole queue at once (one lock, at most one wake-up). */
+int inbox_push_all(inbox *in, msg_queue *q);
+/* Moves everything queued into `out` (appended). */
+void inbox_drain(inbox *in, msg_queue *out);
+/* Refuses further pushes; returns what was still queued into `out`. */
+void inbox_close(inbox *in, msg_queue *out);
+void inbox_destroy(inbox *in);
+
+#endif

@@ -1,0 +1,166 @@
+/* runtime.c: the set of schedulers, their threads, and message routing. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "idmap.h"
+#include "log.h"
+#include "scheduler_internal.h"
+
+int runtime_create(const runtime_config *cfg, const runtime_hooks *hooks, void *data,
+                   runtime_t **out) {
+  runtime_t *rt = calloc(1, sizeof *rt);
+  if (!rt) return UV_ENOMEM;
+  int workers = cfg && cfg->workers > 0 ? cfg->workers : (int)uv_available_parallelism();
+  if (workers < 1) workers = 1;
+  if (workers > 1024) workers = 1024;
+  rt->workers = workers;
+  rt->hooks = hooks;
+  rt->data = data;
+  rt->next_aid = 1;
+  rt->next_corr = 1;
+  rt->scheds = calloc((size_t)workers + 1, sizeof *rt->scheds);
+  if (!rt->scheds) goto fail;
+  for (int i = 0; i <= workers; i++) {
+    sched_t *s = malloc(sizeof *s);
+    if (!s) goto fail;
+    int r = sched_init(s, rt, (uint32_t)i);
+    if (r) {
+      free(s);
+      goto fail;
+    }
+    rt->scheds[i] = s;
+  }
+  *out = rt;
+  return 0;
+fail:
+  runtime_free(rt);
+  return UV_ENOMEM;
+}
+
+static void worker_main(void *arg) {
+  sched_t *s = arg;
+  sched_set_current(s);
+  uv_run(&s->loop, UV_RUN_DEFAULT);
+  if (s->rt->hooks->sched_stop) s->rt->hooks->sched_stop(s);
+  sched_set_current(NULL);
+}
+
+typedef struct start_ctx {
+  sched_t *s;
+  uv_sem_t ready;
+  int status;
+} start_ctx;
+
+/* The binding's sched_start runs on the worker thread (a Lua state belongs to
+ * the thread that uses it), and runtime_start waits for its verdict. */
+static void worker_entry(void *arg) {
+  start_ctx *c = arg;
+  sched_t *s = c->s;
+  sched_set_current(s);
+  c->status = s->rt->hooks->sched_start ? s->rt->hooks->sched_start(s) : 0;
+  int ok = c->status == 0;
+  uv_sem_post(&c->ready); /* c is gone after this */
+  if (ok) worker_main(s);
+}
+
+int runtime_start(runtime_t *rt) {
+  int started = 0, status = 0;
+  if (rt->hooks->sched_start && (status = rt->hooks->sched_start(rt->scheds[0]))) return status;
+  for (int i = 1; i <= rt->workers; i++) {
+    start_ctx c = {.s = rt->scheds[i]};
+    uv_sem_init(&c.ready, 0);
+    int r = uv_thread_create(&rt->scheds[i]->thread, worker_entry, &c);
+    if (r == 0) {
+      uv_sem_wait(&c.ready);
+      if (c.status) uv_thread_join(&rt->scheds[i]->thread);
+      r = c.status;
+    }
+    uv_sem_destroy(&c.ready);
+    if (r) {
+      status = r;
+      break;
+    }
+    started++;
+  }
+  rt->started = started;
+  if (status) {
+    runtime_shutdown(rt);
+    runtime_join(rt);
+    if (rt->hooks->sched_stop) rt->hooks->sched_stop(rt->scheds[0]);
+    return status;
+  }
+  sched_set_current(rt->scheds[0]);
+  return 0;
+}
+
+void runtime_shutdown(runtime_t *rt) {
+  for (int i = 1; i <= rt->started; i++) {
+    lore_msg *m = msg_new(MSG_SHUTDOWN, NULL, 0, NULL, 0);
+    if (!m) continue; /* out of memory: that worker stops when the process does */
+    if (inbox_push(&rt->scheds[i]->in, m)) msg_free(m);
+  }
+}
+
+void runtime_join(runtime_t *rt) {
+  for (int i = 1; i <= rt->started; i++) uv_thread_join(&rt->scheds[i]->thread);
+  rt->started = 0;
+}
+
+void runtime_free(runtime_t *rt) {
+  if (!rt) return;
+  if (rt->scheds) {
+    for (int i = 0; i <= rt->workers; i++) {
+      if (!rt->scheds[i]) continue;
+      sched_destroy(rt->scheds[i]);
+      free(rt->scheds[i]);
+    }
+    free(rt->scheds);
+  }
+  if (sched_current() && sched_current()->rt == rt) sched_set_current(NULL);
+  free(rt);
+}
+
+uv_loop_t *runtime_host_loop(runtime_t *rt) { return &rt->scheds[0]->loop; }
+sched_t *runtime_host(runtime_t *rt) { return rt->scheds[0]; }
+
+uint64_t runtime_new_aid(runtime_t *rt) {
+  return __atomic_fetch_add(&rt->next_aid, 1, __ATOMIC_RELAXED);
+}
+
+uint64_t runtime_new_corr(runtime_t *rt) {
+  return __atomic_fetch_add(&rt->next_corr, 1, __ATOMIC_RELAXED);
+}
+
+uint32_t runtime_sched_for_name(runtime_t *rt, const char *name) {
+  return 1 + (uint32_t)(idmap_hash_str(name) % (uint64_t)rt->workers);
+}
+
+uint32_t runtime_sched_next(runtime_t *rt) {
+  static uint32_t rr; /* placement hint only: a race just picks another worker */
+  uint32_t n = __atomic_fetch_add(&rr, 1, __ATOMIC_RELAXED);
+  return 1 + n % (uint32_t)rt->workers;
+}
+
+void runtime_send(runtime_t *rt, lore_msg *m) {
+  if (!m->target.aid && m->name) m->target.sched = runtime_sched_for_name(rt, m->name);
+  uint32_t t = m->target.sched;
+  if (t > (uint32_t)rt->workers) {
+    __atomic_add_fetch(&rt->dead_letters, 1, __ATOMIC_RELAXED);
+    msg_free(m);
+    return;
+  }
+  sched_t *cur = sched_current();
+  if (cur && cur->rt == rt) {
+    if (cur->index == t && !cur->closed) {
+      sched_deliver_local(cur, m);
+      return;
+    }
+    /* Batched: flushed before this loop blocks, one wake-up per target. */
+    msg_queue_push(&cur->outbox[t], m);
+    return;
+  }
+  if (inbox_push(&rt->scheds[t]->in, m)) {
+    __atomic_add_fetch(&rt->dead_letters, 1, __ATOMIC_RELAXED);
+    msg_free(m);
+  }
+}

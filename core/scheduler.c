@@ -1,0 +1,396 @@
+/* scheduler.c: a scheduler's loop, its ready queue, and the actors it runs. */
+#include "scheduler.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "scheduler_internal.h"
+
+static __thread sched_t *current_sched;
+
+sched_t *sched_current(void) { return current_sched; }
+
+void sched_set_current(sched_t *s) { current_sched = s; }
+
+void sched_run(sched_t *s);
+
+static void sched_idle_cb(uv_idle_t *h) { sched_run(h->data); }
+
+static int actor_deliverable(const actor_t *a) {
+  return !a->dead && (!msg_queue_empty(&a->sysq) || (!a->held && !msg_queue_empty(&a->mailbox)));
+}
+
+static void make_ready(actor_t *a) {
+  if (a->ready || a->running || !actor_deliverable(a)) return;
+  sched_t *s = a->sched;
+  a->ready = 1;
+  a->next_ready = NULL;
+  if (s->ready_tail)
+    s->ready_tail->next_ready = a;
+  else
+    s->ready_head = a;
+  s->ready_tail = a;
+  if (!s->running && !s->closed) uv_idle_start(&s->idle, sched_idle_cb);
+}
+
+void sched_dead_letter(sched_t *s, lore_msg *m) {
+  __atomic_add_fetch(&s->rt->dead_letters, 1, __ATOMIC_RELAXED);
+  log_debug("dead letter: kind %u to %u:%llu%s%s", m->kind, m->target.sched,
+            (unsigned long long)m->target.aid, m->name ? " id " : "", m->name ? m->name : "");
+  if (s->rt->hooks->dead_letter) s->rt->hooks->dead_letter(s, m);
+  msg_free(m);
+}
+
+static void drain_dead(sched_t *s, msg_queue *q) {
+  lore_msg *m;
+  while ((m = msg_queue_pop(q))) sched_dead_letter(s, m);
+}
+
+static void maybe_finalize(actor_t *a);
+
+void actor_enqueue(actor_t *a, lore_msg *m) {
+  if (a->dead) {
+    sched_dead_letter(a->sched, m);
+    return;
+  }
+  if (m->kind == MSG_USER || m->kind == MSG_STOP || m->kind == MSG_TIMER) {
+    if (a->held && a->hold_capacity && m->kind != MSG_STOP && a->mailbox.count >= a->hold_capacity &&
+        a->ops->overflow) {
+      a->ops->overflow(a, m);
+      return;
+    }
+    msg_queue_push(&a->mailbox, m);
+  } else {
+    msg_queue_push(&a->sysq, m);
+  }
+  make_ready(a);
+}
+
+int actor_create(sched_t *s, uint64_t aid, const char *name, const actor_ops *ops, void *data,
+                 actor_t **out) {
+  if (s->shutting_down) return UV_ECANCELED;
+  if (name && idmap_get_str(&s->by_name, name)) return UV_EEXIST;
+  actor_t *a = calloc(1, sizeof *a);
+  if (!a) return UV_ENOMEM;
+  if (name && !(a->name = strdup(name))) goto fail_name;
+  a->aid = aid;
+  a->sched = s;
+  a->ops = ops;
+  a->data = data;
+  msg_queue_init(&a->mailbox);
+  msg_queue_init(&a->sysq);
+  msg_queue_init(&a->stash);
+  if (idmap_put(&s->by_aid, aid, a)) goto fail_aid;
+  if (a->name && idmap_put_str(&s->by_name, a->name, a)) goto fail_map;
+  s->actors++;
+  __atomic_add_fetch(&s->rt->alive, 1, __ATOMIC_SEQ_CST);
+  *out = a;
+  return 0;
+fail_map:
+  idmap_remove(&s->by_aid, aid);
+fail_aid:
+  free(a->name);
+fail_name:
+  free(a);
+  return UV_ENOMEM;
+}
+
+actor_t *sched_find(sched_t *s, uint64_t aid) { return idmap_get(&s->by_aid, aid); }
+
+actor_t *sched_find_name(sched_t *s, const char *name) { return idmap_get_str(&s->by_name, name); }
+
+void actor_hold(actor_t *a) { a->held++; }
+
+void actor_release(actor_t *a) {
+  if (a->held) a->held--;
+  make_ready(a);
+}
+
+void actor_stash(actor_t *a, lore_msg *m) { msg_queue_push(&a->stash, m); }
+
+void actor_unstash_all(actor_t *a) {
+  msg_queue_prepend(&a->mailbox, &a->stash);
+  make_ready(a);
+}
+
+void actor_io_begin(actor_t *a) { a->pending_io++; }
+
+void actor_io_end(actor_t *a) {
+  if (a->pending_io) a->pending_io--;
+  maybe_finalize(a);
+}
+
+void actor_stop(actor_t *a) {
+  a->stopping = 1;
+  maybe_finalize(a);
+}
+
+void sched_notify_idle(sched_t *s);
+
+static void maybe_finalize(actor_t *a) {
+  if (!a->stopping || a->dead || a->running || a->pending_io) return;
+  sched_t *s = a->sched;
+  a->dead = 1;
+  idmap_remove(&s->by_aid, a->aid);
+  if (a->name) idmap_remove_str(&s->by_name, a->name);
+  a->ops->stopped(a);
+  drain_dead(s, &a->sysq);
+  drain_dead(s, &a->stash);
+  drain_dead(s, &a->mailbox);
+  s->actors--;
+  if (!a->ready) {
+    free(a->name);
+    free(a);
+  } /* else freed when the ready queue reaches it */
+  int64_t left = __atomic_sub_fetch(&s->rt->alive, 1, __ATOMIC_SEQ_CST);
+  if (left == 0) {
+    /* The host may be waiting for the last actor to end the application. */
+    lore_msg *m = msg_new(MSG_SYSTEM, NULL, 0, NULL, 0);
+    if (m) {
+      m->target.sched = 0;
+      runtime_send(s->rt, m);
+    }
+  }
+  sched_notify_idle(s);
+}
+
+/* One actor's turn: system messages first, then commands unless held. */
+static void run_actor(actor_t *a, int *budget) {
+  int n = 0;
+  a->running = 1;
+  while (n < ACTOR_TURN_BUDGET && !a->stopping) {
+    lore_msg *m = msg_queue_pop(&a->sysq);
+    if (!m && !a->held) m = msg_queue_pop(&a->mailbox);
+    if (!m) break;
+    n++;
+    if (a->ops->receive(a, m) == ACTOR_CONSUMED) msg_free(m);
+  }
+  a->running = 0;
+  *budget -= n ? n : 1;
+  if (a->stopping)
+    maybe_finalize(a);
+  else
+    make_ready(a);
+}
+
+static void stop_each(void *value, void *ud) {
+  (void)ud;
+  actor_t *a = value;
+  lore_msg *m = msg_new(MSG_STOP, NULL, 0, NULL, 0);
+  if (m)
+    actor_enqueue(a, m);
+  else
+    actor_stop(a);
+}
+
+/* Safe stop of every actor (each after what is already queued for it), then
+ * the loop ends once the last one is gone. */
+static void sched_begin_shutdown(sched_t *s) {
+  if (s->shutting_down) return;
+  s->shutting_down = 1;
+  idmap_each(&s->by_aid, stop_each, NULL);
+  sched_notify_idle(s);
+}
+
+/* Routes a message that arrived through the inbox. */
+static void route(sched_t *s, lore_msg *m) {
+  if (m->kind == MSG_SHUTDOWN) {
+    msg_free(m);
+    sched_begin_shutdown(s);
+    return;
+  }
+  actor_t *a = NULL;
+  if (m->target.aid)
+    a = idmap_get(&s->by_aid, m->target.aid);
+  else if (m->name)
+    a = idmap_get_str(&s->by_name, m->name);
+  else {
+    if (s->rt->hooks->sched_message(s, m) == ACTOR_CONSUMED) msg_free(m);
+    return;
+  }
+  if (a)
+    actor_enqueue(a, m);
+  else
+    sched_dead_letter(s, m);
+}
+
+void sched_deliver_local(sched_t *s, lore_msg *m) { route(s, m); }
+
+static void drain_inbox(sched_t *s) {
+  msg_queue q;
+  msg_queue_init(&q);
+  inbox_drain(&s->in, &q);
+  lore_msg *m;
+  while ((m = msg_queue_pop(&q))) route(s, m);
+}
+
+void sched_run(sched_t *s) {
+  if (s->running) return;
+  s->running = 1;
+  drain_inbox(s);
+  int budget = SCHED_RUN_BUDGET;
+  while (budget > 0 && s->ready_head) {
+    actor_t *a = s->ready_head;
+    s->ready_head = a->next_ready;
+    if (!s->ready_head) s->ready_tail = NULL;
+    a->ready = 0;
+    if (a->dead) {
+      free(a->name);
+      free(a);
+      continue;
+    }
+    run_actor(a, &budget);
+  }
+  s->running = 0;
+  if (s->closed) return;
+  if (s->ready_head)
+    uv_idle_start(&s->idle, sched_idle_cb);
+  else
+    uv_idle_stop(&s->idle);
+}
+
+static void walk_close(uv_handle_t *h, void *ud);
+
+/* Once a shutting-down scheduler has no actor left, it refuses new messages
+ * and closes its handles, which ends its loop. */
+void sched_notify_idle(sched_t *s) {
+  if (!s->shutting_down || s->actors || s->closed || s->index == 0) return;
+  s->closed = 1;
+  msg_queue left;
+  msg_queue_init(&left);
+  inbox_close(&s->in, &left);
+  lore_msg *m;
+  while ((m = msg_queue_pop(&left))) {
+    if (m->kind == MSG_SHUTDOWN) {
+      msg_free(m);
+      continue;
+    }
+    sched_dead_letter(s, m);
+  }
+  uv_walk(&s->loop, walk_close, NULL);
+}
+
+static void wake_cb(uv_async_t *h) { sched_run(h->data); }
+
+void sched_flush(sched_t *s) {
+  runtime_t *rt = s->rt;
+  for (int i = 0; i <= rt->workers; i++) {
+    if (msg_queue_empty(&s->outbox[i])) continue;
+    msg_queue q = s->outbox[i];
+    msg_queue_init(&s->outbox[i]);
+    if (inbox_push_all(&rt->scheds[i]->in, &q) != 0) {
+      lore_msg *m;
+      while ((m = msg_queue_pop(&q))) {
+        __atomic_add_fetch(&rt->dead_letters, 1, __ATOMIC_RELAXED);
+        msg_free(m);
+      }
+    }
+  }
+}
+
+static void flush_cb(uv_prepare_t *h) { sched_flush(h->data); }
+
+int sched_init(sched_t *s, runtime_t *rt, uint32_t index) {
+  int r;
+  memset(s, 0, sizeof *s);
+  s->rt = rt;
+  s->index = index;
+  idmap_init(&s->by_aid);
+  idmap_init(&s->by_name);
+  s->outbox = calloc((size_t)rt->workers + 1, sizeof *s->outbox);
+  if (!s->outbox) return UV_ENOMEM;
+  if ((r = uv_loop_init(&s->loop))) goto fail_loop;
+  if ((r = uv_async_init(&s->loop, &s->wake, wake_cb))) goto fail_async;
+  s->wake.data = s;
+  if ((r = inbox_init(&s->in, &s->wake))) goto fail_inbox;
+  uv_idle_init(&s->loop, &s->idle);
+  s->idle.data = s;
+  uv_prepare_init(&s->loop, &s->flush);
+  s->flush.data = s;
+  uv_prepare_start(&s->flush, flush_cb);
+  uv_unref((uv_handle_t *)&s->flush);
+  return 0;
+fail_inbox:
+  uv_close((uv_handle_t *)&s->wake, NULL);
+  uv_run(&s->loop, UV_RUN_NOWAIT);
+fail_async:
+  uv_loop_close(&s->loop);
+fail_loop:
+  free(s->outbox);
+  return r;
+}
+
+/* Frees what is left once the loop has ended (its handles closed). */
+void sched_destroy(sched_t *s) {
+  if (!s->closed) {
+    s->closed = 1;
+    msg_queue left;
+    msg_queue_init(&left);
+    inbox_close(&s->in, &left);
+    lore_msg *m;
+    while ((m = msg_queue_pop(&left))) msg_free(m);
+    uv_walk(&s->loop, walk_close, NULL);
+  }
+  uv_run(&s->loop, UV_RUN_DEFAULT);
+  if (uv_loop_close(&s->loop) != 0) log_warn("scheduler %u: loop still had handles", s->index);
+  for (int i = 0; i <= s->rt->workers; i++) {
+    lore_msg *m;
+    while ((m = msg_queue_pop(&s->outbox[i]))) msg_free(m);
+  }
+  free(s->outbox);
+  inbox_destroy(&s->in);
+  idmap_free(&s->by_aid);
+  idmap_free(&s->by_name);
+}
+
+/* --- timers --- */
+
+struct sched_timer {
+  uv_timer_t h;
+  void (*fn)(void *ud);
+  void (*free_ud)(void *ud);
+  void *ud;
+  int fired;
+};
+
+static void timer_closed(uv_handle_t *h) {
+  sched_timer *t = h->data;
+  if (!t->fired && t->free_ud) t->free_ud(t->ud);
+  free(t);
+}
+
+static void timer_fire(uv_timer_t *h) {
+  sched_timer *t = h->data;
+  t->fired = 1;
+  uv_close((uv_handle_t *)h, timer_closed);
+  t->fn(t->ud);
+}
+
+sched_timer *sched_timer_start(sched_t *s, uint64_t ms, void (*fn)(void *ud), void *ud,
+                               void (*free_ud)(void *ud)) {
+  if (s->closed) return NULL;
+  sched_timer *t = calloc(1, sizeof *t);
+  if (!t) return NULL;
+  uv_timer_init(&s->loop, &t->h);
+  t->h.data = t;
+  t->fn = fn;
+  t->ud = ud;
+  t->free_ud = free_ud;
+  uv_timer_start(&t->h, timer_fire, ms, 0);
+  return t;
+}
+
+void sched_timer_cancel(sched_timer *t) {
+  if (t->fired || uv_is_closing((uv_handle_t *)&t->h)) return;
+  uv_close((uv_handle_t *)&t->h, timer_closed);
+}
+
+static void walk_close(uv_handle_t *h, void *ud) {
+  (void)ud;
+  if (uv_is_closing(h)) return;
+  if (h->type == UV_TIMER && ((uv_timer_t *)h)->timer_cb == timer_fire)
+    uv_close(h, timer_closed);
+  else
+    uv_close(h, NULL);
+}

@@ -1,0 +1,192 @@
+/* scheduler.h: schedulers, actors and the runtime that owns them. */
+#ifndef LORE_SCHEDULER_H
+#define LORE_SCHEDULER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "idmap.h"
+#include "inbox.h"
+#include "msg.h"
+#include "msg_queue.h"
+
+/*
+ * The runtime's invariants, in one place:
+ *
+ * - A runtime has one host scheduler (index 0: the embedding thread's loop,
+ *   where the application script runs) and `workers` worker schedulers
+ *   (indexes 1..workers), each a thread with its own uv_loop_t. Actors live on
+ *   workers, on exactly one for their whole life. A persistent actor lives on
+ *   the worker chosen by the hash of its persistence id, so a lookup by id (and
+ *   the single-writer check) is local to one scheduler and needs no lock.
+ * - Everything an actor owns is touched only by its scheduler's thread. Other
+ *   threads reach it only through that scheduler's inbox (MPSC, one lock per
+ *   batch, one uv_async_send wake-up per empty->non-empty transition).
+ * - Messages sent during a turn to other schedulers are batched in per-target
+ *   outboxes and flushed before the loop blocks (uv_prepare): many messages,
+ *   one wake-up.
+ * - An actor has three queues: `sysq` (system messages: always first),
+ *   `mailbox` (commands, in FIFO order) and `stash` (the user stash). While
+ *   `held` > 0 (a persist in flight, recovery running, restart back-off) the
+ *   mailbox is not delivered: that is the internal stash. Order is kept
+ *   because nothing overtakes the mailbox: unstash_all puts the user stash
+ *   back at the mailbox's front.
+ * - A scheduler runs ready actors round-robin, at most ACTOR_TURN_BUDGET
+ *   messages per actor per turn and SCHED_RUN_BUDGET per loop iteration, so
+ *   one busy actor never starves the others or the loop's I/O.
+ * - An actor is freed only by its scheduler, after its binding's `stopped`
+ *   hook, when it is not running and has no I/O in flight (`pending_io`).
+ * - The core never raises, never aborts: calls return 0 or a negative code.
+ */
+
+#define ACTOR_TURN_BUDGET 64
+#define SCHED_RUN_BUDGET 8192
+
+typedef struct actor actor_t;
+typedef struct sched sched_t;
+typedef struct runtime runtime_t;
+
+typedef struct actor_ops {
+  /* Handles one message. Returns ACTOR_CONSUMED (the core frees m) or
+   * ACTOR_KEPT (the binding took ownership of m, e.g. it stashed it). */
+  int (*receive)(actor_t *a, lore_msg *m);
+  /* A command arrived while the actor is held and its mailbox is at
+   * `hold_capacity`. The binding takes ownership of m. */
+  void (*overflow)(actor_t *a, lore_msg *m);
+  /* The actor is gone: release what the binding holds. Called once. */
+  void (*stopped)(actor_t *a);
+} actor_ops;
+
+enum { ACTOR_CONSUMED = 0, ACTOR_KEPT = 1 };
+
+struct actor {
+  uint64_t aid;
+  sched_t *sched;
+  const actor_ops *ops;
+  void *data;         /* the binding's */
+  char *name;         /* persistence id, or NULL */
+  msg_queue mailbox;  /* commands */
+  msg_queue sysq;     /* system messages */
+  msg_queue stash;    /* the user stash */
+  actor_t *next_ready;
+  uint32_t held;          /* > 0: mailbox not delivered */
+  uint32_t pending_io;    /* journal writes or reads in flight */
+  size_t hold_capacity;   /* max mailbox length while held (0: unbounded) */
+  uint8_t ready, running, stopping, dead;
+};
+
+typedef struct sched_timer sched_timer;
+
+typedef struct runtime_hooks {
+  /* On the scheduler's own thread, before its loop runs (e.g. create its Lua
+   * state). A nonzero return fails runtime_start. */
+  int (*sched_start)(sched_t *s);
+  /* On the scheduler's own thread, after every actor is gone. */
+  void (*sched_stop)(sched_t *s);
+  /* A message for the scheduler itself: MSG_REPLY, MSG_SPAWN, or MSG_SYSTEM
+   * with target.aid 0. Returns ACTOR_CONSUMED or ACTOR_KEPT. */
+  int (*sched_message)(sched_t *s, lore_msg *m);
+  /* A message that found no actor, or was left when its actor stopped. The
+   * core frees it afterwards (the hook may answer an ask with an error). */
+  void (*dead_letter)(sched_t *s, lore_msg *m);
+} runtime_hooks;
+
+typedef struct runtime_config {
+  int workers; /* 0: one per core */
+} runtime_config;
+
+struct sched {
+  runtime_t *rt;
+  uint32_t index;
+  uv_loop_t loop;
+  uv_async_t wake;
+  uv_idle_t idle;    /* keeps the loop spinning while actors are ready */
+  uv_prepare_t flush; /* flushes outboxes before the loop blocks */
+  uv_thread_t thread;
+  inbox in;
+  msg_queue *outbox; /* one per scheduler index */
+  actor_t *ready_head, *ready_tail;
+  idmap by_aid, by_name;
+  size_t actors;
+  int shutting_down, running, closed;
+  void *data; /* the binding's (its Lua state) */
+};
+
+struct runtime {
+  int workers;
+  sched_t **scheds; /* [0] host, [1..workers] workers */
+  const runtime_hooks *hooks;
+  void *data;
+  uint64_t next_aid;     /* atomic */
+  int64_t alive;         /* atomic: actors spawned and not yet stopped */
+  uint64_t dead_letters; /* atomic */
+  uint64_t next_corr;    /* atomic */
+  int started;
+};
+
+/* Creates a runtime (host scheduler on a new loop owned by the runtime, run by
+ * the caller with runtime_host_loop) without starting worker threads. */
+int runtime_create(const runtime_config *cfg, const runtime_hooks *hooks, void *data,
+                   runtime_t **out);
+/* Starts the worker threads. On error nothing is left running. */
+int runtime_start(runtime_t *rt);
+/* Asks every worker to stop its actors safely and end its loop. Any thread. */
+void runtime_shutdown(runtime_t *rt);
+/* Waits for the worker threads to end (after runtime_shutdown). */
+void runtime_join(runtime_t *rt);
+/* Frees everything (after runtime_join, or if never started). */
+void runtime_free(runtime_t *rt);
+uv_loop_t *runtime_host_loop(runtime_t *rt);
+sched_t *runtime_host(runtime_t *rt);
+
+uint64_t runtime_new_aid(runtime_t *rt);
+uint64_t runtime_new_corr(runtime_t *rt);
+/* The worker for a persistence id (stable for a given worker count). */
+uint32_t runtime_sched_for_name(runtime_t *rt, const char *name);
+/* Round-robin worker for an actor without id. */
+uint32_t runtime_sched_next(runtime_t *rt);
+
+/* Sends m to m->target (by address, or by m->name when target.aid is 0 and
+ * name is set; a scheduler message when both are unset). From any thread.
+ * Takes ownership of m in every case: a message that cannot be delivered is a
+ * dead letter. */
+void runtime_send(runtime_t *rt, lore_msg *m);
+/* The scheduler running on this thread, or NULL. */
+sched_t *sched_current(void);
+
+/* --- actors (only on their scheduler's thread) --- */
+
+/* Creates an actor with a given aid (runtime_new_aid) and optional persistence
+ * id. Returns 0, UV_EEXIST if that id is already live here, UV_ECANCELED if
+ * the scheduler is shutting down, UV_ENOMEM. Counts it alive on success. */
+int actor_create(sched_t *s, uint64_t aid, const char *name, const actor_ops *ops, void *data,
+                 actor_t **out);
+actor_t *sched_find(sched_t *s, uint64_t aid);
+actor_t *sched_find_name(sched_t *s, const char *name);
+/* Queues a message for a local actor (mailbox or sysq by kind). */
+void actor_enqueue(actor_t *a, lore_msg *m);
+void actor_hold(actor_t *a);
+void actor_release(actor_t *a);
+/* Moves m (the message being handled, owned by the binding after ACTOR_KEPT)
+ * to the user stash. */
+void actor_stash(actor_t *a, lore_msg *m);
+/* Puts the user stash back in front of the mailbox, in its order. */
+void actor_unstash_all(actor_t *a);
+/* Stops the actor once it is not running and has no I/O in flight. What is
+ * left in its queues becomes dead letters. */
+void actor_stop(actor_t *a);
+void actor_io_begin(actor_t *a);
+void actor_io_end(actor_t *a);
+void sched_dead_letter(sched_t *s, lore_msg *m);
+
+/* --- one-shot timers on a scheduler's loop --- */
+
+/* Calls fn(ud) after `ms` milliseconds on s's thread. If the timer is
+ * cancelled (or the scheduler closes first), free_ud(ud) runs instead.
+ * Returns NULL when out of memory. */
+sched_timer *sched_timer_start(sched_t *s, uint64_t ms, void (*fn)(void *ud), void *ud,
+                               void (*free_ud)(void *ud));
+void sched_timer_cancel(sched_timer *t);
+
+#endif

@@ -1,0 +1,14 @@
+/* sched_internal.h: what runtime.c needs of sched.c, not for bindings. */
+#ifndef LORE_SCHEDULER_INTERNAL_H
+#define LORE_SCHEDULER_INTERNAL_H
+
+#include "scheduler.h"
+
+int sched_init(sched_t *s, runtime_t *rt, uint32_t index);
+void sched_destroy(sched_t *s);
+void sched_run(sched_t *s);
+void sched_flush(sched_t *s);
+void sched_set_current(sched_t *s);
+void sched_deliver_local(sched_t *s, lore_msg *m);
+
+#endif
