@@ -20,6 +20,7 @@ enum {
   SNAPSHOT_ECORRUPT = -5103,  /* stored bytes fail their CRC */
   SNAPSHOT_EURI = -5104,
   SNAPSHOT_ENOMEM = -5105,
+  SNAPSHOT_EINVAL = -5106, /* bad argument (NULL pointer, negative seq/ts/skip) */
 };
 
 const char *snapshot_strerror(int code);
@@ -62,7 +63,11 @@ typedef struct snapshot_store snapshot_store_t;
 
 /* "memory:" / "memory:NAME" (shared per NAME in the process), "sqlite:PATH",
  * "dir:PATH" (one file per snapshot: written to a temporary file, fsynced,
- * renamed, directory fsynced). */
+ * renamed, directory fsynced).
+ * In the calls below a NULL crit means snapshot_criteria_latest(), load's meta
+ * may be NULL, and a load that hits SNAPSHOT_ECORRUPT still fills meta with the
+ * corrupt snapshot's seq and timestamp (so the caller can log it and retry with
+ * skip + 1). */
 int snapshot_store_open(const char *uri, snapshot_store_t **out);
 int snapshot_store_save(snapshot_store_t *s, const char *id, const snapshot_meta *meta,
                         const void *data, size_t len);
@@ -72,5 +77,14 @@ int snapshot_store_delete(snapshot_store_t *s, const char *id, const snapshot_cr
 int snapshot_store_list(snapshot_store_t *s, const char *id, const snapshot_criteria *crit,
                         snapshot_meta *out, size_t cap, size_t *n);
 void snapshot_store_close(snapshot_store_t *s);
+
+/* The built-in backends, looked up by scheme in snapshot_store_open. */
+extern const snapshot_backend snapshot_memory_backend;
+extern const snapshot_backend snapshot_sqlite_backend;
+extern const snapshot_backend snapshot_dir_backend;
+
+/* CRC-32C (Castagnoli), shared by the sqlite and dir backends to detect corrupt
+ * bytes. Chains like zlib's crc32: start with 0, feed the previous result. */
+uint32_t snapshot_crc32c(uint32_t crc, const void *data, size_t len);
 
 #endif
