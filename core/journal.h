@@ -20,6 +20,9 @@
  *   the batch committed (status 0) or failed (negative code). The callback
  *   must be quick and thread-safe (typically: post to a scheduler's inbox).
  * - The highest sequence number of an id survives deletion of its events.
+ * - A seq is never reused: a write whose first seq is at or below the id's
+ *   highest seq (stored or since deleted) is JOURNAL_ECONFLICT. Gaps are not
+ *   refused here; recovery reports them.
  * - Reads (replay, highest_seq, list_ids) are blocking and thread-safe: the
  *   caller runs them on libuv's thread pool. A backend gives each reading
  *   thread its own connection.
@@ -57,6 +60,12 @@ typedef struct journal_event {
 /* Computes and stores the CRC32C of the payload. */
 void journal_event_seal(journal_event *ev);
 uint32_t crc32c(uint32_t crc, const void *data, size_t len);
+/* The table-driven CRC32C that crc32c uses where the CPU lacks an instruction
+ * for it; exported so a test can check both give the same result. */
+uint32_t crc32c_portable(uint32_t crc, const void *data, size_t len);
+
+/* The largest payload a write may carry; a bigger one is JOURNAL_EREJECTED. */
+#define JOURNAL_MAX_PAYLOAD ((size_t)64 << 20)
 
 typedef struct journal_write journal_write;
 typedef void (*journal_write_cb)(journal_write *w, int status);
@@ -85,6 +94,7 @@ typedef int (*journal_replay_cb)(const journal_event *ev, void *ud);
 
 typedef struct journal_options {
   int synchronous_full; /* sqlite: 1 = synchronous=FULL (default), 0 = NORMAL */
+  int busy_timeout_ms;  /* sqlite: wait for another process's lock; 0 = 5000 ms */
 } journal_options;
 
 /* A backend: blocking operations on its own state. The writer thread is the
@@ -115,6 +125,13 @@ typedef struct journal_backend {
 extern const journal_backend journal_memory_backend;
 extern const journal_backend journal_sqlite_backend;
 
+/* For backends: JOURNAL_EREJECTED if the write is invalid before storage (an
+ * unknown kind; events: empty or mixed ids, seq <= 0, non-consecutive seqs, a
+ * NULL payload with a length, a payload over JOURNAL_MAX_PAYLOAD, a crc32c that
+ * does not match the payload (the event was not sealed or was damaged); a
+ * delete with an empty id), else 0. A write of zero events is valid. */
+int journal_write_validate(const journal_write *w);
+
 typedef struct journal journal_t;
 
 /*
@@ -142,5 +159,10 @@ void journal_stats(journal_t *j, uint64_t *batches, uint64_t *writes);
 /* Finishes every queued write (their callbacks fire), stops the writer,
  * closes the backend and frees the journal. */
 void journal_close(journal_t *j);
+
+/* Tests only: while paused, the writer takes nothing from its queue, so the
+ * writes submitted meanwhile form one batch once it resumes. journal_close
+ * ignores the pause (it drains anyway). */
+void journal_pause_for_test(journal_t *j, int paused);
 
 #endif
