@@ -36,11 +36,11 @@
 
 enum { KEY_INT, KEY_STACK, KEY_OTHER };
 
-/* The key under which the value at one nesting level is being encoded; kept only so an error
- * can name the path. Building it costs two stores per value, nothing on success paths. */
+/* The key under which the value at one nesting level is being encoded, kept so an error can
+ * name the path: a store or two per value, while the path text is only built on error. */
 typedef struct {
-  int kind;      /* KEY_INT: array index i; KEY_STACK: the key at Lua stack index idx */
-  int idx;       /* KEY_OTHER: a key being encoded itself, rendered "[?]" */
+  int kind;      /* KEY_INT: array index `i`; KEY_STACK: the key at Lua stack index `idx`; */
+  int idx;       /* KEY_OTHER: we are inside a map key itself, rendered "[?]" */
   lua_Integer i;
 } enc_key;
 
@@ -396,11 +396,11 @@ static inline dec_obj dec_cb_root(dec_user *u) {
   return o;
 }
 
-#define DEC_PUSH_INT(name, type)                            \
-  static inline int dec_cb##name(dec_user *u, type d, dec_obj *o) { \
-    o->next = 0;                                            \
-    lua_pushinteger(u->L, (lua_Integer)d);                  \
-    return 0;                                               \
+#define DEC_PUSH_INT(name, type)                                     \
+  static inline int dec_cb##name(dec_user *u, type d, dec_obj *o) {  \
+    o->next = 0;                                                     \
+    lua_pushinteger(u->L, (lua_Integer)d);                           \
+    return 0;                                                        \
   }
 DEC_PUSH_INT(_uint8, uint8_t)
 DEC_PUSH_INT(_uint16, uint16_t)
