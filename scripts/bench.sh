@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# bench.sh [--smoke] [BUILD_DIR]: builds Release and runs every benchmark.
+#   default  full sizes (figures for the README; takes a few minutes)
+#   --smoke  tiny sizes: checks the benchmarks still run (test.sh runs this)
+# Benchmarks print figures; they never fail on time. A benchmark that crashes
+# or exits non-zero makes this script exit non-zero.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+SMOKE=0
+BUILD_DIR=build
+for a in "$@"; do
+  case "$a" in
+    --smoke) SMOKE=1 ;;
+    -h | --help)
+      sed -n '2,6p' "$0"
+      exit 0
+      ;;
+    -*)
+      echo "bench.sh: unknown option $a" >&2
+      exit 2
+      ;;
+    *) BUILD_DIR=$a ;;
+  esac
+done
+[[ "$BUILD_DIR" = /* ]] || BUILD_DIR="$ROOT/$BUILD_DIR"
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/lore-bench.XXXXXX")
+trap 'rm -rf "$TMP"' EXIT
+export LORE_TEST_TMP="$TMP"
+
+if ! "$ROOT/scripts/build.sh" "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release >"$TMP/build.log" 2>&1; then
+  cat "$TMP/build.log" >&2
+  echo "bench.sh: the Release build failed" >&2
+  exit 1
+fi
+cd "$ROOT"
+
+failed=0
+run() {
+  local name=$1
+  shift
+  echo
+  echo "=== bench: $name ($*)"
+  if ! "$@"; then
+    echo "=== bench: $name FAILED" >&2
+    failed=$((failed + 1))
+  fi
+}
+
+# The C benchmarks are built by CMake from tests/bench/bench_*.c when present.
+run_if_built() {
+  local name=$1 exe=$2
+  shift 2
+  if [[ -x "$exe" ]]; then
+    run "$name" "$exe" "$@"
+  else
+    echo
+    echo "=== bench: $name: $exe not built, skipped"
+  fi
+}
+
+if ((SMOKE)); then
+  run runtime "$BUILD_DIR/lore" run tests/bench/runtime_bench.lua 0.01
+  run_if_built journal "$BUILD_DIR/bench_journal" 0.01
+  run_if_built snapshot "$BUILD_DIR/bench_snapshot" 4096 10
+else
+  run runtime "$BUILD_DIR/lore" run tests/bench/runtime_bench.lua
+  run_if_built journal "$BUILD_DIR/bench_journal"
+  run_if_built snapshot "$BUILD_DIR/bench_snapshot"
+fi
+
+echo
+if ((failed)); then
+  echo "bench: $failed benchmark(s) failed" >&2
+  exit 1
+fi
+echo "bench: all benchmarks ran"
