@@ -35,7 +35,7 @@ static int actor_receive(actor_t *a, lore_msg *m) {
   lua_State *L = bs->L;
   bs->cur_actor = a;
   bs->cur_sender = m->sender;
-  bs->cur_corr = m->corr;
+  bs->cur_corr = m->kind == MSG_USER ? m->corr : 0; /* system messages answer no ask */
   bs->cur_msg = m;
   int kept = ACTOR_CONSUMED;
   char err[CODEC_ERR_MAX];
@@ -65,8 +65,9 @@ static int actor_receive(actor_t *a, lore_msg *m) {
       lua_rawgeti(L, LUA_REGISTRYINDEX, rec_ref(a));
       lua_pushinteger(L, (lua_Integer)m->sub);
       lua_pushinteger(L, (lua_Integer)m->ival);
+      lua_pushinteger(L, (lua_Integer)m->corr);
       lua_pushlightuserdata(L, m);
-      call_entry(bs, a, bs->ref_system, 3);
+      call_entry(bs, a, bs->ref_system, 4);
       break;
     default:
       break;

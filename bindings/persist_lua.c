@@ -1,9 +1,428 @@
-/* persist_lua.c: the journal calls runtime.lua uses for persistent actors. */
+/* persist_lua.c: the journal calls runtime.lua makes for persistent actors. */
 #include <lauxlib.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
 
 #include "binding.h"
+#include "codec.h"
+#include "log.h"
+
+/* System message subtypes (MSG_SYSTEM.sub), shared with persistent.lua. */
+enum { SYS_PERSISTED = 16, SYS_DELETED = 17, SYS_PAGE = 18 };
+
+#define REPLAY_PAGE 4096
+
+static binding_state *bs_of(lua_State *L) { return *(binding_state **)lua_getextraspace(L); }
+
+static actor_t *check_actor(lua_State *L, int idx) {
+  lua_Integer aid = luaL_checkinteger(L, idx);
+  actor_t *a = sched_find(bs_of(L)->sched, (uint64_t)aid);
+  if (!a) luaL_error(L, "actor %I is not running", aid);
+  return a;
+}
+
+static int64_t now_ms(void) {
+  struct timeval tv;
+  gettimeofday(&tv, NULL);
+  return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+/* One atomic write in flight, in one allocation with its strings; payloads
+ * are separate allocations. Freed by the writer thread's completion. */
+typedef struct persist_write {
+  journal_write w;
+  runtime_t *rt;
+  lore_addr target;
+  uint64_t token;
+  uint32_t sub;
+  char *id;
+  char writer[40];
+  journal_event ev[];
+} persist_write;
+
+static void pwrite_free(persist_write *p) {
+  for (size_t i = 0; i < p->w.count; i++) {
+    free((void *)p->ev[i].payload);
+    free((void *)p->ev[i].manifest);
+    free((void *)p->ev[i].tags);
+  }
+  free(p->id);
+  free(p);
+}
+
+/* On the journal's writer thread: post the outcome to the actor. */
+static void pwrite_done(journal_write *w, int status) {
+  persist_write *p = w->data;
+  lore_msg *m = msg_new(MSG_SYSTEM, NULL, 0, NULL, 0);
+  if (m) {
+    m->sub = p->sub;
+    m->ival = status;
+    m->corr = p->token;
+    m->target = p->target;
+    runtime_send(p->rt, m);
+  } else {
+    log_error("out of memory posting a journal completion for %s", p->id);
+  }
+  pwrite_free(p);
+}
+
+static char *dup_field(lua_State *L, int t, const char *key) {
+  lua_getfield(L, t, key);
+  const char *s = lua_tostring(L, -1);
+  char *d = strdup(s ? s : "");
+  lua_pop(L, 1);
+  return d;
+}
+
+/*
+ * core.persist(aid, id, writer, first_seq, events, metas, token) -> true | nil, err
+ * events: a list of Lua values (already through to_journal adapters);
+ * metas: a parallel list of { manifest=, version=, tags= } (tags joined by "\n").
+ * Encoding failure of any event rejects the whole atomic write before storage
+ * (nil + message naming the path); nothing is submitted then.
+ */
+static int core_persist(lua_State *L) {
+  binding_state *bs = bs_of(L);
+  actor_t *a = check_actor(L, 1);
+  const char *id = luaL_checkstring(L, 2);
+  const char *writer = luaL_checkstring(L, 3);
+  lua_Integer first = luaL_checkinteger(L, 4);
+  luaL_checktype(L, 5, LUA_TTABLE);
+  luaL_checktype(L, 6, LUA_TTABLE);
+  lua_Integer token = luaL_checkinteger(L, 7);
+  size_t n = (size_t)lua_rawlen(L, 5);
+  persist_write *p = calloc(1, sizeof *p + n * sizeof(journal_event));
+  if (!p) return luaL_error(L, "out of memory");
+  p->id = strdup(id);
+  snprintf(p->writer, sizeof p->writer, "%s", writer);
+  int64_t ts = now_ms();
+  char err[CODEC_ERR_MAX];
+  for (size_t i = 0; i < n; i++) {
+    journal_event *ev = &p->ev[i];
+    p->w.count = i + 1; /* pwrite_free frees what was filled so far */
+    lua_rawgeti(L, 5, (lua_Integer)i + 1);
+    bs->buf.size = 0;
+    char root[32];
+    snprintf(root, sizeof root, n > 1 ? "event[%zu]" : "event", i + 1);
+    if (codec_encode(L, -1, root, &bs->buf, err, sizeof err)) {
+      bs->buf.size = 0;
+      pwrite_free(p);
+      lua_pushnil(L);
+      lua_pushstring(L, err);
+      return 2;
+    }
+    lua_pop(L, 1);
+    void *payload = malloc(bs->buf.size ? bs->buf.size : 1);
+    if (!payload) {
+      pwrite_free(p);
+      return luaL_error(L, "out of memory");
+    }
+    memcpy(payload, bs->buf.data, bs->buf.size);
+    ev->payload = payload;
+    ev->payload_len = bs->buf.size;
+    lua_rawgeti(L, 6, (lua_Integer)i + 1);
+    int mt = lua_gettop(L);
+    ev->manifest = dup_field(L, mt, "manifest");
+    ev->tags = dup_field(L, mt, "tags");
+    lua_getfield(L, mt, "version");
+    ev->version = lua_isinteger(L, -1) ? (int32_t)lua_tointeger(L, -1) : 1;
+    lua_pop(L, 2);
+    ev->id = p->id;
+    ev->seq = first + (lua_Integer)i;
+    ev->writer = p->writer;
+    ev->timestamp_ms = ts;
+    journal_event_seal(ev);
+  }
+  p->w.count = n;
+  p->w.kind = JOURNAL_WRITE_EVENTS;
+  p->w.events = p->ev;
+  p->w.done = pwrite_done;
+  p->w.data = p;
+  p->rt = bs->sched->rt;
+  p->target.sched = bs->sched->index;
+  p->target.aid = a->aid;
+  p->token = (uint64_t)token;
+  p->sub = SYS_PERSISTED;
+  int r = journal_submit(bs->lrt->journal, &p->w);
+  if (r) {
+    pwrite_free(p);
+    lua_pushnil(L);
+    lua_pushstring(L, journal_strerror(r));
+    return 2;
+  }
+  actor_io_begin(a); /* the actor cannot be freed before the completion arrives */
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* core.delete_events(aid, id, to_seq, token) -> true | nil, err */
+static int core_delete_events(lua_State *L) {
+  binding_state *bs = bs_of(L);
+  actor_t *a = check_actor(L, 1);
+  const char *id = luaL_checkstring(L, 2);
+  lua_Integer to = luaL_checkinteger(L, 3);
+  lua_Integer token = luaL_checkinteger(L, 4);
+  persist_write *p = calloc(1, sizeof *p);
+  if (!p || !(p->id = strdup(id))) {
+    free(p);
+    return luaL_error(L, "out of memory");
+  }
+  p->w.kind = JOURNAL_WRITE_DELETE;
+  p->w.delete_id = p->id;
+  p->w.delete_to = to;
+  p->w.done = pwrite_done;
+  p->w.data = p;
+  p->rt = bs->sched->rt;
+  p->target.sched = bs->sched->index;
+  p->target.aid = a->aid;
+  p->token = (uint64_t)token;
+  p->sub = SYS_DELETED;
+  int r = journal_submit(bs->lrt->journal, &p->w);
+  if (r) {
+    pwrite_free(p);
+    lua_pushnil(L);
+    lua_pushstring(L, journal_strerror(r));
+    return 2;
+  }
+  actor_io_begin(a);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int core_io_end(lua_State *L) {
+  actor_io_end(check_actor(L, 1));
+  return 0;
+}
+
+/* --- replay: pages read on libuv's thread pool --- */
+
+/* A page travels to the actor inside a MSG_SYSTEM's data: a header, then
+ * records, each a rec_hdr followed by manifest, tags, writer and payload. */
+typedef struct page_hdr {
+  int64_t highest;
+  int64_t count;
+  int64_t last_seq;
+  int32_t status;
+  int32_t more; /* the page was full: ask for the next one */
+} page_hdr;
+
+typedef struct rec_hdr {
+  int64_t seq, ts;
+  int32_t version;
+  uint32_t manifest_len, tags_len, writer_len, payload_len;
+} rec_hdr;
+
+typedef struct replay_req {
+  uv_work_t work;
+  lore_runtime *lrt;
+  sched_t *sched;
+  uint64_t aid, token;
+  char *id;
+  int64_t from, to, max;
+  int want_highest;
+  page_hdr hdr;
+  char *buf;
+  size_t len, cap;
+  int oom;
+} replay_req;
+
+static void buf_put(replay_req *r, const void *p, size_t n) {
+  if (r->oom) return;
+  if (r->len + n > r->cap) {
+    size_t cap = r->cap ? r->cap * 2 : 65536;
+    while (cap < r->len + n) cap *= 2;
+    char *b = realloc(r->buf, cap);
+    if (!b) {
+      r->oom = 1;
+      return;
+    }
+    r->buf = b;
+    r->cap = cap;
+  }
+  memcpy(r->buf + r->len, p, n);
+  r->len += n;
+}
+
+static int collect(const journal_event *ev, void *ud) {
+  replay_req *r = ud;
+  rec_hdr h = {ev->seq,
+               ev->timestamp_ms,
+               ev->version,
+               (uint32_t)strlen(ev->manifest ? ev->manifest : ""),
+               (uint32_t)strlen(ev->tags ? ev->tags : ""),
+               (uint32_t)strlen(ev->writer ? ev->writer : ""),
+               (uint32_t)ev->payload_len};
+  buf_put(r, &h, sizeof h);
+  buf_put(r, ev->manifest ? ev->manifest : "", h.manifest_len);
+  buf_put(r, ev->tags ? ev->tags : "", h.tags_len);
+  buf_put(r, ev->writer ? ev->writer : "", h.writer_len);
+  buf_put(r, ev->payload, h.payload_len);
+  r->hdr.count++;
+  r->hdr.last_seq = ev->seq;
+  return r->oom;
+}
+
+static void replay_work(uv_work_t *w) {
+  replay_req *r = w->data;
+  page_hdr blank = {0};
+  r->hdr = blank;
+  buf_put(r, &r->hdr, sizeof r->hdr); /* placeholder, rewritten below */
+  int st = 0;
+  if (r->want_highest) st = journal_highest_seq(r->lrt->journal, r->id, &r->hdr.highest);
+  int64_t page = r->max >= 0 && r->max < REPLAY_PAGE ? r->max : REPLAY_PAGE;
+  if (st == 0 && page > 0)
+    st = journal_replay(r->lrt->journal, r->id, r->from, r->to, page, collect, r);
+  if (r->oom) st = JOURNAL_ENOMEM;
+  r->hdr.status = st;
+  r->hdr.more = st == 0 && page > 0 && r->hdr.count == page && (r->max < 0 || r->max > page);
+  if (!r->oom) memcpy(r->buf, &r->hdr, sizeof r->hdr);
+}
+
+static void replay_after(uv_work_t *w, int status) {
+  replay_req *r = w->data;
+  actor_t *a = sched_find(r->sched, r->aid);
+  if (a) {
+    lore_msg *m = NULL;
+    if (!r->oom && status == 0) m = msg_new(MSG_SYSTEM, r->buf, r->len, NULL, 0);
+    if (!m) {
+      page_hdr h = {0};
+      h.status = JOURNAL_ENOMEM;
+      m = msg_new(MSG_SYSTEM, &h, sizeof h, NULL, 0);
+    }
+    if (m) {
+      m->sub = SYS_PAGE;
+      m->corr = r->token;
+      m->target.sched = r->sched->index;
+      m->target.aid = r->aid;
+      actor_enqueue(a, m);
+    }
+    actor_io_end(a);
+  }
+  free(r->buf);
+  free(r->id);
+  free(r);
+}
+
+/* core.replay(aid, id, from, to, max, token, want_highest): reads one page
+ * off-thread; it arrives as a SYS_PAGE system message. */
+static int core_replay(lua_State *L) {
+  binding_state *bs = bs_of(L);
+  actor_t *a = check_actor(L, 1);
+  replay_req *r = calloc(1, sizeof *r);
+  if (!r || !(r->id = strdup(luaL_checkstring(L, 2)))) {
+    free(r);
+    return luaL_error(L, "out of memory");
+  }
+  r->from = luaL_checkinteger(L, 3);
+  r->to = luaL_checkinteger(L, 4);
+  r->max = luaL_checkinteger(L, 5);
+  r->token = (uint64_t)luaL_checkinteger(L, 6);
+  r->want_highest = lua_toboolean(L, 7);
+  r->lrt = bs->lrt;
+  r->sched = bs->sched;
+  r->aid = a->aid;
+  r->work.data = r;
+  int rc = uv_queue_work(&bs->sched->loop, &r->work, replay_work, replay_after);
+  if (rc) {
+    free(r->id);
+    free(r);
+    return luaL_error(L, "cannot queue a replay: %s", uv_strerror(rc));
+  }
+  actor_io_begin(a);
+  return 0;
+}
+
+/* core.page_info(mptr) -> status, highest, count, last_seq, more */
+static int core_page_info(lua_State *L) {
+  lore_msg *m = lua_touserdata(L, 1);
+  luaL_argcheck(L, m && m->len >= sizeof(page_hdr), 1, "not a replay page");
+  page_hdr h;
+  memcpy(&h, m->data, sizeof h);
+  lua_pushinteger(L, h.status);
+  lua_pushinteger(L, h.highest);
+  lua_pushinteger(L, h.count);
+  lua_pushinteger(L, h.last_seq);
+  lua_pushboolean(L, h.more);
+  return 5;
+}
+
+/* core.page_each(mptr, fn): calls fn(seq, evt, manifest, version, tags,
+ * writer, ts) for each event of the page. A payload that does not decode
+ * raises "decode error at seq N: ...". */
+static int core_page_each(lua_State *L) {
+  lore_msg *m = lua_touserdata(L, 1);
+  luaL_argcheck(L, m && m->len >= sizeof(page_hdr), 1, "not a replay page");
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  size_t off = sizeof(page_hdr);
+  char err[CODEC_ERR_MAX];
+  while (off + sizeof(rec_hdr) <= m->len) {
+    rec_hdr h;
+    memcpy(&h, m->data + off, sizeof h);
+    off += sizeof h;
+    const char *p = m->data + off;
+    size_t total = (size_t)h.manifest_len + h.tags_len + h.writer_len + h.payload_len;
+    if (off + total > m->len) return luaL_error(L, "replay page is truncated");
+    lua_pushvalue(L, 2);
+    lua_pushinteger(L, h.seq);
+    const char *payload = p + h.manifest_len + h.tags_len + h.writer_len;
+    if (codec_decode(L, payload, h.payload_len, err, sizeof err))
+      return luaL_error(L, "decode error at seq %I: %s", (lua_Integer)h.seq, err);
+    lua_pushlstring(L, p, h.manifest_len);
+    lua_pushinteger(L, h.version);
+    lua_pushlstring(L, p + h.manifest_len, h.tags_len);
+    lua_pushlstring(L, p + h.manifest_len + h.tags_len, h.writer_len);
+    lua_pushinteger(L, h.ts);
+    lua_call(L, 7, 0);
+    off += total;
+  }
+  return 0;
+}
+
+/* core.uuid() -> a random (v4) UUID: the writer id of an incarnation. */
+static int core_uuid(lua_State *L) {
+  unsigned char b[16];
+  if (uv_random(NULL, NULL, b, sizeof b, 0, NULL) != 0) {
+    for (int i = 0; i < 16; i++) b[i] = (unsigned char)(rand() & 0xff);
+  }
+  b[6] = (b[6] & 0x0f) | 0x40;
+  b[8] = (b[8] & 0x3f) | 0x80;
+  char s[37];
+  snprintf(s, sizeof s,
+           "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
+           b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
+           b[15]);
+  lua_pushstring(L, s);
+  return 1;
+}
+
+static int core_journal_strerror(lua_State *L) {
+  lua_pushstring(L, journal_strerror((int)luaL_checkinteger(L, 1)));
+  return 1;
+}
+
+static int core_config(lua_State *L) {
+  binding_state *bs = bs_of(L);
+  lore_config *c = &bs->lrt->cfg;
+  lua_createtable(L, 0, 3);
+  lua_pushinteger(L, c->max_concurrent_recoveries);
+  lua_setfield(L, -2, "max_concurrent_recoveries");
+  lua_pushnumber(L, c->recovery_timeout);
+  lua_setfield(L, -2, "recovery_timeout");
+  return 1;
+}
 
 int luaopen_lore_core_persist(lua_State *L) {
-  (void)L;
+  static const luaL_Reg fns[] = {{"persist", core_persist},
+                                 {"delete_events", core_delete_events},
+                                 {"io_end", core_io_end},
+                                 {"replay", core_replay},
+                                 {"page_info", core_page_info},
+                                 {"page_each", core_page_each},
+                                 {"uuid", core_uuid},
+                                 {"journal_strerror", core_journal_strerror},
+                                 {"config", core_config},
+                                 {NULL, NULL}};
+  luaL_setfuncs(L, fns, 0);
   return 0;
 }

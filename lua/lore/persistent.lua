@@ -1,11 +1,435 @@
--- persistent.lua: persistent actors (placeholder until the journal lands).
+-- persistent.lua: persistent actors: persist, persist_all, persist_async, defer, recovery, failures.
+-- The semantics are Akka Persistence's (API.md section 3). Returns a constructor
+-- that runtime.lua calls with (core, R, ctx_methods).
 return function(core, R, ctx_methods)
   local P = {}
-  function P.start() error("persistent actors are not available yet") end
-  function P.receive() error("persistent actors are not available yet") end
-  function P.system() end
-  function P.restart() end
-  function P.stopped() end
-  function P.stop_requested(rec) R.stop_actor(rec) end
+  local type, pcall, tostring, ipairs, error = type, pcall, tostring, ipairs, error
+  local fmt = string.format
+  local MAXINT = math.maxinteger
+  local LOG_INFO, LOG_WARN, LOG_ERROR = 1, 2, 3
+
+  -- System message subtypes: persist_lua.c owns 16..18; these are timers.
+  local SYS_PERSISTED, SYS_DELETED, SYS_PAGE = 16, 17, 18
+  local SYS_RECOVERY_TIMEOUT, SYS_RESTART_RECOVERY = 19, 20
+  local JOURNAL_EREJECTED = -5002
+
+  local token_seq = 0
+  local function next_token()
+    token_seq = token_seq + 1
+    return token_seq
+  end
+
+  ---------------------------------------------------------------------------
+  -- The queue of operations an actor has issued and not yet seen complete:
+  -- journal writes, defers and rejections, handled strictly in issue order.
+  ---------------------------------------------------------------------------
+
+  local function q_new() return { first = 1, last = 0 } end
+  local function q_push(q, v)
+    q.last = q.last + 1
+    q[q.last] = v
+  end
+  local function q_head(q) return q[q.first] end
+  local function q_pop(q)
+    local v = q[q.first]
+    q[q.first] = nil
+    q.first = q.first + 1
+    return v
+  end
+  local function q_empty(q) return q.first > q.last end
+
+  -- The mailbox is held (the internal stash) while recovering, restarting or
+  -- while a stashing persist or defer is outstanding.
+  local function set_hold(rec)
+    local want = rec._recovering or rec._restarting or rec._stashing > 0
+    if want and not rec._holding then
+      rec._holding = true
+      core.hold(rec._aid)
+    elseif not want and rec._holding then
+      rec._holding = false
+      core.release(rec._aid)
+    end
+  end
+
+  local function call_hook(rec, name, ...)
+    local f = rec._m[name]
+    if type(f) ~= "function" then return false end
+    f(...)
+    return true
+  end
+
+  local function apply(rec, evt)
+    local ns = rec._m.apply(rec._st, evt)
+    if ns ~= nil then rec._st = ns end
+  end
+
+  local function maybe_stop(rec)
+    if rec._stop_when_idle and q_empty(rec._pending) and rec._inflight == 0
+      and not rec._recovering and not rec._restarting then
+      R.stop_actor(rec)
+    end
+  end
+
+  -- Runs the operations at the head that need no journal answer.
+  local function drain(rec)
+    local q = rec._pending
+    while not q_empty(q) do
+      local op = q_head(q)
+      if op.token then break end -- a journal write still in flight
+      q_pop(q)
+      if op.stashing then rec._stashing = rec._stashing - 1 end
+      core.set_current(op.ss, op.sa, op.sc)
+      if op.defer then
+        rec._in_callback = true
+        op.defer(rec._st)
+        rec._in_callback = false
+      else -- rejected before storage: the actor continues
+        for _, evt in ipairs(op.events) do
+          if not call_hook(rec, "on_persist_rejected", rec._st, op.rejected, evt, rec) then
+            core.log(LOG_WARN, fmt("%s: event rejected: %s", rec.id, op.rejected))
+          end
+        end
+      end
+    end
+    set_hold(rec)
+    maybe_stop(rec)
+  end
+
+  local function manifest_of(evt)
+    if type(evt) == "table" and type(evt.type) == "string" then return evt.type end
+    return ""
+  end
+
+  local function submit(rec, events, fn, stashing)
+    if rec._recovering then error("cannot persist while recovering", 3) end
+    if fn ~= nil and type(fn) ~= "function" then error("persist: the callback must be a function", 3) end
+    local n = #events
+    local ss, sa, sc = core.current()
+    local op = { events = events, fn = fn, stashing = stashing, ss = ss, sa = sa, sc = sc }
+    if n == 0 then return end
+    local metas = {}
+    for i = 1, n do metas[i] = { manifest = manifest_of(events[i]), version = 1, tags = "" } end
+    local first = rec._next_seq + 1
+    local token = next_token()
+    local ok, err = core.persist(rec._aid, rec.id, rec._writer, first, events, metas, token)
+    if ok then
+      op.token, op.first = token, first
+      rec._next_seq = rec._next_seq + n
+      rec._inflight = rec._inflight + 1
+    else
+      op.rejected = err
+    end
+    q_push(rec._pending, op)
+    if stashing then rec._stashing = rec._stashing + 1 end
+    set_hold(rec)
+  end
+
+  function ctx_methods:persist(evt, fn)
+    if not self._persistent then error("ctx:persist: this actor is not persistent (no apply)", 2) end
+    submit(self, { evt }, fn, true)
+  end
+
+  function ctx_methods:persist_all(list, fn)
+    if not self._persistent then error("ctx:persist_all: this actor is not persistent", 2) end
+    if type(list) ~= "table" then error("ctx:persist_all(list, fn): list must be a table", 2) end
+    submit(self, list, fn, true)
+  end
+
+  function ctx_methods:persist_async(evt, fn)
+    if not self._persistent then error("ctx:persist_async: this actor is not persistent", 2) end
+    submit(self, { evt }, fn, false)
+  end
+
+  local function defer(rec, fn, stashing)
+    if type(fn) ~= "function" then error("defer: expects a function", 3) end
+    local ss, sa, sc = core.current()
+    q_push(rec._pending, { defer = fn, stashing = stashing, ss = ss, sa = sa, sc = sc })
+    if stashing then rec._stashing = rec._stashing + 1 end
+    set_hold(rec)
+  end
+
+  function ctx_methods:defer(fn) defer(self, fn, true) end
+  function ctx_methods:defer_async(fn) defer(self, fn, false) end
+
+  function ctx_methods:delete_events(to_seq)
+    if type(to_seq) ~= "number" or math.type(to_seq) ~= "integer" then
+      error("ctx:delete_events(to_seq): to_seq must be an integer", 2)
+    end
+    local ok, err = core.delete_events(self._aid, self.id, to_seq, next_token())
+    if not ok then error("delete_events: " .. err, 2) end
+    self._inflight = self._inflight + 1
+  end
+
+  ---------------------------------------------------------------------------
+  -- Recovery, at most max_concurrent_recoveries at once (split over workers).
+  ---------------------------------------------------------------------------
+
+  local running, waiting = 0, q_new()
+  local quota
+
+  local function recovery_quota()
+    if not quota then
+      local _, workers = core.worker()
+      local max = core.config().max_concurrent_recoveries
+      quota = math.max(1, (max + workers - 1) // workers)
+    end
+    return quota
+  end
+
+  local begin_recovery
+
+  local function recovery_slot_freed(rec)
+    if rec._has_slot then
+      rec._has_slot = false
+      running = running - 1
+    end
+    while running < recovery_quota() and not q_empty(waiting) do
+      local next_rec = q_pop(waiting)
+      if not next_rec._dead and next_rec._recovering then begin_recovery(next_rec) end
+    end
+  end
+
+  local function recovery_failed(rec, err)
+    core.log(LOG_ERROR, fmt("recovery of %s failed: %s; stopping the actor", rec.id, err))
+    rec._recovering = false
+    rec.recovering = false
+    rec._rec_token = nil
+    recovery_slot_freed(rec)
+    local ok, herr = pcall(call_hook, rec, "on_recovery_failure", err, rec)
+    if not ok then core.log(LOG_WARN, fmt("%s: on_recovery_failure: %s", rec.id, tostring(herr))) end
+    set_hold(rec)
+    R.stop_actor(rec)
+  end
+
+  function begin_recovery(rec)
+    running = running + 1
+    rec._has_slot = true
+    rec._rec_token = next_token()
+    rec._rec_progress = 0
+    rec._expect = nil
+    rec._first_page = true
+    local rc = rec._m.recovery
+    if rc == false then
+      rec._replay_left = 0
+      rec._limited = false
+      core.replay(rec._aid, rec.id, 1, MAXINT, 0, rec._rec_token, true)
+    else
+      if rc ~= nil and type(rc) ~= "table" then
+        return recovery_failed(rec, "M.recovery must be a table or false")
+      end
+      rc = rc or {}
+      rec._replay_to = rc.to_seq or MAXINT
+      rec._replay_left = rc.replay_max or -1
+      rec._limited = rc.to_seq ~= nil or rc.replay_max ~= nil
+      core.replay(rec._aid, rec.id, 1, rec._replay_to, rec._replay_left, rec._rec_token, true)
+    end
+    core.schedule(rec._aid, core.config().recovery_timeout, nil, SYS_RECOVERY_TIMEOUT)
+  end
+
+  local function start_recovery(rec)
+    rec._writer = core.uuid() -- a new incarnation writes under a new writer id
+    rec._recovering = true
+    rec.recovering = true
+    set_hold(rec)
+    if running < recovery_quota() then
+      begin_recovery(rec)
+    else
+      q_push(waiting, rec)
+    end
+  end
+
+  local function complete_recovery(rec)
+    rec._recovering = false
+    rec.recovering = false
+    rec._rec_token = nil
+    recovery_slot_freed(rec)
+    rec._failures_in_recovery = 0
+    call_hook(rec, "on_recovery_completed", rec._st, rec) -- an error here is a failure: restart
+    set_hold(rec)
+    maybe_stop(rec)
+  end
+
+  local function on_page(rec, token, mptr)
+    if token ~= rec._rec_token then return end -- a page for an earlier incarnation
+    rec._rec_progress = rec._rec_progress + 1
+    local status, highest, count, last, more = core.page_info(mptr)
+    if status ~= 0 then
+      return recovery_failed(rec, fmt("journal error at id %s after seq %d: %s", rec.id,
+        rec.seq, core.journal_strerror(status)))
+    end
+    if rec._first_page then
+      rec._first_page = false
+      rec._highest = highest
+    end
+    if count > 0 then
+      local id, M = rec.id, rec._m
+      local ok, err = pcall(core.page_each, mptr, function(seq, evt)
+        if rec._expect and seq ~= rec._expect then
+          error(fmt("sequence gap at id %s: expected seq %d, found %d", id, rec._expect, seq), 0)
+        end
+        rec._expect = seq + 1
+        rec.seq = seq
+        local ns = M.apply(rec._st, evt)
+        if ns ~= nil then rec._st = ns end
+      end)
+      if not ok then
+        err = tostring(err)
+        if not err:find(id, 1, true) then err = fmt("at id %s: %s", id, err) end
+        return recovery_failed(rec, err)
+      end
+    end
+    if more then
+      if rec._replay_left > 0 then rec._replay_left = rec._replay_left - count end
+      core.replay(rec._aid, rec.id, last + 1, rec._replay_to, rec._replay_left, token, false)
+      return
+    end
+    if not rec._limited and rec._expect and rec.seq < rec._highest then
+      return recovery_failed(rec, fmt("events missing at id %s: replay ended at seq %d, highest is %d",
+        rec.id, rec.seq, rec._highest))
+    end
+    if not rec._limited then rec.seq = math.max(rec.seq, rec._highest) end
+    -- Never reuse a stored seq, even after a partial (to_seq) recovery.
+    rec._next_seq = math.max(rec.seq, rec._highest)
+    complete_recovery(rec)
+  end
+
+  ---------------------------------------------------------------------------
+  -- Entry points for runtime.lua
+  ---------------------------------------------------------------------------
+
+  function P.start(rec)
+    rec._pending = q_new()
+    rec._stashing = 0
+    rec._inflight = 0
+    rec._next_seq = 0
+    local cap = rec._m.stash_capacity
+    if cap ~= nil then
+      if math.type(cap) ~= "integer" or cap < 1 then error("M.stash_capacity must be a positive integer") end
+      core.set_capacity(rec._aid, cap)
+    end
+    local s = rec._m.stash_overflow
+    if s ~= nil and s ~= "fail" and s ~= "drop" and s ~= "reply" then
+      error("M.stash_overflow must be \"fail\", \"drop\" or \"reply\"")
+    end
+    start_recovery(rec)
+  end
+
+  function P.receive(rec, msg)
+    rec._m.receive(rec._st, msg, rec)
+    drain(rec)
+  end
+
+  local function on_persisted(rec, token, status)
+    core.io_end(rec._aid)
+    rec._inflight = rec._inflight - 1
+    local q = rec._pending
+    local op = q_head(q)
+    if not op or op.token ~= token then -- from before a restart: its events are replayed
+      if rec._restarting and rec._inflight == 0 and rec._restart_ready then P.restart_recovery(rec) end
+      return
+    end
+    q_pop(q)
+    if op.stashing then rec._stashing = rec._stashing - 1 end
+    if status == 0 then
+      core.set_current(op.ss, op.sa, op.sc)
+      local fn = op.fn
+      for i, evt in ipairs(op.events) do
+        rec.seq = op.first + i - 1
+        apply(rec, evt)
+        if fn then
+          rec._in_callback = true
+          fn(rec._st, evt)
+          rec._in_callback = false
+        end
+      end
+    elseif status == JOURNAL_EREJECTED then
+      local err = core.journal_strerror(status)
+      for _, evt in ipairs(op.events) do
+        if not call_hook(rec, "on_persist_rejected", rec._st, err, evt, rec) then
+          core.log(LOG_WARN, fmt("%s: event rejected: %s", rec.id, err))
+        end
+      end
+    else
+      local err = core.journal_strerror(status)
+      core.log(LOG_ERROR, fmt("%s: persist failed at seq %d: %s; restarting with back-off", rec.id,
+        op.first, err))
+      local ok, herr = pcall(call_hook, rec, "on_persist_failure", rec._st, err, op.events[1], rec)
+      if not ok then core.log(LOG_WARN, fmt("%s: on_persist_failure: %s", rec.id, tostring(herr))) end
+      rec._failures = (rec._failures or 0) + 1
+      return P.restart(rec, err, true)
+    end
+    drain(rec)
+  end
+
+  function P.system(rec, kind, ival, token, mptr)
+    if kind == SYS_PERSISTED then
+      return on_persisted(rec, token, ival)
+    elseif kind == SYS_DELETED then
+      core.io_end(rec._aid)
+      rec._inflight = rec._inflight - 1
+      local ok = ival == 0
+      if not ok then
+        core.log(LOG_WARN, fmt("%s: delete_events failed: %s", rec.id, core.journal_strerror(ival)))
+      end
+      call_hook(rec, "on_events_deleted", ok, ok and rec.seq or core.journal_strerror(ival), rec)
+      if rec._restarting and rec._inflight == 0 and rec._restart_ready then P.restart_recovery(rec) end
+      maybe_stop(rec)
+    elseif kind == SYS_PAGE then
+      return on_page(rec, token, mptr)
+    elseif kind == SYS_RECOVERY_TIMEOUT then
+      if not rec._recovering or not rec._has_slot then return end
+      if rec._rec_progress == 0 then
+        return recovery_failed(rec, fmt("recovery of %s timed out", rec.id))
+      end
+      rec._rec_progress = 0
+      core.schedule(rec._aid, core.config().recovery_timeout, nil, SYS_RECOVERY_TIMEOUT)
+    elseif kind == SYS_RESTART_RECOVERY then
+      rec._restart_ready = true
+      if rec._inflight == 0 then P.restart_recovery(rec) end
+    end
+  end
+
+  -- A failure (a raising handler, a failed write): drop what was pending,
+  -- hold the mailbox, and once writes in flight have landed, recover again
+  -- from the journal, after a back-off when failures repeat.
+  function P.restart(rec, err, persist_failure)
+    rec._pending = q_new()
+    rec._stashing = 0
+    rec._restarting = true
+    rec._restart_ready = false
+    set_hold(rec)
+    local ok, ierr = R.init_state(rec)
+    if not ok then
+      core.log(LOG_ERROR, fmt("%s cannot restart: %s; stopping", rec.id, ierr))
+      rec._restarting = false
+      set_hold(rec)
+      return R.stop_actor(rec)
+    end
+    local n = rec._failures or 1
+    local delay = 0
+    if persist_failure or n > 1 then delay = math.min(0.05 * 2 ^ (n - 1), 10) end
+    core.schedule(rec._aid, delay, nil, SYS_RESTART_RECOVERY)
+    return err
+  end
+
+  function P.restart_recovery(rec)
+    rec._restarting = false
+    rec._restart_ready = false
+    rec.seq = 0
+    start_recovery(rec)
+  end
+
+  function P.stop_requested(rec)
+    rec._stop_when_idle = true
+    maybe_stop(rec)
+  end
+
+  function P.stopped(rec)
+    if rec._recovering then
+      rec._recovering = false
+      recovery_slot_freed(rec)
+    end
+  end
+
   return P
 end

@@ -39,10 +39,14 @@ local safe = {
   lore = { ref = lore.ref },
 }
 
+-- print writes whole lines to stdout, as skynet's does: lines from several
+-- workers never interleave mid-line.
+local stdout = io.stdout
 function safe.print(...)
   local parts = {}
   for i = 1, select("#", ...) do parts[i] = tostring((select(i, ...))) end
-  core.log(LOG_INFO, concat(parts, "\t"))
+  stdout:write(concat(parts, "\t") .. "\n")
+  stdout:flush()
 end
 
 local function find_file(name)
@@ -146,7 +150,11 @@ local function stop_actor(rec)
 end
 R.stop_actor = stop_actor
 
-function ctx_methods:stop() stop_actor(self) end
+function ctx_methods:stop()
+  -- A persistent actor first finishes what it has in flight.
+  if self._persistent then return P.stop_requested(self) end
+  stop_actor(self)
+end
 
 function ctx_methods:spawn(behaviour, opts)
   if type(behaviour) ~= "string" then error("ctx:spawn(behaviour, opts): behaviour must be a name", 2) end
@@ -224,14 +232,14 @@ function R.dispatch(rec, msg)
   if type(r) == "table" then rec._st = r end
 end
 
-function R.system(rec, kind, ival, mptr)
+function R.system(rec, kind, ival, token, mptr)
   if kind == "stop" then
     if rec._persistent then return P.stop_requested(rec) end
     return stop_actor(rec)
   elseif kind == SYS_RESTART then
     core.release(rec._aid)
   else
-    return P.system(rec, kind, ival, mptr)
+    return P.system(rec, kind, ival, token, mptr)
   end
 end
 
