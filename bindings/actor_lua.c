@@ -386,7 +386,8 @@ static int core_script_dirs(lua_State *L) {
   return 1;
 }
 
-int luaopen_lore_core_persist(lua_State *L); /* persist_lua.c: adds journal calls */
+int luaopen_lore_core_persist(lua_State *L);  /* persist_lua.c: adds journal calls */
+int luaopen_lore_core_snapshot(lua_State *L); /* snapshot_lua.c: adds snapshot calls */
 
 int luaopen_lore_core(lua_State *L) {
   static const luaL_Reg fns[] = {
@@ -405,6 +406,7 @@ int luaopen_lore_core(lua_State *L) {
       {NULL, NULL}};
   luaL_newlib(L, fns);
   luaopen_lore_core_persist(L);
+  luaopen_lore_core_snapshot(L);
   return 1;
 }
 

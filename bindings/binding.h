@@ -9,6 +9,7 @@
 #include "idmap.h"
 #include "journal.h"
 #include "scheduler.h"
+#include "snapshot_store.h"
 
 /*
  * Each scheduler owns one lua_State (the host's is the application's own
@@ -42,6 +43,7 @@ typedef struct lore_runtime {
   runtime_t *rt;
   lore_config cfg;
   journal_t *journal;
+  snapshot_store_t *snapshots;
   int recoveries_running; /* atomic */
 } lore_runtime;
 

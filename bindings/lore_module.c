@@ -71,6 +71,7 @@ static void free_runtime(host *h) {
   lore_runtime *lrt = h->lrt;
   if (!lrt) return;
   if (lrt->journal) journal_close(lrt->journal);
+  if (lrt->snapshots) snapshot_store_close(lrt->snapshots);
   runtime_free(lrt->rt);
   lore_config_free(&lrt->cfg);
   free(lrt);
@@ -90,16 +91,22 @@ static lore_runtime *ensure_runtime(lua_State *L, host *h) {
   journal_options jopt = {.synchronous_full = lrt->cfg.synchronous_full};
   int r = journal_open(juri, &jopt, &lrt->journal);
   if (r) {
-    lore_config_free(&lrt->cfg);
-    free(lrt);
-    luaL_error(L, "cannot open journal '%s': %s", juri, journal_strerror(r));
+    lua_pushfstring(L, "cannot open journal '%s': %s", juri, journal_strerror(r));
+    goto fail;
+  }
+  /* Snapshots default to the journal's own store (same sqlite file, same
+   * named memory store), so one setting keeps an application's data together. */
+  const char *suri = lrt->cfg.snapshots;
+  if (!suri)
+    suri = strncmp(juri, "sqlite:", 7) == 0 || strncmp(juri, "memory:", 7) == 0 ? juri : "memory:";
+  if ((r = snapshot_store_open(suri, &lrt->snapshots))) {
+    lua_pushfstring(L, "cannot open snapshot store '%s': %s", suri, snapshot_strerror(r));
+    goto fail;
   }
   runtime_config rc = {.workers = lrt->cfg.workers};
   if ((r = runtime_create(&rc, &lore_runtime_hooks, lrt, &lrt->rt))) {
-    journal_close(lrt->journal);
-    lore_config_free(&lrt->cfg);
-    free(lrt);
-    luaL_error(L, "cannot create the runtime: %s", uv_strerror(r));
+    lua_pushfstring(L, "cannot create the runtime: %s", uv_strerror(r));
+    goto fail;
   }
   h->lrt = lrt;
   h->bs.lrt = lrt;
@@ -118,6 +125,13 @@ static lore_runtime *ensure_runtime(lua_State *L, host *h) {
   uv_unref((uv_handle_t *)&h->sigint);
   uv_unref((uv_handle_t *)&h->sigterm);
   return lrt;
+fail: /* the message is on the stack; nothing of the runtime is left */
+  if (lrt->snapshots) snapshot_store_close(lrt->snapshots);
+  if (lrt->journal) journal_close(lrt->journal);
+  lore_config_free(&lrt->cfg);
+  free(lrt);
+  lua_error(L);
+  return NULL;
 }
 
 /* Stops every actor safely (each after what it already has), lets journal
@@ -271,6 +285,8 @@ static int l_spawn(lua_State *L) {
   lua_settop(L, 2);
   check_opts(L, 2);
   ensure_runtime(L, h);
+  size_t len;
+  binding_encode(L, &h->bs, 2, "opts", &len); /* an error names the path from opts, e.g. opts.f */
   runtime_t *rt = h->lrt->rt;
   lua_getfield(L, 2, "id");
   const char *id = lua_tostring(L, -1);
@@ -285,7 +301,6 @@ static int l_spawn(lua_State *L) {
   lua_rawseti(L, -2, 1);
   lua_pushvalue(L, 2);
   lua_rawseti(L, -2, 2);
-  size_t len;
   const char *data = binding_encode(L, &h->bs, -1, "opts", &len);
   lore_msg *m = msg_new(MSG_SPAWN, data, len, NULL, 0);
   if (!m) return luaL_error(L, "out of memory");
@@ -442,6 +457,9 @@ static int l_run(lua_State *L) {
   /* The first resume may itself raise (e.g. ensure_runtime failing). */
   resume_app(h, nargs);
   while (!h->shutdown_requested) {
+    /* A failed app ends the run: its error is reported now, and the actors it
+     * left are stopped safely, instead of the process waiting on them forever. */
+    if (h->co_failed) break;
     if (h->co_done && (!h->lrt || __atomic_load_n(&h->lrt->rt->alive, __ATOMIC_SEQ_CST) <= 0))
       break;
     if (!h->lrt) break; /* suspended without a runtime: nothing can resume it */

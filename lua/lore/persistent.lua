@@ -11,7 +11,10 @@ return function(core, R, ctx_methods)
   -- System message subtypes: persist_lua.c owns 16..18; these are timers.
   local SYS_PERSISTED, SYS_DELETED, SYS_PAGE = 16, 17, 18
   local SYS_RECOVERY_TIMEOUT, SYS_RESTART_RECOVERY = 19, 20
+  -- snapshot_lua.c owns 21..23.
+  local SYS_SNAP_SAVED, SYS_SNAP_LOADED, SYS_SNAP_DELETED = 21, 22, 23
   local JOURNAL_EREJECTED = -5002
+  local SNAPSHOT_ENOTFOUND = -5102
 
   local token_seq = 0
   local function next_token()
@@ -221,7 +224,23 @@ return function(core, R, ctx_methods)
       rec._replay_to = rc.to_seq or MAXINT
       rec._replay_left = rc.replay_max or -1
       rec._limited = rc.to_seq ~= nil or rc.replay_max ~= nil
-      core.replay(rec._aid, rec.id, 1, rec._replay_to, rec._replay_left, rec._rec_token, true)
+      local sel = rc.snapshot
+      if sel == nil then sel = "latest" end
+      if sel == "none" then
+        core.replay(rec._aid, rec.id, 1, rec._replay_to, rec._replay_left, rec._rec_token, true)
+      else
+        -- The latest snapshot that matches (and is not past to_seq) is offered first.
+        local crit = {}
+        if type(sel) == "table" then
+          crit.max_seq, crit.max_ts, crit.min_seq, crit.min_ts = sel.max_seq, sel.max_ts, sel.min_seq, sel.min_ts
+        elseif sel ~= "latest" then
+          return recovery_failed(rec, "M.recovery.snapshot must be \"latest\", \"none\" or criteria")
+        end
+        if rc.to_seq and (crit.max_seq == nil or crit.max_seq > rc.to_seq) then crit.max_seq = rc.to_seq end
+        rec._snap_crit, rec._snap_skip = crit, 0
+        rec._snap_required = rc.snapshot_required
+        core.snapshot_load(rec._aid, rec.id, crit, 0, rec._rec_token)
+      end
     end
     core.schedule(rec._aid, core.config().recovery_timeout, nil, SYS_RECOVERY_TIMEOUT)
   end
@@ -247,6 +266,43 @@ return function(core, R, ctx_methods)
     call_hook(rec, "on_recovery_completed", rec._st, rec) -- an error here is a failure: restart
     set_hold(rec)
     maybe_stop(rec)
+  end
+
+  -- A snapshot arrived (or none matched): restore it, then replay what follows.
+  -- One that fails to load or decode falls back to the next older one, then to
+  -- a full replay, unless M.recovery.snapshot_required.
+  local function on_snapshot_loaded(rec, token, mptr)
+    if token ~= rec._rec_token then return end
+    rec._rec_progress = rec._rec_progress + 1
+    local status, seq, ts = core.snapshot_result(mptr)
+    local value, err
+    if status == 0 then
+      value, err = core.snapshot_decode(mptr)
+      if value ~= nil and rec._m.restore then
+        local ok, r = pcall(rec._m.restore, value)
+        if ok then value = r else value, err = nil, "M.restore: " .. tostring(r) end
+      end
+      if value == nil and not err then err = "the snapshot is empty" end
+    elseif status ~= SNAPSHOT_ENOTFOUND then
+      err = core.snapshot_strerror(status)
+    end
+    if err then
+      local msg = fmt("snapshot of %s at seq %d unusable: %s", rec.id, seq, err)
+      if rec._snap_required then return recovery_failed(rec, msg) end
+      core.log(LOG_WARN, msg .. "; trying an older one")
+      rec._snap_skip = rec._snap_skip + 1
+      return core.snapshot_load(rec._aid, rec.id, rec._snap_crit, rec._snap_skip, token)
+    end
+    local from = 1
+    if status == 0 then
+      rec._st = value
+      rec.seq = seq
+      rec._last_snap_seq = seq
+      from = seq + 1
+    elseif rec._snap_required then
+      return recovery_failed(rec, fmt("no snapshot of %s matches and one is required", rec.id))
+    end
+    core.replay(rec._aid, rec.id, from, rec._replay_to, rec._replay_left, token, true)
   end
 
   local function on_page(rec, token, mptr)
@@ -297,6 +353,62 @@ return function(core, R, ctx_methods)
   -- Entry points for runtime.lua
   ---------------------------------------------------------------------------
 
+  ---------------------------------------------------------------------------
+  -- Snapshots
+  ---------------------------------------------------------------------------
+
+  function P.save_snapshot(rec)
+    local M = rec._m
+    local value = rec._st
+    if M.snapshot then value = M.snapshot(rec._st) end
+    rec._last_snap_seq = rec.seq
+    local keep = M.keep_snapshots
+    if keep ~= nil and (math.type(keep) ~= "integer" or keep < 1) then
+      error("M.keep_snapshots must be a positive integer")
+    end
+    local ts, err = core.snapshot_save(rec._aid, rec.id, rec.seq, value, keep or 0, next_token())
+    if not ts then
+      if not call_hook(rec, "on_snapshot", false, err, rec) then
+        core.log(LOG_WARN, fmt("%s: snapshot not saved: %s", rec.id, err))
+      end
+    end
+  end
+
+  function P.snapshot_saved(rec, mptr)
+    local status, seq, ts, oldest_kept = core.snapshot_result(mptr)
+    if status ~= 0 then
+      local err = core.snapshot_strerror(status)
+      if not call_hook(rec, "on_snapshot", false, err, rec) then
+        core.log(LOG_WARN, fmt("%s: snapshot at seq %d failed: %s", rec.id, seq, err))
+      end
+      return
+    end
+    -- Events covered by the oldest kept snapshot are no longer needed.
+    if rec._m.delete_events_on_snapshot and oldest_kept > 0 and not rec._stopping then
+      local ok, derr = core.delete_events(rec._aid, rec.id, oldest_kept, next_token())
+      if ok then
+        rec._inflight = rec._inflight + 1
+      else
+        core.log(LOG_WARN, fmt("%s: deleting events after a snapshot: %s", rec.id, derr))
+      end
+    end
+    call_hook(rec, "on_snapshot", true, { seq = seq, timestamp = ts }, rec)
+  end
+
+  function ctx_methods:save_snapshot()
+    if not self._persistent then error("ctx:save_snapshot: this actor is not persistent", 2) end
+    if self._recovering then error("ctx:save_snapshot: not while recovering", 2) end
+    P.save_snapshot(self)
+  end
+
+  function ctx_methods:delete_snapshots(criteria)
+    if not self._persistent then error("ctx:delete_snapshots: this actor is not persistent", 2) end
+    if type(criteria) ~= "table" then
+      error("ctx:delete_snapshots(criteria): { max_seq=, min_seq=, max_ts=, min_ts= }", 2)
+    end
+    core.snapshot_delete(self._aid, self.id, criteria, next_token())
+  end
+
   function P.start(rec)
     rec._pending = q_new()
     rec._stashing = 0
@@ -342,6 +454,8 @@ return function(core, R, ctx_methods)
           rec._in_callback = false
         end
       end
+      local every = rec._m.snapshot_every
+      if every and rec.seq - (rec._last_snap_seq or 0) >= every then P.save_snapshot(rec) end
     elseif status == JOURNAL_EREJECTED then
       local err = core.journal_strerror(status)
       for _, evt in ipairs(op.events) do
@@ -376,6 +490,15 @@ return function(core, R, ctx_methods)
       maybe_stop(rec)
     elseif kind == SYS_PAGE then
       return on_page(rec, token, mptr)
+    elseif kind == SYS_SNAP_LOADED then
+      return on_snapshot_loaded(rec, token, mptr)
+    elseif kind == SYS_SNAP_SAVED then
+      return P.snapshot_saved(rec, mptr)
+    elseif kind == SYS_SNAP_DELETED then -- (snapshot_lua.c ended the I/O itself)
+      local status = core.snapshot_result(mptr)
+      if status ~= 0 then
+        core.log(LOG_WARN, fmt("%s: delete_snapshots failed: %s", rec.id, core.snapshot_strerror(status)))
+      end
     elseif kind == SYS_RECOVERY_TIMEOUT then
       if not rec._recovering or not rec._has_slot then return end
       if rec._rec_progress == 0 then
