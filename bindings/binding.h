@@ -45,7 +45,17 @@ typedef struct lore_runtime {
   journal_t *journal;
   snapshot_store_t *snapshots;
   int recoveries_running; /* atomic */
+  struct watchdog *watchdog;
 } lore_runtime;
+
+#define HOOK_EVERY 1000
+void budget_hook(lua_State *L, lua_Debug *ar);
+
+/* watchdog.c: one thread per runtime that arms the instruction budget of
+ * handler calls that run long. */
+int watchdog_start(lore_runtime *lrt);
+void watchdog_forget(lore_runtime *lrt, sched_t *s);
+void watchdog_stop(lore_runtime *lrt);
 
 typedef struct binding_state {
   lua_State *L;
@@ -64,8 +74,12 @@ typedef struct binding_state {
   msgpack_sbuffer buf; /* reused for encoding */
   idmap timers;        /* timer id -> sched_timer */
   uint64_t next_timer;
-  /* Instruction budget of the handler call in progress. */
+  /* Instruction budget of the handler call in progress (-1: none). */
   int64_t budget_left;
+  /* Seen by the watchdog thread (atomics): which call runs, and whether the
+   * budget hook has been installed for it. */
+  uint64_t call_gen;
+  int in_call, hooked;
   size_t mem_used, mem_limit;
 } binding_state;
 

@@ -70,6 +70,7 @@ static int copy_config(lore_config *dst, const lore_config *src) {
 static void free_runtime(host *h) {
   lore_runtime *lrt = h->lrt;
   if (!lrt) return;
+  watchdog_stop(lrt);
   if (lrt->journal) journal_close(lrt->journal);
   if (lrt->snapshots) snapshot_store_close(lrt->snapshots);
   runtime_free(lrt->rt);
@@ -79,6 +80,8 @@ static void free_runtime(host *h) {
   h->bs.sched = NULL;
   h->bs.lrt = NULL;
 }
+
+static void stop_runtime(host *h);
 
 /* Creates and starts the runtime on first need; raises on failure. */
 static lore_runtime *ensure_runtime(lua_State *L, host *h) {
@@ -115,6 +118,10 @@ static lore_runtime *ensure_runtime(lua_State *L, host *h) {
   if ((r = runtime_start(lrt->rt))) {
     free_runtime(h);
     luaL_error(L, "cannot start the runtime's workers (see the log above): %s", uv_strerror(r));
+  }
+  if ((r = watchdog_start(lrt))) {
+    stop_runtime(h);
+    luaL_error(L, "cannot start the watchdog: %s", uv_strerror(r));
   }
   uv_loop_t *loop = runtime_host_loop(lrt->rt);
   uv_signal_init(loop, &h->sigint);

@@ -25,19 +25,31 @@ static void *counting_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
   return p;
 }
 
-#define HOOK_EVERY 1000
 
 /* A count hook stops a handler that runs too long: the error fails that
- * actor only, and the scheduler goes on with the others. */
-static void budget_hook(lua_State *L, lua_Debug *ar) {
+ * actor only, and the scheduler goes on with the others. Any active hook makes
+ * Lua 5.4 trace every instruction (about a quarter of message throughput), so
+ * the hook is not installed up front: the watchdog (watchdog.c) installs it
+ * on a state whose handler call has been running for a few milliseconds, and
+ * binding_pcall removes it when that call ends. The budget therefore counts
+ * from the moment the watchdog noticed the call. */
+void budget_hook(lua_State *L, lua_Debug *ar) {
   (void)ar;
   binding_state *bs = *(binding_state **)lua_getextraspace(L);
-  if (bs->budget_left < 0) return; /* not inside a handler */
+  if (bs->budget_left < 0) { /* not inside a handler: a late install */
+    __atomic_store_n(&bs->hooked, 0, __ATOMIC_RELEASE);
+    lua_sethook(L, NULL, 0, 0);
+    return;
+  }
   bs->budget_left -= HOOK_EVERY;
   if (bs->budget_left < 0) {
     bs->budget_left = 0; /* a hook firing again while unwinding must raise again */
-    luaL_error(L, "instruction budget exceeded (a handler ran more than %I instructions)",
-               (lua_Integer)bs->lrt->cfg.max_instructions);
+    /* Level 0 is the function that was running: the runaway handler's line. */
+    luaL_where(L, 0);
+    lua_pushfstring(L, "instruction budget exceeded (a handler ran more than %I instructions)",
+                    (lua_Integer)bs->lrt->cfg.max_instructions);
+    lua_concat(L, 2);
+    lua_error(L);
   }
 }
 
@@ -45,9 +57,17 @@ int binding_pcall(binding_state *bs, int nargs, int nresults) {
   int64_t saved = bs->budget_left;
   int64_t limit = bs->lrt ? bs->lrt->cfg.max_instructions : 0;
   /* Nested calls (a handler spawning a child) share the outer budget. */
-  if (saved < 0) bs->budget_left = limit > 0 ? limit : INT64_MAX;
+  if (saved < 0) {
+    bs->budget_left = limit > 0 ? limit : INT64_MAX;
+    __atomic_add_fetch(&bs->call_gen, 1, __ATOMIC_RELEASE);
+    __atomic_store_n(&bs->in_call, 1, __ATOMIC_RELEASE);
+  }
   int status = lua_pcall(bs->L, nargs, nresults, 0);
-  if (saved < 0) bs->budget_left = -1;
+  if (saved < 0) {
+    bs->budget_left = -1;
+    __atomic_store_n(&bs->in_call, 0, __ATOMIC_RELEASE);
+    if (__atomic_exchange_n(&bs->hooked, 0, __ATOMIC_ACQ_REL)) lua_sethook(bs->L, NULL, 0, 0);
+  }
   return status;
 }
 
@@ -110,7 +130,6 @@ int worker_state_open(sched_t *s) {
   *(binding_state **)lua_getextraspace(L) = bs;
   lua_pushlightuserdata(L, bs);
   lua_setfield(L, LUA_REGISTRYINDEX, BINDING_STATE_KEY);
-  if (lrt->cfg.max_instructions > 0) lua_sethook(L, budget_hook, LUA_MASKCOUNT, HOOK_EVERY);
   lua_pushcfunction(L, open_runtime);
   lua_pushlightuserdata(L, bs);
   if (lua_pcall(L, 1, 0, 0)) {
@@ -130,6 +149,7 @@ fail:
 void worker_state_close(sched_t *s) {
   binding_state *bs = s->data;
   if (!bs) return;
+  watchdog_forget(s->rt->data, s); /* after this the watchdog never touches bs */
   lua_close(bs->L);
   msgpack_sbuffer_destroy(&bs->buf);
   idmap_free(&bs->timers);
