@@ -188,7 +188,11 @@ return function(core, R, ctx_methods)
     end
     while running < recovery_quota() and not q_empty(waiting) do
       local next_rec = q_pop(waiting)
-      if not next_rec._dead and next_rec._recovering then begin_recovery(next_rec) end
+      -- A rec queued twice (a restart abandoned its first turn, see P.restart)
+      -- begins once.
+      if not next_rec._dead and next_rec._recovering and not next_rec._has_slot then
+        begin_recovery(next_rec)
+      end
     end
   end
 
@@ -242,7 +246,17 @@ return function(core, R, ctx_methods)
         core.snapshot_load(rec._aid, rec.id, crit, 0, rec._rec_token)
       end
     end
-    core.schedule(rec._aid, core.config().recovery_timeout, nil, SYS_RECOVERY_TIMEOUT)
+    -- One timeout timer per actor at a time: a restart's recovery would
+    -- otherwise add a second chain of checks, and one chain finding no
+    -- progress just after another reset the count would fail a recovery
+    -- that is progressing. A timer armed by an earlier recovery counts
+    -- this start as progress, so this one gets a full period too.
+    if rec._timeout_armed then
+      rec._rec_progress = 1
+    else
+      rec._timeout_armed = true
+      core.schedule(rec._aid, core.config().recovery_timeout, nil, SYS_RECOVERY_TIMEOUT)
+    end
   end
 
   local function start_recovery(rec)
@@ -310,8 +324,11 @@ return function(core, R, ctx_methods)
     rec._rec_progress = rec._rec_progress + 1
     local status, highest, count, last, more = core.page_info(mptr)
     if status ~= 0 then
-      return recovery_failed(rec, fmt("journal error at id %s after seq %d: %s", rec.id,
-        rec.seq, core.journal_strerror(status)))
+      -- The page's events before the failing row came back with it: the row
+      -- that failed (e.g. its CRC) is the one after the last of them.
+      local after = count > 0 and last or rec.seq
+      return recovery_failed(rec, fmt("journal error at id %s reading the event after seq %d "
+        .. "(expected seq %d): %s", rec.id, after, after + 1, core.journal_strerror(status)))
     end
     if rec._first_page then
       rec._first_page = false
@@ -458,6 +475,18 @@ return function(core, R, ctx_methods)
       if every and rec.seq - (rec._last_snap_seq or 0) >= every then P.save_snapshot(rec) end
     elseif status == JOURNAL_EREJECTED then
       local err = core.journal_strerror(status)
+      -- Refused by the journal (e.g. a constraint): nothing was stored at
+      -- these seqs. If no later write has taken a seq after them, give them
+      -- back, as for an event refused before submission: otherwise the next
+      -- write would leave a gap, and every later recovery would fail on it.
+      -- (With later writes already in flight the gap cannot be avoided.)
+      local last = op.first + #op.events - 1
+      if rec._next_seq == last then
+        rec._next_seq = op.first - 1
+      else
+        core.log(LOG_ERROR, fmt("%s: seqs %d..%d were refused while later writes were in flight: "
+          .. "the journal has a gap there and recovery will fail", rec.id, op.first, last))
+      end
       for _, evt in ipairs(op.events) do
         if not call_hook(rec, "on_persist_rejected", rec._st, err, evt, rec) then
           core.log(LOG_WARN, fmt("%s: event rejected: %s", rec.id, err))
@@ -500,13 +529,18 @@ return function(core, R, ctx_methods)
         core.log(LOG_WARN, fmt("%s: delete_snapshots failed: %s", rec.id, core.snapshot_strerror(status)))
       end
     elseif kind == SYS_RECOVERY_TIMEOUT then
+      rec._timeout_armed = false
       if not rec._recovering or not rec._has_slot then return end
       if rec._rec_progress == 0 then
         return recovery_failed(rec, fmt("recovery of %s timed out", rec.id))
       end
       rec._rec_progress = 0
+      rec._timeout_armed = true
       core.schedule(rec._aid, core.config().recovery_timeout, nil, SYS_RECOVERY_TIMEOUT)
     elseif kind == SYS_RESTART_RECOVERY then
+      -- Only a restart that has not begun its recovery may begin it: a
+      -- recovery begun twice applies every event twice.
+      if not rec._restarting then return end
       rec._restart_ready = true
       if rec._inflight == 0 then P.restart_recovery(rec) end
     end
@@ -516,8 +550,22 @@ return function(core, R, ctx_methods)
   -- hold the mailbox, and once writes in flight have landed, recover again
   -- from the journal, after a back-off when failures repeat.
   function P.restart(rec, err, persist_failure)
+    -- Already restarting (its back-off has not ended): one restart, one
+    -- timer. Every message overflowing a "fail" stash fails the actor while
+    -- it is held; each scheduling another recovery would apply the events
+    -- once per recovery onto the same state.
+    if rec._restarting then return err end
     rec._pending = q_new()
     rec._stashing = 0
+    if rec._recovering then
+      -- A failure during recovery (e.g. stash overflow "fail"): abandon this
+      -- recovery. Its pages would otherwise go on being applied to the fresh
+      -- state below, and the restart's own recovery would apply them again.
+      rec._recovering = false
+      rec.recovering = false
+      rec._rec_token = nil -- its pages in flight are ignored (on_page)
+      recovery_slot_freed(rec)
+    end
     rec._restarting = true
     rec._restart_ready = false
     set_hold(rec)

@@ -1,0 +1,143 @@
+-- persist_helpers.lua: what the persist_*_spec files share (self-contained: no other helpers).
+-- A run on a fresh runtime that always shuts down, fresh journals, and sqlite access.
+local lore = require "lore"
+
+local M = {}
+
+local function dir_of(path)
+  return path:match("^(.*)/[^/]*$") or "."
+end
+
+local function absolute(path)
+  if path:sub(1, 1) == "/" then return path end
+  local cwd = os.getenv("PWD") or "."
+  return (cwd .. "/" .. path):gsub("/%./", "/")
+end
+
+M.dir = absolute(dir_of(debug.getinfo(1, "S").source:sub(2)))
+M.fixtures = M.dir .. "/fixtures"
+
+-- Every run sets all of these, so a setting one spec changes (configure
+-- persists within the process) never leaks into the next.
+M.defaults = {
+  scripts = { M.fixtures },
+  workers = 2,
+  log_level = os.getenv("PSPEC_LOG") or "off", -- PSPEC_LOG=debug to see the runtime log
+  max_concurrent_recoveries = 50,
+  recovery_timeout = 30,
+}
+
+local counter = 0
+
+-- A journal URI nobody else uses in this process: "memory:NAME" is shared
+-- per NAME, so a later run given the same URI recovers what this one wrote.
+function M.memory_journal()
+  counter = counter + 1
+  return string.format("memory:pspec-%d-%d-%d", os.time(), math.random(1, 1e9), counter)
+end
+
+-- A fresh sqlite journal file; returns the URI and the path.
+function M.sqlite_journal()
+  local path = os.tmpname()
+  os.remove(path) -- let the journal create it
+  return "sqlite:" .. path, path
+end
+
+function M.remove_db(path)
+  for _, suffix in ipairs { "", "-wal", "-shm", "-journal" } do os.remove(path .. suffix) end
+end
+
+-- Runs fn as the application coroutine on a fresh runtime configured with
+-- M.defaults plus `config`. Always ends with lore.shutdown(), so an actor
+-- left alive never hangs a spec. fn's error (a failed assertion too) is
+-- raised again after the runtime has stopped. Returns fn's results.
+function M.run(config, fn)
+  local cfg = {}
+  for k, v in pairs(M.defaults) do cfg[k] = v end
+  for k, v in pairs(config or {}) do cfg[k] = v end
+  lore.configure(cfg)
+  local results, err
+  lore.run(function()
+    local packed = table.pack(pcall(fn))
+    if packed[1] then
+      results = table.pack(table.unpack(packed, 2, packed.n))
+    else
+      err = packed[2]
+    end
+    lore.shutdown()
+  end)
+  if err ~= nil then error(err, 0) end
+  return table.unpack(results, 1, results.n)
+end
+
+-- Calls f(...) expecting it to raise; returns the error as a string.
+function M.error_of(f, ...)
+  local ok, err = pcall(f, ...)
+  assert(not ok, "expected an error, the call succeeded")
+  return tostring(err)
+end
+
+-- Polls check() (sleeping on the runtime) until it returns a true value or
+-- `timeout` seconds pass; returns its last value.
+-- (It counts its sleeps: os.clock is CPU time, not wall time.)
+function M.eventually(check, timeout)
+  local waited, step = 0, 0.02
+  local v = check()
+  while not v and waited < (timeout or 5) do
+    lore.sleep(step)
+    waited = waited + step
+    v = check()
+  end
+  return v
+end
+
+-- The entries a persist.sink was told by hook `name` (fixtures/persist/base.lua).
+function M.hooks(got, name)
+  local out = {}
+  for _, g in ipairs(got or {}) do
+    if g.hook == name then out[#out + 1] = g end
+  end
+  return out
+end
+
+-- Polls the sink until hook `name` has reported; returns those entries (or nil).
+function M.wait_hook(sink, name, timeout)
+  return M.eventually(function()
+    local got = M.hooks(sink:ask({ op = "get" }, 5), name)
+    return #got > 0 and got
+  end, timeout)
+end
+
+---------------------------------------------------------------------------
+-- sqlite3 (the CLI) on a journal file, from the application side.
+---------------------------------------------------------------------------
+
+local function quote(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+
+-- Runs SQL on the database at path; returns the output (raises on failure).
+function M.sql(path, sql)
+  local p = assert(io.popen("sqlite3 " .. quote(path) .. " " .. quote(sql) .. " 2>&1", "r"))
+  local out = p:read("a")
+  local ok = p:close()
+  if not ok then error("sqlite3 failed: " .. out, 2) end
+  return out
+end
+
+-- The seqs stored for an id, in order.
+function M.stored_seqs(path, id)
+  local out = M.sql(path, "SELECT seq FROM events WHERE id = '" .. id .. "' ORDER BY seq;")
+  local seqs = {}
+  for n in out:gmatch("%d+") do seqs[#seqs + 1] = tonumber(n) end
+  return seqs
+end
+
+-- 1..n as a list.
+function M.range(a, b)
+  local t = {}
+  for i = a, b do t[#t + 1] = i end
+  return t
+end
+
+return M

@@ -1,0 +1,204 @@
+-- persist_recovery_spec.lua: recovery in pages, commands stashed during it, ctx.recovering,
+-- on_recovery_completed, delete_events, M.recovery options, restarts, recovery limits.
+local lore = require "lore"
+local ph = require "persist_helpers"
+
+local function add(ref, v) return ref:ask({ op = "add", v = v }, 5) end
+local function get(ref) return ref:ask({ op = "get" }, 10) end
+
+-- Writes `count` events of value 1 for `id` (in batches of persist_all).
+local function preload(ref, count)
+  local left = count
+  while left > 0 do
+    local k = math.min(left, 500)
+    local vs = {}
+    for i = 1, k do vs[i] = 1 end
+    ref:ask({ op = "add_all", vs = vs }, 20)
+    left = left - k
+  end
+end
+
+-- Events with values vs for id, written in a run of their own.
+local function write_events(journal, id, vs)
+  ph.run({ journal = journal }, function()
+    local a = lore.spawn("persist.acc", { id = id })
+    for _, v in ipairs(vs) do add(a, v) end
+  end)
+end
+
+describe("recovery", function()
+  it("stashes commands that arrive while replaying 5000 events, then runs them in order", function()
+    local j = ph.memory_journal()
+    ph.run({ journal = j }, function() preload(lore.spawn("persist.acc", { id = "r-stash" }), 5000) end)
+    ph.run({ journal = j, max_instructions = 0 }, function()
+      -- slow: each replayed event spins a little, so recovery is still running
+      -- when the commands arrive
+      local a = lore.spawn("persist.acc", { id = "r-stash", slow = 2000 })
+      for v = 10001, 10020 do a:tell { op = "add", v = v } end
+      local s = get(a)
+      assert.equal(1, s.rc) -- once, though the replay took two pages
+      assert.equal(5000, s.rc_seq)
+      assert.is_false(s.rc_recovering)
+      local want = { "recovered@5000" }
+      for v = 10001, 10020 do
+        want[#want + 1] = "cmd:" .. v
+        want[#want + 1] = "cb:" .. v .. "@" .. (v - 10000 + 5000)
+      end
+      assert.same(want, s.trace)
+      assert.equal(5000 + (10001 + 10020) * 10, s.n)
+      assert.equal(5020, s.seq)
+    end)
+  end)
+
+  it("sets ctx.recovering inside apply during a replay, and clears it after", function()
+    ph.run({ journal = ph.memory_journal() }, function()
+      local a = lore.spawn("persist.acc", { id = "r-flag" })
+      for v = 1, 3 do add(a, v) end
+      assert.same({ false, false, false }, get(a).flags) -- applied after a persist
+      assert.matches("raised on purpose", ph.error_of(a.ask, a, { op = "raise" }, 5))
+      add(a, 4) -- after the restart's replay
+      local s = get(a)
+      -- the restart rebuilt the state: three replayed events, then one live
+      assert.same({ true, true, true, false }, s.flags)
+      assert.is_false(s.recovering)
+      assert.is_false(s.rc_recovering)
+      assert.equal(1, s.rc)
+    end)
+  end)
+
+  it("delete_events(3) then a restart rebuilds from events 4.. and keeps the highest seq", function()
+    local j = ph.memory_journal()
+    write_events(j, "r-del", { 1, 2, 3, 4, 5 })
+    ph.run({ journal = j }, function()
+      local sink = lore.spawn("persist.sink")
+      local a = lore.spawn("persist.acc", { id = "r-del", observer = sink })
+      assert.is_true(a:ask({ op = "delete", to = 3 }, 5))
+      local got = ph.wait_hook(sink, "events_deleted")
+      assert.truthy(got, "on_events_deleted never ran")
+      assert.is_true(got[1].ok)
+      assert.equal(15, get(a).n) -- the live state is untouched
+    end)
+    ph.run({ journal = j }, function()
+      local a = lore.spawn("persist.acc", { id = "r-del" })
+      local s = get(a)
+      assert.same({ 4, 5 }, s.log)
+      assert.equal(9, s.n)
+      assert.equal(5, s.seq)
+      assert.equal(6, add(a, 6).seq)
+    end)
+  end)
+
+  it("after deleting every event starts from init with the highest seq kept", function()
+    local j = ph.memory_journal()
+    write_events(j, "r-del-all", { 1, 2, 3 })
+    ph.run({ journal = j }, function()
+      local a = lore.spawn("persist.acc", { id = "r-del-all" })
+      a:ask({ op = "delete", to = 3 }, 5)
+    end)
+    ph.run({ journal = j }, function()
+      local a = lore.spawn("persist.acc", { id = "r-del-all" })
+      local s = get(a)
+      assert.same({}, s.log)
+      assert.equal(3, s.seq)
+      assert.equal(4, add(a, 4).seq)
+    end)
+  end)
+
+  it("M.recovery = false: state from init, seq = highest, new events continue after it", function()
+    local j = ph.memory_journal()
+    write_events(j, "r-norec", { 1, 2, 3, 4, 5 })
+    ph.run({ journal = j }, function()
+      local a = lore.spawn("persist.norec", { id = "r-norec" })
+      local s = get(a)
+      assert.equal(0, s.n)
+      assert.same({}, s.log)
+      assert.equal(5, s.seq)
+      assert.equal(1, s.rc)
+      assert.same({ n = 7, seq = 6 }, add(a, 7))
+    end)
+    ph.run({ journal = j }, function()
+      local s = get(lore.spawn("persist.acc", { id = "r-norec" }))
+      assert.same({ 1, 2, 3, 4, 5, 7 }, s.log)
+      assert.equal(6, s.seq)
+    end)
+  end)
+
+  it("M.recovery = {to_seq = 3} replays events 1..3 and never reuses a stored seq", function()
+    local j = ph.memory_journal()
+    write_events(j, "r-to3", { 1, 2, 3, 4, 5 })
+    ph.run({ journal = j }, function()
+      local a = lore.spawn("persist.to3", { id = "r-to3" })
+      local s = get(a)
+      assert.same({ 1, 2, 3 }, s.log)
+      assert.equal(3, s.seq)
+      assert.equal(6, add(a, 10).seq)
+    end)
+    ph.run({ journal = j }, function()
+      local s = get(lore.spawn("persist.acc", { id = "r-to3" }))
+      assert.same({ 1, 2, 3, 4, 5, 10 }, s.log)
+    end)
+  end)
+
+  it("M.recovery = {replay_max = 2} replays two events", function()
+    local j = ph.memory_journal()
+    write_events(j, "r-max2", { 1, 2, 3, 4, 5 })
+    ph.run({ journal = j }, function()
+      local a = lore.spawn("persist.max2", { id = "r-max2" })
+      local s = get(a)
+      assert.same({ 1, 2 }, s.log)
+      assert.equal(2, s.seq)
+      assert.equal(6, add(a, 10).seq)
+    end)
+  end)
+
+  it("with max_concurrent_recoveries = 2, twenty actors all recover", function()
+    local j = ph.memory_journal()
+    ph.run({ journal = j }, function()
+      for i = 1, 20 do
+        local a = lore.spawn("persist.acc", { id = "r-many-" .. i })
+        a:ask({ op = "add_all", vs = ph.range(1, 100 + i) }, 10)
+      end
+    end)
+    ph.run({ journal = j, max_concurrent_recoveries = 2, max_instructions = 0 }, function()
+      local refs = {}
+      for i = 1, 20 do refs[i] = lore.spawn("persist.acc", { id = "r-many-" .. i, slow = 200 }) end
+      for i = 1, 20 do refs[i]:tell { op = "add", v = 1 } end
+      for i = 1, 20 do
+        local s = get(refs[i])
+        assert.equal(1, s.rc)
+        assert.equal(100 + i, s.rc_seq)
+        assert.equal(101 + i, s.seq)
+        assert.equal((100 + i) * (101 + i) // 2 + 1, s.n)
+      end
+    end)
+  end)
+end)
+
+describe("a raising handler in a persistent actor", function()
+  it("fails the ask, restarts through recovery, and keeps only durable state", function()
+    ph.run({ journal = ph.memory_journal() }, function()
+      local a = lore.spawn("persist.acc", { id = "r-raise" })
+      add(a, 1)
+      add(a, 2)
+      assert.matches("raised on purpose", ph.error_of(a.ask, a, { op = "raise" }, 5))
+      local s = get(a)
+      assert.equal(3, s.n) -- not 1000003: the mutation was not an event
+      assert.same({ 1, 2 }, s.log)
+      assert.equal(2, s.seq)
+      assert.equal(1, s.rc) -- the restart ran recovery again
+      assert.same({ n = 6, seq = 3 }, add(a, 3))
+    end)
+  end)
+
+  it("keeps the commands queued behind the failing one, in order", function()
+    ph.run({ journal = ph.memory_journal() }, function()
+      local a = lore.spawn("persist.acc", { id = "r-raise-queue" })
+      a:tell { op = "add", v = 1 }
+      a:tell { op = "raise" }
+      for v = 2, 10 do a:tell { op = "add", v = v } end
+      local s = get(a)
+      assert.same(ph.range(1, 10), s.log)
+      assert.equal(10, s.seq)
+    end)
+  end)
+end)
