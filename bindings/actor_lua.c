@@ -81,7 +81,12 @@ static int actor_receive(actor_t *a, lore_msg *m) {
 static void actor_overflow(actor_t *a, lore_msg *m) {
   binding_state *bs = a->sched->data;
   lua_State *L = bs->L;
+  /* The overflow happens inside another actor's send: what that actor is
+   * answering must survive this call. */
   actor_t *saved = bs->cur_actor;
+  lore_addr saved_sender = bs->cur_sender;
+  uint64_t saved_corr = bs->cur_corr;
+  lore_msg *saved_msg = bs->cur_msg;
   bs->cur_corr = 0; /* a failure here answers no ask */
   bs->cur_actor = a;
   lua_rawgeti(L, LUA_REGISTRYINDEX, bs->ref_overflow);
@@ -90,6 +95,9 @@ static void actor_overflow(actor_t *a, lore_msg *m) {
   int strategy = LUA_OK == binding_pcall(bs, 2, 1) ? (int)lua_tointeger(L, -1) : 0;
   lua_pop(L, 1);
   bs->cur_actor = saved;
+  bs->cur_sender = saved_sender;
+  bs->cur_corr = saved_corr;
+  bs->cur_msg = saved_msg;
   /* 0: fail (the actor restarts; the message waits like the others),
    * 1: drop to dead letters, 2: answer the sender with an error. */
   if (strategy == 2 && m->corr) {

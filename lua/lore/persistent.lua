@@ -460,6 +460,7 @@ return function(core, R, ctx_methods)
     q_pop(q)
     if op.stashing then rec._stashing = rec._stashing - 1 end
     if status == 0 then
+      rec._failures = 0 -- the journal works again: the next failure backs off from the start
       core.set_current(op.ss, op.sa, op.sc)
       local fn = op.fn
       for i, evt in ipairs(op.events) do

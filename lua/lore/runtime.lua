@@ -13,6 +13,7 @@ local LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR = 0, 1, 2, 3
 local SYS_RESTART = 1
 
 local R = {}
+local P -- persistence (persistent.lua), set at the end of this file
 
 ---------------------------------------------------------------------------
 -- The sandbox: behaviour scripts are not trusted (ARCHITECTURE.md, Safety).
@@ -30,7 +31,7 @@ if #dirs == 0 then dirs = { "." } end
 local safe = {
   assert = assert, error = error, ipairs = ipairs, next = next, pairs = pairs, pcall = pcall,
   select = select, tonumber = tonumber, tostring = tostring, type = type, xpcall = xpcall,
-  setmetatable = setmetatable, getmetatable = getmetatable, rawequal = rawequal,
+  setmetatable = setmetatable, rawequal = rawequal,
   rawget = rawget, rawset = rawset, rawlen = rawlen, _VERSION = _VERSION,
   -- copies, so one behaviour changing string.format cannot change another's
   string = copy(string), table = copy(table), math = copy(math), utf8 = copy(utf8),
@@ -94,6 +95,13 @@ local function load_module(name)
   if res == nil then res = true end
   modules[name] = res
   return res
+end
+
+-- The string metatable is the worker's own (s:upper() goes through it): a
+-- behaviour must not reach it, or it could rewrite methods for every actor.
+function safe.getmetatable(v)
+  if type(v) == "string" then return nil end
+  return getmetatable(v)
 end
 
 function safe.require(name)
@@ -177,8 +185,6 @@ end
 ---------------------------------------------------------------------------
 -- Lifecycle
 ---------------------------------------------------------------------------
-
-local P -- persistence (persistent.lua), set below
 
 local function init_state(rec)
   local M = rec._m

@@ -266,11 +266,8 @@ describe("M.stash_capacity", function()
   end)
 
   it("an actor whose tell overflows a bound on its own worker still answers its ask", function()
-    -- actor_lua.c actor_overflow sets bs->cur_corr = 0 and does not restore it:
-    -- when the overflowing tell comes from an actor on the same worker (a local
-    -- send, handled inside that actor's turn), that actor's ctx:reply becomes
-    -- a no-op and its asker times out. Not ours to fix (bindings/actor_lua.c).
-    pending("actor_overflow clobbers the sending actor's cur_corr (bindings/actor_lua.c)")
+    -- The overflowing tell comes from an actor on the same worker (a local
+    -- send handled inside that actor's turn): its own ctx:reply must still work.
     during_recovery("persist.drop", "f-local-overflow", function(b)
       -- one pump per worker (round-robin): one of them shares b's worker
       local pumps = { lore.spawn("persist.pump"), lore.spawn("persist.pump") }
