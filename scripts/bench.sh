@@ -65,11 +65,13 @@ if ((SMOKE)); then
   run_if_built journal "$BUILD_DIR/bench_journal" 0.01
   run_if_built snapshot "$BUILD_DIR/bench_snapshot" 4096 10
   run snapshot-recovery "$BUILD_DIR/lore" run tests/bench/snapshot_bench.lua 0.005
+  run persist "$BUILD_DIR/lore" run tests/bench/persist_bench.lua --smoke
 else
   run runtime "$BUILD_DIR/lore" run tests/bench/runtime_bench.lua
   run_if_built journal "$BUILD_DIR/bench_journal"
   run_if_built snapshot "$BUILD_DIR/bench_snapshot"
   run snapshot-recovery "$BUILD_DIR/lore" run tests/bench/snapshot_bench.lua
+  run persist "$BUILD_DIR/lore" run tests/bench/persist_bench.lua
 fi
 
 echo
