@@ -420,21 +420,28 @@ static int l_configure(lua_State *L) {
     } else if (strcmp(k, "hot_reload") == 0) {
       /* accepted; reloading is a later feature (see README) */
     } else if (strcmp(k, "scripts") == 0) {
+      /* Checked in full before the old list is replaced: a bad value changes nothing. */
+      int t = lua_type(L, -1);
+      lua_Integer n = t == LUA_TTABLE ? (lua_Integer)lua_rawlen(L, -1) : 1;
+      if (t != LUA_TSTRING && t != LUA_TTABLE)
+        return luaL_error(L, "lore.configure: scripts must be a directory or a list of them");
+      if (n > LORE_MAX_SCRIPT_DIRS) return luaL_error(L, "lore.configure: too many script dirs");
+      for (lua_Integer i = 1; t == LUA_TTABLE && i <= n; i++) {
+        int et = lua_rawgeti(L, -1, i);
+        lua_pop(L, 1);
+        if (et != LUA_TSTRING)
+          return luaL_error(L, "lore.configure: scripts must be a list of directories");
+      }
       for (int i = 0; i < c->nscripts; i++) free(c->scripts[i]);
       c->nscripts = 0;
-      if (lua_type(L, -1) == LUA_TSTRING) {
+      if (t == LUA_TSTRING) {
         c->scripts[c->nscripts++] = strdup(lua_tostring(L, -1));
-      } else if (lua_type(L, -1) == LUA_TTABLE) {
-        lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
-        if (n > LORE_MAX_SCRIPT_DIRS) return luaL_error(L, "lore.configure: too many script dirs");
+      } else {
         for (lua_Integer i = 1; i <= n; i++) {
-          if (lua_rawgeti(L, -1, i) != LUA_TSTRING)
-            return luaL_error(L, "lore.configure: scripts must be a list of directories");
+          lua_rawgeti(L, -1, i);
           c->scripts[c->nscripts++] = strdup(lua_tostring(L, -1));
           lua_pop(L, 1);
         }
-      } else {
-        return luaL_error(L, "lore.configure: scripts must be a directory or a list of them");
       }
     } else {
       return luaL_error(L, "lore.configure: unknown option '%s'", k);
