@@ -347,13 +347,15 @@ static int core_page_info(lua_State *L) {
   return 5;
 }
 
-/* core.page_each(mptr, fn): calls fn(seq, evt, manifest, version, tags,
- * writer, ts) for each event of the page. A payload that does not decode
+/* core.page_each(mptr, fn [, want_meta]): calls fn(seq, evt) -- or, with
+ * want_meta, fn(seq, evt, manifest, version, tags, writer, ts) -- for each
+ * event of the page. A payload that does not decode
  * raises "decode error at seq N: ...". */
 static int core_page_each(lua_State *L) {
   lore_msg *m = lua_touserdata(L, 1);
   luaL_argcheck(L, m && m->len >= sizeof(page_hdr), 1, "not a replay page");
   luaL_checktype(L, 2, LUA_TFUNCTION);
+  int want_meta = lua_toboolean(L, 3); /* strings cost interning: only on request */
   size_t off = sizeof(page_hdr);
   char err[CODEC_ERR_MAX];
   while (off + sizeof(rec_hdr) <= m->len) {
@@ -368,12 +370,14 @@ static int core_page_each(lua_State *L) {
     const char *payload = p + h.manifest_len + h.tags_len + h.writer_len;
     if (codec_decode(L, payload, h.payload_len, err, sizeof err))
       return luaL_error(L, "decode error at seq %I: %s", (lua_Integer)h.seq, err);
-    lua_pushlstring(L, p, h.manifest_len);
-    lua_pushinteger(L, h.version);
-    lua_pushlstring(L, p + h.manifest_len, h.tags_len);
-    lua_pushlstring(L, p + h.manifest_len + h.tags_len, h.writer_len);
-    lua_pushinteger(L, h.ts);
-    lua_call(L, 7, 0);
+    if (want_meta) {
+      lua_pushlstring(L, p, h.manifest_len);
+      lua_pushinteger(L, h.version);
+      lua_pushlstring(L, p + h.manifest_len, h.tags_len);
+      lua_pushlstring(L, p + h.manifest_len + h.tags_len, h.writer_len);
+      lua_pushinteger(L, h.ts);
+    }
+    lua_call(L, want_meta ? 7 : 2, 0);
     off += total;
   }
   return 0;

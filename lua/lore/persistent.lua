@@ -334,28 +334,33 @@ return function(core, R, ctx_methods)
       rec._first_page = false
       rec._highest = highest
     end
+    -- Ask for the next page before applying this one: the read (thread pool)
+    -- overlaps with decoding and apply (this worker).
+    if more then
+      if rec._replay_left > 0 then rec._replay_left = rec._replay_left - count end
+      core.replay(rec._aid, rec.id, last + 1, rec._replay_to, rec._replay_left, token, false)
+    end
     if count > 0 then
       local id, M = rec.id, rec._m
+      -- The hot loop of recovery: locals, not table fields, per event.
+      local expect, st, last_seq, apply_fn = rec._expect, rec._st, rec.seq, M.apply
       local ok, err = pcall(core.page_each, mptr, function(seq, evt)
-        if rec._expect and seq ~= rec._expect then
-          error(fmt("sequence gap at id %s: expected seq %d, found %d", id, rec._expect, seq), 0)
+        if expect and seq ~= expect then
+          error(fmt("sequence gap at id %s: expected seq %d, found %d", id, expect, seq), 0)
         end
-        rec._expect = seq + 1
-        rec.seq = seq
-        local ns = M.apply(rec._st, evt)
-        if ns ~= nil then rec._st = ns end
+        expect = seq + 1
+        last_seq = seq
+        local ns = apply_fn(st, evt)
+        if ns ~= nil then st = ns end
       end)
+      rec._expect, rec._st, rec.seq = expect, st, last_seq
       if not ok then
         err = tostring(err)
         if not err:find(id, 1, true) then err = fmt("at id %s: %s", id, err) end
         return recovery_failed(rec, err)
       end
     end
-    if more then
-      if rec._replay_left > 0 then rec._replay_left = rec._replay_left - count end
-      core.replay(rec._aid, rec.id, last + 1, rec._replay_to, rec._replay_left, token, false)
-      return
-    end
+    if more then return end
     if not rec._limited and rec._expect and rec.seq < rec._highest then
       return recovery_failed(rec, fmt("events missing at id %s: replay ended at seq %d, highest is %d",
         rec.id, rec.seq, rec._highest))
