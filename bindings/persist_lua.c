@@ -38,33 +38,38 @@ typedef struct persist_write {
   uint32_t sub;
   char *id;
   char writer[40];
+  lore_msg *done_msg; /* allocated by the worker: see persist_write_done */
   journal_event ev[];
 } persist_write;
 
-static void pwrite_free(persist_write *p) {
+static void persist_write_free(persist_write *p) {
   for (size_t i = 0; i < p->w.count; i++) {
     free((void *)p->ev[i].payload);
     free((void *)p->ev[i].manifest);
     free((void *)p->ev[i].tags);
   }
+  if (p->done_msg) msg_free(p->done_msg);
   free(p->id);
   free(p);
 }
 
-/* On the journal's writer thread: post the outcome to the actor. */
-static void pwrite_done(journal_write *w, int status) {
+static void persist_write_release(void *p) { persist_write_free(p); }
+
+/* On the journal's writer thread: post the outcome to the actor. The message
+ * was allocated by the worker and carries the write back to it, so every
+ * allocation of a persist is made and freed on the worker's thread: freeing
+ * on the writer thread made the two threads fight over malloc's arena lock. */
+static void persist_write_done(journal_write *w, int status) {
   persist_write *p = w->data;
-  lore_msg *m = msg_new(MSG_SYSTEM, NULL, 0, NULL, 0);
-  if (m) {
-    m->sub = p->sub;
-    m->ival = status;
-    m->corr = p->token;
-    m->target = p->target;
-    runtime_send(p->rt, m);
-  } else {
-    log_error("out of memory posting a journal completion for %s", p->id);
-  }
-  pwrite_free(p);
+  lore_msg *m = p->done_msg;
+  p->done_msg = NULL;
+  m->sub = p->sub;
+  m->ival = status;
+  m->corr = p->token;
+  m->target = p->target;
+  m->ptr = p;
+  m->free_ptr = persist_write_release;
+  runtime_send(p->rt, m);
 }
 
 static char *dup_field(lua_State *L, int t, const char *key) {
@@ -100,14 +105,14 @@ static int core_persist(lua_State *L) {
   char err[CODEC_ERR_MAX];
   for (size_t i = 0; i < n; i++) {
     journal_event *ev = &p->ev[i];
-    p->w.count = i + 1; /* pwrite_free frees what was filled so far */
+    p->w.count = i + 1; /* persist_write_free frees what was filled so far */
     lua_rawgeti(L, 5, (lua_Integer)i + 1);
     bs->buf.size = 0;
     char root[32];
     snprintf(root, sizeof root, n > 1 ? "event[%zu]" : "event", i + 1);
     if (codec_encode(L, -1, root, &bs->buf, err, sizeof err)) {
       bs->buf.size = 0;
-      pwrite_free(p);
+      persist_write_free(p);
       lua_pushnil(L);
       lua_pushstring(L, err);
       return 2;
@@ -115,7 +120,7 @@ static int core_persist(lua_State *L) {
     lua_pop(L, 1);
     void *payload = malloc(bs->buf.size ? bs->buf.size : 1);
     if (!payload) {
-      pwrite_free(p);
+      persist_write_free(p);
       return luaL_error(L, "out of memory");
     }
     memcpy(payload, bs->buf.data, bs->buf.size);
@@ -135,9 +140,13 @@ static int core_persist(lua_State *L) {
     journal_event_seal(ev);
   }
   p->w.count = n;
+  if (!(p->done_msg = msg_new(MSG_SYSTEM, NULL, 0, NULL, 0))) {
+    persist_write_free(p);
+    return luaL_error(L, "out of memory");
+  }
   p->w.kind = JOURNAL_WRITE_EVENTS;
   p->w.events = p->ev;
-  p->w.done = pwrite_done;
+  p->w.done = persist_write_done;
   p->w.data = p;
   p->rt = bs->sched->rt;
   p->target.sched = bs->sched->index;
@@ -146,7 +155,7 @@ static int core_persist(lua_State *L) {
   p->sub = SYS_PERSISTED;
   int r = journal_submit(bs->lrt->journal, &p->w);
   if (r) {
-    pwrite_free(p);
+    persist_write_free(p);
     lua_pushnil(L);
     lua_pushstring(L, journal_strerror(r));
     return 2;
@@ -168,10 +177,14 @@ static int core_delete_events(lua_State *L) {
     free(p);
     return luaL_error(L, "out of memory");
   }
+  if (!(p->done_msg = msg_new(MSG_SYSTEM, NULL, 0, NULL, 0))) {
+    persist_write_free(p);
+    return luaL_error(L, "out of memory");
+  }
   p->w.kind = JOURNAL_WRITE_DELETE;
   p->w.delete_id = p->id;
   p->w.delete_to = to;
-  p->w.done = pwrite_done;
+  p->w.done = persist_write_done;
   p->w.data = p;
   p->rt = bs->sched->rt;
   p->target.sched = bs->sched->index;
@@ -180,7 +193,7 @@ static int core_delete_events(lua_State *L) {
   p->sub = SYS_DELETED;
   int r = journal_submit(bs->lrt->journal, &p->w);
   if (r) {
-    pwrite_free(p);
+    persist_write_free(p);
     lua_pushnil(L);
     lua_pushstring(L, journal_strerror(r));
     return 2;

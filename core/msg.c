@@ -20,4 +20,7 @@ lore_msg *msg_new(uint32_t kind, const void *payload, size_t len, const char *na
   return m;
 }
 
-void msg_free(lore_msg *m) { free(m); }
+void msg_free(lore_msg *m) {
+  if (m->free_ptr) m->free_ptr(m->ptr);
+  free(m);
+}

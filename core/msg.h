@@ -31,6 +31,7 @@ typedef struct lore_msg {
   uint64_t corr;       /* ask correlation id, 0 for a tell */
   char *name;          /* target persistence id (points into data), or NULL */
   void *ptr;           /* kind-specific pointer payload (system messages) */
+  void (*free_ptr)(void *ptr); /* if set, msg_free releases ptr with it */
   int64_t ival;        /* kind-specific integer payload */
   size_t len;          /* payload bytes in data */
   char data[];         /* payload, then the NUL-terminated name if any */
