@@ -72,18 +72,13 @@ static void persist_write_done(journal_write *w, int status) {
   runtime_send(p->rt, m);
 }
 
-static char *dup_field(lua_State *L, int t, const char *key) {
-  lua_getfield(L, t, key);
-  const char *s = lua_tostring(L, -1);
-  char *d = strdup(s ? s : "");
-  lua_pop(L, 1);
-  return d;
-}
 
 /*
  * core.persist(aid, id, writer, first_seq, events, metas, token) -> true | nil, err
  * events: a list of Lua values (already through to_journal adapters);
- * metas: a parallel list of { manifest=, version=, tags= } (tags joined by "\n").
+ * metas: nil, or a parallel list of { manifest=, version=, tags= } (tags
+ * joined by "\n"); by default the manifest is the event's `type`, version 1,
+ * no tags.
  * Encoding failure of any event rejects the whole atomic write before storage
  * (nil + message naming the path); nothing is submitted then.
  */
@@ -94,7 +89,6 @@ static int core_persist(lua_State *L) {
   const char *writer = luaL_checkstring(L, 3);
   lua_Integer first = luaL_checkinteger(L, 4);
   luaL_checktype(L, 5, LUA_TTABLE);
-  luaL_checktype(L, 6, LUA_TTABLE);
   lua_Integer token = luaL_checkinteger(L, 7);
   size_t n = (size_t)lua_rawlen(L, 5);
   persist_write *p = calloc(1, sizeof *p + n * sizeof(journal_event));
@@ -117,6 +111,13 @@ static int core_persist(lua_State *L) {
       lua_pushstring(L, err);
       return 2;
     }
+    /* The manifest is the event's `type`, read raw (no metamethods). */
+    if (lua_type(L, -1) == LUA_TTABLE) {
+      lua_pushliteral(L, "type");
+      if (lua_rawget(L, -2) == LUA_TSTRING && lua_rawlen(L, -1) > 0)
+        ev->manifest = strdup(lua_tostring(L, -1));
+      lua_pop(L, 1);
+    }
     lua_pop(L, 1);
     void *payload = malloc(bs->buf.size ? bs->buf.size : 1);
     if (!payload) {
@@ -126,13 +127,22 @@ static int core_persist(lua_State *L) {
     memcpy(payload, bs->buf.data, bs->buf.size);
     ev->payload = payload;
     ev->payload_len = bs->buf.size;
-    lua_rawgeti(L, 6, (lua_Integer)i + 1);
-    int mt = lua_gettop(L);
-    ev->manifest = dup_field(L, mt, "manifest");
-    ev->tags = dup_field(L, mt, "tags");
-    lua_getfield(L, mt, "version");
-    ev->version = lua_isinteger(L, -1) ? (int32_t)lua_tointeger(L, -1) : 1;
-    lua_pop(L, 2);
+    ev->version = 1;
+    /* Explicit metadata (event adapters) overrides the defaults. */
+    if (lua_type(L, 6) == LUA_TTABLE) {
+      if (lua_rawgeti(L, 6, (lua_Integer)i + 1) == LUA_TTABLE) {
+        int mt = lua_gettop(L);
+        if (lua_getfield(L, mt, "manifest") == LUA_TSTRING) {
+          free((void *)ev->manifest);
+          ev->manifest = strdup(lua_tostring(L, -1));
+        }
+        if (lua_getfield(L, mt, "tags") == LUA_TSTRING) ev->tags = strdup(lua_tostring(L, -1));
+        if (lua_getfield(L, mt, "version") == LUA_TNUMBER && lua_isinteger(L, -1))
+          ev->version = (int32_t)lua_tointeger(L, -1);
+        lua_pop(L, 3);
+      }
+      lua_pop(L, 1);
+    }
     ev->id = p->id;
     ev->seq = first + (lua_Integer)i;
     ev->writer = p->writer;

@@ -98,11 +98,6 @@ return function(core, R, ctx_methods)
     maybe_stop(rec)
   end
 
-  local function manifest_of(evt)
-    if type(evt) == "table" and type(evt.type) == "string" then return evt.type end
-    return ""
-  end
-
   local function submit(rec, events, fn, stashing)
     if rec._recovering then error("cannot persist while recovering", 3) end
     if fn ~= nil and type(fn) ~= "function" then error("persist: the callback must be a function", 3) end
@@ -110,11 +105,9 @@ return function(core, R, ctx_methods)
     local ss, sa, sc = core.current()
     local op = { events = events, fn = fn, stashing = stashing, ss = ss, sa = sa, sc = sc }
     if n == 0 then return end
-    local metas = {}
-    for i = 1, n do metas[i] = { manifest = manifest_of(events[i]), version = 1, tags = "" } end
     local first = rec._next_seq + 1
     local token = next_token()
-    local ok, err = core.persist(rec._aid, rec.id, rec._writer, first, events, metas, token)
+    local ok, err = core.persist(rec._aid, rec.id, rec._writer, first, events, nil, token)
     if ok then
       op.token, op.first = token, first
       rec._next_seq = rec._next_seq + n
