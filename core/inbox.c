@@ -16,8 +16,10 @@ int inbox_push(inbox *in, lore_msg *m) {
   }
   int was_empty = msg_queue_empty(&in->q);
   msg_queue_push(&in->q, m);
-  uv_mutex_unlock(&in->lock);
+  /* Under the lock: once inbox_close returns, no producer touches the handle, so the
+   * consumer may close and free it. */
   if (was_empty) uv_async_send(in->wake);
+  uv_mutex_unlock(&in->lock);
   return 0;
 }
 
@@ -30,8 +32,8 @@ int inbox_push_all(inbox *in, msg_queue *q) {
   }
   int was_empty = msg_queue_empty(&in->q);
   msg_queue_append(&in->q, q);
-  uv_mutex_unlock(&in->lock);
   if (was_empty) uv_async_send(in->wake);
+  uv_mutex_unlock(&in->lock);
   return 0;
 }
 

@@ -23,7 +23,8 @@ int inbox_push(inbox *in, lore_msg *m);
 int inbox_push_all(inbox *in, msg_queue *q);
 /* Moves everything queued into `out` (appended). */
 void inbox_drain(inbox *in, msg_queue *out);
-/* Refuses further pushes; returns what was still queued into `out`. */
+/* Refuses further pushes; returns what was still queued into `out`. After it
+ * returns no producer touches the wake handle any more. */
 void inbox_close(inbox *in, msg_queue *out);
 void inbox_destroy(inbox *in);
 

@@ -10,6 +10,7 @@ int runtime_create(const runtime_config *cfg, const runtime_hooks *hooks, void *
                    runtime_t **out) {
   runtime_t *rt = calloc(1, sizeof *rt);
   if (!rt) return UV_ENOMEM;
+  int r = UV_ENOMEM;
   int workers = cfg && cfg->workers > 0 ? cfg->workers : (int)uv_available_parallelism();
   if (workers < 1) workers = 1;
   if (workers > 1024) workers = 1024;
@@ -23,8 +24,7 @@ int runtime_create(const runtime_config *cfg, const runtime_hooks *hooks, void *
   for (int i = 0; i <= workers; i++) {
     sched_t *s = malloc(sizeof *s);
     if (!s) goto fail;
-    int r = sched_init(s, rt, (uint32_t)i);
-    if (r) {
+    if ((r = sched_init(s, rt, (uint32_t)i))) {
       free(s);
       goto fail;
     }
@@ -34,14 +34,17 @@ int runtime_create(const runtime_config *cfg, const runtime_hooks *hooks, void *
   return 0;
 fail:
   runtime_free(rt);
-  return UV_ENOMEM;
+  return r;
 }
 
 static void worker_main(void *arg) {
   sched_t *s = arg;
   sched_set_current(s);
   uv_run(&s->loop, UV_RUN_DEFAULT);
+  /* The flush handle is closed: hand on what the last callbacks sent. */
+  sched_flush(s);
   if (s->rt->hooks->sched_stop) s->rt->hooks->sched_stop(s);
+  sched_flush(s);
   sched_set_current(NULL);
 }
 
@@ -65,7 +68,14 @@ static void worker_entry(void *arg) {
 
 int runtime_start(runtime_t *rt) {
   int started = 0, status = 0;
-  if (rt->hooks->sched_start && (status = rt->hooks->sched_start(rt->scheds[0]))) return status;
+  if (rt->host_started || rt->started) return UV_EALREADY;
+  sched_t *prev = sched_current();
+  sched_set_current(rt->scheds[0]);
+  if (rt->hooks->sched_start && (status = rt->hooks->sched_start(rt->scheds[0]))) {
+    sched_set_current(prev);
+    return status;
+  }
+  rt->host_started = 1;
   for (int i = 1; i <= rt->workers; i++) {
     start_ctx c = {.s = rt->scheds[i]};
     uv_sem_init(&c.ready, 0);
@@ -85,15 +95,18 @@ int runtime_start(runtime_t *rt) {
   rt->started = started;
   if (status) {
     runtime_shutdown(rt);
-    runtime_join(rt);
-    if (rt->hooks->sched_stop) rt->hooks->sched_stop(rt->scheds[0]);
+    runtime_join(rt); /* and the host's sched_stop */
+    sched_set_current(prev);
     return status;
   }
-  sched_set_current(rt->scheds[0]);
   return 0;
 }
 
 void runtime_shutdown(runtime_t *rt) {
+  /* Sent earlier from this thread: still in its outbox until the loop's prepare phase,
+   * it must not arrive after the shutdown. */
+  sched_t *cur = sched_current();
+  if (cur && cur->rt == rt && !cur->loop_closed) sched_flush(cur);
   for (int i = 1; i <= rt->started; i++) {
     lore_msg *m = msg_new(MSG_SHUTDOWN, NULL, 0, NULL, 0);
     if (!m) continue; /* out of memory: that worker stops when the process does */
@@ -104,11 +117,21 @@ void runtime_shutdown(runtime_t *rt) {
 void runtime_join(runtime_t *rt) {
   for (int i = 1; i <= rt->started; i++) uv_thread_join(&rt->scheds[i]->thread);
   rt->started = 0;
+  if (rt->host_started) {
+    rt->host_started = 0;
+    if (rt->hooks->sched_stop) rt->hooks->sched_stop(rt->scheds[0]);
+  }
 }
 
 void runtime_free(runtime_t *rt) {
   if (!rt) return;
+  /* Before anything is freed: sched_current() may point into this runtime. */
+  sched_t *cur = sched_current();
+  if (cur && cur->rt == rt) sched_set_current(NULL);
   if (rt->scheds) {
+    /* Every loop ends (close callbacks may still send) before any scheduler is freed. */
+    for (int i = 0; i <= rt->workers; i++)
+      if (rt->scheds[i]) sched_end(rt->scheds[i]);
     for (int i = 0; i <= rt->workers; i++) {
       if (!rt->scheds[i]) continue;
       sched_destroy(rt->scheds[i]);
@@ -116,7 +139,6 @@ void runtime_free(runtime_t *rt) {
     }
     free(rt->scheds);
   }
-  if (sched_current() && sched_current()->rt == rt) sched_set_current(NULL);
   free(rt);
 }
 
@@ -141,15 +163,25 @@ uint32_t runtime_sched_next(runtime_t *rt) {
   return 1 + n % (uint32_t)rt->workers;
 }
 
+/* On a scheduler's thread the dead_letter hook runs (it may answer an ask); elsewhere
+ * the message is only counted. */
+static void undeliverable(runtime_t *rt, sched_t *cur, lore_msg *m) {
+  if (cur && cur->rt == rt) {
+    sched_dead_letter(cur, m);
+    return;
+  }
+  __atomic_add_fetch(&rt->dead_letters, 1, __ATOMIC_RELAXED);
+  msg_free(m);
+}
+
 void runtime_send(runtime_t *rt, lore_msg *m) {
   if (!m->target.aid && m->name) m->target.sched = runtime_sched_for_name(rt, m->name);
   uint32_t t = m->target.sched;
+  sched_t *cur = sched_current();
   if (t > (uint32_t)rt->workers) {
-    __atomic_add_fetch(&rt->dead_letters, 1, __ATOMIC_RELAXED);
-    msg_free(m);
+    undeliverable(rt, cur, m);
     return;
   }
-  sched_t *cur = sched_current();
   if (cur && cur->rt == rt) {
     if (cur->index == t && !cur->closed) {
       sched_deliver_local(cur, m);
@@ -159,8 +191,5 @@ void runtime_send(runtime_t *rt, lore_msg *m) {
     msg_queue_push(&cur->outbox[t], m);
     return;
   }
-  if (inbox_push(&rt->scheds[t]->in, m)) {
-    __atomic_add_fetch(&rt->dead_letters, 1, __ATOMIC_RELAXED);
-    msg_free(m);
-  }
+  if (inbox_push(&rt->scheds[t]->in, m)) undeliverable(rt, cur, m);
 }

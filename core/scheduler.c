@@ -17,8 +17,13 @@ void sched_run(sched_t *s);
 
 static void sched_idle_cb(uv_idle_t *h) { sched_run(h->data); }
 
+/* A stopping actor gets only system messages (an I/O completion it waits for), or a turn
+ * that finalizes it once nothing is in flight. */
 static int actor_deliverable(const actor_t *a) {
-  return !a->dead && (!msg_queue_empty(&a->sysq) || (!a->held && !msg_queue_empty(&a->mailbox)));
+  if (a->dead) return 0;
+  if (!msg_queue_empty(&a->sysq)) return 1;
+  if (a->stopping) return !a->pending_io;
+  return !a->held && !msg_queue_empty(&a->mailbox);
 }
 
 static void make_ready(actor_t *a) {
@@ -47,7 +52,7 @@ static void drain_dead(sched_t *s, msg_queue *q) {
   while ((m = msg_queue_pop(q))) sched_dead_letter(s, m);
 }
 
-static void maybe_finalize(actor_t *a);
+static int maybe_finalize(actor_t *a);
 
 void actor_enqueue(actor_t *a, lore_msg *m) {
   if (a->dead) {
@@ -55,8 +60,8 @@ void actor_enqueue(actor_t *a, lore_msg *m) {
     return;
   }
   if (m->kind == MSG_USER || m->kind == MSG_STOP || m->kind == MSG_TIMER) {
-    if (a->held && a->hold_capacity && m->kind != MSG_STOP && a->mailbox.count >= a->hold_capacity &&
-        a->ops->overflow) {
+    if (a->held && a->hold_capacity && m->kind != MSG_STOP &&
+        a->mailbox.count >= a->hold_capacity && a->ops->overflow) {
       a->ops->overflow(a, m);
       return;
     }
@@ -70,6 +75,7 @@ void actor_enqueue(actor_t *a, lore_msg *m) {
 int actor_create(sched_t *s, uint64_t aid, const char *name, const actor_ops *ops, void *data,
                  actor_t **out) {
   if (s->shutting_down) return UV_ECANCELED;
+  if (idmap_get(&s->by_aid, aid)) return UV_EEXIST;
   if (name && idmap_get_str(&s->by_name, name)) return UV_EEXIST;
   actor_t *a = calloc(1, sizeof *a);
   if (!a) return UV_ENOMEM;
@@ -128,13 +134,14 @@ void actor_stop(actor_t *a) {
 
 void sched_notify_idle(sched_t *s);
 
-static void maybe_finalize(actor_t *a) {
-  if (!a->stopping || a->dead || a->running || a->pending_io) return;
+/* Returns 1 if the actor was finalized (it may be freed: do not touch it again). */
+static int maybe_finalize(actor_t *a) {
+  if (!a->stopping || a->dead || a->running || a->pending_io) return 0;
   sched_t *s = a->sched;
   a->dead = 1;
   idmap_remove(&s->by_aid, a->aid);
   if (a->name) idmap_remove_str(&s->by_name, a->name);
-  a->ops->stopped(a);
+  if (a->ops->stopped) a->ops->stopped(a);
   drain_dead(s, &a->sysq);
   drain_dead(s, &a->stash);
   drain_dead(s, &a->mailbox);
@@ -153,35 +160,44 @@ static void maybe_finalize(actor_t *a) {
     }
   }
   sched_notify_idle(s);
+  return 1;
 }
 
-/* One actor's turn: system messages first, then commands unless held. */
+/* One actor's turn: system messages first, then commands unless held. A MSG_STOP at
+ * the mailbox's front is shown to receive (the binding's on-stop), then stops the actor
+ * whatever receive did. A stopping actor still gets its system messages while I/O is in
+ * flight, so the completion that ends the I/O can arrive; its commands wait (they become
+ * dead letters when it is finalized). */
 static void run_actor(actor_t *a, int *budget) {
   int n = 0;
   a->running = 1;
-  while (n < ACTOR_TURN_BUDGET && !a->stopping) {
+  while (n < ACTOR_TURN_BUDGET) {
+    if (a->stopping && !a->pending_io) break;
     lore_msg *m = msg_queue_pop(&a->sysq);
-    if (!m && !a->held) m = msg_queue_pop(&a->mailbox);
+    if (!m && !a->held && !a->stopping) m = msg_queue_pop(&a->mailbox);
     if (!m) break;
     n++;
+    int stop = m->kind == MSG_STOP;
     if (a->ops->receive(a, m) == ACTOR_CONSUMED) msg_free(m);
+    if (stop) a->stopping = 1;
   }
   a->running = 0;
   *budget -= n ? n : 1;
-  if (a->stopping)
-    maybe_finalize(a);
-  else
-    make_ready(a);
+  if (a->stopping && maybe_finalize(a)) return;
+  make_ready(a);
 }
 
+/* Runs inside idmap_each: must not change the map, so it never finalizes. */
 static void stop_each(void *value, void *ud) {
   (void)ud;
   actor_t *a = value;
   lore_msg *m = msg_new(MSG_STOP, NULL, 0, NULL, 0);
-  if (m)
+  if (m) {
     actor_enqueue(a, m);
-  else
-    actor_stop(a);
+  } else { /* out of memory: stop without waiting for the mailbox */
+    a->stopping = 1;
+    make_ready(a);
+  }
 }
 
 /* Safe stop of every actor (each after what is already queued for it), then
@@ -206,7 +222,10 @@ static void route(sched_t *s, lore_msg *m) {
   else if (m->name)
     a = idmap_get_str(&s->by_name, m->name);
   else {
-    if (s->rt->hooks->sched_message(s, m) == ACTOR_CONSUMED) msg_free(m);
+    if (!s->rt->hooks->sched_message)
+      sched_dead_letter(s, m);
+    else if (s->rt->hooks->sched_message(s, m) == ACTOR_CONSUMED)
+      msg_free(m);
     return;
   }
   if (a)
@@ -256,6 +275,7 @@ static void walk_close(uv_handle_t *h, void *ud);
  * and closes its handles, which ends its loop. */
 void sched_notify_idle(sched_t *s) {
   if (!s->shutting_down || s->actors || s->closed || s->index == 0) return;
+  sched_flush(s); /* what the last turns sent: the flush handle is about to close */
   s->closed = 1;
   msg_queue left;
   msg_queue_init(&left);
@@ -281,10 +301,7 @@ void sched_flush(sched_t *s) {
     msg_queue_init(&s->outbox[i]);
     if (inbox_push_all(&rt->scheds[i]->in, &q) != 0) {
       lore_msg *m;
-      while ((m = msg_queue_pop(&q))) {
-        __atomic_add_fetch(&rt->dead_letters, 1, __ATOMIC_RELAXED);
-        msg_free(m);
-      }
+      while ((m = msg_queue_pop(&q))) sched_dead_letter(s, m);
     }
   }
 }
@@ -321,8 +338,9 @@ fail_loop:
   return r;
 }
 
-/* Frees what is left once the loop has ended (its handles closed). */
-void sched_destroy(sched_t *s) {
+/* Closes the inbox and every handle and runs the loop until they are closed (close
+ * callbacks such as a pending timer's free_ud run here). Idempotent. */
+void sched_end(sched_t *s) {
   if (!s->closed) {
     s->closed = 1;
     msg_queue left;
@@ -332,13 +350,49 @@ void sched_destroy(sched_t *s) {
     while ((m = msg_queue_pop(&left))) msg_free(m);
     uv_walk(&s->loop, walk_close, NULL);
   }
+  if (s->loop_closed) return;
   uv_run(&s->loop, UV_RUN_DEFAULT);
   if (uv_loop_close(&s->loop) != 0) log_warn("scheduler %u: loop still had handles", s->index);
-  for (int i = 0; i <= s->rt->workers; i++) {
-    lore_msg *m;
-    while ((m = msg_queue_pop(&s->outbox[i]))) msg_free(m);
-  }
+  s->loop_closed = 1;
+}
+
+static void free_queue(msg_queue *q) {
+  lore_msg *m;
+  while ((m = msg_queue_pop(q))) msg_free(m);
+}
+
+/* An actor still live when its scheduler is freed (never stopped): its memory only; the
+ * binding's hooks are not called this late. */
+static void free_live_actor(void *value, void *ud) {
+  (void)ud;
+  actor_t *a = value;
+  free_queue(&a->sysq);
+  free_queue(&a->mailbox);
+  free_queue(&a->stash);
+  free(a->name);
+  free(a);
+}
+
+/* Frees what is left once the loop has ended (its handles closed). */
+void sched_destroy(sched_t *s) {
+  sched_end(s);
+  for (int i = 0; i <= s->rt->workers; i++) free_queue(&s->outbox[i]);
   free(s->outbox);
+  /* An actor finalized while queued as ready is freed when the queue reaches it, but the
+   * loop may have ended first. Live actors are in by_aid and freed below. */
+  actor_t *a = s->ready_head;
+  while (a) {
+    actor_t *next = a->next_ready;
+    if (a->dead) {
+      free(a->name);
+      free(a);
+    }
+    a = next;
+  }
+  s->ready_head = s->ready_tail = NULL;
+  if (s->by_aid.count)
+    log_warn("scheduler %u: %zu actors were never stopped", s->index, s->by_aid.count);
+  idmap_each(&s->by_aid, free_live_actor, NULL);
   inbox_destroy(&s->in);
   idmap_free(&s->by_aid);
   idmap_free(&s->by_name);
@@ -372,6 +426,9 @@ sched_timer *sched_timer_start(sched_t *s, uint64_t ms, void (*fn)(void *ud), vo
   if (s->closed) return NULL;
   sched_timer *t = calloc(1, sizeof *t);
   if (!t) return NULL;
+  /* The loop's clock is cached per iteration: after a long turn it is behind, and the
+   * timer would fire early. */
+  uv_update_time(&s->loop);
   uv_timer_init(&s->loop, &t->h);
   t->h.data = t;
   t->fn = fn;

@@ -49,7 +49,9 @@ typedef struct runtime runtime_t;
 
 typedef struct actor_ops {
   /* Handles one message. Returns ACTOR_CONSUMED (the core frees m) or
-   * ACTOR_KEPT (the binding took ownership of m, e.g. it stashed it). */
+   * ACTOR_KEPT (the binding took ownership of m, e.g. it stashed it). A MSG_STOP
+   * is shown here too (for the binding's on-stop); the actor stops after it
+   * whatever receive does (actor_io_begin can still defer its finalization). */
   int (*receive)(actor_t *a, lore_msg *m);
   /* A command arrived while the actor is held and its mailbox is at
    * `hold_capacity`. The binding takes ownership of m. */
@@ -64,15 +66,15 @@ struct actor {
   uint64_t aid;
   sched_t *sched;
   const actor_ops *ops;
-  void *data;         /* the binding's */
-  char *name;         /* persistence id, or NULL */
-  msg_queue mailbox;  /* commands */
-  msg_queue sysq;     /* system messages */
-  msg_queue stash;    /* the user stash */
+  void *data;        /* the binding's */
+  char *name;        /* persistence id, or NULL */
+  msg_queue mailbox; /* commands */
+  msg_queue sysq;    /* system messages */
+  msg_queue stash;   /* the user stash */
   actor_t *next_ready;
-  uint32_t held;          /* > 0: mailbox not delivered */
-  uint32_t pending_io;    /* journal writes or reads in flight */
-  size_t hold_capacity;   /* max mailbox length while held (0: unbounded) */
+  uint32_t held;        /* > 0: mailbox not delivered */
+  uint32_t pending_io;  /* journal writes or reads in flight */
+  size_t hold_capacity; /* max mailbox length while held (0: unbounded) */
   uint8_t ready, running, stopping, dead;
 };
 
@@ -80,15 +82,18 @@ typedef struct sched_timer sched_timer;
 
 typedef struct runtime_hooks {
   /* On the scheduler's own thread, before its loop runs (e.g. create its Lua
-   * state). A nonzero return fails runtime_start. */
+   * state); sched_current() is already s. For the host: in runtime_start, on the
+   * caller's thread. A nonzero return fails runtime_start. */
   int (*sched_start)(sched_t *s);
-  /* On the scheduler's own thread, after every actor is gone. */
+  /* On the scheduler's own thread, after every actor is gone. For the host: in
+   * runtime_join (or a failing runtime_start), once per successful sched_start. */
   void (*sched_stop)(sched_t *s);
   /* A message for the scheduler itself: MSG_REPLY, MSG_SPAWN, or MSG_SYSTEM
    * with target.aid 0. Returns ACTOR_CONSUMED or ACTOR_KEPT. */
   int (*sched_message)(sched_t *s, lore_msg *m);
-  /* A message that found no actor, or was left when its actor stopped. The
-   * core frees it afterwards (the hook may answer an ask with an error). */
+  /* A message that found no actor, was left when its actor stopped, or could
+   * not be handed to a closed scheduler (then called on the sending scheduler).
+   * The core frees it afterwards (the hook may answer an ask with an error). */
   void (*dead_letter)(sched_t *s, lore_msg *m);
 } runtime_hooks;
 
@@ -101,7 +106,7 @@ struct sched {
   uint32_t index;
   uv_loop_t loop;
   uv_async_t wake;
-  uv_idle_t idle;    /* keeps the loop spinning while actors are ready */
+  uv_idle_t idle;     /* keeps the loop spinning while actors are ready */
   uv_prepare_t flush; /* flushes outboxes before the loop blocks */
   uv_thread_t thread;
   inbox in;
@@ -110,7 +115,8 @@ struct sched {
   idmap by_aid, by_name;
   size_t actors;
   int shutting_down, running, closed;
-  void *data; /* the binding's (its Lua state) */
+  int loop_closed; /* uv_loop_close done (internal) */
+  void *data;      /* the binding's (its Lua state) */
 };
 
 struct runtime {
@@ -122,18 +128,23 @@ struct runtime {
   int64_t alive;         /* atomic: actors spawned and not yet stopped */
   uint64_t dead_letters; /* atomic */
   uint64_t next_corr;    /* atomic */
-  int started;
+  int started;           /* worker threads running */
+  int host_started;      /* the host's sched_start succeeded, sched_stop not yet run */
 };
 
 /* Creates a runtime (host scheduler on a new loop owned by the runtime, run by
  * the caller with runtime_host_loop) without starting worker threads. */
 int runtime_create(const runtime_config *cfg, const runtime_hooks *hooks, void *data,
                    runtime_t **out);
-/* Starts the worker threads. On error nothing is left running. */
+/* Runs the host's sched_start and starts the worker threads; the calling thread
+ * becomes the host's (sched_current). On error nothing is left running.
+ * UV_EALREADY if already started. */
 int runtime_start(runtime_t *rt);
-/* Asks every worker to stop its actors safely and end its loop. Any thread. */
+/* Asks every worker to stop its actors safely and end its loop. Any thread. Called
+ * on a scheduler's thread, what that scheduler already sent is delivered first. */
 void runtime_shutdown(runtime_t *rt);
-/* Waits for the worker threads to end (after runtime_shutdown). */
+/* Waits for the worker threads to end (after runtime_shutdown), then runs the
+ * host's sched_stop. */
 void runtime_join(runtime_t *rt);
 /* Frees everything (after runtime_join, or if never started). */
 void runtime_free(runtime_t *rt);
@@ -158,8 +169,9 @@ sched_t *sched_current(void);
 /* --- actors (only on their scheduler's thread) --- */
 
 /* Creates an actor with a given aid (runtime_new_aid) and optional persistence
- * id. Returns 0, UV_EEXIST if that id is already live here, UV_ECANCELED if
- * the scheduler is shutting down, UV_ENOMEM. Counts it alive on success. */
+ * id. Returns 0, UV_EEXIST if that aid or that id is already live here,
+ * UV_ECANCELED if the scheduler is shutting down, UV_ENOMEM. Counts it alive on
+ * success. */
 int actor_create(sched_t *s, uint64_t aid, const char *name, const actor_ops *ops, void *data,
                  actor_t **out);
 actor_t *sched_find(sched_t *s, uint64_t aid);
@@ -173,10 +185,13 @@ void actor_release(actor_t *a);
 void actor_stash(actor_t *a, lore_msg *m);
 /* Puts the user stash back in front of the mailbox, in its order. */
 void actor_unstash_all(actor_t *a);
-/* Stops the actor once it is not running and has no I/O in flight. What is
- * left in its queues becomes dead letters. */
+/* Stops the actor once it is not running and has no I/O in flight (at once if
+ * that is already so: the actor may be freed on return). Until then it gets only
+ * system messages. What is left in its queues becomes dead letters. */
 void actor_stop(actor_t *a);
 void actor_io_begin(actor_t *a);
+/* Ends one I/O; a stopping actor with no I/O left is finalized (and may be freed)
+ * unless it is running. */
 void actor_io_end(actor_t *a);
 void sched_dead_letter(sched_t *s, lore_msg *m);
 
@@ -184,7 +199,9 @@ void sched_dead_letter(sched_t *s, lore_msg *m);
 
 /* Calls fn(ud) after `ms` milliseconds on s's thread. If the timer is
  * cancelled (or the scheduler closes first), free_ud(ud) runs instead.
- * Returns NULL when out of memory. */
+ * Returns NULL when out of memory or the scheduler is closed (ud is then
+ * still the caller's). The timer is freed after fn returns: cancel it only
+ * before (or within) fn. */
 sched_timer *sched_timer_start(sched_t *s, uint64_t ms, void (*fn)(void *ud), void *ud,
                                void (*free_ud)(void *ud));
 void sched_timer_cancel(sched_timer *t);

@@ -5,6 +5,9 @@
 #include "scheduler.h"
 
 int sched_init(sched_t *s, runtime_t *rt, uint32_t index);
+/* Closes the inbox and handles and runs the loop to its end (idempotent). */
+void sched_end(sched_t *s);
+/* sched_end, then frees what the scheduler holds (not s itself). */
 void sched_destroy(sched_t *s);
 void sched_run(sched_t *s);
 void sched_flush(sched_t *s);
