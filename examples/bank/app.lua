@@ -5,7 +5,8 @@
 --
 --   deposit ACCOUNT AMOUNT        put money in
 --   withdraw ACCOUNT AMOUNT       take money out (refused: insufficient funds)
---   balance ACCOUNT               print the balance and the last transactions
+--   balance [ACCOUNT]             print the balance and the last transactions
+--                                 (the default command; account "1" if none)
 --   drip ACCOUNT N [DELAY]        deposit 1, N times (DELAY seconds apart),
 --                                 printing "acked deposit I balance B" as each
 --                                 is durable: for the kill -9 demonstration
@@ -26,7 +27,8 @@ if not commands[cmd] then
   io.stderr:write("usage: lore run app.lua [DB] deposit|withdraw|balance|drip ACCOUNT ...\n")
   error("unknown command " .. cmd, 0)
 end
-local number = args[1]
+-- With no arguments at all: the balance of the demo account "1".
+local number = args[1] or (cmd == "balance" and "1" or nil)
 if not number then
   io.stderr:write("usage: lore run app.lua [DB] " .. cmd .. " ACCOUNT ...\n")
   error("which account?", 0)
