@@ -20,9 +20,9 @@
  *   the batch committed (status 0) or failed (negative code). The callback
  *   must be quick and thread-safe (typically: post to a scheduler's inbox).
  * - The highest sequence number of an id survives deletion of its events.
- * - A seq is never reused: a write whose first seq is at or below the id's
- *   highest seq (stored or since deleted) is JOURNAL_ECONFLICT. Gaps are not
- *   refused here; recovery reports them.
+ * - A stream has no holes and a seq is never reused: for a known id, a write
+ *   whose first seq is not exactly the id's highest seq (stored or since
+ *   deleted) + 1 is JOURNAL_ECONFLICT.
  * - Reads (replay, highest_seq, list_ids) are blocking and thread-safe: the
  *   caller runs them on libuv's thread pool. A backend gives each reading
  *   thread its own connection.

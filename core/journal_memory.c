@@ -111,8 +111,9 @@ static int write_events(mem_store *s, journal_write *w) {
   const char *id = w->events[0].id;
   mem_stream *st = stream_find(s, id);
   /* A seq at or below the highest ever written (even if since deleted) means
-   * a second writer for the id. */
-  if (st && w->events[0].seq <= st->highest) return JOURNAL_ECONFLICT;
+   * a second writer for the id; one above highest + 1 would leave a hole
+   * (a write issued after one that failed). Both are refused. */
+  if (st && w->events[0].seq != st->highest + 1) return JOURNAL_ECONFLICT;
 
   mem_stream *fresh = NULL;
   if (!st) {

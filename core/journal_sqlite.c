@@ -210,9 +210,11 @@ static int sq_open(const char *path, const journal_options *opt, void **state) {
       {"INSERT INTO events(id, seq, manifest, version, tags, writer, ts, payload, crc)"
        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
        &s->insert_event},
-      /* Moves the highest seq up only from below the write's first seq: no
-       * change means the id is new or the write conflicts. */
-      {"UPDATE journal_meta SET highest_seq = ?2 WHERE id = ?1 AND highest_seq < ?3",
+      /* Moves the highest seq up only when the write continues it exactly: no
+       * change means the id is new, or the write conflicts (a second writer)
+       * or would leave a gap (a write issued after one that failed): refused
+       * either way, so a stored stream never has holes. */
+      {"UPDATE journal_meta SET highest_seq = ?2 WHERE id = ?1 AND highest_seq = ?3 - 1",
        &s->update_meta},
       {"INSERT INTO journal_meta(id, highest_seq) VALUES (?1, ?2)", &s->insert_meta},
       {"DELETE FROM events WHERE id = ?1 AND seq <= ?2", &s->delete_events},

@@ -114,6 +114,8 @@ struct sched {
   actor_t *ready_head, *ready_tail;
   idmap by_aid, by_name;
   size_t actors;
+  uint64_t io_pending;  /* sum of the actors' pending_io */
+  uint64_t spin_until;  /* uv_hrtime() until which an idle loop keeps polling */
   int shutting_down, running, closed;
   int loop_closed; /* uv_loop_close done (internal) */
   void *data;      /* the binding's (its Lua state) */

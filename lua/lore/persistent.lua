@@ -476,15 +476,15 @@ return function(core, R, ctx_methods)
       local err = core.journal_strerror(status)
       -- Refused by the journal (e.g. a constraint): nothing was stored at
       -- these seqs. If no later write has taken a seq after them, give them
-      -- back, as for an event refused before submission: otherwise the next
-      -- write would leave a gap, and every later recovery would fail on it.
-      -- (With later writes already in flight the gap cannot be avoided.)
+      -- back, as for an event refused before submission. Otherwise the
+      -- journal refuses those later writes too (it never stores a hole), and
+      -- their failure restarts the actor, which recovers what is stored.
       local last = op.first + #op.events - 1
       if rec._next_seq == last then
         rec._next_seq = op.first - 1
       else
-        core.log(LOG_ERROR, fmt("%s: seqs %d..%d were refused while later writes were in flight: "
-          .. "the journal has a gap there and recovery will fail", rec.id, op.first, last))
+        core.log(LOG_WARN, fmt("%s: seqs %d..%d were refused while later writes were in flight: "
+          .. "those will fail and the actor will recover", rec.id, op.first, last))
       end
       for _, evt in ipairs(op.events) do
         if not call_hook(rec, "on_persist_rejected", rec._st, err, evt, rec) then

@@ -360,6 +360,17 @@ static void test_highest_seq_survives_deletes(void **state) {
   assert_int_equal(highest(f->j, "a"), 6);
 }
 
+/* A write that does not continue the stream exactly would leave a hole (a
+ * write issued after one that failed): refused, nothing stored. */
+static void test_gap_refused(void **state) {
+  fixture *f = *state;
+  assert_int_equal(write_sync(f->j, "a", 7, 2), JOURNAL_ECONFLICT);
+  assert_int_equal(highest(f->j, "a"), 5);
+  expect_replay(f->j, "a", 1, INT64_MAX, -1, 1, 5);
+  assert_int_equal(write_sync(f->j, "a", 6, 1), 0);
+  assert_int_equal(highest(f->j, "a"), 6);
+}
+
 static void test_delete_rejects_empty_id(void **state) {
   fixture *f = *state;
   assert_int_equal(delete_sync(f->j, "", 3), JOURNAL_EREJECTED);
@@ -1032,6 +1043,7 @@ static void test_uris_and_errors(void **state) {
   CASE(test_replay_across_pages, bc), \
   CASE(test_deleted_events_not_replayed, bc), \
   CASE(test_highest_seq_survives_deletes, bc), \
+  CASE(test_gap_refused, bc), \
   CASE(test_delete_rejects_empty_id, bc), \
   CASE(test_atomic_write_all_or_nothing, bc), \
   CASE(test_sqlite_conflict_mid_write_rolls_back, bc), \
