@@ -21,8 +21,14 @@ static int ref_tostring(lua_State *L) {
   return 1;
 }
 
+/* The metatable is also kept under a pointer key: looking it up by its name
+ * costs a string comparison per send (luaS_new checks its cache with strcmp). */
+static const char ref_mt_key = 0;
+
 void ref_init(lua_State *L) {
   if (luaL_newmetatable(L, REF_METATABLE)) {
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &ref_mt_key);
     lua_pushcfunction(L, ref_eq);
     lua_setfield(L, -2, "__eq");
     lua_pushcfunction(L, ref_tostring);
@@ -35,7 +41,8 @@ void ref_init(lua_State *L) {
 
 static lore_ref *ref_new(lua_State *L, size_t name_len) {
   lore_ref *r = lua_newuserdatauv(L, sizeof(lore_ref) + name_len + 1, 0);
-  luaL_setmetatable(L, REF_METATABLE);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &ref_mt_key);
+  lua_setmetatable(L, -2);
   r->name_len = name_len;
   r->name[name_len] = '\0';
   return r;
@@ -56,9 +63,20 @@ lore_ref *ref_push_name(lua_State *L, const char *name, size_t len) {
   return r;
 }
 
-lore_ref *ref_test(lua_State *L, int idx) { return luaL_testudata(L, idx, REF_METATABLE); }
+lore_ref *ref_test(lua_State *L, int idx) {
+  void *p = lua_touserdata(L, idx);
+  if (!p || !lua_getmetatable(L, idx)) return NULL;
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &ref_mt_key);
+  int is_ref = lua_rawequal(L, -1, -2);
+  lua_pop(L, 2);
+  return is_ref ? p : NULL;
+}
 
-lore_ref *ref_check(lua_State *L, int idx) { return luaL_checkudata(L, idx, REF_METATABLE); }
+lore_ref *ref_check(lua_State *L, int idx) {
+  lore_ref *r = ref_test(L, idx);
+  if (!r) luaL_typeerror(L, idx, REF_METATABLE);
+  return r;
+}
 
 static void put_be(char *p, uint64_t v, int n) {
   for (int i = n - 1; i >= 0; i--, v >>= 8) p[i] = (char)(v & 0xff);

@@ -59,14 +59,21 @@ int binding_pcall(binding_state *bs, int nargs, int nresults) {
   /* Nested calls (a handler spawning a child) share the outer budget. */
   if (saved < 0) {
     bs->budget_left = limit > 0 ? limit : INT64_MAX;
-    __atomic_add_fetch(&bs->call_gen, 1, __ATOMIC_RELEASE);
+    /* Only this thread writes these: plain stores, no locked instructions
+     * on the per-message path (the watchdog only reads them). */
+    __atomic_store_n(&bs->call_gen, bs->call_gen + 1, __ATOMIC_RELEASE);
     __atomic_store_n(&bs->in_call, 1, __ATOMIC_RELEASE);
   }
   int status = lua_pcall(bs->L, nargs, nresults, 0);
   if (saved < 0) {
     bs->budget_left = -1;
     __atomic_store_n(&bs->in_call, 0, __ATOMIC_RELEASE);
-    if (__atomic_exchange_n(&bs->hooked, 0, __ATOMIC_ACQ_REL)) lua_sethook(bs->L, NULL, 0, 0);
+    /* A hook the watchdog installs just after this check removes itself
+     * (budget_hook outside a call). */
+    if (__atomic_load_n(&bs->hooked, __ATOMIC_ACQUIRE)) {
+      __atomic_store_n(&bs->hooked, 0, __ATOMIC_RELEASE);
+      lua_sethook(bs->L, NULL, 0, 0);
+    }
   }
   return status;
 }
