@@ -3,6 +3,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 
 #include "binding.h"
 #include "codec.h"
@@ -127,15 +128,22 @@ static const actor_ops lua_actor_ops = {actor_receive, actor_overflow, actor_sto
 
 /* --- the `core` table --- */
 
-static binding_state *bs_of(lua_State *L) { return *(binding_state **)lua_getextraspace(L); }
+#define bs_of worker_bs
 
-static actor_t *check_actor(lua_State *L, int idx) {
-  binding_state *bs = bs_of(L);
+actor_t *binding_check_actor(lua_State *L, int idx) {
   lua_Integer aid = luaL_checkinteger(L, idx);
-  actor_t *a = sched_find(bs->sched, (uint64_t)aid);
+  actor_t *a = sched_find(worker_bs(L)->sched, (uint64_t)aid);
   if (!a) luaL_error(L, "actor %I is not running", aid);
   return a;
 }
+
+int64_t binding_now_ms(void) {
+  struct timeval tv;
+  gettimeofday(&tv, NULL);
+  return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+#define check_actor binding_check_actor
 
 /* core.actor_create(aid, id|nil, rec) -> true | nil, err */
 static int core_actor_create(lua_State *L) {

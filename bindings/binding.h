@@ -85,6 +85,15 @@ typedef struct binding_state {
 
 binding_state *binding_state_get(lua_State *L);
 
+/* In a worker's state: its binding_state (kept in the state's extra space). */
+static inline binding_state *worker_bs(lua_State *L) {
+  return *(binding_state **)lua_getextraspace(L);
+}
+/* The actor whose aid is argument idx, on this worker; raises if it is gone. */
+actor_t *binding_check_actor(lua_State *L, int idx);
+/* Wall clock in milliseconds since the epoch (event and snapshot timestamps). */
+int64_t binding_now_ms(void);
+
 /* Creates / destroys a worker's Lua state (runtime hooks). */
 int worker_state_open(sched_t *s);
 void worker_state_close(sched_t *s);

@@ -2,7 +2,6 @@
 #include <lauxlib.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
 
 #include "binding.h"
 #include "codec.h"
@@ -13,20 +12,9 @@ enum { SYS_PERSISTED = 16, SYS_DELETED = 17, SYS_PAGE = 18 };
 
 #define REPLAY_PAGE 4096
 
-static binding_state *bs_of(lua_State *L) { return *(binding_state **)lua_getextraspace(L); }
+#define bs_of worker_bs
+#define check_actor binding_check_actor
 
-static actor_t *check_actor(lua_State *L, int idx) {
-  lua_Integer aid = luaL_checkinteger(L, idx);
-  actor_t *a = sched_find(bs_of(L)->sched, (uint64_t)aid);
-  if (!a) luaL_error(L, "actor %I is not running", aid);
-  return a;
-}
-
-static int64_t now_ms(void) {
-  struct timeval tv;
-  gettimeofday(&tv, NULL);
-  return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
-}
 
 /* One atomic write in flight, in one allocation with its strings; payloads
  * are separate allocations. Freed by the writer thread's completion. */
@@ -73,6 +61,34 @@ static void persist_write_done(journal_write *w, int status) {
 }
 
 
+/* Hands a filled write to the journal for actor a; its outcome comes back as
+ * a `sub` system message carrying `token`. Returns true, or nil and the error. */
+static int submit_write(lua_State *L, actor_t *a, persist_write *p, uint32_t sub,
+                        lua_Integer token) {
+  binding_state *bs = worker_bs(L);
+  if (!(p->done_msg = msg_new(MSG_SYSTEM, NULL, 0, NULL, 0))) {
+    persist_write_free(p);
+    return luaL_error(L, "out of memory");
+  }
+  p->w.done = persist_write_done;
+  p->w.data = p;
+  p->rt = bs->sched->rt;
+  p->target.sched = bs->sched->index;
+  p->target.aid = a->aid;
+  p->token = (uint64_t)token;
+  p->sub = sub;
+  int r = journal_submit(bs->lrt->journal, &p->w);
+  if (r) {
+    persist_write_free(p);
+    lua_pushnil(L);
+    lua_pushstring(L, journal_strerror(r));
+    return 2;
+  }
+  actor_io_begin(a); /* the actor cannot be freed before the completion arrives */
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 /*
  * core.persist(aid, id, writer, first_seq, events, metas, token) -> true | nil, err
  * events: a list of Lua values (already through to_journal adapters);
@@ -95,7 +111,7 @@ static int core_persist(lua_State *L) {
   if (!p) return luaL_error(L, "out of memory");
   p->id = strdup(id);
   snprintf(p->writer, sizeof p->writer, "%s", writer);
-  int64_t ts = now_ms();
+  int64_t ts = binding_now_ms();
   char err[CODEC_ERR_MAX];
   for (size_t i = 0; i < n; i++) {
     journal_event *ev = &p->ev[i];
@@ -150,34 +166,13 @@ static int core_persist(lua_State *L) {
     journal_event_seal(ev);
   }
   p->w.count = n;
-  if (!(p->done_msg = msg_new(MSG_SYSTEM, NULL, 0, NULL, 0))) {
-    persist_write_free(p);
-    return luaL_error(L, "out of memory");
-  }
   p->w.kind = JOURNAL_WRITE_EVENTS;
   p->w.events = p->ev;
-  p->w.done = persist_write_done;
-  p->w.data = p;
-  p->rt = bs->sched->rt;
-  p->target.sched = bs->sched->index;
-  p->target.aid = a->aid;
-  p->token = (uint64_t)token;
-  p->sub = SYS_PERSISTED;
-  int r = journal_submit(bs->lrt->journal, &p->w);
-  if (r) {
-    persist_write_free(p);
-    lua_pushnil(L);
-    lua_pushstring(L, journal_strerror(r));
-    return 2;
-  }
-  actor_io_begin(a); /* the actor cannot be freed before the completion arrives */
-  lua_pushboolean(L, 1);
-  return 1;
+  return submit_write(L, a, p, SYS_PERSISTED, token);
 }
 
 /* core.delete_events(aid, id, to_seq, token) -> true | nil, err */
 static int core_delete_events(lua_State *L) {
-  binding_state *bs = bs_of(L);
   actor_t *a = check_actor(L, 1);
   const char *id = luaL_checkstring(L, 2);
   lua_Integer to = luaL_checkinteger(L, 3);
@@ -187,30 +182,10 @@ static int core_delete_events(lua_State *L) {
     free(p);
     return luaL_error(L, "out of memory");
   }
-  if (!(p->done_msg = msg_new(MSG_SYSTEM, NULL, 0, NULL, 0))) {
-    persist_write_free(p);
-    return luaL_error(L, "out of memory");
-  }
   p->w.kind = JOURNAL_WRITE_DELETE;
   p->w.delete_id = p->id;
   p->w.delete_to = to;
-  p->w.done = persist_write_done;
-  p->w.data = p;
-  p->rt = bs->sched->rt;
-  p->target.sched = bs->sched->index;
-  p->target.aid = a->aid;
-  p->token = (uint64_t)token;
-  p->sub = SYS_DELETED;
-  int r = journal_submit(bs->lrt->journal, &p->w);
-  if (r) {
-    persist_write_free(p);
-    lua_pushnil(L);
-    lua_pushstring(L, journal_strerror(r));
-    return 2;
-  }
-  actor_io_begin(a);
-  lua_pushboolean(L, 1);
-  return 1;
+  return submit_write(L, a, p, SYS_DELETED, token);
 }
 
 static int core_io_end(lua_State *L) {

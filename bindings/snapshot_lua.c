@@ -2,7 +2,6 @@
 #include <lauxlib.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
 
 #include "binding.h"
 #include "codec.h"
@@ -39,14 +38,8 @@ typedef struct snap_req {
   snap_result res;
 } snap_req;
 
-static binding_state *bs_of(lua_State *L) { return *(binding_state **)lua_getextraspace(L); }
-
-static actor_t *check_actor(lua_State *L, int idx) {
-  lua_Integer aid = luaL_checkinteger(L, idx);
-  actor_t *a = sched_find(bs_of(L)->sched, (uint64_t)aid);
-  if (!a) luaL_error(L, "actor %I is not running", aid);
-  return a;
-}
+#define bs_of worker_bs
+#define check_actor binding_check_actor
 
 static void snap_work(uv_work_t *w) {
   snap_req *r = w->data;
@@ -133,11 +126,6 @@ static void submit(lua_State *L, actor_t *a, snap_req *r) {
   actor_io_begin(a);
 }
 
-static int64_t now_ms(void) {
-  struct timeval tv;
-  gettimeofday(&tv, NULL);
-  return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
-}
 
 /* core.snapshot_save(aid, id, seq, value, keep, token) -> timestamp_ms | nil, err.
  * The value is encoded now: the snapshot is the state as it is at this call. */
@@ -166,7 +154,7 @@ static int core_snapshot_save(lua_State *L) {
   memcpy(r->data, bs->buf.data, bs->buf.size);
   r->len = bs->buf.size;
   r->meta.seq = seq;
-  r->meta.timestamp_ms = now_ms();
+  r->meta.timestamp_ms = binding_now_ms();
   r->keep = keep > 0 ? (int)keep : 0;
   r->token = (uint64_t)token;
   submit(L, a, r);
