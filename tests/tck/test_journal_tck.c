@@ -960,7 +960,7 @@ static void *reader_main(void *arg) {
     if (seen->bad_payload || (int64_t)seen->n < h) r->failures++;
     for (size_t i = 0; i < seen->n && i < 4096; i++)
       if (seen->seq[i] != (int64_t)i + 1) r->failures++;
-    r->rounds++;
+    __atomic_add_fetch(&r->rounds, 1, __ATOMIC_RELEASE);
   }
   free(seen);
   return NULL;
@@ -985,9 +985,18 @@ static void test_concurrent_reads_during_writes(void **state) {
     if (i % 50 == 0) wait_fired(wt, i + 1); /* let readers interleave */
   }
   wait_fired(wt, N);
+  /* Under a sanitizer the writes can all land before a reader thread got
+   * going: let each finish a round (10 s at most) before stopping them. */
+  for (int waited = 0; waited < 10000; waited++) {
+    int all = 1;
+    for (int i = 0; i < READERS; i++) all &= __atomic_load_n(&rc[i].rounds, __ATOMIC_ACQUIRE) > 0;
+    if (all) break;
+    usleep(1000);
+  }
   __atomic_store_n(&stop, 1, __ATOMIC_RELEASE);
+  /* Every thread is joined before any assertion can leave this test. */
+  for (int i = 0; i < READERS; i++) pthread_join(th[i], NULL);
   for (int i = 0; i < READERS; i++) {
-    pthread_join(th[i], NULL);
     assert_int_equal(rc[i].failures, 0);
     assert_true(rc[i].rounds > 0);
   }
