@@ -10,15 +10,16 @@
 #include "log.h"
 #include "ref.h"
 
-static int rec_ref(actor_t *a) { return (int)(intptr_t)a->data; }
+/* actor->data: the registry ref of the actor's ctx, shifted left, with bit 0
+ * set for a plain (not persistent) actor, whose commands C hands straight to
+ * its receive function. */
+static int rec_ref(actor_t *a) { return (int)((intptr_t)a->data >> 1); }
+static int is_plain(actor_t *a) { return (int)((intptr_t)a->data & 1); }
 
-/* Calls a runtime.lua entry point with the actor's ctx and what the caller
- * pushed after it; a Lua error there is the actor's failure. */
-static void call_entry(binding_state *bs, actor_t *a, int entry, int nargs) {
+/* The error on top of the stack failed the actor: runtime.lua's `failed`
+ * logs it, answers an ask in progress, and restarts the actor. */
+static void actor_failed(binding_state *bs, actor_t *a) {
   lua_State *L = bs->L;
-  int status = binding_pcall(bs, nargs + 1, 0);
-  if (status == LUA_OK) return;
-  /* runtime.lua's `failed` logs, answers an ask in progress, and restarts. */
   lua_rawgeti(L, LUA_REGISTRYINDEX, bs->ref_failed);
   lua_rawgeti(L, LUA_REGISTRYINDEX, rec_ref(a));
   lua_rotate(L, -3, -1); /* failed, rec, err */
@@ -28,7 +29,41 @@ static void call_entry(binding_state *bs, actor_t *a, int entry, int nargs) {
     lua_pop(L, 1);
     actor_stop(a);
   }
-  (void)entry;
+}
+
+/* Calls a runtime.lua entry point with the actor's ctx and what the caller
+ * pushed after it; a Lua error there is the actor's failure. */
+static void call_entry(binding_state *bs, actor_t *a, int nargs) {
+  if (binding_pcall(bs, nargs + 1, 0) != LUA_OK) actor_failed(bs, a);
+}
+
+/* A plain actor's command: state = receive(state, msg, ctx) or the same
+ * state, without a Lua dispatch frame (this is the per-message hot path). */
+static void plain_receive(binding_state *bs, actor_t *a, lore_msg *m) {
+  lua_State *L = bs->L;
+  char err[CODEC_ERR_MAX];
+  lua_rawgeti(L, LUA_REGISTRYINDEX, rec_ref(a));
+  int rec = lua_gettop(L);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, bs->ref_key_recv);
+  lua_rawget(L, rec);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, bs->ref_key_st);
+  lua_rawget(L, rec);
+  if (codec_decode(L, m->data, m->len, err, sizeof err)) {
+    lua_settop(L, rec - 1);
+    log_warn("actor %llu: dropped a message that does not decode: %s", (unsigned long long)a->aid,
+             err);
+    if (m->corr) binding_reply(a->sched->rt, m->sender, m->corr, 1, err, strlen(err));
+    return;
+  }
+  lua_pushvalue(L, rec);
+  if (binding_pcall(bs, 3, 1) != LUA_OK) {
+    actor_failed(bs, a);
+  } else if (lua_type(L, -1) == LUA_TTABLE) { /* a plain actor may return its next state */
+    lua_rawgeti(L, LUA_REGISTRYINDEX, bs->ref_key_st);
+    lua_insert(L, -2);
+    lua_rawset(L, rec);
+  }
+  lua_settop(L, rec - 1);
 }
 
 static int actor_receive(actor_t *a, lore_msg *m) {
@@ -43,6 +78,10 @@ static int actor_receive(actor_t *a, lore_msg *m) {
   switch (m->kind) {
     case MSG_USER:
     case MSG_TIMER: {
+      if (is_plain(a)) {
+        plain_receive(bs, a, m);
+        break;
+      }
       lua_rawgeti(L, LUA_REGISTRYINDEX, bs->ref_dispatch);
       lua_rawgeti(L, LUA_REGISTRYINDEX, rec_ref(a));
       if (codec_decode(L, m->data, m->len, err, sizeof err)) {
@@ -52,14 +91,14 @@ static int actor_receive(actor_t *a, lore_msg *m) {
         if (m->corr) binding_reply(a->sched->rt, m->sender, m->corr, 1, err, strlen(err));
         break;
       }
-      call_entry(bs, a, bs->ref_dispatch, 1);
+      call_entry(bs, a, 1);
       break;
     }
     case MSG_STOP:
       lua_rawgeti(L, LUA_REGISTRYINDEX, bs->ref_system);
       lua_rawgeti(L, LUA_REGISTRYINDEX, rec_ref(a));
       lua_pushliteral(L, "stop");
-      call_entry(bs, a, bs->ref_system, 1);
+      call_entry(bs, a, 1);
       break;
     case MSG_SYSTEM:
       lua_rawgeti(L, LUA_REGISTRYINDEX, bs->ref_system);
@@ -68,7 +107,7 @@ static int actor_receive(actor_t *a, lore_msg *m) {
       lua_pushinteger(L, (lua_Integer)m->ival);
       lua_pushinteger(L, (lua_Integer)m->corr);
       lua_pushlightuserdata(L, m);
-      call_entry(bs, a, bs->ref_system, 4);
+      call_entry(bs, a, 4);
       break;
     default:
       break;
@@ -145,7 +184,7 @@ int64_t binding_now_ms(void) {
 
 #define check_actor binding_check_actor
 
-/* core.actor_create(aid, id|nil, rec) -> true | nil, err */
+/* core.actor_create(aid, id|nil, rec, plain) -> true | nil, err */
 static int core_actor_create(lua_State *L) {
   binding_state *bs = bs_of(L);
   lua_Integer aid = luaL_checkinteger(L, 1);
@@ -154,7 +193,8 @@ static int core_actor_create(lua_State *L) {
   lua_pushvalue(L, 3);
   int ref = luaL_ref(L, LUA_REGISTRYINDEX);
   actor_t *a;
-  int r = actor_create(bs->sched, (uint64_t)aid, name, &lua_actor_ops, (void *)(intptr_t)ref, &a);
+  intptr_t data = ((intptr_t)ref << 1) | (lua_toboolean(L, 4) ? 1 : 0);
+  int r = actor_create(bs->sched, (uint64_t)aid, name, &lua_actor_ops, (void *)data, &a);
   if (r) {
     luaL_unref(L, LUA_REGISTRYINDEX, ref);
     lua_pushnil(L);

@@ -70,6 +70,8 @@ typedef struct binding_state {
   /* Registry refs to the Lua runtime's entry points (workers) or the host's
    * reply handler (host). */
   int ref_dispatch, ref_system, ref_spawn, ref_failed, ref_stopped, ref_overflow;
+  /* The ctx fields a plain actor's message goes through, as interned keys. */
+  int ref_key_recv, ref_key_st;
   int ref_reply;
   msgpack_sbuffer buf; /* reused for encoding */
   idmap timers;        /* timer id -> sched_timer */

@@ -113,6 +113,10 @@ static int open_runtime(lua_State *L) {
   static const char *names[] = {"dispatch", "system", "spawn", "failed", "stopped", "overflow"};
   int *refs[] = {&bs->ref_dispatch, &bs->ref_system, &bs->ref_spawn,
                  &bs->ref_failed,   &bs->ref_stopped, &bs->ref_overflow};
+  lua_pushliteral(L, "_recv");
+  bs->ref_key_recv = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_pushliteral(L, "_st");
+  bs->ref_key_st = luaL_ref(L, LUA_REGISTRYINDEX);
   for (int i = 0; i < 6; i++) {
     lua_getfield(L, -1, names[i]);
     if (!lua_isfunction(L, -1)) return luaL_error(L, "lore.runtime lacks %s", names[i]);

@@ -219,7 +219,9 @@ function R.spawn(aid, spec)
   rec.self = opts.id and lore.ref(opts.id) or core.addr_ref(aid)
   local ok, cerr = init_state(rec)
   if not ok then return nil, cerr end
-  ok, cerr = core.actor_create(aid, opts.id, rec)
+  -- A plain actor's commands go from C straight to rec._recv (see actor_lua.c).
+  if not persistent then rec._recv = M.receive end
+  ok, cerr = core.actor_create(aid, opts.id, rec, not persistent)
   if not ok then return nil, cerr end
   if persistent then
     ok, cerr = pcall(P.start, rec)
@@ -231,12 +233,9 @@ function R.spawn(aid, spec)
   return true
 end
 
-function R.dispatch(rec, msg)
-  if rec._persistent then return P.receive(rec, msg) end
-  local r = rec._m.receive(rec._st, msg, rec)
-  -- A plain actor may return its next state (a table) instead of mutating it.
-  if type(r) == "table" then rec._st = r end
-end
+-- Commands of persistent actors (plain actors' go from C straight to their
+-- receive: actor_lua.c, plain_receive).
+function R.dispatch(rec, msg) return P.receive(rec, msg) end
 
 function R.system(rec, kind, ival, token, mptr)
   if kind == "stop" then
