@@ -121,9 +121,11 @@ end
 
 local ctx_methods = {}
 -- ctx.sender is computed: only the message being handled knows it.
+local plain_defaults = { seq = 0, recovering = false }
 setmetatable(ctx_methods, {
   __index = function(_, k)
     if k == "sender" then return core.sender() end
+    return plain_defaults[k]
   end,
 })
 local ctx_mt = { __index = ctx_methods, __name = "lore.ctx" }
@@ -213,9 +215,11 @@ function R.spawn(aid, spec)
     return nil, fmt("behaviour '%s' is persistent (it defines apply) and needs opts.id", name)
   end
   local rec = setmetatable({
-    id = opts.id, seq = 0, recovering = false,
-    _m = M, _beh = name, _opts = opts, _aid = aid, _persistent = persistent, _failures = 0,
+    -- Only what this actor needs: every field costs an idle actor memory
+    -- (ctx.seq and ctx.recovering of a plain actor come from ctx_methods).
+    id = opts.id, _m = M, _beh = name, _opts = opts, _aid = aid,
   }, ctx_mt)
+  if persistent then rec._persistent, rec.seq, rec.recovering = true, 0, false end
   rec.self = opts.id and lore.ref(opts.id) or core.addr_ref(aid)
   local ok, cerr = init_state(rec)
   if not ok then return nil, cerr end
@@ -257,7 +261,7 @@ function R.failed(rec, err)
   if rec._stopping then return end
   local now = os.clock()
   if rec._last_failure and now - rec._last_failure < 1.0 then
-    rec._failures = rec._failures + 1
+    rec._failures = (rec._failures or 0) + 1
   else
     rec._failures = 1
   end
@@ -274,7 +278,7 @@ end
 
 -- Holds the mailbox for 50 ms * 2^(n-2) (at most 10 s) after the n-th quick failure.
 function R.backoff(rec)
-  if rec._failures > 1 then
+  if (rec._failures or 0) > 1 then
     local delay = math.min(0.05 * 2 ^ (rec._failures - 2), 10)
     core.hold(rec._aid)
     core.schedule(rec._aid, delay, nil, SYS_RESTART)
