@@ -27,6 +27,8 @@ M.defaults = {
   workers = 2,
   max_instructions = 100000000,
   memory_limit = 0,
+  max_concurrent_recoveries = 50,
+  recovery_timeout = 30,
   log_level = "off",
 }
 

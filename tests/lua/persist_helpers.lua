@@ -1,31 +1,14 @@
--- persist_helpers.lua: what the persist_*_spec files share (self-contained: no other helpers).
--- A run on a fresh runtime that always shuts down, fresh journals, and sqlite access.
+-- persist_helpers.lua: what the persist_*_spec files share, on top of helpers.lua:
+-- fresh journals, sqlite access, and runs that take their config first.
 local lore = require "lore"
+local helpers = require "helpers"
 
 local M = {}
 
-local function dir_of(path)
-  return path:match("^(.*)/[^/]*$") or "."
-end
+M.dir, M.fixtures = helpers.dir, helpers.fixtures
 
-local function absolute(path)
-  if path:sub(1, 1) == "/" then return path end
-  local cwd = os.getenv("PWD") or "."
-  return (cwd .. "/" .. path):gsub("/%./", "/")
-end
-
-M.dir = absolute(dir_of(debug.getinfo(1, "S").source:sub(2)))
-M.fixtures = M.dir .. "/fixtures"
-
--- Every run sets all of these, so a setting one spec changes (configure
--- persists within the process) never leaks into the next.
-M.defaults = {
-  scripts = { M.fixtures },
-  workers = 2,
-  log_level = os.getenv("PSPEC_LOG") or "off", -- PSPEC_LOG=debug to see the runtime log
-  max_concurrent_recoveries = 50,
-  recovery_timeout = 30,
-}
+-- Added to helpers.defaults for every run (PSPEC_LOG=debug shows the runtime log).
+M.defaults = { log_level = os.getenv("PSPEC_LOG") or "off" }
 
 local counter = 0
 
@@ -47,35 +30,15 @@ function M.remove_db(path)
   for _, suffix in ipairs { "", "-wal", "-shm", "-journal" } do os.remove(path .. suffix) end
 end
 
--- Runs fn as the application coroutine on a fresh runtime configured with
--- M.defaults plus `config`. Always ends with lore.shutdown(), so an actor
--- left alive never hangs a spec. fn's error (a failed assertion too) is
--- raised again after the runtime has stopped. Returns fn's results.
+-- helpers.run with the config first: a fresh runtime that always shuts down.
 function M.run(config, fn)
   local cfg = {}
   for k, v in pairs(M.defaults) do cfg[k] = v end
   for k, v in pairs(config or {}) do cfg[k] = v end
-  lore.configure(cfg)
-  local results, err
-  lore.run(function()
-    local packed = table.pack(pcall(fn))
-    if packed[1] then
-      results = table.pack(table.unpack(packed, 2, packed.n))
-    else
-      err = packed[2]
-    end
-    lore.shutdown()
-  end)
-  if err ~= nil then error(err, 0) end
-  return table.unpack(results, 1, results.n)
+  return helpers.run(fn, cfg)
 end
 
--- Calls f(...) expecting it to raise; returns the error as a string.
-function M.error_of(f, ...)
-  local ok, err = pcall(f, ...)
-  assert(not ok, "expected an error, the call succeeded")
-  return tostring(err)
-end
+M.error_of = helpers.error_of
 
 -- Polls check() (sleeping on the runtime) until it returns a true value or
 -- `timeout` seconds pass; returns its last value.
