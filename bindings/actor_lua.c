@@ -145,6 +145,11 @@ static void actor_overflow(actor_t *a, lore_msg *m) {
     binding_reply(a->sched->rt, m->sender, m->corr, 1, e, sizeof e - 1);
     msg_free(m);
   } else if (strategy == 1 || strategy == 2) {
+    if (m->corr) { /* an asker learns why, not "no actor is running" */
+      static const char e[] = "stash overflow: the message went to dead letters";
+      binding_reply(a->sched->rt, m->sender, m->corr, 1, e, sizeof e - 1);
+      m->corr = 0;
+    }
     sched_dead_letter(a->sched, m);
   } else {
     msg_queue_push(&a->mailbox, m);

@@ -232,10 +232,12 @@ describe("M.stash_capacity", function()
     during_recovery("persist.drop", "f-drop", function(a, sink)
       local dl0 = lore.stats().dead_letters
       for v = 1001, 1012 do a:tell { op = "add", v = v } end
+      -- an ask beyond the bound is told why it went nowhere
+      assert.matches("stash overflow", ph.error_of(a.ask, a, { op = "add", v = 2000 }, 5))
       local s = get_after_recovery(a, sink)
       assert.same(expected_log { 1001, 1002, 1003, 1004, 1005 }, s.log)
       assert.equal(4505, s.seq)
-      assert.equal(7, lore.stats().dead_letters - dl0)
+      assert.equal(8, lore.stats().dead_letters - dl0)
     end)
   end)
 
