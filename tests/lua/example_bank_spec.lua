@@ -3,36 +3,14 @@
 -- commands persist nothing.
 local h = require "helpers"
 
--- $LORE_BIN (scripts/run-busted.sh sets it), else build/lore, else the lore
--- beside the lore.so this busted loaded.
-local function lore_bin()
-  local bin = os.getenv("LORE_BIN")
-  if bin and bin ~= "" then return bin end
-  local f = io.open(h.root .. "/build/lore", "r")
-  if f then
-    f:close()
-    return h.root .. "/build/lore"
-  end
-  return h.lore_bin()
-end
-
-local LORE = lore_bin()
 local APP = h.root .. "/examples/bank/app.lua"
 local q = h.quote
 
-local function mktemp_dir()
-  local p = io.popen("mktemp -d " .. q((os.getenv("TMPDIR") or "/tmp") .. "/lore-bank-spec.XXXXXX"))
-  local dir = p:read("l")
-  p:close()
-  assert(dir and dir ~= "", "mktemp -d failed")
-  return dir
-end
+local function mktemp_dir() return h.tmpdir("bank-spec") end
 
 -- Runs the app in `dir`; returns its stdout, failing the test on a non-zero exit.
 local function bank(dir, ...)
-  local parts = { "cd", q(dir), "&&", q(LORE), "run", q(APP) }
-  for i = 1, select("#", ...) do parts[#parts + 1] = q((select(i, ...))) end
-  local out, err, code = h.sh(table.concat(parts, " "))
+  local out, err, code = h.run_app_in(dir, APP, ...)
   assert.equal(0, code, ("lore run bank %s failed:\n%s%s"):format(table.concat({ ... }, " "), out, err))
   return out
 end
@@ -94,7 +72,7 @@ describe("examples/bank", function()
       kill -9 $pid
       wait $pid
       echo "status $?"
-    ]]):format(q(dir), q(LORE), q(APP))
+    ]]):format(q(dir), q(h.lore_bin()), q(APP))
     assert.equal("status 137\n", h.sh("bash -c " .. q(script)))
     local f = assert(io.open(dir .. "/drip.out", "rb"))
     local last, count = 0, 0

@@ -3,37 +3,15 @@
 -- after the process was killed with kill -9 in the middle of persisting.
 local h = require "helpers"
 
--- $LORE_BIN (scripts/run-busted.sh sets it), else build/lore, else the lore
--- beside the lore.so this busted loaded.
-local function lore_bin()
-  local bin = os.getenv("LORE_BIN")
-  if bin and bin ~= "" then return bin end
-  local f = io.open(h.root .. "/build/lore", "r")
-  if f then
-    f:close()
-    return h.root .. "/build/lore"
-  end
-  return h.lore_bin()
-end
-
-local LORE = lore_bin()
 local APP = h.root .. "/examples/cart/app.lua"
 local q = h.quote
 
-local function mktemp_dir()
-  local p = io.popen("mktemp -d " .. q((os.getenv("TMPDIR") or "/tmp") .. "/lore-cart-spec.XXXXXX"))
-  local dir = p:read("l")
-  p:close()
-  assert(dir and dir ~= "", "mktemp -d failed")
-  return dir
-end
+local function mktemp_dir() return h.tmpdir("cart-spec") end
 
 -- Runs the app in `dir` (the working directory) with its arguments; returns
 -- stdout, stderr and the exit status.
 local function cart(dir, ...)
-  local parts = { "cd", q(dir), "&&", q(LORE), "run", q(APP) }
-  for i = 1, select("#", ...) do parts[#parts + 1] = q((select(i, ...))) end
-  local out, err, code = h.sh(table.concat(parts, " "))
+  local out, err, code = h.run_app_in(dir, APP, ...)
   return out, err, code
 end
 
@@ -102,7 +80,7 @@ describe("examples/cart", function()
       kill -9 $pid
       wait $pid
       echo "status $?"
-    ]]):format(q(dir), q(LORE), q(APP))
+    ]]):format(q(dir), q(h.lore_bin()), q(APP))
     local out = h.sh("bash -c " .. q(script))
     assert.equal("status 137\n", out)
     local f = assert(io.open(dir .. "/fill.out", "rb"))

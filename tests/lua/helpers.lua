@@ -104,7 +104,8 @@ function M.lore_bin()
   local bin = os.getenv("LORE_BIN")
   if bin and bin ~= "" then return bin end
   local so = package.searchpath("lore", package.cpath)
-  return so and dir_of(so) .. "/lore" or "lore"
+  -- absolute: callers may run it from another working directory
+  return so and absolute(dir_of(so)) .. "/lore" or "lore"
 end
 
 function M.quote(s)
@@ -148,6 +149,24 @@ function M.app_file(source)
   f:write(source)
   f:close()
   return path
+end
+
+-- A fresh temporary directory (remove it with os.execute("rm -rf ...")).
+function M.tmpdir(tag)
+  local p = io.popen("mktemp -d " .. M.quote((os.getenv("TMPDIR") or "/tmp") .. "/lore-" .. tag
+    .. ".XXXXXX"))
+  local dir = p:read("l")
+  p:close()
+  assert(dir and dir ~= "", "mktemp -d failed")
+  return dir
+end
+
+-- Runs `lore run APP ARGS...` with `dir` as the working directory; returns
+-- stdout, stderr and the exit status, as M.sh.
+function M.run_app_in(dir, app, ...)
+  local parts = { "cd", M.quote(dir), "&&", M.quote(M.lore_bin()), "run", M.quote(app) }
+  for i = 1, select("#", ...) do parts[#parts + 1] = M.quote((select(i, ...))) end
+  return M.sh(table.concat(parts, " "))
 end
 
 return M
