@@ -124,6 +124,9 @@ typedef struct journal_backend {
 
 extern const journal_backend journal_memory_backend;
 extern const journal_backend journal_sqlite_backend;
+/* The sqlite backend's tables, for tools and benchmarks that must measure
+ * exactly what the journal writes. */
+extern const char journal_sqlite_schema[];
 
 /* For backends: JOURNAL_EREJECTED if the write is invalid before storage (an
  * unknown kind; events: empty or mixed ids, seq <= 0, non-consecutive seqs, a

@@ -18,7 +18,7 @@
  * pages, and the offset is the commit order that tag queries need.
  * journal_meta keeps each id's highest seq across deletes.
  */
-static const char SCHEMA[] =
+const char journal_sqlite_schema[] =
     "CREATE TABLE IF NOT EXISTS events("
     " \"offset\" INTEGER PRIMARY KEY AUTOINCREMENT,"
     " id TEXT NOT NULL, seq INTEGER NOT NULL, manifest TEXT NOT NULL, version INTEGER NOT NULL,"
@@ -204,7 +204,7 @@ static int sq_open(const char *path, const journal_options *opt, void **state) {
               opt->synchronous_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
   /* Savepoint journals stay in memory instead of spilling to a temp file. */
   if (rc == SQLITE_OK) rc = exec(s->db, "PRAGMA temp_store=MEMORY");
-  if (rc == SQLITE_OK) rc = exec(s->db, SCHEMA);
+  if (rc == SQLITE_OK) rc = exec(s->db, journal_sqlite_schema);
   struct {
     const char *sql;
     sqlite3_stmt **st;

@@ -21,16 +21,8 @@
 
 #define PAYLOAD_LEN 100
 
-/* The journal's schema and pragmas (journal_sqlite.c), so the baselines
- * measure the same table the journal writes. */
-static const char SCHEMA[] =
-    "CREATE TABLE IF NOT EXISTS events("
-    " \"offset\" INTEGER PRIMARY KEY AUTOINCREMENT,"
-    " id TEXT NOT NULL, seq INTEGER NOT NULL, manifest TEXT NOT NULL, version INTEGER NOT NULL,"
-    " tags TEXT NOT NULL, writer TEXT NOT NULL, ts INTEGER NOT NULL, payload BLOB NOT NULL,"
-    " crc INTEGER NOT NULL, UNIQUE(id, seq));"
-    "CREATE TABLE IF NOT EXISTS journal_meta("
-    " id TEXT PRIMARY KEY, highest_seq INTEGER NOT NULL) WITHOUT ROWID;";
+/* The baselines write the journal's own tables (journal_sqlite_schema). */
+#define SCHEMA journal_sqlite_schema
 
 /* The alternative layout ARCHITECTURE.md asks to compare: keyed by (id, seq). */
 static const char SCHEMA_KEYED[] =

@@ -26,15 +26,8 @@
 
 #include "journal.h"
 
-/* journal_sqlite.c's schema, verbatim. */
-static const char SCHEMA[] =
-    "CREATE TABLE IF NOT EXISTS events("
-    " \"offset\" INTEGER PRIMARY KEY AUTOINCREMENT,"
-    " id TEXT NOT NULL, seq INTEGER NOT NULL, manifest TEXT NOT NULL, version INTEGER NOT NULL,"
-    " tags TEXT NOT NULL, writer TEXT NOT NULL, ts INTEGER NOT NULL, payload BLOB NOT NULL,"
-    " crc INTEGER NOT NULL, UNIQUE(id, seq));"
-    "CREATE TABLE IF NOT EXISTS journal_meta("
-    " id TEXT PRIMARY KEY, highest_seq INTEGER NOT NULL) WITHOUT ROWID;";
+/* The baselines write the journal's own tables (journal_sqlite_schema). */
+#define SCHEMA journal_sqlite_schema
 
 static const char INSERT_SQL[] =
     "INSERT INTO events(id, seq, manifest, version, tags, writer, ts, payload, crc)"
