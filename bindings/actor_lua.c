@@ -24,7 +24,7 @@ static void actor_failed(binding_state *bs, actor_t *a) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, rec_ref(a));
   lua_rotate(L, -3, -1); /* failed, rec, err */
   if (binding_pcall(bs, 2, 0) != LUA_OK) {
-    log_error("actor %llu: failure handler raised: %s", (unsigned long long)a->aid,
+    log_error(&bs->lrt->log, "actor %llu: failure handler raised: %s", (unsigned long long)a->aid,
               lua_tostring(L, -1));
     lua_pop(L, 1);
     actor_stop(a);
@@ -50,7 +50,7 @@ static void plain_receive(binding_state *bs, actor_t *a, lore_msg *m) {
   lua_rawget(L, rec);
   if (codec_decode(L, m->data, m->len, err, sizeof err)) {
     lua_settop(L, rec - 1);
-    log_warn("actor %llu: dropped a message that does not decode: %s", (unsigned long long)a->aid,
+    log_warn(&bs->lrt->log, "actor %llu: dropped a message that does not decode: %s", (unsigned long long)a->aid,
              err);
     if (m->corr) binding_reply(a->sched->rt, m->sender, m->corr, 1, err, strlen(err));
     return;
@@ -86,7 +86,7 @@ static int actor_receive(actor_t *a, lore_msg *m) {
       lua_rawgeti(L, LUA_REGISTRYINDEX, rec_ref(a));
       if (codec_decode(L, m->data, m->len, err, sizeof err)) {
         lua_pop(L, 2);
-        log_warn("actor %llu: dropped a message that does not decode: %s",
+        log_warn(&bs->lrt->log, "actor %llu: dropped a message that does not decode: %s",
                  (unsigned long long)a->aid, err);
         if (m->corr) binding_reply(a->sched->rt, m->sender, m->corr, 1, err, strlen(err));
         break;
@@ -162,7 +162,7 @@ static void actor_stopped(actor_t *a) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, bs->ref_stopped);
   lua_rawgeti(L, LUA_REGISTRYINDEX, rec_ref(a));
   if (binding_pcall(bs, 1, 0) != LUA_OK) {
-    log_warn("actor %llu: on stop: %s", (unsigned long long)a->aid, lua_tostring(L, -1));
+    log_warn(&bs->lrt->log, "actor %llu: on stop: %s", (unsigned long long)a->aid, lua_tostring(L, -1));
     lua_pop(L, 1);
   }
   luaL_unref(L, LUA_REGISTRYINDEX, rec_ref(a));
@@ -390,7 +390,7 @@ static int core_cancel(lua_State *L) {
 static int core_log(lua_State *L) {
   int level = (int)luaL_checkinteger(L, 1);
   const char *text = luaL_checkstring(L, 2);
-  if (level >= log_level()) log_msg(level, "%s", text);
+  log_line(&bs_of(L)->lrt->log, level, "%s", text);
   return 0;
 }
 
@@ -491,7 +491,7 @@ int worker_sched_message(sched_t *s, lore_msg *m) {
   }
   /* The spawner counted this actor alive; a failed spawn uncounts it. */
   if (!ok) {
-    log_debug("spawn failed: %s", lua_tostring(L, -1));
+    log_debug(&bs->lrt->log, "spawn failed: %s", lua_tostring(L, -1));
     if (__atomic_sub_fetch(&s->rt->alive, 1, __ATOMIC_SEQ_CST) == 0) {
       lore_msg *w = msg_new(MSG_SYSTEM, NULL, 0, NULL, 0);
       if (w) runtime_send(s->rt, w);
@@ -506,7 +506,7 @@ int worker_sched_message(sched_t *s, lore_msg *m) {
     if (!text) text = "", len = 0;
     binding_reply(s->rt, m->sender, m->corr, !ok, ok ? NULL : text, ok ? 0 : len);
   } else if (!ok) {
-    log_warn("spawn failed: %s", lua_tostring(L, -1));
+    log_warn(&bs->lrt->log, "spawn failed: %s", lua_tostring(L, -1));
   }
   lua_pop(L, 1);
   return ACTOR_CONSUMED;

@@ -33,6 +33,7 @@ typedef struct lore_config {
   int synchronous_full;
   int max_concurrent_recoveries;
   double recovery_timeout;
+  int log_level;
 } lore_config;
 
 void lore_config_init(lore_config *c);
@@ -46,6 +47,7 @@ typedef struct lore_runtime {
   snapshot_store_t *snapshots;
   int recoveries_running; /* atomic */
   struct watchdog *watchdog;
+  log_sink log;
 } lore_runtime;
 
 #define HOOK_EVERY 1000

@@ -53,7 +53,7 @@ const runtime_hooks lore_runtime_hooks = {hook_sched_start, hook_sched_stop, hoo
 
 static void on_signal(uv_signal_t *sig, int signum) {
   host *h = sig->data;
-  log_info("signal %d: shutting down", signum);
+  log_info(h->lrt ? &h->lrt->log : NULL, "signal %d: shutting down", signum);
   h->shutdown_requested = 1;
 }
 
@@ -90,8 +90,9 @@ static lore_runtime *ensure_runtime(lua_State *L, host *h) {
   lore_runtime *lrt = calloc(1, sizeof *lrt);
   if (!lrt) luaL_error(L, "out of memory");
   copy_config(&lrt->cfg, &h->cfg);
+  lrt->log.level = lrt->cfg.log_level;
   const char *juri = lrt->cfg.journal ? lrt->cfg.journal : "memory:";
-  journal_options jopt = {.synchronous_full = lrt->cfg.synchronous_full};
+  journal_options jopt = {.synchronous_full = lrt->cfg.synchronous_full, .log = &lrt->log};
   int r = journal_open(juri, &jopt, &lrt->journal);
   if (r) {
     lua_pushfstring(L, "cannot open journal '%s': %s", juri, journal_strerror(r));
@@ -102,11 +103,11 @@ static lore_runtime *ensure_runtime(lua_State *L, host *h) {
   const char *suri = lrt->cfg.snapshots;
   if (!suri)
     suri = strncmp(juri, "sqlite:", 7) == 0 || strncmp(juri, "memory:", 7) == 0 ? juri : "memory:";
-  if ((r = snapshot_store_open(suri, &lrt->snapshots))) {
+  if ((r = snapshot_store_open(suri, &lrt->log, &lrt->snapshots))) {
     lua_pushfstring(L, "cannot open snapshot store '%s': %s", suri, snapshot_strerror(r));
     goto fail;
   }
-  runtime_config rc = {.workers = lrt->cfg.workers};
+  runtime_config rc = {.workers = lrt->cfg.workers, .log = &lrt->log};
   if ((r = runtime_create(&rc, &lore_runtime_hooks, lrt, &lrt->rt))) {
     lua_pushfstring(L, "cannot create the runtime: %s", uv_strerror(r));
     goto fail;
@@ -416,7 +417,7 @@ static int l_configure(lua_State *L) {
       c->synchronous_full = strcmp(v, "full") == 0;
     } else if (strcmp(k, "log_level") == 0) {
       static const char *const levels[] = {"debug", "info", "warn", "error", "off", NULL};
-      log_set_level(luaL_checkoption(L, -1, NULL, levels));
+      c->log_level = luaL_checkoption(L, -1, NULL, levels);
     } else if (strcmp(k, "hot_reload") == 0) {
       /* accepted; reloading is a later feature (see README) */
     } else if (strcmp(k, "scripts") == 0) {

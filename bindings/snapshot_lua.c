@@ -58,7 +58,7 @@ static void snap_work(uv_work_t *w) {
           snapshot_criteria older = all;
           older.max_seq = r->res.oldest_kept - 1;
           int st = snapshot_store_delete(s, r->id, &older);
-          if (st) log_warn("snapshots of %s: retention delete failed: %s", r->id, snapshot_strerror(st));
+          if (st) log_warn(&r->lrt->log, "snapshots of %s: retention delete failed: %s", r->id, snapshot_strerror(st));
         }
       }
       free(list);

@@ -144,7 +144,7 @@ int worker_state_open(sched_t *s) {
   lua_pushcfunction(L, open_runtime);
   lua_pushlightuserdata(L, bs);
   if (lua_pcall(L, 1, 0, 0)) {
-    log_error("worker %u: cannot start the Lua runtime: %s", s->index, lua_tostring(L, -1));
+    log_error(&lrt->log, "worker %u: cannot start the Lua runtime: %s", s->index, lua_tostring(L, -1));
     lua_close(L);
     goto fail;
   }
@@ -188,6 +188,7 @@ void lore_config_init(lore_config *c) {
   c->memory_limit = 0;
   c->max_concurrent_recoveries = 50;
   c->recovery_timeout = 30.0;
+  c->log_level = log_default()->level;
 }
 
 void lore_config_free(lore_config *c) {

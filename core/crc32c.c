@@ -1,5 +1,5 @@
 /* crc32c.c: CRC32C (Castagnoli): slicing-by-8, or the SSE4.2 instruction where there is one. */
-#include "journal.h"
+#include "crc32c.h"
 
 #include <pthread.h>
 #include <string.h>

@@ -15,6 +15,7 @@
 struct journal {
   const journal_backend *backend;
   void *state;
+  const log_sink *log;
   pthread_t thread;
   pthread_mutex_t mu; /* guards everything below */
   pthread_cond_t wake;
@@ -127,7 +128,7 @@ static void *writer_main(void *arg) {
     pthread_mutex_unlock(&j->mu);
 
     int rc = j->backend->write_batch(j->state, j->batch, n);
-    if (rc < 0) log_debug("journal: batch of %zu writes failed: %s", n, journal_strerror(rc));
+    if (rc < 0) log_debug(j->log, "journal: batch of %zu writes failed: %s", n, journal_strerror(rc));
 
     /* Counted before the callbacks fire, so whoever waits for a callback sees
      * its batch in journal_stats. */
@@ -179,6 +180,7 @@ int journal_open(const char *uri, const journal_options *opt, journal_t **out) {
   if (!j) return JOURNAL_ENOMEM;
   int rc = JOURNAL_ENOMEM;
   j->backend = backend;
+  j->log = opt->log;
   j->batch_cap = INITIAL_BATCH_SLOTS;
   j->batch = malloc(j->batch_cap * sizeof *j->batch);
   if (!j->batch) goto fail_batch;

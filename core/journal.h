@@ -5,6 +5,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "crc32c.h"
+#include "log.h"
+
 /*
  * A journal stores, per persistence id, a gap-free sequence of events
  * numbered from 1. Everything above this header (schedulers, bindings) knows
@@ -59,10 +62,6 @@ typedef struct journal_event {
 
 /* Computes and stores the CRC32C of the payload. */
 void journal_event_seal(journal_event *ev);
-uint32_t crc32c(uint32_t crc, const void *data, size_t len);
-/* The table-driven CRC32C that crc32c uses where the CPU lacks an instruction
- * for it; exported so a test can check both give the same result. */
-uint32_t crc32c_portable(uint32_t crc, const void *data, size_t len);
 
 /* The largest payload a write may carry; a bigger one is JOURNAL_EREJECTED. */
 #define JOURNAL_MAX_PAYLOAD ((size_t)64 << 20)
@@ -95,6 +94,7 @@ typedef int (*journal_replay_cb)(const journal_event *ev, void *ud);
 typedef struct journal_options {
   int synchronous_full; /* sqlite: 1 = synchronous=FULL (default), 0 = NORMAL */
   int busy_timeout_ms;  /* sqlite: wait for another process's lock; 0 = 5000 ms */
+  const log_sink *log;  /* NULL: log_default() */
 } journal_options;
 
 /* A backend: blocking operations on its own state. The writer thread is the

@@ -221,7 +221,7 @@ static int mem_replay(void *state, const char *id, int64_t from, int64_t to, int
     for (size_t i = 0; i < n; i++) {
       const journal_event *ev = &page[i]->ev;
       if (!rc && !stop && crc32c(0, ev->payload, ev->payload_len) != ev->crc32c) {
-        log_error("journal: event %s #%lld fails its CRC", id, (long long)ev->seq);
+        log_error(NULL, "journal: event %s #%lld fails its CRC", id, (long long)ev->seq);
         rc = JOURNAL_ECORRUPT;
       }
       if (!rc && !stop) stop = cb(ev, ud);

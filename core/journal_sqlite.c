@@ -36,6 +36,7 @@ typedef struct reader {
 
 typedef struct sq_state {
   char *path; /* absolute, so readers find the file whatever the cwd is later */
+  const log_sink *log;
   int busy_timeout_ms;
   /* The write connection: the writer thread's alone after open. */
   sqlite3 *db;
@@ -54,9 +55,9 @@ static int map_err(int rc) {
   }
 }
 
-static int prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st) {
+static int prepare(const log_sink *log, sqlite3 *db, const char *sql, sqlite3_stmt **st) {
   int rc = sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL);
-  if (rc != SQLITE_OK) log_error("journal sqlite: cannot prepare %s: %s", sql, sqlite3_errmsg(db));
+  if (rc != SQLITE_OK) log_error(log, "journal sqlite: cannot prepare %s: %s", sql, sqlite3_errmsg(db));
   return rc;
 }
 
@@ -75,11 +76,11 @@ static pthread_once_t sqlite_config_once = PTHREAD_ONCE_INIT;
 static void sqlite_config(void) { sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); }
 
 /* Opens a connection with the settings both kinds share; *db is NULL on error. */
-static int open_conn(const char *path, int flags, int busy_timeout_ms, sqlite3 **db) {
+static int open_conn(const log_sink *log, const char *path, int flags, int busy_timeout_ms, sqlite3 **db) {
   pthread_once(&sqlite_config_once, sqlite_config);
   int rc = sqlite3_open_v2(path, db, flags | SQLITE_OPEN_NOMUTEX, NULL);
   if (rc != SQLITE_OK) {
-    log_error("journal sqlite: cannot open %s: %s", path,
+    log_error(log, "journal sqlite: cannot open %s: %s", path,
               *db ? sqlite3_errmsg(*db) : sqlite3_errstr(rc));
     sqlite3_close(*db);
     *db = NULL;
@@ -104,16 +105,16 @@ static reader *reader_open(sq_state *s, int *err) {
     *err = JOURNAL_ENOMEM;
     return NULL;
   }
-  int rc = open_conn(s->path, SQLITE_OPEN_READONLY, s->busy_timeout_ms, &r->db);
+  int rc = open_conn(s->log, s->path, SQLITE_OPEN_READONLY, s->busy_timeout_ms, &r->db);
   if (rc == SQLITE_OK)
-    rc = prepare(r->db,
+    rc = prepare(s->log, r->db,
                  "SELECT seq, manifest, version, tags, writer, ts, payload, crc FROM events"
                  " WHERE id = ?1 AND seq >= ?2 AND seq <= ?3 ORDER BY seq LIMIT ?4",
                  &r->replay);
   if (rc == SQLITE_OK)
-    rc = prepare(r->db, "SELECT highest_seq FROM journal_meta WHERE id = ?1", &r->highest);
+    rc = prepare(s->log, r->db, "SELECT highest_seq FROM journal_meta WHERE id = ?1", &r->highest);
   if (rc == SQLITE_OK)
-    rc = prepare(r->db, "SELECT id, highest_seq FROM journal_meta ORDER BY id", &r->list);
+    rc = prepare(s->log, r->db, "SELECT id, highest_seq FROM journal_meta ORDER BY id", &r->list);
   if (rc != SQLITE_OK) {
     reader_free(r);
     *err = map_err(rc);
@@ -152,23 +153,23 @@ static void sq_close(void *state) {
   for (size_t i = 0; i < sizeof stmts / sizeof stmts[0]; i++) sqlite3_finalize(stmts[i]);
   /* Closed last, the write connection checkpoints the WAL into the database. */
   if (s->db && sqlite3_close(s->db) != SQLITE_OK)
-    log_error("journal sqlite: closing %s: %s", sqlite3_db_filename(s->db, "main"),
+    log_error(s->log, "journal sqlite: closing %s: %s", sqlite3_db_filename(s->db, "main"),
               sqlite3_errmsg(s->db));
   pthread_mutex_destroy(&s->pool_mu);
   free(s->path);
   free(s);
 }
 
-static int exec(sqlite3 *db, const char *sql) {
+static int exec(const log_sink *log, sqlite3 *db, const char *sql) {
   char *msg = NULL;
   int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
-  if (rc != SQLITE_OK) log_error("journal sqlite: %s: %s", sql, msg ? msg : sqlite3_errstr(rc));
+  if (rc != SQLITE_OK) log_error(log, "journal sqlite: %s: %s", sql, msg ? msg : sqlite3_errstr(rc));
   sqlite3_free(msg);
   return rc;
 }
 
 /* journal_mode reports the mode it got rather than failing. */
-static int set_wal(sqlite3 *db) {
+static int set_wal(const log_sink *log, sqlite3 *db) {
   sqlite3_stmt *st;
   int rc = sqlite3_prepare_v2(db, "PRAGMA journal_mode=WAL", -1, &st, NULL);
   if (rc != SQLITE_OK) return rc;
@@ -176,7 +177,7 @@ static int set_wal(sqlite3 *db) {
   if (rc == SQLITE_ROW) {
     const unsigned char *mode = sqlite3_column_text(st, 0);
     rc = mode && strcmp((const char *)mode, "wal") == 0 ? SQLITE_OK : SQLITE_CANTOPEN;
-    if (rc != SQLITE_OK) log_error("journal sqlite: WAL refused (journal_mode=%s)", mode);
+    if (rc != SQLITE_OK) log_error(log, "journal sqlite: WAL refused (journal_mode=%s)", mode);
   }
   sqlite3_finalize(st);
   return rc;
@@ -188,23 +189,24 @@ static int sq_open(const char *path, const journal_options *opt, void **state) {
   if (!path[0] || strcmp(path, ":memory:") == 0) return JOURNAL_EURI;
   sq_state *s = calloc(1, sizeof *s);
   if (!s) return JOURNAL_ENOMEM;
+  s->log = opt->log;
   s->busy_timeout_ms = opt->busy_timeout_ms > 0 ? opt->busy_timeout_ms : DEFAULT_BUSY_TIMEOUT_MS;
   if (pthread_mutex_init(&s->pool_mu, NULL) != 0) {
     free(s);
     return JOURNAL_ENOMEM;
   }
-  int rc = open_conn(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, s->busy_timeout_ms, &s->db);
+  int rc = open_conn(s->log, path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, s->busy_timeout_ms, &s->db);
   if (rc == SQLITE_OK) {
     const char *abs = sqlite3_db_filename(s->db, "main");
     if (!(s->path = strdup(abs && abs[0] ? abs : path))) rc = SQLITE_NOMEM;
   }
-  if (rc == SQLITE_OK) rc = set_wal(s->db);
+  if (rc == SQLITE_OK) rc = set_wal(s->log, s->db);
   if (rc == SQLITE_OK)
-    rc = exec(s->db,
+    rc = exec(s->log, s->db,
               opt->synchronous_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
   /* Savepoint journals stay in memory instead of spilling to a temp file. */
-  if (rc == SQLITE_OK) rc = exec(s->db, "PRAGMA temp_store=MEMORY");
-  if (rc == SQLITE_OK) rc = exec(s->db, journal_sqlite_schema);
+  if (rc == SQLITE_OK) rc = exec(s->log, s->db, "PRAGMA temp_store=MEMORY");
+  if (rc == SQLITE_OK) rc = exec(s->log, s->db, journal_sqlite_schema);
   struct {
     const char *sql;
     sqlite3_stmt **st;
@@ -228,7 +230,7 @@ static int sq_open(const char *path, const journal_options *opt, void **state) {
       {"DELETE FROM events WHERE id = ?1 AND seq <= ?2", &s->delete_events},
   };
   for (size_t i = 0; rc == SQLITE_OK && i < sizeof stmts / sizeof stmts[0]; i++)
-    rc = prepare(s->db, stmts[i].sql, stmts[i].st);
+    rc = prepare(s->log, s->db, stmts[i].sql, stmts[i].st);
   if (rc != SQLITE_OK) {
     sq_close(s);
     return map_err(rc);
@@ -291,7 +293,7 @@ static int store_delete(sq_state *s, journal_write *w) {
 }
 
 static int fail_batch(sq_state *s, journal_write **writes, size_t n, int rc, const char *what) {
-  log_error("journal sqlite: %s failed (%d): %s", what, rc, sqlite3_errmsg(s->db));
+  log_error(s->log, "journal sqlite: %s failed (%d): %s", what, rc, sqlite3_errmsg(s->db));
   if (!sqlite3_get_autocommit(s->db)) run(s->rollback);
   for (size_t i = 0; i < n; i++) writes[i]->status = JOURNAL_EIO;
   return JOURNAL_EIO;
@@ -400,7 +402,7 @@ static int sq_replay(void *state, const char *id, int64_t from, int64_t to, int6
       journal_event ev;
       err = row_event(st, id, &ev);
       if (err) {
-        log_error("journal sqlite: event %s #%lld is corrupt (CRC or column types)", id,
+        log_error(s->log, "journal sqlite: event %s #%lld is corrupt (CRC or column types)", id,
                   (long long)sqlite3_column_int64(st, 0));
         break;
       }
@@ -409,7 +411,7 @@ static int sq_replay(void *state, const char *id, int64_t from, int64_t to, int6
       stop = cb(&ev, ud);
     }
     if (!err && !stop && rc != SQLITE_DONE) {
-      log_error("journal sqlite: replay of %s: %s", id, sqlite3_errmsg(r->db));
+      log_error(s->log, "journal sqlite: replay of %s: %s", id, sqlite3_errmsg(r->db));
       err = map_err(rc);
     }
     sqlite3_reset(st);
@@ -434,7 +436,7 @@ static int sq_highest_seq(void *state, const char *id, int64_t *out) {
   } else if (rc == SQLITE_DONE) {
     *out = 0;
   } else {
-    log_error("journal sqlite: highest seq of %s: %s", id, sqlite3_errmsg(r->db));
+    log_error(s->log, "journal sqlite: highest seq of %s: %s", id, sqlite3_errmsg(r->db));
     err = map_err(rc);
   }
   sqlite3_reset(r->highest);
@@ -455,7 +457,7 @@ static int sq_list_ids(void *state, void (*cb)(const char *id, int64_t highest, 
     cb(id ? (const char *)id : "", sqlite3_column_int64(r->list, 1), ud);
   }
   if (rc != SQLITE_DONE) {
-    log_error("journal sqlite: list ids: %s", sqlite3_errmsg(r->db));
+    log_error(s->log, "journal sqlite: list ids: %s", sqlite3_errmsg(r->db));
     err = map_err(rc);
   }
   sqlite3_reset(r->list);

@@ -1,42 +1,54 @@
-/* log.c: leveled logging to stderr. */
+/* log.c: log lines to a sink, or to stderr with a timestamp. */
 #include "log.h"
 
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
+#include <time.h>
 
-static int current_level = -1;
+static const char *const level_names[] = {"debug", "info", "warn", "error", "off"};
 
-static int level_from_env(void) {
-  const char *v = getenv("LORE_LOG");
-  if (!v) return LOG_WARN;
-  static const char *names[] = {"debug", "info", "warn", "error", "off"};
-  for (int i = 0; i < 5; i++)
-    if (strcmp(v, names[i]) == 0) return i;
-  return LOG_WARN;
+int log_level_from_name(const char *name) {
+  for (int i = 0; name && i < 5; i++)
+    if (strcmp(name, level_names[i]) == 0) return i;
+  return -1;
 }
 
-void log_set_level(int level) { __atomic_store_n(&current_level, level, __ATOMIC_RELAXED); }
+const char *log_level_name(int level) {
+  return level >= 0 && level <= LOG_OFF ? level_names[level] : "?";
+}
 
-int log_level(void) {
-  int l = __atomic_load_n(&current_level, __ATOMIC_RELAXED);
-  if (l < 0) {
-    l = level_from_env();
-    log_set_level(l);
+static log_sink default_sink = {.level = -1};
+
+const log_sink *log_default(void) {
+  if (__atomic_load_n(&default_sink.level, __ATOMIC_ACQUIRE) < 0) {
+    int l = log_level_from_name(getenv("LORE_LOG"));
+    __atomic_store_n(&default_sink.level, l < 0 ? LOG_WARN : l, __ATOMIC_RELEASE);
   }
-  return l;
+  return &default_sink;
 }
 
-void log_msg(int level, const char *fmt, ...) {
-  if (level < log_level()) return;
-  static const char *tags[] = {"debug", "info", "warn", "error"};
+void log_line(const log_sink *s, int level, const char *fmt, ...) {
+  if (!s) s = log_default();
+  if (!log_enabled(s, level)) return;
   char line[2048];
-  int n = snprintf(line, sizeof line, "lore %s: ", tags[level < 4 ? level : 3]);
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
+  vsnprintf(line, sizeof line, fmt, ap);
   va_end(ap);
-  fprintf(stderr, "%s\n", line); /* one call per line: lines from threads never interleave */
+  if (s->fn) {
+    s->fn(s->ud, level, line);
+    return;
+  }
+  struct timeval tv;
+  struct tm tm;
+  gettimeofday(&tv, NULL);
+  gmtime_r(&tv.tv_sec, &tm);
+  char stamp[32];
+  strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
+  /* One call per line: lines from several threads never interleave. */
+  fprintf(stderr, "%s.%03dZ lore %s: %s\n", stamp, (int)(tv.tv_usec / 1000), log_level_name(level),
+          line);
 }

@@ -16,6 +16,7 @@ int runtime_create(const runtime_config *cfg, const runtime_hooks *hooks, void *
   if (workers > 1024) workers = 1024;
   rt->workers = workers;
   rt->hooks = hooks;
+  rt->log = cfg ? cfg->log : NULL;
   rt->data = data;
   rt->next_aid = 1;
   rt->next_corr = 1;

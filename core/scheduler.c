@@ -41,7 +41,7 @@ static void make_ready(actor_t *a) {
 
 void sched_dead_letter(sched_t *s, lore_msg *m) {
   __atomic_add_fetch(&s->rt->dead_letters, 1, __ATOMIC_RELAXED);
-  log_debug("dead letter: kind %u to %u:%llu%s%s", m->kind, m->target.sched,
+  log_debug(s->rt->log, "dead letter: kind %u to %u:%llu%s%s", m->kind, m->target.sched,
             (unsigned long long)m->target.aid, m->name ? " id " : "", m->name ? m->name : "");
   if (s->rt->hooks->dead_letter) s->rt->hooks->dead_letter(s, m);
   msg_free(m);
@@ -367,7 +367,7 @@ void sched_end(sched_t *s) {
   }
   if (s->loop_closed) return;
   uv_run(&s->loop, UV_RUN_DEFAULT);
-  if (uv_loop_close(&s->loop) != 0) log_warn("scheduler %u: loop still had handles", s->index);
+  if (uv_loop_close(&s->loop) != 0) log_warn(s->rt->log, "scheduler %u: loop still had handles", s->index);
   s->loop_closed = 1;
 }
 
@@ -406,7 +406,7 @@ void sched_destroy(sched_t *s) {
   }
   s->ready_head = s->ready_tail = NULL;
   if (s->by_aid.count)
-    log_warn("scheduler %u: %zu actors were never stopped", s->index, s->by_aid.count);
+    log_warn(s->rt->log, "scheduler %u: %zu actors were never stopped", s->index, s->by_aid.count);
   idmap_each(&s->by_aid, free_live_actor, NULL);
   inbox_destroy(&s->in);
   idmap_free(&s->by_aid);

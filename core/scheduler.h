@@ -7,6 +7,7 @@
 #include <uv.h>
 
 #include "idmap.h"
+#include "log.h"
 #include "inbox.h"
 #include "msg.h"
 #include "msg_queue.h"
@@ -98,7 +99,8 @@ typedef struct runtime_hooks {
 } runtime_hooks;
 
 typedef struct runtime_config {
-  int workers; /* 0: one per core */
+  int workers;         /* 0: one per core */
+  const log_sink *log; /* NULL: log_default() */
 } runtime_config;
 
 struct sched {
@@ -126,6 +128,7 @@ struct runtime {
   sched_t **scheds; /* [0] host, [1..workers] workers */
   const runtime_hooks *hooks;
   void *data;
+  const log_sink *log;
   uint64_t next_aid;     /* atomic */
   int64_t alive;         /* atomic: actors spawned and not yet stopped */
   uint64_t dead_letters; /* atomic */

@@ -48,6 +48,7 @@ typedef struct dir_state {
   pthread_rwlock_t lock; /* save/delete exclusive, load/list shared, within this process */
   int dfd;               /* the directory: every file op is relative to it, and it gets fsynced */
   char *path;            /* for messages */
+  const log_sink *log;
 } dir_state;
 
 typedef struct dent {
@@ -58,7 +59,7 @@ static unsigned long tmp_counter;
 
 static int io_err(const dir_state *d, const char *what, const char *name) {
   int e = errno;
-  log_error("snapshot dir %s: %s %s: %s", d->path, what, name ? name : "", strerror(e));
+  log_error(d->log, "snapshot dir %s: %s %s: %s", d->path, what, name ? name : "", strerror(e));
   return e == ENOMEM ? SNAPSHOT_ENOMEM : SNAPSHOT_EIO;
 }
 
@@ -250,16 +251,17 @@ static void sweep_temps(dir_state *d) {
     if (fstatat(d->dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
     if (now - st.st_mtime < TMP_STALE_SECONDS) continue;
     if (unlinkat(d->dfd, de->d_name, 0) == 0)
-      log_info("snapshot dir %s: removed stale %s", d->path, de->d_name);
+      log_info(d->log, "snapshot dir %s: removed stale %s", d->path, de->d_name);
   }
   closedir(dir);
 }
 
-static int dir_open(const char *path, void **state) {
+static int dir_open(const char *path, const log_sink *log, void **state) {
   if (*path == '\0') return SNAPSHOT_EURI;
   dir_state *d = calloc(1, sizeof *d);
   if (!d) return SNAPSHOT_ENOMEM;
   d->dfd = -1;
+  d->log = log;
   d->path = strdup(path);
   if (!d->path || pthread_rwlock_init(&d->lock, NULL) != 0) {
     free(d->path);
@@ -310,9 +312,9 @@ static int dir_save(void *state, const char *id, const snapshot_meta *meta, cons
   put64(hdr + 16, (uint64_t)meta->seq);
   put64(hdr + 24, (uint64_t)meta->timestamp_ms);
   put64(hdr + 32, (uint64_t)len);
-  uint32_t crc = snapshot_crc32c(0, hdr, 40);
-  crc = snapshot_crc32c(crc, id, idlen);
-  crc = snapshot_crc32c(crc, data, len);
+  uint32_t crc = crc32c(0, hdr, 40);
+  crc = crc32c(crc, id, idlen);
+  crc = crc32c(crc, data, len);
   put32(hdr + 40, crc);
 
   pthread_rwlock_wrlock(&d->lock);
@@ -398,16 +400,16 @@ static int read_snapshot(dir_state *d, const char *name, const char *id, const d
     goto out;
   }
   if ((uint64_t)rid != idlen || (uint64_t)rdata != dlen) goto corrupt; /* shrank since fstat */
-  uint32_t crc = snapshot_crc32c(0, hdr, 40);
-  crc = snapshot_crc32c(crc, fid, idlen);
-  crc = snapshot_crc32c(crc, buf, dlen);
+  uint32_t crc = crc32c(0, hdr, 40);
+  crc = crc32c(crc, fid, idlen);
+  crc = crc32c(crc, buf, dlen);
   if (crc != get32(hdr + 40) || memcmp(fid, id, idlen) != 0) goto corrupt;
   *data = buf;
   *len = (size_t)dlen;
   buf = NULL;
   goto out;
 corrupt:
-  log_warn("snapshot dir %s: %s is corrupt (size, header or checksum mismatch)", d->path, name);
+  log_warn(d->log, "snapshot dir %s: %s is corrupt (size, header or checksum mismatch)", d->path, name);
   rc = SNAPSHOT_ECORRUPT;
 out:
   close(fd);

@@ -131,7 +131,8 @@ static void maybe_grow(mem_store *m) {
   m->nbuckets = nb;
 }
 
-static int mem_open(const char *path, void **state) {
+static int mem_open(const char *path, const log_sink *log, void **state) {
+  (void)log;
   mem_handle *h = calloc(1, sizeof *h);
   if (!h) return SNAPSHOT_ENOMEM;
   if (*path == '\0') {

@@ -15,6 +15,7 @@ typedef struct sql_state {
   pthread_mutex_t lock;
   sqlite3 *db;
   sqlite3_stmt *save, *load, *del, *list;
+  const log_sink *log;
 } sql_state;
 
 /* The journal owns `events` and `journal_meta` in the same file; this table is ours alone.
@@ -26,7 +27,7 @@ static const char schema[] = "CREATE TABLE IF NOT EXISTS snapshots("
 #define MATCH "id = ?1 AND seq BETWEEN ?2 AND ?3 AND ts BETWEEN ?4 AND ?5"
 
 static int map_err(sql_state *s, int rc, const char *what) {
-  log_error("snapshot sqlite: %s: %s (%d)", what, s->db ? sqlite3_errmsg(s->db) : "no db", rc);
+  log_error(s->log, "snapshot sqlite: %s: %s (%d)", what, s->db ? sqlite3_errmsg(s->db) : "no db", rc);
   return (rc & 0xFF) == SQLITE_NOMEM ? SNAPSHOT_ENOMEM : SNAPSHOT_EIO;
 }
 
@@ -53,10 +54,11 @@ static int first_col(void *arg, int ncols, char **vals, char **names) {
   return 0;
 }
 
-static int sql_open(const char *path, void **state) {
+static int sql_open(const char *path, const log_sink *log, void **state) {
   if (*path == '\0') return SNAPSHOT_EURI;
   sql_state *s = calloc(1, sizeof *s);
   if (!s) return SNAPSHOT_ENOMEM;
+  s->log = log;
   if (pthread_mutex_init(&s->lock, NULL) != 0) {
     free(s);
     return SNAPSHOT_ENOMEM;
@@ -75,7 +77,7 @@ static int sql_open(const char *path, void **state) {
   if (rc == SQLITE_OK) rc = sqlite3_exec(s->db, "PRAGMA journal_mode=WAL", first_col, mode, NULL);
   /* Not fatal (":memory:" and some file systems cannot do WAL), but worth knowing. */
   if (rc == SQLITE_OK && strcmp(mode, "wal") != 0 && strcmp(path, ":memory:") != 0)
-    log_warn("snapshot sqlite: %s: journal_mode is '%s', not wal", path, mode);
+    log_warn(s->log, "snapshot sqlite: %s: journal_mode is '%s', not wal", path, mode);
   if (rc == SQLITE_OK) rc = sqlite3_exec(s->db, "PRAGMA synchronous=FULL", NULL, NULL, NULL);
   if (rc == SQLITE_OK) rc = sqlite3_exec(s->db, schema, NULL, NULL, NULL);
   if (rc != SQLITE_OK) {
@@ -127,7 +129,7 @@ static void done(sqlite3_stmt *st) {
 static int sql_save(void *state, const char *id, const snapshot_meta *meta, const void *data,
                     size_t len) {
   sql_state *s = state;
-  uint32_t crc = snapshot_crc32c(0, data, len);
+  uint32_t crc = crc32c(0, data, len);
   pthread_mutex_lock(&s->lock);
   sqlite3_stmt *st = s->save;
   int rc = sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
@@ -168,8 +170,8 @@ static int sql_load(void *state, const char *id, const snapshot_criteria *crit, 
     if ((n > 0 && !blob) || sqlite3_errcode(s->db) == SQLITE_NOMEM) {
       out = SNAPSHOT_ENOMEM;
     } else if (type != SQLITE_BLOB || n < 0 || stored < 0 || stored > (int64_t)UINT32_MAX ||
-               snapshot_crc32c(0, blob, (size_t)n) != (uint32_t)stored) {
-      log_warn("snapshot sqlite: snapshot %s@%lld fails its checksum", id, (long long)meta->seq);
+               crc32c(0, blob, (size_t)n) != (uint32_t)stored) {
+      log_warn(s->log, "snapshot sqlite: snapshot %s@%lld fails its checksum", id, (long long)meta->seq);
       out = SNAPSHOT_ECORRUPT;
     } else {
       void *copy = malloc(n ? (size_t)n : 1);

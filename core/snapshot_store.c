@@ -36,13 +36,13 @@ static const snapshot_backend *const backends[] = {
     &snapshot_dir_backend,
 };
 
-int snapshot_store_open(const char *uri, snapshot_store_t **out) {
+int snapshot_store_open(const char *uri, const log_sink *log, snapshot_store_t **out) {
   if (!out) return SNAPSHOT_EINVAL;
   *out = NULL;
   if (!uri) return SNAPSHOT_EURI;
   const char *colon = strchr(uri, ':');
   if (!colon) {
-    log_warn("snapshot store: URI '%s' has no scheme", uri);
+    log_warn(log, "snapshot store: URI '%s' has no scheme", uri);
     return SNAPSHOT_EURI;
   }
   size_t scheme_len = (size_t)(colon - uri);
@@ -55,12 +55,12 @@ int snapshot_store_open(const char *uri, snapshot_store_t **out) {
     }
   }
   if (!be) {
-    log_warn("snapshot store: unknown scheme in URI '%s'", uri);
+    log_warn(log, "snapshot store: unknown scheme in URI '%s'", uri);
     return SNAPSHOT_EURI;
   }
   snapshot_store_t *s = calloc(1, sizeof *s);
   if (!s) return SNAPSHOT_ENOMEM;
-  int rc = be->open(colon + 1, &s->state);
+  int rc = be->open(colon + 1, log, &s->state);
   if (rc != 0) {
     free(s);
     return rc;
@@ -115,35 +115,3 @@ void snapshot_store_close(snapshot_store_t *s) {
   free(s);
 }
 
-/* CRC-32C, reflected polynomial 0x82F63B78, slicing-by-8 (several times faster than a byte at a
- * time, which matters for multi-megabyte snapshots checked on every save and load). Our own
- * copy: the backends must not depend on the journal's crc32c. */
-static uint32_t crc_table[8][256];
-static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
-
-static void crc_init(void) {
-  for (uint32_t i = 0; i < 256; i++) {
-    uint32_t c = i;
-    for (int k = 0; k < 8; k++) c = (c & 1) ? (c >> 1) ^ 0x82F63B78u : c >> 1;
-    crc_table[0][i] = c;
-  }
-  for (uint32_t i = 0; i < 256; i++)
-    for (int t = 1; t < 8; t++)
-      crc_table[t][i] = (crc_table[t - 1][i] >> 8) ^ crc_table[0][crc_table[t - 1][i] & 0xFF];
-}
-
-uint32_t snapshot_crc32c(uint32_t crc, const void *data, size_t len) {
-  pthread_once(&crc_once, crc_init);
-  const unsigned char *p = data;
-  crc = ~crc;
-  for (; len >= 8; p += 8, len -= 8) {
-    /* Bytes assembled explicitly: no unaligned loads, same result on any endianness. */
-    uint32_t lo =
-        crc ^ ((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24);
-    crc = crc_table[7][lo & 0xFF] ^ crc_table[6][(lo >> 8) & 0xFF] ^
-          crc_table[5][(lo >> 16) & 0xFF] ^ crc_table[4][lo >> 24] ^ crc_table[3][p[4]] ^
-          crc_table[2][p[5]] ^ crc_table[1][p[6]] ^ crc_table[0][p[7]];
-  }
-  for (; len > 0; p++, len--) crc = crc_table[0][(crc ^ *p) & 0xFF] ^ (crc >> 8);
-  return ~crc;
-}

@@ -5,6 +5,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "crc32c.h"
+#include "log.h"
+
 /*
  * A snapshot store keeps, per persistence id, snapshots keyed by seq (the
  * sequence number of the last event the snapshot covers) with a timestamp.
@@ -41,7 +44,7 @@ snapshot_criteria snapshot_criteria_latest(void);
 
 typedef struct snapshot_backend {
   const char *scheme; /* "memory", "sqlite", "dir" */
-  int (*open)(const char *path, void **state);
+  int (*open)(const char *path, const log_sink *log, void **state);
   /* Stores (replaces) the snapshot of id at meta->seq. */
   int (*save)(void *state, const char *id, const snapshot_meta *meta, const void *data, size_t len);
   /* Loads the youngest (highest seq) snapshot of id matching crit, skipping
@@ -68,7 +71,7 @@ typedef struct snapshot_store snapshot_store_t;
  * may be NULL, and a load that hits SNAPSHOT_ECORRUPT still fills meta with the
  * corrupt snapshot's seq and timestamp (so the caller can log it and retry with
  * skip + 1). */
-int snapshot_store_open(const char *uri, snapshot_store_t **out);
+int snapshot_store_open(const char *uri, const log_sink *log, snapshot_store_t **out);
 int snapshot_store_save(snapshot_store_t *s, const char *id, const snapshot_meta *meta,
                         const void *data, size_t len);
 int snapshot_store_load(snapshot_store_t *s, const char *id, const snapshot_criteria *crit,
@@ -83,8 +86,5 @@ extern const snapshot_backend snapshot_memory_backend;
 extern const snapshot_backend snapshot_sqlite_backend;
 extern const snapshot_backend snapshot_dir_backend;
 
-/* CRC-32C (Castagnoli), shared by the sqlite and dir backends to detect corrupt
- * bytes. Chains like zlib's crc32: start with 0, feed the previous result. */
-uint32_t snapshot_crc32c(uint32_t crc, const void *data, size_t len);
 
 #endif

@@ -35,7 +35,7 @@ static void rm_dir(const char *path) {
 /* Returns 0 or the first failing snapshot_store_* code. */
 static int run(const char *uri, const void *buf, size_t size, int count) {
   snapshot_store_t *s = NULL;
-  int rc = snapshot_store_open(uri, &s);
+  int rc = snapshot_store_open(uri, NULL, &s);
   if (rc != 0) return rc;
   double t0 = now_s();
   for (int i = 1; i <= count && rc == 0; i++) {

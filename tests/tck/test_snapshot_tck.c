@@ -169,7 +169,7 @@ static int is_persistent(const fixture *f) { return f->kind != K_MEMORY; }
 static void reopen(fixture *f) {
   snapshot_store_close(f->s);
   f->s = NULL;
-  assert_int_equal(snapshot_store_open(f->uri, &f->s), SNAPSHOT_OK);
+  assert_int_equal(snapshot_store_open(f->uri, NULL, &f->s), SNAPSHOT_OK);
   assert_non_null(f->s);
 }
 
@@ -197,7 +197,7 @@ static int setup(void **state) {
     break;
   }
   *state = f;
-  if (snapshot_store_open(f->uri, &f->s) != SNAPSHOT_OK) return -1;
+  if (snapshot_store_open(f->uri, NULL, &f->s) != SNAPSHOT_OK) return -1;
   for (int64_t seq = 11; seq <= 15; seq++) {
     char buf[128];
     payload_for("p", seq, buf, sizeof buf);
@@ -544,7 +544,7 @@ static void test_survives_close_and_reopen(void **state) {
   expect_load(f->s, "q", NULL, 0, 7, 700, "q seven");
   /* And a second handle on the same store sees the same data, including new saves. */
   snapshot_store_t *other = NULL;
-  assert_int_equal(snapshot_store_open(f->uri, &other), SNAPSHOT_OK);
+  assert_int_equal(snapshot_store_open(f->uri, NULL, &other), SNAPSHOT_OK);
   save_str(other, "q", 8, 800, "q eight");
   expect_load(f->s, "q", NULL, 0, 8, 800, "q eight");
   snapshot_store_close(other);
@@ -669,20 +669,20 @@ static void test_concurrent_use(void **state) {
 static void test_uri_parsing(void **state) {
   (void)state;
   snapshot_store_t *s = (snapshot_store_t *)1;
-  assert_int_equal(snapshot_store_open("bogus:x", &s), SNAPSHOT_EURI);
+  assert_int_equal(snapshot_store_open("bogus:x", NULL, &s), SNAPSHOT_EURI);
   assert_null(s);
-  assert_int_equal(snapshot_store_open("no-scheme", &s), SNAPSHOT_EURI);
-  assert_int_equal(snapshot_store_open("memoryx:", &s), SNAPSHOT_EURI);
-  assert_int_equal(snapshot_store_open("mem:", &s), SNAPSHOT_EURI);
-  assert_int_equal(snapshot_store_open("sqlite:", &s), SNAPSHOT_EURI);
-  assert_int_equal(snapshot_store_open("dir:", &s), SNAPSHOT_EURI);
-  assert_int_equal(snapshot_store_open("", &s), SNAPSHOT_EURI);
-  assert_int_equal(snapshot_store_open(NULL, &s), SNAPSHOT_EURI);
-  assert_int_equal(snapshot_store_open("memory:", NULL), SNAPSHOT_EINVAL);
+  assert_int_equal(snapshot_store_open("no-scheme", NULL, &s), SNAPSHOT_EURI);
+  assert_int_equal(snapshot_store_open("memoryx:", NULL, &s), SNAPSHOT_EURI);
+  assert_int_equal(snapshot_store_open("mem:", NULL, &s), SNAPSHOT_EURI);
+  assert_int_equal(snapshot_store_open("sqlite:", NULL, &s), SNAPSHOT_EURI);
+  assert_int_equal(snapshot_store_open("dir:", NULL, &s), SNAPSHOT_EURI);
+  assert_int_equal(snapshot_store_open("", NULL, &s), SNAPSHOT_EURI);
+  assert_int_equal(snapshot_store_open(NULL, NULL, &s), SNAPSHOT_EURI);
+  assert_int_equal(snapshot_store_open("memory:", NULL, NULL), SNAPSHOT_EINVAL);
   assert_null(s);
   /* A directory that cannot be created is an I/O error, not a crash. */
-  assert_int_equal(snapshot_store_open("dir:/proc/no/such/place", &s), SNAPSHOT_EIO);
-  assert_int_equal(snapshot_store_open("sqlite:/proc/no/such/place.db", &s), SNAPSHOT_EIO);
+  assert_int_equal(snapshot_store_open("dir:/proc/no/such/place", NULL, &s), SNAPSHOT_EIO);
+  assert_int_equal(snapshot_store_open("sqlite:/proc/no/such/place.db", NULL, &s), SNAPSHOT_EIO);
   assert_null(s);
   snapshot_store_close(NULL); /* harmless */
 }
@@ -706,23 +706,23 @@ static void test_strerror_and_criteria(void **state) {
 
 static void test_crc32c(void **state) {
   (void)state;
-  assert_int_equal(snapshot_crc32c(0, "123456789", 9), 0xE3069283u); /* the standard check */
-  assert_int_equal(snapshot_crc32c(0, NULL, 0), 0);
-  uint32_t chained = snapshot_crc32c(snapshot_crc32c(0, "1234", 4), "56789", 5);
+  assert_int_equal(crc32c(0, "123456789", 9), 0xE3069283u); /* the standard check */
+  assert_int_equal(crc32c(0, NULL, 0), 0);
+  uint32_t chained = crc32c(crc32c(0, "1234", 4), "56789", 5);
   assert_int_equal(chained, 0xE3069283u);
   /* RFC 3720 (iSCSI) vectors: long enough to go through the 8-byte loop. */
   unsigned char v[32];
   memset(v, 0, sizeof v);
-  assert_int_equal(snapshot_crc32c(0, v, 32), 0x8A9136AAu);
+  assert_int_equal(crc32c(0, v, 32), 0x8A9136AAu);
   memset(v, 0xFF, sizeof v);
-  assert_int_equal(snapshot_crc32c(0, v, 32), 0x62A8AB43u);
+  assert_int_equal(crc32c(0, v, 32), 0x62A8AB43u);
   for (int i = 0; i < 32; i++) v[i] = (unsigned char)i;
-  assert_int_equal(snapshot_crc32c(0, v, 32), 0x46DD794Eu);
+  assert_int_equal(crc32c(0, v, 32), 0x46DD794Eu);
   for (int i = 0; i < 32; i++) v[i] = (unsigned char)(31 - i);
-  assert_int_equal(snapshot_crc32c(0, v, 32), 0x113FDB5Cu);
+  assert_int_equal(crc32c(0, v, 32), 0x113FDB5Cu);
   /* Split at every point (unaligned heads and tails) gives the same result. */
   for (size_t cut = 0; cut <= 32; cut++)
-    assert_int_equal(snapshot_crc32c(snapshot_crc32c(0, v, cut), v + cut, 32 - cut), 0x113FDB5Cu);
+    assert_int_equal(crc32c(crc32c(0, v, cut), v + cut, 32 - cut), 0x113FDB5Cu);
 }
 
 /* The snapshot table can live in the journal's database file without disturbing it. */
@@ -735,7 +735,7 @@ static void test_sqlite_shares_journal_file(void **state) {
                  "CREATE TABLE journal_meta(id TEXT PRIMARY KEY, hi INTEGER);"
                  "INSERT INTO events VALUES('p', 1, x'01'), ('p', 2, x'02');");
   snapshot_store_t *s = NULL;
-  assert_int_equal(snapshot_store_open(uri, &s), SNAPSHOT_OK);
+  assert_int_equal(snapshot_store_open(uri, NULL, &s), SNAPSHOT_OK);
   save_str(s, "p", 2, 20, "after two events");
   expect_load(s, "p", NULL, 0, 2, 20, "after two events");
   snapshot_store_close(s);
@@ -766,7 +766,7 @@ static void test_sqlite_uses_wal(void **state) {
   snprintf(path, sizeof path, "%s/wal-check.db", run_dir);
   snprintf(uri, sizeof uri, "sqlite:%s", path);
   snapshot_store_t *s = NULL;
-  assert_int_equal(snapshot_store_open(uri, &s), SNAPSHOT_OK);
+  assert_int_equal(snapshot_store_open(uri, NULL, &s), SNAPSHOT_OK);
   sqlite3 *db = NULL;
   assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
   sqlite3_stmt *st = NULL;
@@ -805,9 +805,9 @@ static void test_dir_duplicate_seq_after_crash(void **state) {
   snprintf(b, sizeof b, "%s/dup-b", run_dir);
   snapshot_store_t *sa = NULL, *sb = NULL;
   snprintf(uri, sizeof uri, "dir:%s", a);
-  assert_int_equal(snapshot_store_open(uri, &sa), SNAPSHOT_OK);
+  assert_int_equal(snapshot_store_open(uri, NULL, &sa), SNAPSHOT_OK);
   snprintf(uri, sizeof uri, "dir:%s", b);
-  assert_int_equal(snapshot_store_open(uri, &sb), SNAPSHOT_OK);
+  assert_int_equal(snapshot_store_open(uri, NULL, &sb), SNAPSHOT_OK);
   save_str(sa, "d", 5, 500, "newer clock");
   save_str(sa, "d", 4, 400, "four");
   save_str(sb, "d", 5, 450, "older clock");
@@ -855,7 +855,7 @@ static void test_dir_sweeps_stale_temps(void **state) {
   assert_int_equal(utimensat(AT_FDCWD, old_tmp, times, 0), 0);
   snprintf(uri, sizeof uri, "dir:%s", d);
   snapshot_store_t *s = NULL;
-  assert_int_equal(snapshot_store_open(uri, &s), SNAPSHOT_OK);
+  assert_int_equal(snapshot_store_open(uri, NULL, &s), SNAPSHOT_OK);
   assert_int_equal(access(old_tmp, F_OK), -1);
   assert_int_equal(access(young_tmp, F_OK), 0);
   expect_none(s, "p", NULL, 0); /* temp files are never snapshots */
