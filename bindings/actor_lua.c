@@ -1,5 +1,6 @@
 /* actor_lua.c: actors whose behaviour is Lua: the actor_ops and the `core` table runtime.lua uses. */
 #include <lauxlib.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,20 +9,19 @@
 #include "binding.h"
 #include "codec.h"
 #include "log.h"
+#include "lua_actor.h"
 #include "ref.h"
 
-/* actor->data: the registry ref of the actor's ctx, shifted left, with bit 0
- * set for a plain (not persistent) actor, whose commands C hands straight to
- * its receive function. */
-static int rec_ref(actor_t *a) { return (int)((intptr_t)a->data >> 1); }
-static int is_plain(actor_t *a) { return (int)((intptr_t)a->data & 1); }
+/* The runtime record's slots read by C for a plain actor's command
+ * (runtime.lua: RECV, ST, CTX). */
+enum { REC_RECV = 1, REC_ST = 2, REC_CTX = 3 };
 
 /* The error on top of the stack failed the actor: runtime.lua's `failed`
  * logs it, answers an ask in progress, and restarts the actor. */
 static void actor_failed(binding_state *bs, actor_t *a) {
   lua_State *L = bs->L;
   lua_rawgeti(L, LUA_REGISTRYINDEX, bs->ref_failed);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, rec_ref(a));
+  lua_rawgeti(L, LUA_REGISTRYINDEX, actor_rec_ref(a));
   lua_rotate(L, -3, -1); /* failed, rec, err */
   if (binding_pcall(bs, 2, 0) != LUA_OK) {
     log_error(&bs->lrt->log, "actor %llu: failure handler raised: %s", (unsigned long long)a->aid,
@@ -31,10 +31,16 @@ static void actor_failed(binding_state *bs, actor_t *a) {
   }
 }
 
-/* Calls a runtime.lua entry point with the actor's ctx and what the caller
- * pushed after it; a Lua error there is the actor's failure. */
+/* Calls a runtime.lua entry point with the actor's record and what the
+ * caller pushed after it; a Lua error there is the actor's failure. */
 static void call_entry(binding_state *bs, actor_t *a, int nargs) {
   if (binding_pcall(bs, nargs + 1, 0) != LUA_OK) actor_failed(bs, a);
+}
+
+static void undecodable(binding_state *bs, actor_t *a, lore_msg *m, const char *err) {
+  log_warn(&bs->lrt->log, "actor %llu: dropped a message that does not decode: %s",
+           (unsigned long long)a->aid, err);
+  if (m->corr) binding_reply(a->sched->rt, m->sender, m->corr, 1, err, strlen(err));
 }
 
 /* A plain actor's command: state = receive(state, msg, ctx) or the same
@@ -42,29 +48,25 @@ static void call_entry(binding_state *bs, actor_t *a, int nargs) {
 static void plain_receive(binding_state *bs, actor_t *a, lore_msg *m) {
   lua_State *L = bs->L;
   char err[CODEC_ERR_MAX];
-  lua_rawgeti(L, LUA_REGISTRYINDEX, rec_ref(a));
+  lua_rawgeti(L, LUA_REGISTRYINDEX, actor_rec_ref(a));
   int rec = lua_gettop(L);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, bs->ref_key_recv);
-  lua_rawget(L, rec);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, bs->ref_key_st);
-  lua_rawget(L, rec);
+  lua_rawgeti(L, rec, REC_RECV);
+  lua_rawgeti(L, rec, REC_ST);
   if (codec_decode(L, m->data, m->len, err, sizeof err)) {
     lua_settop(L, rec - 1);
-    log_warn(&bs->lrt->log, "actor %llu: dropped a message that does not decode: %s", (unsigned long long)a->aid,
-             err);
-    if (m->corr) binding_reply(a->sched->rt, m->sender, m->corr, 1, err, strlen(err));
+    undecodable(bs, a, m, err);
     return;
   }
-  lua_pushvalue(L, rec);
+  lua_rawgeti(L, rec, REC_CTX);
   if (binding_pcall(bs, 3, 1) != LUA_OK) {
     actor_failed(bs, a);
   } else if (lua_type(L, -1) == LUA_TTABLE) { /* a plain actor may return its next state */
-    lua_rawgeti(L, LUA_REGISTRYINDEX, bs->ref_key_st);
-    lua_insert(L, -2);
-    lua_rawset(L, rec);
+    lua_rawseti(L, rec, REC_ST);
   }
   lua_settop(L, rec - 1);
 }
+
+void persist_completion(actor_t *a, lore_msg *m); /* persist_lua.c */
 
 static int actor_receive(actor_t *a, lore_msg *m) {
   binding_state *bs = a->sched->data;
@@ -78,17 +80,15 @@ static int actor_receive(actor_t *a, lore_msg *m) {
   switch (m->kind) {
     case MSG_USER:
     case MSG_TIMER: {
-      if (is_plain(a)) {
+      if (actor_is_plain(a)) {
         plain_receive(bs, a, m);
         break;
       }
       lua_rawgeti(L, LUA_REGISTRYINDEX, bs->ref_dispatch);
-      lua_rawgeti(L, LUA_REGISTRYINDEX, rec_ref(a));
+      lua_rawgeti(L, LUA_REGISTRYINDEX, actor_rec_ref(a));
       if (codec_decode(L, m->data, m->len, err, sizeof err)) {
         lua_pop(L, 2);
-        log_warn(&bs->lrt->log, "actor %llu: dropped a message that does not decode: %s",
-                 (unsigned long long)a->aid, err);
-        if (m->corr) binding_reply(a->sched->rt, m->sender, m->corr, 1, err, strlen(err));
+        undecodable(bs, a, m, err);
         break;
       }
       call_entry(bs, a, 1);
@@ -96,13 +96,14 @@ static int actor_receive(actor_t *a, lore_msg *m) {
     }
     case MSG_STOP:
       lua_rawgeti(L, LUA_REGISTRYINDEX, bs->ref_system);
-      lua_rawgeti(L, LUA_REGISTRYINDEX, rec_ref(a));
+      lua_rawgeti(L, LUA_REGISTRYINDEX, actor_rec_ref(a));
       lua_pushliteral(L, "stop");
       call_entry(bs, a, 1);
       break;
     case MSG_SYSTEM:
+      if (m->sub == SYS_PERSISTED || m->sub == SYS_DELETED) persist_completion(a, m);
       lua_rawgeti(L, LUA_REGISTRYINDEX, bs->ref_system);
-      lua_rawgeti(L, LUA_REGISTRYINDEX, rec_ref(a));
+      lua_rawgeti(L, LUA_REGISTRYINDEX, actor_rec_ref(a));
       lua_pushinteger(L, (lua_Integer)m->sub);
       lua_pushinteger(L, (lua_Integer)m->ival);
       lua_pushinteger(L, (lua_Integer)m->corr);
@@ -118,6 +119,32 @@ static int actor_receive(actor_t *a, lore_msg *m) {
   return kept;
 }
 
+static const char overflow_text[] = "stash overflow: the actor's stash is full";
+
+/* Tells the sender of `m` (an actor) that its message overflowed. */
+static void tell_overflow(binding_state *bs, actor_t *a, lore_msg *m) {
+  if (!m->sender.aid) return;
+  msgpack_sbuffer *b = &bs->buf;
+  b->size = 0;
+  msgpack_packer pk;
+  msgpack_packer_init(&pk, b, msgpack_sbuffer_write);
+  msgpack_pack_map(&pk, 3);
+  msgpack_pack_str_with_body(&pk, "type", 4);
+  msgpack_pack_str_with_body(&pk, "stash_overflow", 14);
+  msgpack_pack_str_with_body(&pk, "error", 5);
+  msgpack_pack_str_with_body(&pk, overflow_text, sizeof overflow_text - 1);
+  msgpack_pack_str_with_body(&pk, "id", 2);
+  const char *id = a->name ? a->name : "";
+  msgpack_pack_str_with_body(&pk, id, strlen(id));
+  lore_msg *t = msg_new(MSG_USER, b->data, b->size, NULL, 0);
+  b->size = 0;
+  if (!t) return;
+  t->target = m->sender;
+  t->sender.sched = a->sched->index;
+  t->sender.aid = a->aid;
+  runtime_send(a->sched->rt, t);
+}
+
 static void actor_overflow(actor_t *a, lore_msg *m) {
   binding_state *bs = a->sched->data;
   lua_State *L = bs->L;
@@ -130,9 +157,8 @@ static void actor_overflow(actor_t *a, lore_msg *m) {
   bs->cur_corr = 0; /* a failure here answers no ask */
   bs->cur_actor = a;
   lua_rawgeti(L, LUA_REGISTRYINDEX, bs->ref_overflow);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, rec_ref(a));
-  lua_pushboolean(L, m->corr != 0);
-  int strategy = LUA_OK == binding_pcall(bs, 2, 1) ? (int)lua_tointeger(L, -1) : 0;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, actor_rec_ref(a));
+  int strategy = LUA_OK == binding_pcall(bs, 1, 1) ? (int)lua_tointeger(L, -1) : 0;
   lua_pop(L, 1);
   bs->cur_actor = saved;
   bs->cur_sender = saved_sender;
@@ -140,11 +166,13 @@ static void actor_overflow(actor_t *a, lore_msg *m) {
   bs->cur_msg = saved_msg;
   /* 0: fail (the actor restarts; the message waits like the others),
    * 1: drop to dead letters, 2: answer the sender with an error. */
-  if (strategy == 2 && m->corr) {
-    static const char e[] = "stash overflow: the actor's stash is full";
-    binding_reply(a->sched->rt, m->sender, m->corr, 1, e, sizeof e - 1);
+  if (strategy == 2) {
+    if (m->corr)
+      binding_reply(a->sched->rt, m->sender, m->corr, 1, overflow_text, sizeof overflow_text - 1);
+    else
+      tell_overflow(bs, a, m);
     msg_free(m);
-  } else if (strategy == 1 || strategy == 2) {
+  } else if (strategy == 1) {
     if (m->corr) { /* an asker learns why, not "no actor is running" */
       static const char e[] = "stash overflow: the message went to dead letters";
       binding_reply(a->sched->rt, m->sender, m->corr, 1, e, sizeof e - 1);
@@ -156,28 +184,66 @@ static void actor_overflow(actor_t *a, lore_msg *m) {
   }
 }
 
+void recovery_permit_release(lore_runtime *lrt); /* persist_lua.c */
+void recovery_permit_forget(lore_runtime *lrt, actor_t *a);
+
 static void actor_stopped(actor_t *a) {
   binding_state *bs = a->sched->data;
   lua_State *L = bs->L;
   lua_rawgeti(L, LUA_REGISTRYINDEX, bs->ref_stopped);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, rec_ref(a));
+  lua_rawgeti(L, LUA_REGISTRYINDEX, actor_rec_ref(a));
   if (binding_pcall(bs, 1, 0) != LUA_OK) {
-    log_warn(&bs->lrt->log, "actor %llu: on stop: %s", (unsigned long long)a->aid, lua_tostring(L, -1));
+    log_warn(&bs->lrt->log, "actor %llu: on stop: %s", (unsigned long long)a->aid,
+             lua_tostring(L, -1));
     lua_pop(L, 1);
   }
-  luaL_unref(L, LUA_REGISTRYINDEX, rec_ref(a));
+  luaL_unref(L, LUA_REGISTRYINDEX, actor_rec_ref(a));
+  lua_actor *la = actor_persistent(a);
+  if (la) {
+    recovery_permit_forget(bs->lrt, a);
+    if (la->has_permit) recovery_permit_release(bs->lrt);
+    free(la);
+    a->data = NULL;
+  }
 }
 
-static const actor_ops lua_actor_ops = {actor_receive, actor_overflow, actor_stopped};
+void binding_system(actor_t *a, uint32_t sub) {
+  lore_msg *m = msg_new(MSG_SYSTEM, NULL, 0, NULL, 0);
+  if (!m) return; /* out of memory: the timeouts and the shutdown's force-stop remain */
+  m->sub = sub;
+  m->target.sched = a->sched->index;
+  m->target.aid = a->aid;
+  actor_enqueue(a, m);
+}
+
+static void actor_stop_while_held(actor_t *a) { binding_system(a, SYS_STOP_PENDING); }
+static void actor_shutdown(actor_t *a) { binding_system(a, SYS_SHUTDOWN); }
+
+static const actor_ops lua_actor_ops = {actor_receive, actor_overflow, actor_stopped,
+                                        actor_stop_while_held, actor_shutdown};
+
+void binding_io_end(actor_t *a) {
+  actor_io_end(a);
+  lua_actor *la = actor_persistent(a);
+  if (la && la->want_io_idle && !a->pending_io && !a->dead) {
+    la->want_io_idle = 0;
+    binding_system(a, SYS_IO_IDLE);
+  }
+}
 
 /* --- the `core` table --- */
 
 #define bs_of worker_bs
 
-actor_t *binding_check_actor(lua_State *L, int idx) {
-  lua_Integer aid = luaL_checkinteger(L, idx);
-  actor_t *a = sched_find(worker_bs(L)->sched, (uint64_t)aid);
-  if (!a) luaL_error(L, "actor %I is not running", aid);
+actor_t *binding_current_actor(lua_State *L) {
+  actor_t *a = worker_bs(L)->cur_actor;
+  if (!a) luaL_error(L, "no actor's turn is running (a runtime call outside a handler)");
+  return a;
+}
+
+actor_t *binding_current_persistent(lua_State *L, lua_actor **la) {
+  actor_t *a = binding_current_actor(L);
+  if (!(*la = actor_persistent(a))) luaL_error(L, "this actor is not persistent");
   return a;
 }
 
@@ -187,21 +253,31 @@ int64_t binding_now_ms(void) {
   return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
 }
 
-#define check_actor binding_check_actor
-
-/* core.actor_create(aid, id|nil, rec, plain) -> true | nil, err */
+/* core.actor_create(aid, id|nil, rec, plain) -> true | nil, err. On success
+ * the new actor is the current one (its spawn goes on with its recovery);
+ * the caller restores the previous one with core.set_actor. */
 static int core_actor_create(lua_State *L) {
   binding_state *bs = bs_of(L);
   lua_Integer aid = luaL_checkinteger(L, 1);
   const char *name = luaL_optstring(L, 2, NULL);
   luaL_checktype(L, 3, LUA_TTABLE);
+  int plain = lua_toboolean(L, 4);
+  lua_actor *la = NULL;
+  if (!plain && !(la = calloc(1, sizeof *la))) return luaL_error(L, "out of memory");
   lua_pushvalue(L, 3);
   int ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  void *data;
+  if (la) {
+    la->ref = ref;
+    data = la;
+  } else {
+    data = (void *)(((intptr_t)ref << 1) | 1);
+  }
   actor_t *a;
-  intptr_t data = ((intptr_t)ref << 1) | (lua_toboolean(L, 4) ? 1 : 0);
-  int r = actor_create(bs->sched, (uint64_t)aid, name, &lua_actor_ops, (void *)data, &a);
+  int r = actor_create(bs->sched, (uint64_t)aid, name, &lua_actor_ops, data, &a);
   if (r) {
     luaL_unref(L, LUA_REGISTRYINDEX, ref);
+    free(la);
     lua_pushnil(L);
     if (r == UV_EEXIST)
       lua_pushfstring(L, "persistence id '%s' is already live (single writer)", name);
@@ -211,7 +287,24 @@ static int core_actor_create(lua_State *L) {
       lua_pushstring(L, uv_strerror(r));
     return 2;
   }
+  bs->cur_actor = a;
   lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* core.set_actor(aid): makes the actor `aid` of this worker (0: none) the
+ * current one again, after a spawn inside another actor's turn. */
+static int core_set_actor(lua_State *L) {
+  binding_state *bs = bs_of(L);
+  lua_Integer aid = luaL_checkinteger(L, 1);
+  bs->cur_actor = aid ? sched_find(bs->sched, (uint64_t)aid) : NULL;
+  return 0;
+}
+
+/* core.current_aid() -> the aid whose turn this is, or 0 */
+static int core_current_aid(lua_State *L) {
+  binding_state *bs = bs_of(L);
+  lua_pushinteger(L, bs->cur_actor ? (lua_Integer)bs->cur_actor->aid : 0);
   return 1;
 }
 
@@ -222,6 +315,13 @@ static int core_addr_ref(lua_State *L) {
   return 1;
 }
 
+/* Remembers the last asks answered on this worker: an ask whose command
+ * failed to persist is answered with the error unless the actor answered it
+ * itself (in a hook or a defer). */
+static void answered(binding_state *bs, uint64_t corr) {
+  bs->answered[bs->answered_next++ % ANSWERED_RING] = corr;
+}
+
 /* core.reply(value) answers the message being handled (no-op for a tell). */
 static int core_reply(lua_State *L) {
   binding_state *bs = bs_of(L);
@@ -229,7 +329,18 @@ static int core_reply(lua_State *L) {
   size_t len;
   const char *data = binding_encode(L, bs, 1, "reply", &len);
   binding_reply(bs->sched->rt, bs->cur_sender, bs->cur_corr, 0, data, len);
+  answered(bs, bs->cur_corr);
   return 0;
+}
+
+/* core.was_answered(corr) -> whether this worker answered that ask lately */
+static int core_was_answered(lua_State *L) {
+  binding_state *bs = bs_of(L);
+  uint64_t corr = (uint64_t)luaL_checkinteger(L, 1);
+  int found = 0;
+  for (int i = 0; i < ANSWERED_RING && !found; i++) found = bs->answered[i] == corr;
+  lua_pushboolean(L, found);
+  return 1;
 }
 
 /* core.reply_error(text): an ask in progress fails with text. */
@@ -239,6 +350,7 @@ static int core_reply_error(lua_State *L) {
   const char *text = luaL_checklstring(L, 1, &len);
   if (!bs->cur_corr) return 0;
   binding_reply(bs->sched->rt, bs->cur_sender, bs->cur_corr, 1, text, len);
+  answered(bs, bs->cur_corr);
   bs->cur_corr = 0; /* answered */
   return 0;
 }
@@ -269,17 +381,21 @@ static int core_sender(lua_State *L) {
   return 1;
 }
 
+/* core.stop(aid): only the current actor may stop itself. */
 static int core_stop(lua_State *L) {
-  actor_stop(check_actor(L, 1));
+  actor_t *a = binding_current_actor(L);
+  if ((uint64_t)luaL_checkinteger(L, 1) != a->aid)
+    return luaL_error(L, "an actor can only stop itself here");
+  actor_stop(a);
   return 0;
 }
 
-/* core.stash(aid): keep the message being handled in the user stash. */
+/* core.stash(): keep the message being handled in the user stash. */
 static int core_stash(lua_State *L) {
   binding_state *bs = bs_of(L);
-  actor_t *a = check_actor(L, 1);
+  actor_t *a = binding_current_actor(L);
   lore_msg *m = bs->cur_msg;
-  if (!m || bs->cur_actor != a || (m->kind != MSG_USER && m->kind != MSG_TIMER))
+  if (!m || (m->kind != MSG_USER && m->kind != MSG_TIMER))
     return luaL_error(L, "ctx:stash(): there is no command being received to stash");
   if (m->sub == UINT32_MAX) return 0; /* already stashed */
   m->sub = UINT32_MAX;                 /* actor_receive sees it and keeps m */
@@ -288,38 +404,28 @@ static int core_stash(lua_State *L) {
 }
 
 static int core_unstash_all(lua_State *L) {
-  actor_t *a = check_actor(L, 1);
+  actor_t *a = binding_current_actor(L);
   /* Stashed messages come back as plain user messages. */
   for (lore_msg *m = a->stash.head; m; m = m->next) m->sub = 0;
   actor_unstash_all(a);
   return 0;
 }
 
-static int core_stash_size(lua_State *L) {
-  lua_pushinteger(L, (lua_Integer)check_actor(L, 1)->stash.count);
-  return 1;
-}
-
 static int core_hold(lua_State *L) {
-  actor_hold(check_actor(L, 1));
+  actor_hold(binding_current_actor(L));
   return 0;
 }
 
 static int core_release(lua_State *L) {
-  actor_release(check_actor(L, 1));
+  actor_release(binding_current_actor(L));
   return 0;
 }
 
 static int core_set_capacity(lua_State *L) {
-  actor_t *a = check_actor(L, 1);
-  lua_Integer n = luaL_checkinteger(L, 2);
-  a->hold_capacity = n > 0 ? (size_t)n : 0;
+  actor_t *a = binding_current_actor(L);
+  lua_Integer n = luaL_checkinteger(L, 1);
+  actor_set_hold_capacity(a, n > 0 ? (size_t)n : 0);
   return 0;
-}
-
-static int core_mailbox_size(lua_State *L) {
-  lua_pushinteger(L, (lua_Integer)check_actor(L, 1)->mailbox.count);
-  return 1;
 }
 
 typedef struct timer_ud {
@@ -342,28 +448,17 @@ static void timer_drop(void *p) {
   free(t);
 }
 
-/* core.schedule(aid, seconds, msg [, sys_sub]) -> timer id. With sys_sub,
- * a payload-less system message of that subtype (runtime-internal timers). */
-static int core_schedule(lua_State *L) {
+/* Starts a timer that sends m to the current actor after `secs`. */
+static lua_Integer start_timer(lua_State *L, lua_Number secs, lore_msg *m) {
   binding_state *bs = bs_of(L);
-  actor_t *a = check_actor(L, 1);
-  lua_Number secs = luaL_checknumber(L, 2);
-  luaL_argcheck(L, secs >= 0 && secs < 1e9, 2, "delay out of range");
-  lua_Integer sub = luaL_optinteger(L, 4, 0);
-  size_t len = 0;
-  const char *data = sub ? NULL : binding_encode(L, bs, 3, "message", &len);
-  lore_msg *m = msg_new(sub ? MSG_SYSTEM : MSG_TIMER, data, len, NULL, 0);
-  if (m) m->sub = (uint32_t)sub;
+  actor_t *a = bs->cur_actor;
   timer_ud *t = malloc(sizeof *t);
-  if (!m || !t) {
-    free(t);
-    if (m) msg_free(m);
+  if (!t) {
+    msg_free(m);
     return luaL_error(L, "out of memory");
   }
-  m->target.sched = bs->sched->index;
-  m->target.aid = a->aid;
-  m->sender.sched = bs->sched->index;
-  m->sender.aid = a->aid;
+  m->target.sched = m->sender.sched = bs->sched->index;
+  m->target.aid = m->sender.aid = a->aid;
   t->bs = bs;
   t->id = ++bs->next_timer;
   t->m = m;
@@ -374,8 +469,42 @@ static int core_schedule(lua_State *L) {
     free(t);
     return luaL_error(L, "cannot start a timer (scheduler closing)");
   }
-  idmap_put(&bs->timers, t->id, h);
-  lua_pushinteger(L, (lua_Integer)t->id);
+  if (idmap_put(&bs->timers, t->id, h)) {
+    sched_timer_cancel(h);
+    return luaL_error(L, "out of memory");
+  }
+  return (lua_Integer)t->id;
+}
+
+static lua_Number check_delay(lua_State *L, int idx) {
+  lua_Number secs = luaL_checknumber(L, idx);
+  luaL_argcheck(L, secs >= 0 && secs < 1e9, idx, "delay out of range (0 to 1e9 seconds)");
+  return secs;
+}
+
+/* core.schedule(seconds, msg) -> timer id: msg to the current actor later */
+static int core_schedule(lua_State *L) {
+  binding_state *bs = bs_of(L);
+  binding_current_actor(L);
+  lua_Number secs = check_delay(L, 1);
+  size_t len;
+  const char *data = binding_encode(L, bs, 2, "message", &len);
+  lore_msg *m = msg_new(MSG_TIMER, data, len, NULL, 0);
+  if (!m) return luaL_error(L, "out of memory");
+  lua_pushinteger(L, start_timer(L, secs, m));
+  return 1;
+}
+
+/* core.schedule_system(seconds, sub): a runtime-internal timer (a
+ * payload-less system message of that subtype to the current actor). */
+static int core_schedule_system(lua_State *L) {
+  binding_current_actor(L);
+  lua_Number secs = check_delay(L, 1);
+  lua_Integer sub = luaL_checkinteger(L, 2);
+  lore_msg *m = msg_new(MSG_SYSTEM, NULL, 0, NULL, 0);
+  if (!m) return luaL_error(L, "out of memory");
+  m->sub = (uint32_t)sub;
+  lua_pushinteger(L, start_timer(L, secs, m));
   return 1;
 }
 
@@ -425,7 +554,9 @@ static int core_spawn_remote(lua_State *L) {
 
 static int core_sched_for(lua_State *L) {
   binding_state *bs = bs_of(L);
-  lua_pushinteger(L, runtime_sched_for_name(bs->sched->rt, luaL_checkstring(L, 1)));
+  size_t len;
+  const char *id = luaL_checklstring(L, 1, &len);
+  lua_pushinteger(L, runtime_sched_for_name(bs->sched->rt, id));
   return 1;
 }
 
@@ -447,27 +578,124 @@ static int core_script_dirs(lua_State *L) {
   return 1;
 }
 
+/* core.check_id(id) -> true | nil, why */
+static int core_check_id(lua_State *L) {
+  const char *why = binding_id_problem(L, 1);
+  if (why) {
+    lua_pushnil(L);
+    lua_pushstring(L, why);
+    return 2;
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* core.now_mono() -> seconds of a monotonic clock (back-off, restart windows) */
+static int core_now_mono(lua_State *L) {
+  lua_pushnumber(L, (lua_Number)uv_hrtime() / 1e9);
+  return 1;
+}
+
+static int core_now_ms(lua_State *L) {
+  lua_pushinteger(L, binding_now_ms());
+  return 1;
+}
+
+static int core_shutting_down(lua_State *L) {
+  lua_pushboolean(L, bs_of(L)->sched->shutting_down);
+  return 1;
+}
+
+/* core.nparams(f) -> how many fixed parameters the Lua function f takes
+ * (a vararg function counts as many); C functions count as many. */
+static int core_nparams(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  lua_Debug ar;
+  lua_pushvalue(L, 1);
+  lua_getinfo(L, ">u", &ar);
+  lua_pushinteger(L, ar.isvararg || lua_iscfunction(L, 1) ? 255 : ar.nparams);
+  return 1;
+}
+
+/* core.native(name) -> the open function of a native module the host
+ * preloaded for behaviour scripts, or nil */
+static int core_native(lua_State *L) {
+  binding_state *bs = bs_of(L);
+  const char *name = luaL_checkstring(L, 1);
+  for (int i = 0; i < bs->lrt->npreloads; i++) {
+    if (strcmp(bs->lrt->preloads[i].name, name) == 0) {
+      lua_pushcfunction(L, bs->lrt->preloads[i].open);
+      return 1;
+    }
+  }
+  return 0;
+}
+
 int luaopen_lore_core_persist(lua_State *L);  /* persist_lua.c: adds journal calls */
 int luaopen_lore_core_snapshot(lua_State *L); /* snapshot_lua.c: adds snapshot calls */
+void binding_push_budget_calls(lua_State *L); /* worker_state.c: budget_blown, cocreate */
+
+static void set_int(lua_State *L, const char *k, lua_Integer v) {
+  lua_pushinteger(L, v);
+  lua_setfield(L, -2, k);
+}
 
 int luaopen_lore_core(lua_State *L) {
-  static const luaL_Reg fns[] = {
-      {"actor_create", core_actor_create}, {"addr_ref", core_addr_ref},
-      {"reply", core_reply},               {"current", core_current},
-      {"reply_error", core_reply_error},
-      {"set_current", core_set_current},   {"sender", core_sender},
-      {"stop", core_stop},                 {"stash", core_stash},
-      {"unstash_all", core_unstash_all},   {"stash_size", core_stash_size},
-      {"hold", core_hold},                 {"release", core_release},
-      {"set_capacity", core_set_capacity}, {"mailbox_size", core_mailbox_size},
-      {"schedule", core_schedule},         {"cancel", core_cancel},
-      {"log", core_log},                   {"worker", core_worker},
-      {"spawn_remote", core_spawn_remote}, {"sched_for", core_sched_for},
-      {"new_aid", core_new_aid},           {"script_dirs", core_script_dirs},
-      {NULL, NULL}};
+  static const luaL_Reg fns[] = {{"actor_create", core_actor_create},
+                                 {"set_actor", core_set_actor},
+                                 {"current_aid", core_current_aid},
+                                 {"addr_ref", core_addr_ref},
+                                 {"reply", core_reply},
+                                 {"current", core_current},
+                                 {"reply_error", core_reply_error},
+                                 {"was_answered", core_was_answered},
+                                 {"set_current", core_set_current},
+                                 {"sender", core_sender},
+                                 {"stop", core_stop},
+                                 {"stash", core_stash},
+                                 {"unstash_all", core_unstash_all},
+                                 {"hold", core_hold},
+                                 {"release", core_release},
+                                 {"set_capacity", core_set_capacity},
+                                 {"schedule", core_schedule},
+                                 {"schedule_system", core_schedule_system},
+                                 {"cancel", core_cancel},
+                                 {"log", core_log},
+                                 {"worker", core_worker},
+                                 {"spawn_remote", core_spawn_remote},
+                                 {"sched_for", core_sched_for},
+                                 {"new_aid", core_new_aid},
+                                 {"script_dirs", core_script_dirs},
+                                 {"check_id", core_check_id},
+                                 {"now_mono", core_now_mono},
+                                 {"now_ms", core_now_ms},
+                                 {"shutting_down", core_shutting_down},
+                                 {"nparams", core_nparams},
+                                 {"native", core_native},
+                                 {NULL, NULL}};
   luaL_newlib(L, fns);
+  binding_push_budget_calls(L);
   luaopen_lore_core_persist(L);
   luaopen_lore_core_snapshot(L);
+  lua_createtable(L, 0, 16);
+  set_int(L, "RESTART", SYS_RESTART);
+  set_int(L, "SHUTDOWN", SYS_SHUTDOWN);
+  set_int(L, "STOP_PENDING", SYS_STOP_PENDING);
+  set_int(L, "PERSISTED", SYS_PERSISTED);
+  set_int(L, "DELETED", SYS_DELETED);
+  set_int(L, "PAGE", SYS_PAGE);
+  set_int(L, "RECOVERY_TIMEOUT", SYS_RECOVERY_TIMEOUT);
+  set_int(L, "RESTART_RECOVERY", SYS_RESTART_RECOVERY);
+  set_int(L, "SNAP_SAVED", SYS_SNAP_SAVED);
+  set_int(L, "SNAP_LOADED", SYS_SNAP_LOADED);
+  set_int(L, "SNAP_DELETED", SYS_SNAP_DELETED);
+  set_int(L, "RECOVERY_PERMIT", SYS_RECOVERY_PERMIT);
+  set_int(L, "IO_IDLE", SYS_IO_IDLE);
+  lua_setfield(L, -2, "SYS");
+  lua_createtable(L, 0, 4);
+  set_int(L, "JOURNAL_EREJECTED", JOURNAL_EREJECTED);
+  set_int(L, "SNAPSHOT_ENOTFOUND", SNAPSHOT_ENOTFOUND);
+  lua_setfield(L, -2, "E");
   return 1;
 }
 
@@ -480,6 +708,9 @@ int worker_sched_message(sched_t *s, lore_msg *m) {
   if (m->kind != MSG_SPAWN) return ACTOR_CONSUMED;
   char err[CODEC_ERR_MAX];
   int ok = 0;
+  bs->cur_actor = NULL;
+  bs->cur_sender = m->sender;
+  bs->cur_corr = 0;
   lua_rawgeti(L, LUA_REGISTRYINDEX, bs->ref_spawn);
   lua_pushinteger(L, (lua_Integer)m->ival);
   if (codec_decode(L, m->data, m->len, err, sizeof err)) {
@@ -489,6 +720,7 @@ int worker_sched_message(sched_t *s, lore_msg *m) {
     ok = lua_toboolean(L, -2);
     lua_remove(L, -2);
   }
+  bs->cur_actor = NULL;
   /* The spawner counted this actor alive; a failed spawn uncounts it. */
   if (!ok) {
     log_debug(&bs->lrt->log, "spawn failed: %s", lua_tostring(L, -1));
@@ -516,5 +748,10 @@ void worker_dead_letter(sched_t *s, lore_msg *m) {
   if (m->corr && m->kind == MSG_USER) {
     static const char e[] = "dead letter: no actor is running at that ref";
     binding_reply(s->rt, m->sender, m->corr, 1, e, sizeof e - 1);
+  }
+  /* A recovery permit must never be lost with its actor. */
+  if (m->kind == MSG_SYSTEM && m->sub == SYS_RECOVERY_PERMIT) {
+    binding_state *bs = s->data;
+    recovery_permit_release(bs->lrt);
   }
 }

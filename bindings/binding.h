@@ -33,11 +33,24 @@ typedef struct lore_config {
   int synchronous_full;
   int max_concurrent_recoveries;
   double recovery_timeout;
+  double shutdown_timeout; /* seconds before stuck actors are stopped by force */
   int log_level;
 } lore_config;
 
 void lore_config_init(lore_config *c);
 void lore_config_free(lore_config *c);
+
+/* An actor waiting for a recovery permit. */
+typedef struct permit_waiter {
+  lore_addr addr;
+  struct permit_waiter *next;
+} permit_waiter;
+
+/* A native module behaviour scripts may require (lore_preload). */
+typedef struct native_module {
+  char *name;
+  lua_CFunction open;
+} native_module;
 
 /* The binding's part of a runtime (runtime_t.data). */
 typedef struct lore_runtime {
@@ -45,13 +58,27 @@ typedef struct lore_runtime {
   lore_config cfg;
   journal_t *journal;
   snapshot_store_t *snapshots;
-  int recoveries_running; /* atomic */
   struct watchdog *watchdog;
   log_sink log;
+  /* Recovery permits: max_concurrent_recoveries for the whole process; the
+   * actors waiting for one, first come first served. */
+  uv_mutex_t permit_lock;
+  int permits_used;
+  permit_waiter *permit_head, *permit_tail;
+  native_module *preloads;
+  int npreloads;
 } lore_runtime;
+
+/* Why `s` cannot be a persistence id (NULL if it can): empty, blank, a NUL
+ * byte, or too long. Checks the string at idx (raises if it is not one). */
+const char *binding_id_problem(lua_State *L, int idx);
+/* The message of any Lore error code (journal, snapshot store, libuv). */
+const char *binding_strerror(int code);
 
 #define HOOK_EVERY 1000
 void budget_hook(lua_State *L, lua_Debug *ar);
+struct binding_state;
+void budget_charge(lua_State *L, struct binding_state *bs, size_t units);
 
 /* watchdog.c: one thread per runtime that arms the instruction budget of
  * handler calls that run long. */
@@ -84,6 +111,11 @@ typedef struct binding_state {
    * budget hook has been installed for it. */
   uint64_t call_gen;
   int in_call, hooked;
+  int blown;     /* the running handler spent its budget: it cannot be caught */
+#define ANSWERED_RING 64
+  uint64_t answered[ANSWERED_RING]; /* the last asks answered here (core.was_answered) */
+  unsigned answered_next;
+  int interrupt; /* atomic: the runtime shuts down; every hook raises */
   size_t mem_used, mem_limit;
 } binding_state;
 

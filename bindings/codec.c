@@ -52,6 +52,7 @@ typedef struct {
   char *err;
   size_t errlen;
   int depth;                          /* tables open on the current path */
+  size_t values;                      /* encoded so far (CODEC_MAX_VALUES) */
   const void *open[CODEC_MAX_DEPTH];  /* those tables, for cycle detection */
   enc_key key[CODEC_MAX_DEPTH];       /* key[d]: where we are inside open[d] */
 } enc;
@@ -298,10 +299,21 @@ static int enc_type_error(enc *e, int idx) {
   return enc_fail(e, what, NULL);
 }
 
+static __attribute__((noinline)) int enc_too_big(enc *e) {
+  char what[96];
+  if (e->values > CODEC_MAX_VALUES)
+    snprintf(what, sizeof what, "too many values (more than %zu; shared subtables count each time)",
+             CODEC_MAX_VALUES);
+  else
+    snprintf(what, sizeof what, "too large (more than %zu MiB encoded)", CODEC_MAX_BYTES >> 20);
+  return enc_fail(e, what, NULL);
+}
+
 static int enc_value(enc *e, int idx) {
   lua_State *L = e->L;
   msgpack_packer *pk = &e->pk;
   int rc;
+  if (++e->values > CODEC_MAX_VALUES || e->buf->size > CODEC_MAX_BYTES) return enc_too_big(e);
   switch (lua_type(L, idx)) {
     case LUA_TNIL:
       rc = msgpack_pack_nil(pk);
@@ -346,13 +358,18 @@ int codec_encode(lua_State *L, int idx, const char *root, msgpack_sbuffer *buf, 
   e.err = err;
   e.errlen = errlen;
   e.depth = 0;
+  e.values = 0;
   e.buf = buf;
   msgpack_packer_init(&e.pk, buf, msgpack_sbuffer_write);
   if (!lua_checkstack(L, ENC_STACK)) {
     snprintf(err, errlen, "Lua stack overflow encoding %s", root ? root : "value");
     return -1;
   }
-  if (enc_value(&e, idx) == 0) return 0;
+  if (enc_value(&e, idx) == 0) {
+    if (buf->size <= CODEC_MAX_BYTES) return 0;
+    e.values = 0;
+    enc_too_big(&e);
+  }
   lua_settop(L, base); /* an error returns from the middle of a traversal */
   return -1;
 }

@@ -7,6 +7,11 @@
 #include <stddef.h>
 
 #define CODEC_MAX_DEPTH 64  /* deeper nesting is refused */
+/* One message, event or snapshot encodes at most this many values and bytes:
+ * a table that shares subtables (t = {a = t2, b = t2} forty levels deep is
+ * 2 KB of Lua and 2^40 values) is refused instead of hanging the sender. */
+#define CODEC_MAX_VALUES ((size_t)1 << 22)
+#define CODEC_MAX_BYTES ((size_t)64 << 20)
 #define CODEC_ERR_MAX 256
 
 /*

@@ -75,6 +75,12 @@ static void free_runtime(host *h) {
   if (lrt->snapshots) snapshot_store_close(lrt->snapshots);
   runtime_free(lrt->rt);
   lore_config_free(&lrt->cfg);
+  while (lrt->permit_head) {
+    permit_waiter *w = lrt->permit_head;
+    lrt->permit_head = w->next;
+    free(w);
+  }
+  uv_mutex_destroy(&lrt->permit_lock);
   free(lrt);
   h->lrt = NULL;
   h->bs.sched = NULL;
@@ -91,6 +97,7 @@ static lore_runtime *ensure_runtime(lua_State *L, host *h) {
   if (!lrt) luaL_error(L, "out of memory");
   copy_config(&lrt->cfg, &h->cfg);
   lrt->log.level = lrt->cfg.log_level;
+  uv_mutex_init(&lrt->permit_lock);
   const char *juri = lrt->cfg.journal ? lrt->cfg.journal : "memory:";
   journal_options jopt = {.synchronous_full = lrt->cfg.synchronous_full, .log = &lrt->log};
   int r = journal_open(juri, &jopt, &lrt->journal);
@@ -137,6 +144,7 @@ fail: /* the message is on the stack; nothing of the runtime is left */
   if (lrt->snapshots) snapshot_store_close(lrt->snapshots);
   if (lrt->journal) journal_close(lrt->journal);
   lore_config_free(&lrt->cfg);
+  uv_mutex_destroy(&lrt->permit_lock);
   free(lrt);
   lua_error(L);
   return NULL;
@@ -280,8 +288,8 @@ static void check_opts(lua_State *L, int idx) {
   int t = lua_getfield(L, idx, "id");
   if (t != LUA_TNIL && t != LUA_TSTRING)
     luaL_argerror(L, idx, "opts.id (the persistence id) must be a string");
-  if (t == LUA_TSTRING && (lua_rawlen(L, -1) == 0 || lua_rawlen(L, -1) >= REF_SERIALIZED_MAX - 1))
-    luaL_argerror(L, idx, "opts.id must be a non-empty string shorter than 4 KiB");
+  const char *why = t == LUA_TSTRING ? binding_id_problem(L, -1) : NULL;
+  if (why) luaL_argerror(L, idx, lua_pushfstring(L, "opts.id %s", why));
   lua_pop(L, 1);
 }
 
@@ -325,7 +333,8 @@ static int l_spawn(lua_State *L) {
 static int l_ref(lua_State *L) {
   size_t len;
   const char *id = luaL_checklstring(L, 1, &len);
-  luaL_argcheck(L, len > 0 && len < REF_SERIALIZED_MAX - 1, 1, "a persistence id is 1 to 4094 bytes");
+  const char *why = binding_id_problem(L, 1);
+  if (why) luaL_argerror(L, 1, lua_pushfstring(L, "a persistence id %s", why));
   ref_push_name(L, id, len);
   return 1;
 }
@@ -378,10 +387,21 @@ static void set_str(lua_State *L, char **dst, const char *key) {
   *dst = strdup(lua_tostring(L, -1));
 }
 
-static lua_Integer get_int(lua_State *L, const char *key, lua_Integer min) {
+static lua_Integer get_int(lua_State *L, const char *key, lua_Integer min, lua_Integer max) {
   int isnum;
   lua_Integer v = lua_tointegerx(L, -1, &isnum);
-  if (!isnum || v < min) luaL_error(L, "lore.configure: %s must be an integer >= %I", key, min);
+  if (!isnum || v < min || v > max)
+    luaL_error(L, "lore.configure: %s must be an integer from %I to %I", key, min, max);
+  return v;
+}
+
+/* A number of seconds: finite, above 0, at most `max`. */
+static double get_seconds(lua_State *L, const char *key, double max) {
+  int isnum;
+  double v = (double)lua_tonumberx(L, -1, &isnum);
+  if (!isnum || !isfinite(v) || v <= 0 || v > max)
+    luaL_error(L, "lore.configure: %s must be a number of seconds above 0 and at most %f", key,
+               max);
   return v;
 }
 
@@ -401,15 +421,17 @@ static int l_configure(lua_State *L) {
     else if (strcmp(k, "snapshots") == 0)
       set_str(L, &c->snapshots, k);
     else if (strcmp(k, "workers") == 0)
-      c->workers = (int)get_int(L, k, 0);
+      c->workers = (int)get_int(L, k, 0, 1024);
     else if (strcmp(k, "max_instructions") == 0)
-      c->max_instructions = get_int(L, k, 0);
+      c->max_instructions = get_int(L, k, 0, LUA_MAXINTEGER);
     else if (strcmp(k, "memory_limit") == 0)
-      c->memory_limit = get_int(L, k, 0);
+      c->memory_limit = get_int(L, k, 0, LUA_MAXINTEGER);
     else if (strcmp(k, "max_concurrent_recoveries") == 0)
-      c->max_concurrent_recoveries = (int)get_int(L, k, 1);
+      c->max_concurrent_recoveries = (int)get_int(L, k, 1, 1000000);
     else if (strcmp(k, "recovery_timeout") == 0)
-      c->recovery_timeout = luaL_checknumber(L, -1);
+      c->recovery_timeout = get_seconds(L, k, 1e6);
+    else if (strcmp(k, "shutdown_timeout") == 0)
+      c->shutdown_timeout = get_seconds(L, k, 3600);
     else if (strcmp(k, "synchronous") == 0) {
       const char *v = lua_tostring(L, -1);
       if (!v || (strcmp(v, "full") && strcmp(v, "normal")))

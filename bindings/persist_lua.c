@@ -6,26 +6,26 @@
 #include "binding.h"
 #include "codec.h"
 #include "log.h"
+#include "lua_actor.h"
 
-/* System message subtypes (MSG_SYSTEM.sub), shared with persistent.lua. */
-enum { SYS_PERSISTED = 16, SYS_DELETED = 17, SYS_PAGE = 18 };
-
+/* A replay page holds at most this many events and (past its first event)
+ * this many bytes: recovery's memory is bounded by size, not by rows, so a
+ * stream of large events does not take gigabytes to recover. */
 #define REPLAY_PAGE 4096
+#define REPLAY_PAGE_BYTES ((size_t)4 << 20)
 
 #define bs_of worker_bs
-#define check_actor binding_check_actor
 
-
-/* One atomic write in flight, in one allocation with its strings; payloads
- * are separate allocations. Freed by the writer thread's completion. */
+/* One request to the journal in flight, in one allocation with its strings;
+ * payloads are separate allocations. Made and freed on the worker. */
 typedef struct persist_write {
   journal_write w;
   runtime_t *rt;
   lore_addr target;
   uint64_t token;
   uint32_t sub;
+  uint32_t incarnation; /* the actor's incarnation that issued it */
   char *id;
-  char writer[40];
   lore_msg *done_msg; /* allocated by the worker: see persist_write_done */
   journal_event ev[];
 } persist_write;
@@ -60,12 +60,31 @@ static void persist_write_done(journal_write *w, int status) {
   runtime_send(p->rt, m);
 }
 
+/* Before the Lua side sees a completion: the I/O ends, and a write of the
+ * current incarnation that was stored moves the acknowledged seq. */
+void persist_completion(actor_t *a, lore_msg *m) {
+  persist_write *p = m->ptr;
+  lua_actor *la = actor_persistent(a);
+  if (!p || !la) return;
+  if (m->sub == SYS_PERSISTED && p->incarnation == la->incarnation && p->w.count > 0) {
+    int64_t first = p->ev[0].seq, last = p->ev[p->w.count - 1].seq;
+    if (m->ival == 0 && last > la->persisted) la->persisted = last;
+    /* Refused before storage: nothing is at these seqs. If no later write has
+     * taken a seq after them, they are given back (no hole); otherwise the
+     * journal refuses those later writes too, and their failure restarts the
+     * actor, which recovers what is stored. */
+    if (m->ival == JOURNAL_EREJECTED && la->next_seq == last) la->next_seq = first - 1;
+  }
+  binding_io_end(a);
+}
 
 /* Hands a filled write to the journal for actor a; its outcome comes back as
- * a `sub` system message carrying `token`. Returns true, or nil and the error. */
+ * a `sub` system message carrying `token`. Returns 0, or a journal error
+ * (the write is freed then). Raises only when out of memory. */
 static int submit_write(lua_State *L, actor_t *a, persist_write *p, uint32_t sub,
                         lua_Integer token) {
   binding_state *bs = worker_bs(L);
+  lua_actor *la = actor_persistent(a);
   if (!(p->done_msg = msg_new(MSG_SYSTEM, NULL, 0, NULL, 0))) {
     persist_write_free(p);
     return luaL_error(L, "out of memory");
@@ -77,46 +96,45 @@ static int submit_write(lua_State *L, actor_t *a, persist_write *p, uint32_t sub
   p->target.aid = a->aid;
   p->token = (uint64_t)token;
   p->sub = sub;
+  p->incarnation = la->incarnation;
   int r = journal_submit(bs->lrt->journal, &p->w);
   if (r) {
     persist_write_free(p);
-    lua_pushnil(L);
-    lua_pushstring(L, journal_strerror(r));
-    return 2;
+    return r;
   }
   actor_io_begin(a); /* the actor cannot be freed before the completion arrives */
-  lua_pushboolean(L, 1);
-  return 1;
+  return 0;
 }
 
 /*
- * core.persist(aid, id, writer, first_seq, events, metas, token) -> true | nil, err
- * events: a list of Lua values (already through to_journal adapters);
- * metas: nil, or a parallel list of { manifest=, version=, tags= } (tags
- * joined by "\n"); by default the manifest is the event's `type`, version 1,
- * no tags.
- * Encoding failure of any event rejects the whole atomic write before storage
- * (nil + message naming the path); nothing is submitted then.
+ * core.persist(events, metas, token) -> first_seq, ts | nil, err
+ * Persists `events` (a list of Lua values, already through to_journal
+ * adapters) atomically for the CURRENT actor, at the seqs after the last one
+ * it handed out: the id, the writer and the seqs are this file's, never the
+ * caller's. metas: nil, or a parallel list of { manifest=, version=, tags= }
+ * (tags joined by "\n"); by default the manifest is the event's `type`,
+ * version 1, no tags. An event that cannot be encoded rejects the whole
+ * write before storage (nil + a message naming the path); no seq is used.
  */
 static int core_persist(lua_State *L) {
   binding_state *bs = bs_of(L);
-  actor_t *a = check_actor(L, 1);
-  const char *id = luaL_checkstring(L, 2);
-  const char *writer = luaL_checkstring(L, 3);
-  lua_Integer first = luaL_checkinteger(L, 4);
-  luaL_checktype(L, 5, LUA_TTABLE);
-  lua_Integer token = luaL_checkinteger(L, 7);
-  size_t n = (size_t)lua_rawlen(L, 5);
+  lua_actor *la;
+  actor_t *a = binding_current_persistent(L, &la);
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_Integer token = luaL_checkinteger(L, 3);
+  size_t n = (size_t)lua_rawlen(L, 1);
   persist_write *p = calloc(1, sizeof *p + n * sizeof(journal_event));
-  if (!p) return luaL_error(L, "out of memory");
-  p->id = strdup(id);
-  snprintf(p->writer, sizeof p->writer, "%s", writer);
+  if (!p || !(p->id = strdup(a->name))) {
+    free(p);
+    return luaL_error(L, "out of memory");
+  }
+  int64_t first = la->next_seq + 1;
   int64_t ts = binding_now_ms();
   char err[CODEC_ERR_MAX];
   for (size_t i = 0; i < n; i++) {
     journal_event *ev = &p->ev[i];
     p->w.count = i + 1; /* persist_write_free frees what was filled so far */
-    lua_rawgeti(L, 5, (lua_Integer)i + 1);
+    lua_rawgeti(L, 1, (lua_Integer)i + 1);
     bs->buf.size = 0;
     char root[32];
     snprintf(root, sizeof root, n > 1 ? "event[%zu]" : "event", i + 1);
@@ -145,8 +163,8 @@ static int core_persist(lua_State *L) {
     ev->payload_len = bs->buf.size;
     ev->version = 1;
     /* Explicit metadata (event adapters) overrides the defaults. */
-    if (lua_type(L, 6) == LUA_TTABLE) {
-      if (lua_rawgeti(L, 6, (lua_Integer)i + 1) == LUA_TTABLE) {
+    if (lua_type(L, 2) == LUA_TTABLE) {
+      if (lua_rawgeti(L, 2, (lua_Integer)i + 1) == LUA_TTABLE) {
         int mt = lua_gettop(L);
         if (lua_getfield(L, mt, "manifest") == LUA_TSTRING) {
           free((void *)ev->manifest);
@@ -160,36 +178,211 @@ static int core_persist(lua_State *L) {
       lua_pop(L, 1);
     }
     ev->id = p->id;
-    ev->seq = first + (lua_Integer)i;
-    ev->writer = p->writer;
+    ev->seq = first + (int64_t)i;
+    ev->writer = la->writer_text;
     ev->timestamp_ms = ts;
     journal_event_seal(ev);
   }
   p->w.count = n;
   p->w.kind = JOURNAL_WRITE_EVENTS;
   p->w.events = p->ev;
-  return submit_write(L, a, p, SYS_PERSISTED, token);
+  int r = submit_write(L, a, p, SYS_PERSISTED, token);
+  if (r) {
+    lua_pushnil(L);
+    lua_pushstring(L, journal_strerror(r));
+    return 2;
+  }
+  la->next_seq += (int64_t)n;
+  lua_pushinteger(L, first);
+  lua_pushinteger(L, ts);
+  return 2;
 }
 
-/* core.delete_events(aid, id, to_seq, token) -> true | nil, err */
+/* core.next_seq() -> the seq the current actor's next event would get */
+static int core_next_seq(lua_State *L) {
+  lua_actor *la;
+  binding_current_persistent(L, &la);
+  lua_pushinteger(L, la->next_seq + 1);
+  return 1;
+}
+
+/* core.delete_events(to_seq, token) -> true | nil, err: for the current
+ * actor's own stream only, and never above what it has persisted (unless
+ * to_seq is math.maxinteger: everything persisted so far). */
 static int core_delete_events(lua_State *L) {
-  actor_t *a = check_actor(L, 1);
-  const char *id = luaL_checkstring(L, 2);
-  lua_Integer to = luaL_checkinteger(L, 3);
-  lua_Integer token = luaL_checkinteger(L, 4);
+  lua_actor *la;
+  actor_t *a = binding_current_persistent(L, &la);
+  lua_Integer to = luaL_checkinteger(L, 1);
+  lua_Integer token = luaL_checkinteger(L, 2);
+  if (to == LUA_MAXINTEGER) to = la->persisted;
+  if (to > la->persisted) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "cannot delete up to seq %I: the last persisted seq is %I", to,
+                    (lua_Integer)la->persisted);
+    return 2;
+  }
+  if (to < 0) {
+    lua_pushnil(L);
+    lua_pushliteral(L, "cannot delete up to a negative seq");
+    return 2;
+  }
   persist_write *p = calloc(1, sizeof *p);
-  if (!p || !(p->id = strdup(id))) {
+  if (!p || !(p->id = strdup(a->name))) {
     free(p);
     return luaL_error(L, "out of memory");
   }
   p->w.kind = JOURNAL_WRITE_DELETE;
   p->w.delete_id = p->id;
   p->w.delete_to = to;
-  return submit_write(L, a, p, SYS_DELETED, token);
+  int r = submit_write(L, a, p, SYS_DELETED, token);
+  if (r) {
+    lua_pushnil(L);
+    lua_pushstring(L, journal_strerror(r));
+    return 2;
+  }
+  lua_pushboolean(L, 1);
+  return 1;
 }
 
-static int core_io_end(lua_State *L) {
-  actor_io_end(check_actor(L, 1));
+/* core.write_seq(mptr) -> for a delete's completion, the seq it deleted up to */
+static int core_write_seq(lua_State *L) {
+  lore_msg *m = lua_touserdata(L, 1);
+  persist_write *p = m ? m->ptr : NULL;
+  luaL_argcheck(L, p != NULL, 1, "not a journal completion");
+  lua_pushinteger(L, p->w.kind == JOURNAL_WRITE_DELETE ? p->w.delete_to : 0);
+  return 1;
+}
+
+/* core.new_incarnation(): the actor (re)starts its recovery: a new writer
+ * id, and completions of earlier incarnations no longer count. */
+static int core_new_incarnation(lua_State *L) {
+  lua_actor *la;
+  binding_current_persistent(L, &la);
+  la->incarnation++;
+  uint64_t w = 0;
+  while (w == 0) {
+    if (uv_random(NULL, NULL, &w, sizeof w, 0, NULL) != 0) w = (uint64_t)rand() << 32 | (uint64_t)rand();
+  }
+  la->writer = (int64_t)(w >> 1);
+  snprintf(la->writer_text, sizeof la->writer_text, "%016llx", (unsigned long long)w);
+  la->next_seq = la->persisted = 0;
+  return 0;
+}
+
+/* core.abandon_incarnation(): a failure: nothing more is written by this
+ * incarnation (the next one recovers what was stored). */
+static int core_abandon_incarnation(lua_State *L) {
+  lua_actor *la;
+  binding_current_persistent(L, &la);
+  la->incarnation++;
+  return 0;
+}
+
+/* core.recovered(seq): recovery ended at `seq` (the journal's highest). */
+static int core_recovered(lua_State *L) {
+  lua_actor *la;
+  binding_current_persistent(L, &la);
+  lua_Integer seq = luaL_checkinteger(L, 1);
+  la->next_seq = la->persisted = seq;
+  return 0;
+}
+
+/* core.io_pending() -> the current actor's I/O in flight; when some is, the
+ * actor gets SYS_IO_IDLE once it has all completed. */
+static int core_io_pending(lua_State *L) {
+  lua_actor *la;
+  actor_t *a = binding_current_persistent(L, &la);
+  la->want_io_idle = a->pending_io > 0;
+  lua_pushinteger(L, (lua_Integer)a->pending_io);
+  return 1;
+}
+
+/* --- recovery permits: at most max_concurrent_recoveries in the process --- */
+
+/* Takes a permit for the current actor, or queues it (it gets
+ * SYS_RECOVERY_PERMIT when one frees up). Returns whether it got one now. */
+static int core_recovery_acquire(lua_State *L) {
+  binding_state *bs = bs_of(L);
+  lua_actor *la;
+  actor_t *a = binding_current_persistent(L, &la);
+  lore_runtime *lrt = bs->lrt;
+  int got = 0;
+  uv_mutex_lock(&lrt->permit_lock);
+  if (lrt->permits_used < lrt->cfg.max_concurrent_recoveries) {
+    lrt->permits_used++;
+    got = 1;
+  } else {
+    permit_waiter *w = malloc(sizeof *w);
+    if (w) {
+      w->addr.sched = a->sched->index;
+      w->addr.aid = a->aid;
+      w->next = NULL;
+      if (lrt->permit_tail)
+        lrt->permit_tail->next = w;
+      else
+        lrt->permit_head = w;
+      lrt->permit_tail = w;
+    } else { /* out of memory: recover anyway rather than never */
+      lrt->permits_used++;
+      got = 1;
+    }
+  }
+  uv_mutex_unlock(&lrt->permit_lock);
+  la->has_permit = got;
+  lua_pushboolean(L, got);
+  return 1;
+}
+
+/* Gives a permit back: to the first waiting actor (it travels with the
+ * message), or to the pool. */
+void recovery_permit_release(lore_runtime *lrt) {
+  uv_mutex_lock(&lrt->permit_lock);
+  permit_waiter *w = lrt->permit_head;
+  if (w) {
+    lrt->permit_head = w->next;
+    if (!lrt->permit_head) lrt->permit_tail = NULL;
+  } else if (lrt->permits_used > 0) {
+    lrt->permits_used--;
+  }
+  uv_mutex_unlock(&lrt->permit_lock);
+  if (!w) return;
+  lore_msg *m = msg_new(MSG_SYSTEM, NULL, 0, NULL, 0);
+  if (m) {
+    m->sub = SYS_RECOVERY_PERMIT;
+    m->target = w->addr;
+    runtime_send(lrt->rt, m);
+  } else {
+    uv_mutex_lock(&lrt->permit_lock);
+    lrt->permits_used--;
+    uv_mutex_unlock(&lrt->permit_lock);
+  }
+  free(w);
+}
+
+/* An actor that stops while waiting gives up its place. */
+void recovery_permit_forget(lore_runtime *lrt, actor_t *a) {
+  uv_mutex_lock(&lrt->permit_lock);
+  permit_waiter **pp = &lrt->permit_head, *prev = NULL;
+  while (*pp) {
+    permit_waiter *w = *pp;
+    if (w->addr.sched == a->sched->index && w->addr.aid == a->aid) {
+      *pp = w->next;
+      if (lrt->permit_tail == w) lrt->permit_tail = prev;
+      free(w);
+      break;
+    }
+    prev = w;
+    pp = &w->next;
+  }
+  uv_mutex_unlock(&lrt->permit_lock);
+}
+
+static int core_recovery_release(lua_State *L) {
+  binding_state *bs = bs_of(L);
+  lua_actor *la;
+  binding_current_persistent(L, &la);
+  la->has_permit = 0;
+  recovery_permit_release(bs->lrt);
   return 0;
 }
 
@@ -223,6 +416,7 @@ typedef struct replay_req {
   char *buf;
   size_t len, cap;
   int oom;
+  int full; /* stopped at REPLAY_PAGE_BYTES */
 } replay_req;
 
 static void buf_put(replay_req *r, const void *p, size_t n) {
@@ -258,7 +452,8 @@ static int collect(const journal_event *ev, void *ud) {
   buf_put(r, ev->payload, h.payload_len);
   r->hdr.count++;
   r->hdr.last_seq = ev->seq;
-  return r->oom;
+  if (r->len >= REPLAY_PAGE_BYTES) r->full = 1;
+  return r->oom || r->full;
 }
 
 static void replay_work(uv_work_t *w) {
@@ -273,7 +468,9 @@ static void replay_work(uv_work_t *w) {
     st = journal_replay(r->lrt->journal, r->id, r->from, r->to, page, collect, r);
   if (r->oom) st = JOURNAL_ENOMEM;
   r->hdr.status = st;
-  r->hdr.more = st == 0 && page > 0 && r->hdr.count == page && (r->max < 0 || r->max > page);
+  r->hdr.more = st == 0 && page > 0 &&
+                ((r->hdr.count == page && (r->max < 0 || r->max > page)) ||
+                 (r->full && (r->max < 0 || r->max > r->hdr.count)));
   if (!r->oom) memcpy(r->buf, &r->hdr, sizeof r->hdr);
 }
 
@@ -295,28 +492,30 @@ static void replay_after(uv_work_t *w, int status) {
       m->target.aid = r->aid;
       actor_enqueue(a, m);
     }
-    actor_io_end(a);
+    binding_io_end(a);
   }
   free(r->buf);
   free(r->id);
   free(r);
 }
 
-/* core.replay(aid, id, from, to, max, token, want_highest): reads one page
- * off-thread; it arrives as a SYS_PAGE system message. */
+/* core.replay(from, to, max, token, want_highest): reads one page of the
+ * current actor's own stream off-thread; it arrives as a SYS_PAGE system
+ * message. */
 static int core_replay(lua_State *L) {
   binding_state *bs = bs_of(L);
-  actor_t *a = check_actor(L, 1);
+  lua_actor *la;
+  actor_t *a = binding_current_persistent(L, &la);
   replay_req *r = calloc(1, sizeof *r);
-  if (!r || !(r->id = strdup(luaL_checkstring(L, 2)))) {
+  if (!r || !(r->id = strdup(a->name))) {
     free(r);
     return luaL_error(L, "out of memory");
   }
-  r->from = luaL_checkinteger(L, 3);
-  r->to = luaL_checkinteger(L, 4);
-  r->max = luaL_checkinteger(L, 5);
-  r->token = (uint64_t)luaL_checkinteger(L, 6);
-  r->want_highest = lua_toboolean(L, 7);
+  r->from = luaL_checkinteger(L, 1);
+  r->to = luaL_checkinteger(L, 2);
+  r->max = luaL_checkinteger(L, 3);
+  r->token = (uint64_t)luaL_checkinteger(L, 4);
+  r->want_highest = lua_toboolean(L, 5);
   r->lrt = bs->lrt;
   r->sched = bs->sched;
   r->aid = a->aid;
@@ -381,25 +580,9 @@ static int core_page_each(lua_State *L) {
   return 0;
 }
 
-/* core.uuid() -> a random (v4) UUID: the writer id of an incarnation. */
-static int core_uuid(lua_State *L) {
-  unsigned char b[16];
-  if (uv_random(NULL, NULL, b, sizeof b, 0, NULL) != 0) {
-    for (int i = 0; i < 16; i++) b[i] = (unsigned char)(rand() & 0xff);
-  }
-  b[6] = (b[6] & 0x0f) | 0x40;
-  b[8] = (b[8] & 0x3f) | 0x80;
-  char s[37];
-  snprintf(s, sizeof s,
-           "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
-           b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
-           b[15]);
-  lua_pushstring(L, s);
-  return 1;
-}
-
-static int core_journal_strerror(lua_State *L) {
-  lua_pushstring(L, journal_strerror((int)luaL_checkinteger(L, 1)));
+/* core.strerror(code) -> the message of a journal, snapshot store or libuv code */
+static int core_strerror(lua_State *L) {
+  lua_pushstring(L, binding_strerror((int)luaL_checkinteger(L, 1)));
   return 1;
 }
 
@@ -417,12 +600,18 @@ static int core_config(lua_State *L) {
 int luaopen_lore_core_persist(lua_State *L) {
   static const luaL_Reg fns[] = {{"persist", core_persist},
                                  {"delete_events", core_delete_events},
-                                 {"io_end", core_io_end},
+                                 {"next_seq", core_next_seq},
+                                 {"write_seq", core_write_seq},
+                                 {"new_incarnation", core_new_incarnation},
+                                 {"abandon_incarnation", core_abandon_incarnation},
+                                 {"recovered", core_recovered},
+                                 {"io_pending", core_io_pending},
+                                 {"recovery_acquire", core_recovery_acquire},
+                                 {"recovery_release", core_recovery_release},
                                  {"replay", core_replay},
                                  {"page_info", core_page_info},
                                  {"page_each", core_page_each},
-                                 {"uuid", core_uuid},
-                                 {"journal_strerror", core_journal_strerror},
+                                 {"strerror", core_strerror},
                                  {"config", core_config},
                                  {NULL, NULL}};
   luaL_setfuncs(L, fns, 0);

@@ -6,10 +6,8 @@
 #include "binding.h"
 #include "codec.h"
 #include "log.h"
+#include "lua_actor.h"
 #include "snapshot_store.h"
-
-/* System message subtypes shared with persistent.lua. */
-enum { SYS_SNAP_SAVED = 21, SYS_SNAP_LOADED = 22, SYS_SNAP_DELETED = 23 };
 
 enum { OP_SAVE, OP_LOAD, OP_DELETE };
 
@@ -17,7 +15,7 @@ enum { OP_SAVE, OP_LOAD, OP_DELETE };
  * actor as a system message whose data starts with this header. */
 typedef struct snap_result {
   int32_t status;
-  int32_t pad;
+  uint32_t incarnation; /* of the actor when it asked */
   snapshot_meta meta;  /* save/load: the snapshot's; */
   int64_t oldest_kept; /* save with retention: seq of the oldest kept (0: none) */
 } snap_result;
@@ -39,7 +37,6 @@ typedef struct snap_req {
 } snap_req;
 
 #define bs_of worker_bs
-#define check_actor binding_check_actor
 
 static void snap_work(uv_work_t *w) {
   snap_req *r = w->data;
@@ -93,17 +90,18 @@ static void snap_after(uv_work_t *w, int status) {
       m->target.aid = r->aid;
       actor_enqueue(a, m);
     }
-    actor_io_end(a);
+    binding_io_end(a);
   }
   free(r->data);
   free(r->id);
   free(r);
 }
 
+/* A request for the current actor's own snapshots. */
 static snap_req *new_req(lua_State *L, actor_t *a, int op) {
   binding_state *bs = bs_of(L);
   snap_req *r = calloc(1, sizeof *r);
-  if (!r || !(r->id = strdup(luaL_checkstring(L, 2)))) {
+  if (!r || !(r->id = strdup(a->name))) {
     free(r);
     luaL_error(L, "out of memory");
   }
@@ -111,6 +109,7 @@ static snap_req *new_req(lua_State *L, actor_t *a, int op) {
   r->sched = bs->sched;
   r->aid = a->aid;
   r->op = op;
+  r->res.incarnation = actor_persistent(a)->incarnation;
   r->work.data = r;
   return r;
 }
@@ -127,18 +126,20 @@ static void submit(lua_State *L, actor_t *a, snap_req *r) {
 }
 
 
-/* core.snapshot_save(aid, id, seq, value, keep, token) -> timestamp_ms | nil, err.
- * The value is encoded now: the snapshot is the state as it is at this call. */
+/* core.snapshot_save(value, keep, token) -> timestamp_ms | nil, err: a
+ * snapshot of the current actor at the seq it has persisted up to. The value
+ * is encoded now: the snapshot is the state as it is at this call. */
 static int core_snapshot_save(lua_State *L) {
   binding_state *bs = bs_of(L);
-  actor_t *a = check_actor(L, 1);
-  lua_Integer seq = luaL_checkinteger(L, 3);
-  luaL_checkany(L, 4);
-  lua_Integer keep = luaL_optinteger(L, 5, 0);
-  lua_Integer token = luaL_checkinteger(L, 6);
+  lua_actor *la;
+  actor_t *a = binding_current_persistent(L, &la);
+  lua_Integer seq = la->persisted;
+  luaL_checkany(L, 1);
+  lua_Integer keep = luaL_optinteger(L, 2, 0);
+  lua_Integer token = luaL_checkinteger(L, 3);
   char err[CODEC_ERR_MAX];
   bs->buf.size = 0;
-  if (codec_encode(L, 4, "snapshot", &bs->buf, err, sizeof err)) {
+  if (codec_encode(L, 1, "snapshot", &bs->buf, err, sizeof err)) {
     bs->buf.size = 0;
     lua_pushnil(L);
     lua_pushstring(L, err);
@@ -181,12 +182,13 @@ static snapshot_criteria check_criteria(lua_State *L, int idx) {
   return c;
 }
 
-/* core.snapshot_load(aid, id, criteria, skip, token) */
+/* core.snapshot_load(criteria, skip, token) */
 static int core_snapshot_load(lua_State *L) {
-  actor_t *a = check_actor(L, 1);
-  snapshot_criteria c = check_criteria(L, 3);
-  lua_Integer skip = luaL_checkinteger(L, 4);
-  lua_Integer token = luaL_checkinteger(L, 5);
+  lua_actor *la;
+  actor_t *a = binding_current_persistent(L, &la);
+  snapshot_criteria c = check_criteria(L, 1);
+  lua_Integer skip = luaL_checkinteger(L, 2);
+  lua_Integer token = luaL_checkinteger(L, 3);
   snap_req *r = new_req(L, a, OP_LOAD);
   r->crit = c;
   r->skip = (int)skip;
@@ -195,11 +197,12 @@ static int core_snapshot_load(lua_State *L) {
   return 0;
 }
 
-/* core.snapshot_delete(aid, id, criteria, token) */
+/* core.snapshot_delete(criteria, token) */
 static int core_snapshot_delete(lua_State *L) {
-  actor_t *a = check_actor(L, 1);
-  snapshot_criteria c = check_criteria(L, 3);
-  lua_Integer token = luaL_checkinteger(L, 4);
+  lua_actor *la;
+  actor_t *a = binding_current_persistent(L, &la);
+  snapshot_criteria c = check_criteria(L, 1);
+  lua_Integer token = luaL_checkinteger(L, 2);
   snap_req *r = new_req(L, a, OP_DELETE);
   r->crit = c;
   r->token = (uint64_t)token;
@@ -207,17 +210,21 @@ static int core_snapshot_delete(lua_State *L) {
   return 0;
 }
 
-/* core.snapshot_result(mptr) -> status, seq, ts, oldest_kept */
+/* core.snapshot_result(mptr) -> status, seq, ts, oldest_kept, current
+ * (current: asked by the actor's present incarnation) */
 static int core_snapshot_result(lua_State *L) {
   lore_msg *m = lua_touserdata(L, 1);
   luaL_argcheck(L, m && m->len >= sizeof(snap_result), 1, "not a snapshot result");
   snap_result res;
   memcpy(&res, m->data, sizeof res);
+  actor_t *a = worker_bs(L)->cur_actor;
+  lua_actor *la = a ? actor_persistent(a) : NULL;
   lua_pushinteger(L, res.status);
   lua_pushinteger(L, res.meta.seq);
   lua_pushinteger(L, res.meta.timestamp_ms);
   lua_pushinteger(L, res.oldest_kept);
-  return 4;
+  lua_pushboolean(L, la && la->incarnation == res.incarnation);
+  return 5;
 }
 
 /* core.snapshot_decode(mptr) -> value | nil, err */
@@ -234,18 +241,12 @@ static int core_snapshot_decode(lua_State *L) {
   return 1;
 }
 
-static int core_snapshot_strerror(lua_State *L) {
-  lua_pushstring(L, snapshot_strerror((int)luaL_checkinteger(L, 1)));
-  return 1;
-}
-
 int luaopen_lore_core_snapshot(lua_State *L) {
   static const luaL_Reg fns[] = {{"snapshot_save", core_snapshot_save},
                                  {"snapshot_load", core_snapshot_load},
                                  {"snapshot_delete", core_snapshot_delete},
                                  {"snapshot_result", core_snapshot_result},
                                  {"snapshot_decode", core_snapshot_decode},
-                                 {"snapshot_strerror", core_snapshot_strerror},
                                  {NULL, NULL}};
   luaL_setfuncs(L, fns, 0);
   return 0;

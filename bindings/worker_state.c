@@ -26,58 +26,6 @@ static void *counting_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
 }
 
 
-/* A count hook stops a handler that runs too long: the error fails that
- * actor only, and the scheduler goes on with the others. Any active hook makes
- * Lua 5.4 trace every instruction (about a quarter of message throughput), so
- * the hook is not installed up front: the watchdog (watchdog.c) installs it
- * on a state whose handler call has been running for a few milliseconds, and
- * binding_pcall removes it when that call ends. The budget therefore counts
- * from the moment the watchdog noticed the call. */
-void budget_hook(lua_State *L, lua_Debug *ar) {
-  (void)ar;
-  binding_state *bs = *(binding_state **)lua_getextraspace(L);
-  if (bs->budget_left < 0) { /* not inside a handler: a late install */
-    __atomic_store_n(&bs->hooked, 0, __ATOMIC_RELEASE);
-    lua_sethook(L, NULL, 0, 0);
-    return;
-  }
-  bs->budget_left -= HOOK_EVERY;
-  if (bs->budget_left < 0) {
-    bs->budget_left = 0; /* a hook firing again while unwinding must raise again */
-    /* Level 0 is the function that was running: the runaway handler's line. */
-    luaL_where(L, 0);
-    lua_pushfstring(L, "instruction budget exceeded (a handler ran more than %I instructions)",
-                    (lua_Integer)bs->lrt->cfg.max_instructions);
-    lua_concat(L, 2);
-    lua_error(L);
-  }
-}
-
-int binding_pcall(binding_state *bs, int nargs, int nresults) {
-  int64_t saved = bs->budget_left;
-  int64_t limit = bs->lrt ? bs->lrt->cfg.max_instructions : 0;
-  /* Nested calls (a handler spawning a child) share the outer budget. */
-  if (saved < 0) {
-    bs->budget_left = limit > 0 ? limit : INT64_MAX;
-    /* Only this thread writes these: plain stores, no locked instructions
-     * on the per-message path (the watchdog only reads them). */
-    __atomic_store_n(&bs->call_gen, bs->call_gen + 1, __ATOMIC_RELEASE);
-    __atomic_store_n(&bs->in_call, 1, __ATOMIC_RELEASE);
-  }
-  int status = lua_pcall(bs->L, nargs, nresults, 0);
-  if (saved < 0) {
-    bs->budget_left = -1;
-    __atomic_store_n(&bs->in_call, 0, __ATOMIC_RELEASE);
-    /* A hook the watchdog installs just after this check removes itself
-     * (budget_hook outside a call). */
-    if (__atomic_load_n(&bs->hooked, __ATOMIC_ACQUIRE)) {
-      __atomic_store_n(&bs->hooked, 0, __ATOMIC_RELEASE);
-      lua_sethook(bs->L, NULL, 0, 0);
-    }
-  }
-  return status;
-}
-
 binding_state *binding_state_get(lua_State *L) {
   lua_getfield(L, LUA_REGISTRYINDEX, BINDING_STATE_KEY);
   binding_state *bs = lua_touserdata(L, -1);
@@ -188,6 +136,7 @@ void lore_config_init(lore_config *c) {
   c->memory_limit = 0;
   c->max_concurrent_recoveries = 50;
   c->recovery_timeout = 30.0;
+  c->shutdown_timeout = 5.0;
   c->log_level = log_default()->level;
 }
 

@@ -66,6 +66,7 @@ void actor_enqueue(actor_t *a, lore_msg *m) {
       return;
     }
     msg_queue_push(&a->mailbox, m);
+    if (m->kind == MSG_STOP && a->held && a->ops->stop_while_held) a->ops->stop_while_held(a);
   } else {
     msg_queue_push(&a->sysq, m);
   }
@@ -107,6 +108,8 @@ actor_t *sched_find(sched_t *s, uint64_t aid) { return idmap_get(&s->by_aid, aid
 actor_t *sched_find_name(sched_t *s, const char *name) { return idmap_get_str(&s->by_name, name); }
 
 void actor_hold(actor_t *a) { a->held++; }
+
+void actor_set_hold_capacity(actor_t *a, size_t n) { a->hold_capacity = n; }
 
 void actor_release(actor_t *a) {
   if (a->held) a->held--;
@@ -197,6 +200,7 @@ static void run_actor(actor_t *a, int *budget) {
 static void stop_each(void *value, void *ud) {
   (void)ud;
   actor_t *a = value;
+  if (a->ops->shutdown) a->ops->shutdown(a);
   lore_msg *m = msg_new(MSG_STOP, NULL, 0, NULL, 0);
   if (m) {
     actor_enqueue(a, m);

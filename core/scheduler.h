@@ -59,6 +59,13 @@ typedef struct actor_ops {
   void (*overflow)(actor_t *a, lore_msg *m);
   /* The actor is gone: release what the binding holds. Called once. */
   void (*stopped)(actor_t *a);
+  /* Optional: a MSG_STOP was queued while the mailbox is held (it waits
+   * behind the held commands; the binding may decide the stop wins, e.g.
+   * for an actor waiting out a failure). Must only queue messages. */
+  void (*stop_while_held)(actor_t *a);
+  /* Optional: the scheduler begins its shutdown (the actor's safe stop is
+   * queued right after this call). Must only queue messages. */
+  void (*shutdown)(actor_t *a);
 } actor_ops;
 
 enum { ACTOR_CONSUMED = 0, ACTOR_KEPT = 1 };
@@ -184,6 +191,9 @@ actor_t *sched_find_name(sched_t *s, const char *name);
 /* Queues a message for a local actor (mailbox or sysq by kind). */
 void actor_enqueue(actor_t *a, lore_msg *m);
 void actor_hold(actor_t *a);
+/* While held, at most `n` commands wait in the mailbox (0: unbounded); the
+ * ones past that go to ops->overflow. */
+void actor_set_hold_capacity(actor_t *a, size_t n);
 void actor_release(actor_t *a);
 /* Moves m (the message being handled, owned by the binding after ACTOR_KEPT)
  * to the user stash. */

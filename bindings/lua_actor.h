@@ -1,0 +1,71 @@
+/* lua_actor.h: what the worker-side files share about actors whose behaviour is Lua. */
+#ifndef LORE_LUA_ACTOR_H
+#define LORE_LUA_ACTOR_H
+
+#include <lua.h>
+#include <stdint.h>
+
+#include "binding.h"
+
+/*
+ * System message subtypes (lore_msg.sub of MSG_SYSTEM) for actors of a
+ * worker. C is their one source: runtime.lua and persistent.lua read them
+ * from core.SYS.
+ */
+enum {
+  SYS_RESTART = 1,           /* a plain actor's restart back-off ended */
+  SYS_SHUTDOWN = 2,          /* the runtime shuts down (sent with the safe stop) */
+  SYS_STOP_PENDING = 3,      /* ref:stop() arrived while the mailbox is held */
+  SYS_PERSISTED = 16,        /* a journal write completed (ival: status) */
+  SYS_DELETED = 17,          /* a delete completed (ival: status) */
+  SYS_PAGE = 18,             /* a replay page arrived */
+  SYS_RECOVERY_TIMEOUT = 19, /* check that recovery makes progress */
+  SYS_RESTART_RECOVERY = 20, /* a persistent actor's restart back-off ended */
+  SYS_SNAP_SAVED = 21,
+  SYS_SNAP_LOADED = 22,
+  SYS_SNAP_DELETED = 23,
+  SYS_RECOVERY_PERMIT = 24, /* a recovery permit was handed to this actor */
+  SYS_IO_IDLE = 25,         /* every I/O of the actor has completed (when asked for) */
+};
+
+/*
+ * The C side of a persistent actor (actor_t.data points to it). The
+ * persistence id is the actor's own name (actor_t.name); the writer id and
+ * every sequence number live here, out of any script's reach: a write is
+ * always for this actor's id, at the seq after the last one handed out.
+ * A plain actor needs none of this: its data is the registry ref of its
+ * record, shifted left, with bit 0 set (no allocation per plain actor).
+ */
+typedef struct lua_actor {
+  int ref;             /* registry ref of the runtime's record */
+  uint32_t incarnation; /* bumped at every (re)start of recovery */
+  int64_t writer;      /* this incarnation's writer id (random, nonzero) */
+  char writer_text[24]; /* the same, as the journal stores it today */
+  int64_t next_seq;    /* the last seq handed to a write of this incarnation */
+  int64_t persisted;   /* the highest seq stored and acknowledged (or recovered) */
+  int want_io_idle;    /* send SYS_IO_IDLE when pending_io reaches 0 */
+  int has_permit;      /* holds one of the runtime's recovery permits */
+} lua_actor;
+
+static inline int actor_is_plain(const actor_t *a) { return (int)((intptr_t)a->data & 1); }
+static inline lua_actor *actor_persistent(const actor_t *a) {
+  return actor_is_plain(a) ? NULL : (lua_actor *)a->data;
+}
+static inline int actor_rec_ref(const actor_t *a) {
+  return actor_is_plain(a) ? (int)((intptr_t)a->data >> 1) : ((lua_actor *)a->data)->ref;
+}
+
+/* The actor whose turn this is on this worker; raises if there is none
+ * (the runtime calls these only from an actor's turn or its spawn). */
+actor_t *binding_current_actor(lua_State *L);
+/* binding_current_actor, which must be persistent. */
+actor_t *binding_current_persistent(lua_State *L, lua_actor **la);
+
+/* Ends one I/O of `a` (a completion arrived); sends SYS_IO_IDLE when the
+ * actor asked for it and nothing is in flight any more. */
+void binding_io_end(actor_t *a);
+
+/* Sends a payload-less system message of subtype `sub` to `a` (its own scheduler). */
+void binding_system(actor_t *a, uint32_t sub);
+
+#endif
