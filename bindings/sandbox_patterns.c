@@ -293,6 +293,7 @@ static const char *match_capture(match_state *ms, const char *s, int l) {
 static const char *match(match_state *ms, const char *s, const char *p) {
   if (ms->matchdepth-- == 0) luaL_error(ms->L, "pattern too complex");
 init: /* goto's stand for tail calls, as in Lua */
+  /* Every item tried costs a step; the loops over start positions pay theirs here too. */
   meter_add(&ms->meter, 1);
   if (p != ms->p_end) { /* end of pattern? */
     switch (*p) {
@@ -362,9 +363,10 @@ init: /* goto's stand for tail calls, as in Lua */
         break;
       }
       default:
-      dflt : {                                         /* pattern class plus optional suffix */
-        const char *ep = classend(ms, p);              /* points to optional suffix */
-        meter_add(&ms->meter, class_steps(p, ep) - 1); /* the 1 was charged at init */
+      dflt : {                            /* pattern class plus optional suffix */
+        const char *ep = classend(ms, p); /* points to optional suffix */
+        /* 1 step was charged at init; only long sets cost more */
+        if (ep - p >= SET_CHARS_PER_STEP) meter_add(&ms->meter, class_steps(p, ep) - 1);
         /* does not match at least once? */
         if (!singlematch(ms, s, p, ep)) {
           if (*ep == '*' || *ep == '?' || *ep == '-') { /* accept empty? */
@@ -528,7 +530,6 @@ static int str_find_aux(lua_State *L, int find) {
     do {
       const char *res;
       reprepstate(&ms);
-      meter_add(&ms.meter, 1);
       if ((res = match(&ms, s1, p)) != NULL) {
         meter_finish(&ms.meter);
         if (find) {
@@ -568,7 +569,6 @@ static int gmatch_aux(lua_State *L) {
   for (const char *src = gm->src; src <= gm->ms.src_end; src++) {
     const char *e;
     reprepstate(&gm->ms);
-    meter_add(&gm->ms.meter, 1);
     if ((e = match(&gm->ms, src, gm->p)) != NULL && e != gm->lastmatch) {
       meter_finish(&gm->ms.meter);
       gm->src = gm->lastmatch = e;
@@ -695,8 +695,7 @@ static int str_gsub(lua_State *L) {
   prepstate(&ms, L, src, srcl, p, lp);
   while (n < max_s) {
     const char *e;
-    reprepstate(&ms); /* (re)prepare state for new match */
-    meter_add(&ms.meter, 1);
+    reprepstate(&ms);                                         /* (re)prepare state for new match */
     if ((e = match(&ms, src, p)) != NULL && e != lastmatch) { /* match? */
       n++;
       changed = add_value(&ms, &b, src, e, tr) | changed;
