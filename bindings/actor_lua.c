@@ -6,11 +6,12 @@
 #include <string.h>
 #include <sys/time.h>
 
-#include "binding.h"
 #include "codec.h"
+#include "host.h"
 #include "log.h"
 #include "lua_actor.h"
 #include "ref.h"
+#include "worker.h"
 
 /* The runtime record's slots read by C for a plain actor's command
  * (runtime.lua: RECV, ST, CTX). */
@@ -40,7 +41,7 @@ static void call_entry(binding_state *bs, actor_t *a, int nargs) {
 static void undecodable(binding_state *bs, actor_t *a, lore_msg *m, const char *err) {
   log_warn(&bs->lrt->log, "actor %llu: dropped a message that does not decode: %s",
            (unsigned long long)a->aid, err);
-  if (m->corr) binding_reply(a->sched->rt, m->sender, m->corr, 1, err, strlen(err));
+  if (m->corr) binding_reply(a->sched->rt, m->sender, m->corr, REPLY_ERROR, err, strlen(err));
 }
 
 /* A plain actor's command: state = receive(state, msg, ctx) or the same
@@ -66,7 +67,6 @@ static void plain_receive(binding_state *bs, actor_t *a, lore_msg *m) {
   lua_settop(L, rec - 1);
 }
 
-void persist_completion(actor_t *a, lore_msg *m); /* persist_lua.c */
 
 static int actor_receive(actor_t *a, lore_msg *m) {
   binding_state *bs = a->sched->data;
@@ -168,24 +168,23 @@ static void actor_overflow(actor_t *a, lore_msg *m) {
    * 1: drop to dead letters, 2: answer the sender with an error. */
   if (strategy == 2) {
     if (m->corr)
-      binding_reply(a->sched->rt, m->sender, m->corr, 1, overflow_text, sizeof overflow_text - 1);
+      binding_reply(a->sched->rt, m->sender, m->corr, REPLY_ERROR, overflow_text,
+                    sizeof overflow_text - 1);
     else
       tell_overflow(bs, a, m);
     msg_free(m);
   } else if (strategy == 1) {
     if (m->corr) { /* an asker learns why, not "no actor is running" */
       static const char e[] = "stash overflow: the message went to dead letters";
-      binding_reply(a->sched->rt, m->sender, m->corr, 1, e, sizeof e - 1);
+      binding_reply(a->sched->rt, m->sender, m->corr, REPLY_ERROR, e, sizeof e - 1);
       m->corr = 0;
     }
     sched_dead_letter(a->sched, m);
   } else {
-    msg_queue_push(&a->mailbox, m);
+    actor_requeue(a, m);
   }
 }
 
-void recovery_permit_release(lore_runtime *lrt); /* persist_lua.c */
-void recovery_permit_forget(lore_runtime *lrt, actor_t *a);
 
 static void actor_stopped(actor_t *a) {
   binding_state *bs = a->sched->data;
@@ -328,7 +327,7 @@ static int core_reply(lua_State *L) {
   if (!bs->cur_corr) return 0;
   size_t len;
   const char *data = binding_encode(L, bs, 1, "reply", &len);
-  binding_reply(bs->sched->rt, bs->cur_sender, bs->cur_corr, 0, data, len);
+  binding_reply(bs->sched->rt, bs->cur_sender, bs->cur_corr, REPLY_VALUE, data, len);
   answered(bs, bs->cur_corr);
   return 0;
 }
@@ -349,7 +348,7 @@ static int core_reply_error(lua_State *L) {
   size_t len;
   const char *text = luaL_checklstring(L, 1, &len);
   if (!bs->cur_corr) return 0;
-  binding_reply(bs->sched->rt, bs->cur_sender, bs->cur_corr, 1, text, len);
+  binding_reply(bs->sched->rt, bs->cur_sender, bs->cur_corr, REPLY_ERROR, text, len);
   answered(bs, bs->cur_corr);
   bs->cur_corr = 0; /* answered */
   return 0;
@@ -547,7 +546,7 @@ static int core_spawn_remote(lua_State *L) {
   if (!m) return luaL_error(L, "out of memory");
   m->target.sched = target;
   m->ival = aid;
-  __atomic_add_fetch(&bs->sched->rt->alive, 1, __ATOMIC_SEQ_CST); /* spawned: counted until it ends */
+  runtime_reserve(bs->sched->rt); /* alive from now: see runtime_reserve */
   runtime_send(bs->sched->rt, m);
   return 0;
 }
@@ -569,7 +568,7 @@ static int core_new_aid(lua_State *L) {
 /* core.script_dirs() -> { dir, ... } from lore.configure's `scripts` */
 static int core_script_dirs(lua_State *L) {
   binding_state *bs = bs_of(L);
-  lore_config *c = &bs->lrt->cfg;
+  lore_settings *c = &bs->lrt->cfg;
   lua_createtable(L, c->nscripts, 0);
   for (int i = 0; i < c->nscripts; i++) {
     lua_pushstring(L, c->scripts[i]);
@@ -631,9 +630,6 @@ static int core_native(lua_State *L) {
   return 0;
 }
 
-int luaopen_lore_core_persist(lua_State *L);  /* persist_lua.c: adds journal calls */
-int luaopen_lore_core_snapshot(lua_State *L); /* snapshot_lua.c: adds snapshot calls */
-void binding_push_budget_calls(lua_State *L); /* worker_state.c: budget_blown, cocreate */
 
 static void set_int(lua_State *L, const char *k, lua_Integer v) {
   lua_pushinteger(L, v);
@@ -701,53 +697,54 @@ int luaopen_lore_core(lua_State *L) {
 
 /* --- scheduler-level messages on a worker --- */
 
-/* MSG_SPAWN: payload {behaviour, opts}, ival = aid; answered when corr != 0. */
+/* The Lore code of a failed spawn, from runtime.lua's reason. */
+static int spawn_code(const char *why) {
+  if (!why) return LORE_ESCRIPT;
+  if (strcmp(why, "nobehaviour") == 0) return LORE_ENOBEHAVIOUR;
+  if (strcmp(why, "live") == 0) return LORE_ELIVE;
+  if (strcmp(why, "shutdown") == 0) return LORE_ESHUTDOWN;
+  return LORE_ESCRIPT;
+}
+
+/* MSG_SPAWN: payload {behaviour, opts}, ival = aid; the outcome goes back to
+ * whoever asked (host_spawn_answer: a waiting lore_spawn, or a reply). */
 int worker_sched_message(sched_t *s, lore_msg *m) {
   binding_state *bs = s->data;
   lua_State *L = bs->L;
   if (m->kind != MSG_SPAWN) return ACTOR_CONSUMED;
   char err[CODEC_ERR_MAX];
-  int ok = 0;
+  int ok = 0, code = LORE_ESCRIPT;
   bs->cur_actor = NULL;
   bs->cur_sender = m->sender;
   bs->cur_corr = 0;
+  int top = lua_gettop(L);
   lua_rawgeti(L, LUA_REGISTRYINDEX, bs->ref_spawn);
   lua_pushinteger(L, (lua_Integer)m->ival);
   if (codec_decode(L, m->data, m->len, err, sizeof err)) {
-    lua_pop(L, 2);
+    lua_settop(L, top);
     lua_pushstring(L, err);
-  } else if (binding_pcall(bs, 2, 2) == LUA_OK) {
-    ok = lua_toboolean(L, -2);
-    lua_remove(L, -2);
+  } else if (binding_pcall(bs, 2, 3) == LUA_OK) {
+    ok = lua_toboolean(L, -3);
+    if (!ok) code = spawn_code(lua_tostring(L, -1));
+    lua_pop(L, 1);
+    lua_remove(L, -2); /* the message (or nil) stays */
   }
   bs->cur_actor = NULL;
-  /* The spawner counted this actor alive; a failed spawn uncounts it. */
-  if (!ok) {
-    log_debug(&bs->lrt->log, "spawn failed: %s", lua_tostring(L, -1));
-    if (__atomic_sub_fetch(&s->rt->alive, 1, __ATOMIC_SEQ_CST) == 0) {
-      lore_msg *w = msg_new(MSG_SYSTEM, NULL, 0, NULL, 0);
-      if (w) runtime_send(s->rt, w);
-    }
-  } else {
-    /* actor_create counted it too. */
-    __atomic_sub_fetch(&s->rt->alive, 1, __ATOMIC_SEQ_CST);
-  }
-  if (m->corr) {
-    size_t len = 0;
-    const char *text = lua_tolstring(L, -1, &len);
-    if (!text) text = "", len = 0;
-    binding_reply(s->rt, m->sender, m->corr, !ok, ok ? NULL : text, ok ? 0 : len);
-  } else if (!ok) {
-    log_warn(&bs->lrt->log, "spawn failed: %s", lua_tostring(L, -1));
-  }
-  lua_pop(L, 1);
+  /* The spawner reserved this actor; actor_create took the reservation over
+   * (counting it once more), or the spawn failed: one reservation goes. */
+  runtime_unreserve(s->rt);
+  const char *text = lua_tostring(L, -1);
+  if (!ok) log_debug(&bs->lrt->log, "spawn failed: %s", text ? text : "?");
+  if (!ok && !m->corr && !m->ptr) log_warn(&bs->lrt->log, "spawn failed: %s", text ? text : "?");
+  host_spawn_answer(s->rt, m, ok ? 0 : code, ok ? NULL : text);
+  lua_settop(L, top);
   return ACTOR_CONSUMED;
 }
 
 void worker_dead_letter(sched_t *s, lore_msg *m) {
   if (m->corr && m->kind == MSG_USER) {
     static const char e[] = "dead letter: no actor is running at that ref";
-    binding_reply(s->rt, m->sender, m->corr, 1, e, sizeof e - 1);
+    binding_reply(s->rt, m->sender, m->corr, REPLY_DEAD, e, sizeof e - 1);
   }
   /* A recovery permit must never be lost with its actor. */
   if (m->kind == MSG_SYSTEM && m->sub == SYS_RECOVERY_PERMIT) {

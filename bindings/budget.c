@@ -1,7 +1,8 @@
 /* budget.c: the instruction budget of handler calls, which no script can escape. */
 #include <lauxlib.h>
 
-#include "binding.h"
+#include "lua_actor.h"
+#include "worker.h"
 
 /*
  * A count hook stops a handler that runs too long: the error fails that

@@ -1,172 +1,93 @@
-/* lore_module.c: the `lore` module: configure, spawn, ask, sleep, shutdown, run. */
+/* lore_module.c: the `lore` Lua module for application scripts, built on the public runtime API. */
 #include <lauxlib.h>
 #include <lualib.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "binding.h"
 #include "codec.h"
-#include "log.h"
+#include "host.h"
 #include "ref.h"
+#include "worker.h"
 
 /*
- * The host: the application's own Lua state, which drives the runtime from
- * lore.run. The application script runs as one coroutine ("the app"); spawn,
- * ask and sleep yield it, and the host loop resumes it when the answer (or
- * the timeout) arrives, so the runtime never blocks on the script.
+ * The application script runs as one coroutine ("the app") of the Lua state
+ * that called lore.run. spawn, ask and sleep yield it, and the host loop
+ * resumes it when the answer (or the timeout) arrives, so the runtime never
+ * blocks on the script. The runtime is opened on first need (lore.configure
+ * may come first) with a private loop that lore.run drives.
  */
 typedef struct host {
-  binding_state bs; /* first: the host's binding state */
-  lore_config cfg;  /* from lore.configure, copied into each runtime */
+  binding_state bs; /* first: ref methods find it as their upvalue */
+  lore_config cfg;  /* from lore.configure; the strings below are its own */
+  char *journal, *snapshots, *scripts;
   lore_runtime *lrt;
   lua_State *runL; /* the thread that called lore.run */
   lua_State *co;   /* the app coroutine */
   int co_ref, co_done, co_failed, err_ref;
-  uint64_t waiting_corr; /* what the app waits for (0: not waiting) */
-  sched_timer *wait_timer; /* its timeout, cancelled when the answer comes first */
-  int running, shutdown_requested;
-  uv_signal_t sigint, sigterm;
+  uint64_t wait_id, next_wait; /* what the app waits for (0: not waiting) */
+  int running, shutdown_requested, none_alive;
+  char last_error[512]; /* the runtime's last error line (lore_open's reason) */
 } host;
 
 #define HOST_KEY "lore.host"
 
 static host *host_of(lua_State *L) { return lua_touserdata(L, lua_upvalueindex(1)); }
 
-/* --- runtime lifecycle --- */
+/* --- the runtime's log: stderr as usual, and the last error remembered --- */
 
-static int host_is_host(sched_t *s) { return s->index == 0; }
-
-static int hook_sched_start(sched_t *s) { return host_is_host(s) ? 0 : worker_state_open(s); }
-static void hook_sched_stop(sched_t *s) {
-  if (!host_is_host(s)) worker_state_close(s);
-}
-static int hook_sched_message(sched_t *s, lore_msg *m) {
-  return host_is_host(s) ? host_sched_message(s, m) : worker_sched_message(s, m);
-}
-static void hook_dead_letter(sched_t *s, lore_msg *m) {
-  if (!host_is_host(s)) worker_dead_letter(s, m);
+static void host_log(void *ud, int level, const char *line) {
+  host *h = ud;
+  if (level >= LOG_ERROR) snprintf(h->last_error, sizeof h->last_error, "%s", line);
+  log_print_stderr(level, line);
 }
 
-const runtime_hooks lore_runtime_hooks = {hook_sched_start, hook_sched_stop, hook_sched_message,
-                                          hook_dead_letter};
-
-static void on_signal(uv_signal_t *sig, int signum) {
-  host *h = sig->data;
-  log_info(h->lrt ? &h->lrt->log : NULL, "signal %d: shutting down", signum);
-  h->shutdown_requested = 1;
+static void on_event(lore_runtime *lrt, int what, void *ud) {
+  (void)lrt;
+  host *h = ud;
+  if (what == LORE_EVENT_SIGNAL) h->shutdown_requested = 1;
+  if (what == LORE_EVENT_NONE_ALIVE) h->none_alive = 1;
 }
 
-static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
-
-static int copy_config(lore_config *dst, const lore_config *src) {
-  *dst = *src;
-  dst->journal = dup_or_null(src->journal);
-  dst->snapshots = dup_or_null(src->snapshots);
-  for (int i = 0; i < src->nscripts; i++) dst->scripts[i] = dup_or_null(src->scripts[i]);
-  return 0;
-}
-
-static void free_runtime(host *h) {
-  lore_runtime *lrt = h->lrt;
-  if (!lrt) return;
-  watchdog_stop(lrt);
-  if (lrt->journal) journal_close(lrt->journal);
-  if (lrt->snapshots) snapshot_store_close(lrt->snapshots);
-  runtime_free(lrt->rt);
-  lore_config_free(&lrt->cfg);
-  while (lrt->permit_head) {
-    permit_waiter *w = lrt->permit_head;
-    lrt->permit_head = w->next;
-    free(w);
-  }
-  uv_mutex_destroy(&lrt->permit_lock);
-  free(lrt);
-  h->lrt = NULL;
-  h->bs.sched = NULL;
-  h->bs.lrt = NULL;
-}
-
-static void stop_runtime(host *h);
-
-/* Creates and starts the runtime on first need; raises on failure. */
+/* Opens the runtime on first need; raises on failure. */
 static lore_runtime *ensure_runtime(lua_State *L, host *h) {
   if (h->lrt) return h->lrt;
   if (!h->running) luaL_error(L, "the runtime runs inside lore.run (or `lore run APP.lua`)");
-  lore_runtime *lrt = calloc(1, sizeof *lrt);
-  if (!lrt) luaL_error(L, "out of memory");
-  copy_config(&lrt->cfg, &h->cfg);
-  lrt->log.level = lrt->cfg.log_level;
-  uv_mutex_init(&lrt->permit_lock);
-  const char *juri = lrt->cfg.journal ? lrt->cfg.journal : "memory:";
-  journal_options jopt = {.synchronous_full = lrt->cfg.synchronous_full, .log = &lrt->log};
-  int r = journal_open(juri, &jopt, &lrt->journal);
+  h->last_error[0] = '\0';
+  h->cfg.log = host_log;
+  h->cfg.log_ud = h;
+  int r = lore_open(&h->cfg, &h->lrt);
   if (r) {
-    lua_pushfstring(L, "cannot open journal '%s': %s", juri, journal_strerror(r));
-    goto fail;
+    h->lrt = NULL;
+    luaL_error(L, "cannot start the runtime: %s", h->last_error[0] ? h->last_error : lore_strerror(r));
   }
-  /* Snapshots default to the journal's own store (same sqlite file, same
-   * named memory store), so one setting keeps an application's data together. */
-  const char *suri = lrt->cfg.snapshots;
-  if (!suri)
-    suri = strncmp(juri, "sqlite:", 7) == 0 || strncmp(juri, "memory:", 7) == 0 ? juri : "memory:";
-  if ((r = snapshot_store_open(suri, &lrt->log, &lrt->snapshots))) {
-    lua_pushfstring(L, "cannot open snapshot store '%s': %s", suri, snapshot_strerror(r));
-    goto fail;
-  }
-  runtime_config rc = {.workers = lrt->cfg.workers, .log = &lrt->log};
-  if ((r = runtime_create(&rc, &lore_runtime_hooks, lrt, &lrt->rt))) {
-    lua_pushfstring(L, "cannot create the runtime: %s", uv_strerror(r));
-    goto fail;
-  }
-  h->lrt = lrt;
-  h->bs.lrt = lrt;
-  h->bs.sched = runtime_host(lrt->rt);
-  h->bs.sched->data = &h->bs;
-  if ((r = runtime_start(lrt->rt))) {
-    free_runtime(h);
-    luaL_error(L, "cannot start the runtime's workers (see the log above): %s", uv_strerror(r));
-  }
-  if ((r = watchdog_start(lrt))) {
-    stop_runtime(h);
-    luaL_error(L, "cannot start the watchdog: %s", uv_strerror(r));
-  }
-  uv_loop_t *loop = runtime_host_loop(lrt->rt);
-  uv_signal_init(loop, &h->sigint);
-  uv_signal_init(loop, &h->sigterm);
-  h->sigint.data = h->sigterm.data = h;
-  uv_signal_start(&h->sigint, on_signal, SIGINT);
-  uv_signal_start(&h->sigterm, on_signal, SIGTERM);
-  uv_unref((uv_handle_t *)&h->sigint);
-  uv_unref((uv_handle_t *)&h->sigterm);
-  return lrt;
-fail: /* the message is on the stack; nothing of the runtime is left */
-  if (lrt->snapshots) snapshot_store_close(lrt->snapshots);
-  if (lrt->journal) journal_close(lrt->journal);
-  lore_config_free(&lrt->cfg);
-  uv_mutex_destroy(&lrt->permit_lock);
-  free(lrt);
-  lua_error(L);
-  return NULL;
+  h->lrt->on_event = on_event;
+  h->lrt->on_event_ud = h;
+  h->bs.lrt = h->lrt;
+  h->bs.sched = runtime_host(h->lrt->rt);
+  return h->lrt;
 }
 
-/* Stops every actor safely (each after what it already has), lets journal
- * writes finish, and frees the runtime. */
-static void stop_runtime(host *h) {
-  if (!h->lrt) return;
-  runtime_shutdown(h->lrt->rt);
-  runtime_join(h->lrt->rt);
-  free_runtime(h);
+/* Shuts the runtime down (waiting for it) and frees it. Returns
+ * lore_shutdown_status. */
+static int stop_runtime(host *h) {
+  if (!h->lrt) return 0;
+  lore_shutdown(h->lrt, NULL, NULL);
+  lore_run(h->lrt);
+  int status = lore_shutdown_status(h->lrt);
+  lore_close(h->lrt);
+  h->lrt = NULL;
+  h->bs.lrt = NULL;
+  h->bs.sched = NULL;
+  return status;
 }
 
 /* --- resuming the app --- */
 
 static void resume_app(host *h, int nargs) {
-  h->waiting_corr = 0;
-  if (h->wait_timer) {
-    sched_timer_cancel(h->wait_timer);
-    h->wait_timer = NULL;
-  }
+  h->wait_id = 0;
   int nres = 0;
   int status = lua_resume(h->co, h->runL, nargs, &nres);
   if (status == LUA_YIELD) {
@@ -182,79 +103,79 @@ static void resume_app(host *h, int nargs) {
   }
 }
 
-int host_sched_message(sched_t *s, lore_msg *m) {
-  host *h = (host *)s->data;
-  if (m->kind != MSG_REPLY || !h || !h->co || m->corr != h->waiting_corr || h->co_done)
-    return ACTOR_CONSUMED; /* a late reply (after a timeout), or the alive==0 wake-up */
-  lua_State *co = h->co;
-  char err[CODEC_ERR_MAX];
-  lua_checkstack(co, 4);
-  if (m->sub == 1) {
-    lua_pushboolean(co, 0);
-    lua_pushlstring(co, m->data, m->len);
-  } else if (m->len == 0) {
-    lua_pushboolean(co, 1);
-    lua_pushnil(co);
-  } else if (codec_decode(co, m->data, m->len, err, sizeof err)) {
-    lua_pushboolean(co, 0);
-    lua_pushstring(co, err);
-  } else {
-    lua_pushboolean(co, 1);
-    lua_insert(co, -2);
-  }
-  resume_app(h, 2);
-  return ACTOR_CONSUMED;
+/* One wait of the app: the callbacks below resume it only if it still waits
+ * for this (a late answer after the app moved on is dropped). */
+typedef struct app_wait {
+  host *h;
+  uint64_t id;
+  double timeout;
+  char target[64]; /* for a timeout's message */
+} app_wait;
+
+static app_wait *wait_new(lua_State *L, host *h) {
+  app_wait *w = malloc(sizeof *w);
+  if (!w) luaL_error(L, "out of memory");
+  w->h = h;
+  w->id = ++h->next_wait;
+  w->timeout = 0;
+  w->target[0] = '\0';
+  return w;
 }
 
-static void timeout_fire(void *ud) {
-  uint64_t *p = ud;
-  host *h = (host *)runtime_host(sched_current()->rt)->data;
-  if (h && h->waiting_corr == p[0] && !h->co_done) {
-    h->wait_timer = NULL; /* firing: no longer cancellable */
-    lua_checkstack(h->co, 2);
-    lua_pushboolean(h->co, p[1] ? 1 : 0); /* sleep: ok; ask: timed out */
-    if (p[1])
-      lua_pushnil(h->co);
-    else
-      lua_pushliteral(h->co, "timeout");
-    resume_app(h, 2);
-  }
-  free(p);
+static int still_waiting(app_wait *w) {
+  host *h = w->h;
+  return h->co && !h->co_done && h->wait_id == w->id;
 }
 
-/* Suspends the app until the reply for corr (or the timeout) arrives. */
-static int wait_for(lua_State *L, host *h, uint64_t corr, double timeout, int is_sleep,
-                    lua_KFunction k, lua_KContext ctx) {
+static int yield_for(lua_State *L, host *h, app_wait *w, lua_KFunction k) {
+  h->wait_id = w->id;
+  return lua_yieldk(L, 0, 0, k);
+}
+
+static void check_waitable(lua_State *L, host *h) {
   if (L != h->co || !lua_isyieldable(L))
-    return luaL_error(L, "this call waits; make it from the application script's own coroutine "
-                         "(the function given to lore.run), not from a nested coroutine");
-  if (timeout >= 0) {
-    uint64_t *p = malloc(2 * sizeof *p);
-    if (!p) return luaL_error(L, "out of memory");
-    p[0] = corr;
-    p[1] = (uint64_t)is_sleep;
-    double ms = timeout * 1000.0;
-    h->wait_timer = sched_timer_start(h->bs.sched, ms > 1e12 ? (uint64_t)1e12 : (uint64_t)ms,
-                                      timeout_fire, p, free);
-    if (!h->wait_timer) {
-      free(p);
-      return luaL_error(L, "cannot start a timer");
-    }
-  }
-  h->waiting_corr = corr;
-  return lua_yieldk(L, 0, ctx, k);
+    luaL_error(L, "this call waits; make it from the application script's own coroutine "
+                  "(the function given to lore.run), not from a nested coroutine");
 }
 
-/* --- the module's functions --- */
-
-static int raise_plain(lua_State *L) { return lua_error(L); }
-
-/* After an ask: (true, value) or (false, error) are on top. */
-static int ask_cont(lua_State *L, int status, lua_KContext ctx) {
+/* After a wait: (true, value) or (false, error) are on top. */
+static int raise_or_return(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
   (void)ctx;
-  if (!lua_toboolean(L, -2)) return raise_plain(L); /* "timeout" or the actor's error */
+  if (!lua_toboolean(L, -2)) return lua_error(L); /* the error text */
   return 1;
+}
+
+/* --- ask --- */
+
+static void ask_answered(void *ud, int status, const void *reply, size_t len) {
+  app_wait *w = ud;
+  host *h = w->h;
+  if (still_waiting(w)) {
+    lua_State *co = h->co;
+    char err[CODEC_ERR_MAX];
+    lua_checkstack(co, 4);
+    if (status == LORE_ETIMEDOUT) {
+      lua_pushboolean(co, 0);
+      lua_pushfstring(co, "timeout: %s did not answer within %f s", w->target, w->timeout);
+    } else if (status) {
+      lua_pushboolean(co, 0);
+      lua_pushlstring(co, reply, len);
+    } else if (len == 0) {
+      lua_pushboolean(co, 1);
+      lua_pushnil(co);
+    } else if (codec_decode(co, reply, len, err, sizeof err)) {
+      lua_pushboolean(co, 0);
+      lua_pushstring(co, err);
+    } else {
+      lua_pushboolean(co, 1);
+      lua_insert(co, -2);
+    }
+    free(w);
+    resume_app(h, 2);
+    return;
+  }
+  free(w);
 }
 
 int host_ask(lua_State *L) {
@@ -264,17 +185,48 @@ int host_ask(lua_State *L) {
   double timeout = luaL_optnumber(L, 3, 5.0);
   luaL_argcheck(L, timeout >= 0 && !isnan(timeout), 3, "timeout must be a number of seconds >= 0");
   ensure_runtime(L, h);
+  check_waitable(L, h);
   size_t len;
   const char *data = binding_encode(L, &h->bs, 2, "message", &len);
-  uint64_t corr = runtime_new_corr(h->lrt->rt);
-  binding_send(&h->bs, r, MSG_USER, data, len, corr);
-  return wait_for(L, h, corr, timeout, 0, ask_cont, 0);
+  app_wait *w = wait_new(L, h);
+  w->timeout = timeout;
+  lua_pushvalue(L, 1);
+  snprintf(w->target, sizeof w->target, "%s", luaL_tolstring(L, -1, NULL));
+  lua_pop(L, 2);
+  int rc = lore_ask(h->lrt, r, data, len, timeout, ask_answered, w);
+  if (rc) {
+    free(w);
+    return luaL_error(L, "%s", lore_strerror(rc));
+  }
+  return yield_for(L, h, w, raise_or_return);
+}
+
+/* --- spawn --- */
+
+static void spawn_answered(void *ud, int status, const void *detail, size_t len) {
+  app_wait *w = ud;
+  host *h = w->h;
+  if (still_waiting(w)) {
+    lua_State *co = h->co;
+    lua_checkstack(co, 2);
+    lua_pushboolean(co, status == 0);
+    if (status == 0)
+      lua_pushnil(co);
+    else if (len)
+      lua_pushlstring(co, detail, len);
+    else
+      lua_pushstring(co, lore_strerror(status));
+    free(w);
+    resume_app(h, 2);
+    return;
+  }
+  free(w);
 }
 
 static int spawn_cont(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
   (void)ctx;
-  if (!lua_toboolean(L, -2)) return raise_plain(L);
+  if (!lua_toboolean(L, -2)) return lua_error(L);
   lua_pop(L, 2);
   return 1; /* the ref pushed before yielding */
 }
@@ -301,43 +253,47 @@ static int l_spawn(lua_State *L) {
   lua_settop(L, 2);
   check_opts(L, 2);
   ensure_runtime(L, h);
+  check_waitable(L, h);
   size_t len;
   binding_encode(L, &h->bs, 2, "opts", &len); /* an error names the path from opts, e.g. opts.f */
-  runtime_t *rt = h->lrt->rt;
   lua_getfield(L, 2, "id");
   const char *id = lua_tostring(L, -1);
-  uint32_t target = id ? runtime_sched_for_name(rt, id) : runtime_sched_next(rt);
-  uint64_t aid = runtime_new_aid(rt);
-  if (id)
-    ref_push_name(L, id, strlen(id)); /* a persistent actor's ref names its id */
-  else
-    ref_push_addr(L, target, aid);
   lua_createtable(L, 2, 0);
   lua_pushvalue(L, 1);
   lua_rawseti(L, -2, 1);
   lua_pushvalue(L, 2);
   lua_rawseti(L, -2, 2);
   const char *data = binding_encode(L, &h->bs, -1, "opts", &len);
-  lore_msg *m = msg_new(MSG_SPAWN, data, len, NULL, 0);
-  if (!m) return luaL_error(L, "out of memory");
   lua_pop(L, 1);
-  m->target.sched = target;
-  m->ival = (int64_t)aid;
-  m->corr = runtime_new_corr(rt);
-  __atomic_add_fetch(&rt->alive, 1, __ATOMIC_SEQ_CST);
-  uint64_t corr = m->corr;
-  runtime_send(rt, m);
-  return wait_for(L, h, corr, -1, 0, spawn_cont, 0);
+  app_wait *w = wait_new(L, h);
+  uint32_t sched;
+  uint64_t aid;
+  int rc = host_spawn_async(h->lrt, data, len, id, spawn_answered, w, &sched, &aid);
+  if (rc) {
+    free(w);
+    return luaL_error(L, "%s", lore_strerror(rc));
+  }
+  if (id)
+    ref_push_name(L, id, strlen(id)); /* a persistent actor's ref names its id */
+  else
+    ref_push_addr(L, sched, aid);
+  return yield_for(L, h, w, spawn_cont);
 }
 
-static int l_ref(lua_State *L) {
-  size_t len;
-  const char *id = luaL_checklstring(L, 1, &len);
-  const char *why = binding_id_problem(L, 1);
-  if (why) luaL_argerror(L, 1, lua_pushfstring(L, "a persistence id %s", why));
-  ref_push_name(L, id, len);
-  return 1;
+/* --- sleep --- */
+
+static void slept(void *ud) {
+  app_wait *w = ud;
+  host *h = w->h;
+  if (still_waiting(w)) {
+    free(w);
+    resume_app(h, 0);
+    return;
+  }
+  free(w);
 }
+
+static void sleep_dropped(void *ud) { free(ud); }
 
 static int sleep_cont(lua_State *L, int status, lua_KContext ctx) {
   (void)L;
@@ -351,8 +307,17 @@ static int l_sleep(lua_State *L) {
   double secs = luaL_checknumber(L, 1);
   luaL_argcheck(L, secs >= 0 && !isnan(secs), 1, "seconds must be >= 0");
   ensure_runtime(L, h);
-  return wait_for(L, h, runtime_new_corr(h->lrt->rt), secs, 1, sleep_cont, 0);
+  check_waitable(L, h);
+  app_wait *w = wait_new(L, h);
+  int rc = host_after(h->lrt, secs, slept, w, sleep_dropped);
+  if (rc) {
+    free(w);
+    return luaL_error(L, "%s", lore_strerror(rc));
+  }
+  return yield_for(L, h, w, sleep_cont);
 }
+
+/* --- the rest of the module --- */
 
 static int l_shutdown(lua_State *L) {
   host *h = host_of(L);
@@ -360,23 +325,22 @@ static int l_shutdown(lua_State *L) {
   return 0;
 }
 
+static void set_count(lua_State *L, const char *k, long long v) {
+  lua_pushinteger(L, (lua_Integer)v);
+  lua_setfield(L, -2, k);
+}
+
 static int l_stats(lua_State *L) {
   host *h = host_of(L);
-  lua_createtable(L, 0, 4);
-  runtime_t *rt = h->lrt ? h->lrt->rt : NULL;
-  lua_pushinteger(L, rt ? __atomic_load_n(&rt->alive, __ATOMIC_SEQ_CST) : 0);
-  lua_setfield(L, -2, "alive");
-  lua_pushinteger(L, rt ? (lua_Integer)__atomic_load_n(&rt->dead_letters, __ATOMIC_SEQ_CST) : 0);
-  lua_setfield(L, -2, "dead_letters");
-  lua_pushinteger(L, rt ? rt->workers : 0);
-  lua_setfield(L, -2, "workers");
-  if (h->lrt && h->lrt->journal) {
-    uint64_t batches, writes;
-    journal_stats(h->lrt->journal, &batches, &writes);
-    lua_pushinteger(L, (lua_Integer)batches);
-    lua_setfield(L, -2, "journal_batches");
-    lua_pushinteger(L, (lua_Integer)writes);
-    lua_setfield(L, -2, "journal_writes");
+  host_stats st = {0};
+  if (h->lrt) host_get_stats(h->lrt, &st);
+  lua_createtable(L, 0, 5);
+  set_count(L, "alive", st.alive);
+  set_count(L, "dead_letters", st.dead_letters);
+  set_count(L, "workers", st.workers);
+  if (h->lrt) {
+    set_count(L, "journal_batches", st.journal_batches);
+    set_count(L, "journal_writes", st.journal_writes);
   }
   return 1;
 }
@@ -405,21 +369,58 @@ static double get_seconds(lua_State *L, const char *key, double max) {
   return v;
 }
 
+/* scripts: a directory or a list of them, joined with ';' (lore_config's
+ * form); checked in full before anything changes. */
+static void set_scripts(lua_State *L, host *h) {
+  int t = lua_type(L, -1);
+  if (t != LUA_TSTRING && t != LUA_TTABLE)
+    luaL_error(L, "lore.configure: scripts must be a directory or a list of them");
+  int list = lua_gettop(L);
+  lua_Integer n = t == LUA_TTABLE ? (lua_Integer)lua_rawlen(L, list) : 1;
+  if (n > LORE_MAX_SCRIPT_DIRS) luaL_error(L, "lore.configure: too many script dirs (16 at most)");
+  for (lua_Integer i = 1; i <= n; i++) {
+    if (t == LUA_TTABLE && lua_rawgeti(L, list, i) != LUA_TSTRING)
+      luaL_error(L, "lore.configure: scripts must be a list of directories");
+    if (t == LUA_TSTRING) lua_pushvalue(L, list);
+    size_t len;
+    const char *d = lua_tolstring(L, -1, &len);
+    if (len == 0 || memchr(d, ';', len))
+      luaL_error(L, "lore.configure: a script directory must be a non-empty path without ';'");
+  }
+  /* The n strings are on the stack above `list`: join them with ';'. */
+  for (lua_Integer i = n; i > 1; i--) {
+    lua_pushliteral(L, ";");
+    lua_insert(L, list + (int)i);
+  }
+  if (n == 0)
+    lua_pushliteral(L, "");
+  else
+    lua_concat(L, (int)(2 * n - 1));
+  free(h->scripts);
+  h->scripts = strdup(lua_tostring(L, -1));
+  lua_settop(L, list);
+}
+
 /* lore.configure{...}: before the runtime starts. Unknown keys are errors:
- * a typo must not silently fall back to a default. */
+ * a typo must not silently fall back to a default. A bad value changes
+ * nothing. */
 static int l_configure(lua_State *L) {
   host *h = host_of(L);
   luaL_checktype(L, 1, LUA_TTABLE);
   if (h->lrt) return luaL_error(L, "lore.configure must come before the first spawn");
   lore_config *c = &h->cfg;
+  lore_config saved = *c;
   lua_pushnil(L);
   while (lua_next(L, 1)) {
-    if (lua_type(L, -2) != LUA_TSTRING) return luaL_error(L, "lore.configure: keys are names");
+    if (lua_type(L, -2) != LUA_TSTRING) {
+      *c = saved;
+      return luaL_error(L, "lore.configure: keys are names");
+    }
     const char *k = lua_tostring(L, -2);
     if (strcmp(k, "journal") == 0)
-      set_str(L, &c->journal, k);
+      set_str(L, &h->journal, k);
     else if (strcmp(k, "snapshots") == 0)
-      set_str(L, &c->snapshots, k);
+      set_str(L, &h->snapshots, k);
     else if (strcmp(k, "workers") == 0)
       c->workers = (int)get_int(L, k, 0, 1024);
     else if (strcmp(k, "max_instructions") == 0)
@@ -441,77 +442,72 @@ static int l_configure(lua_State *L) {
       static const char *const levels[] = {"debug", "info", "warn", "error", "off", NULL};
       c->log_level = luaL_checkoption(L, -1, NULL, levels);
     } else if (strcmp(k, "hot_reload") == 0) {
-      /* accepted; reloading is a later feature (see README) */
+      if (!lua_isboolean(L, -1)) return luaL_error(L, "lore.configure: hot_reload is a boolean");
+      c->hot_reload = lua_toboolean(L, -1);
+    } else if (strcmp(k, "handle_signals") == 0) {
+      if (!lua_isboolean(L, -1))
+        return luaL_error(L, "lore.configure: handle_signals is a boolean");
+      c->handle_signals = lua_toboolean(L, -1);
     } else if (strcmp(k, "scripts") == 0) {
-      /* Checked in full before the old list is replaced: a bad value changes nothing. */
-      int t = lua_type(L, -1);
-      lua_Integer n = t == LUA_TTABLE ? (lua_Integer)lua_rawlen(L, -1) : 1;
-      if (t != LUA_TSTRING && t != LUA_TTABLE)
-        return luaL_error(L, "lore.configure: scripts must be a directory or a list of them");
-      if (n > LORE_MAX_SCRIPT_DIRS) return luaL_error(L, "lore.configure: too many script dirs");
-      for (lua_Integer i = 1; t == LUA_TTABLE && i <= n; i++) {
-        int et = lua_rawgeti(L, -1, i);
-        lua_pop(L, 1);
-        if (et != LUA_TSTRING)
-          return luaL_error(L, "lore.configure: scripts must be a list of directories");
-      }
-      for (int i = 0; i < c->nscripts; i++) free(c->scripts[i]);
-      c->nscripts = 0;
-      if (t == LUA_TSTRING) {
-        c->scripts[c->nscripts++] = strdup(lua_tostring(L, -1));
-      } else {
-        for (lua_Integer i = 1; i <= n; i++) {
-          lua_rawgeti(L, -1, i);
-          c->scripts[c->nscripts++] = strdup(lua_tostring(L, -1));
-          lua_pop(L, 1);
-        }
-      }
+      set_scripts(L, h);
     } else {
       return luaL_error(L, "lore.configure: unknown option '%s'", k);
     }
     lua_pop(L, 1);
   }
+  c->journal = h->journal;
+  c->snapshots = h->snapshots;
+  c->scripts = h->scripts;
   return 0;
 }
 
-/* lore.run(fn, ...): runs fn as the application coroutine on a fresh runtime
- * until it returns and no actor is alive, lore.shutdown() is called, or a
- * signal arrives; then stops every actor safely. Raises fn's error. */
+/* lore.run(fn, ...): runs fn as the application coroutine until it returns
+ * and no actor is alive, lore.shutdown() is called, or a signal arrives; then
+ * stops every actor safely. Raises fn's error. Returns true, or false and a
+ * message when the shutdown had to stop actors by force. */
 static int l_run(lua_State *L) {
   host *h = host_of(L);
   luaL_checktype(L, 1, LUA_TFUNCTION);
   if (h->running) return luaL_error(L, "lore.run is already running");
   int nargs = lua_gettop(L) - 1;
   h->running = 1;
-  h->shutdown_requested = h->co_done = h->co_failed = 0;
-  h->waiting_corr = 0;
+  h->shutdown_requested = h->co_done = h->co_failed = h->none_alive = 0;
+  h->wait_id = 0;
   h->err_ref = LUA_NOREF;
   h->runL = L;
   h->co = lua_newthread(L);
   h->co_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_xmove(L, h->co, nargs + 1);
-  int ok = 1;
   /* The first resume may itself raise (e.g. ensure_runtime failing). */
   resume_app(h, nargs);
   while (!h->shutdown_requested) {
     /* A failed app ends the run: its error is reported now, and the actors it
      * left are stopped safely, instead of the process waiting on them forever. */
     if (h->co_failed) break;
-    if (h->co_done && (!h->lrt || __atomic_load_n(&h->lrt->rt->alive, __ATOMIC_SEQ_CST) <= 0))
-      break;
+    if (h->co_done && (!h->lrt || host_alive(h->lrt) <= 0)) break;
     if (!h->lrt) break; /* suspended without a runtime: nothing can resume it */
-    uv_run(runtime_host_loop(h->lrt->rt), UV_RUN_ONCE);
+    if (h->lrt->phase != RT_RUNNING) break;
+    uv_run(h->lrt->loop, UV_RUN_ONCE);
   }
-  stop_runtime(h);
-  if (h->co_failed) {
-    ok = 0;
-    lua_rawgeti(L, LUA_REGISTRYINDEX, h->err_ref);
-    luaL_unref(L, LUA_REGISTRYINDEX, h->err_ref);
-  }
+  /* From here the app is never resumed again (the asks it waits for are
+   * answered with "shutting down" while the runtime stops). */
+  h->co_done = 1;
+  int status = stop_runtime(h);
   luaL_unref(L, LUA_REGISTRYINDEX, h->co_ref);
   h->co = NULL;
   h->running = 0;
-  if (!ok) return lua_error(L);
+  if (h->co_failed) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, h->err_ref);
+    luaL_unref(L, LUA_REGISTRYINDEX, h->err_ref);
+    return lua_error(L);
+  }
+  if (status) {
+    lua_pushboolean(L, 0);
+    lua_pushfstring(L, "shutdown: %s", status == UV_EBUSY
+                                         ? "a worker was stuck and had to be abandoned"
+                                         : "actors had to be stopped by force");
+    return 2;
+  }
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -521,28 +517,34 @@ static int host_gc(lua_State *L) {
   if (h->lrt) stop_runtime(h);
   msgpack_sbuffer_destroy(&h->bs.buf);
   idmap_free(&h->bs.timers);
-  lore_config_free(&h->cfg);
+  free(h->journal);
+  free(h->snapshots);
+  free(h->scripts);
   return 0;
 }
 
 static int l_version(lua_State *L) {
-  lua_pushliteral(L, "0.1.0");
+  lua_pushstring(L, lore_version());
   return 1;
 }
 
-/* In a worker's state, `require "lore"` gives refs only: behaviours act
- * through ctx. */
-static int open_in_worker(lua_State *L, binding_state *bs) {
-  ref_methods_register(L, bs);
-  lua_newtable(L);
-  lua_pushcfunction(L, l_ref);
-  lua_setfield(L, -2, "ref");
-  return 1;
+/* lore.preload(name, cfunction): behaviour scripts may then require(name);
+ * the function (from package.loadlib, say) is a native module's open
+ * function, run once per worker state. Before the first spawn. */
+static int l_preload(lua_State *L) {
+  host *h = host_of(L);
+  const char *name = luaL_checkstring(L, 1);
+  lua_CFunction open = lua_tocfunction(L, 2);
+  luaL_argcheck(L, open != NULL, 2, "a C function (a native module's luaopen_ function)");
+  ensure_runtime(L, h);
+  int rc = lore_preload(h->lrt, name, open);
+  if (rc) return luaL_error(L, "lore.preload(%s): %s", name, lore_strerror(rc));
+  return 0;
 }
 
-int lore_open_module(lua_State *L) {
+LORE_EXTERN int luaopen_lore(lua_State *L) {
   binding_state *worker = binding_state_get(L);
-  if (worker) return open_in_worker(L, worker);
+  if (worker) return worker_open_lore(L);
   if (lua_getfield(L, LUA_REGISTRYINDEX, HOST_KEY) == LUA_TTABLE) return 1; /* already open */
   lua_pop(L, 1);
   host *h = lua_newuserdatauv(L, sizeof *h, 0);
@@ -560,10 +562,10 @@ int lore_open_module(lua_State *L) {
   lua_setfield(L, LUA_REGISTRYINDEX, "lore.host_state"); /* lives as long as the state */
   ref_methods_register(L, &h->bs);
   static const luaL_Reg fns[] = {{"configure", l_configure}, {"spawn", l_spawn},
-                                 {"ref", l_ref},             {"sleep", l_sleep},
+                                 {"ref", binding_l_ref},     {"sleep", l_sleep},
                                  {"shutdown", l_shutdown},   {"run", l_run},
                                  {"stats", l_stats},         {"version", l_version},
-                                 {NULL, NULL}};
+                                 {"preload", l_preload},     {NULL, NULL}};
   luaL_newlibtable(L, fns);
   lua_pushlightuserdata(L, h);
   luaL_setfuncs(L, fns, 1);
@@ -571,3 +573,4 @@ int lore_open_module(lua_State *L) {
   lua_setfield(L, LUA_REGISTRYINDEX, HOST_KEY);
   return 1;
 }
+

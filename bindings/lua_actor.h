@@ -5,7 +5,7 @@
 #include <lua.h>
 #include <stdint.h>
 
-#include "binding.h"
+#include "worker.h"
 
 /*
  * System message subtypes (lore_msg.sub of MSG_SYSTEM) for actors of a
@@ -67,5 +67,20 @@ void binding_io_end(actor_t *a);
 
 /* Sends a payload-less system message of subtype `sub` to `a` (its own scheduler). */
 void binding_system(actor_t *a, uint32_t sub);
+
+/* The `core` table runtime.lua gets: actor_lua.c makes it, and the other
+ * worker-side files add their calls to it. */
+int luaopen_lore_core(lua_State *L);
+int luaopen_lore_core_persist(lua_State *L);  /* persist_lua.c: journal calls */
+int luaopen_lore_core_snapshot(lua_State *L); /* snapshot_lua.c: snapshot calls */
+void binding_push_budget_calls(lua_State *L); /* budget.c: budget_blown, cocreate */
+
+/* A journal completion reached actor a: the C side's bookkeeping, before the
+ * Lua side sees it (persist_lua.c). */
+void persist_completion(actor_t *a, lore_msg *m);
+/* Recovery permits (persist_lua.c): give one back (to the next waiter, if
+ * any); forget an actor that stops while waiting. */
+void recovery_permit_release(lore_runtime *lrt);
+void recovery_permit_forget(lore_runtime *lrt, actor_t *a);
 
 #endif

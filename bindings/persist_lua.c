@@ -3,8 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "binding.h"
 #include "codec.h"
+#include "worker.h"
 #include "log.h"
 #include "lua_actor.h"
 
@@ -520,7 +520,7 @@ static int core_replay(lua_State *L) {
   r->sched = bs->sched;
   r->aid = a->aid;
   r->work.data = r;
-  int rc = uv_queue_work(&bs->sched->loop, &r->work, replay_work, replay_after);
+  int rc = uv_queue_work(bs->sched->loop, &r->work, replay_work, replay_after);
   if (rc) {
     free(r->id);
     free(r);
@@ -588,7 +588,7 @@ static int core_strerror(lua_State *L) {
 
 static int core_config(lua_State *L) {
   binding_state *bs = bs_of(L);
-  lore_config *c = &bs->lrt->cfg;
+  lore_settings *c = &bs->lrt->cfg;
   lua_createtable(L, 0, 3);
   lua_pushinteger(L, c->max_concurrent_recoveries);
   lua_setfield(L, -2, "max_concurrent_recoveries");

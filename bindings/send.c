@@ -4,7 +4,10 @@
 
 #include "binding.h"
 #include "codec.h"
+#include "host.h"
+#include "ids.h"
 #include "ref.h"
+#include "worker.h"
 
 const char *binding_encode(lua_State *L, binding_state *bs, int idx, const char *root, size_t *len) {
   char err[CODEC_ERR_MAX];
@@ -17,11 +20,11 @@ const char *binding_encode(lua_State *L, binding_state *bs, int idx, const char 
   return bs->buf.data ? bs->buf.data : "";
 }
 
-void binding_reply(runtime_t *rt, lore_addr to, uint64_t corr, int is_error, const char *data,
+void binding_reply(runtime_t *rt, lore_addr to, uint64_t corr, uint32_t sub, const char *data,
                    size_t len) {
   lore_msg *m = msg_new(MSG_REPLY, data, len, NULL, 0);
   if (!m) return; /* out of memory: the asker times out */
-  m->sub = is_error ? 1 : 0;
+  m->sub = sub;
   m->target.sched = to.sched;
   m->target.aid = 0; /* for the scheduler, which knows the asker by corr */
   m->corr = corr;
@@ -50,8 +53,13 @@ void binding_send(binding_state *bs, const void *refp, uint32_t kind, const char
 
 static binding_state *sending_state(lua_State *L) {
   binding_state *bs = lua_touserdata(L, lua_upvalueindex(1));
-  if (!bs || !bs->sched) luaL_error(L, "the runtime is not running (call this inside lore.run)");
+  if (!bs || !bs->lrt) luaL_error(L, "the runtime is not running (call this inside lore.run)");
   return bs;
+}
+
+/* A host-side send that failed (the runtime is shutting down, say). */
+static void host_sent(lua_State *L, int rc) {
+  if (rc) luaL_error(L, "%s", lore_strerror(rc));
 }
 
 /* ref:tell(msg): fire and forget; the message is copied (encoded) now. */
@@ -61,7 +69,10 @@ static int ref_tell(lua_State *L) {
   binding_state *bs = sending_state(L);
   size_t len;
   const char *data = binding_encode(L, bs, 2, "message", &len);
-  binding_send(bs, r, MSG_USER, data, len, 0);
+  if (bs->is_host)
+    host_sent(L, lore_tell(bs->lrt, r, data, len));
+  else
+    binding_send(bs, r, MSG_USER, data, len, 0);
   return 0;
 }
 
@@ -69,7 +80,10 @@ static int ref_tell(lua_State *L) {
 static int ref_stop(lua_State *L) {
   lore_ref *r = ref_check(L, 1);
   binding_state *bs = sending_state(L);
-  binding_send(bs, r, MSG_STOP, NULL, 0, 0);
+  if (bs->is_host)
+    host_sent(L, host_stop(bs->lrt, r));
+  else
+    binding_send(bs, r, MSG_STOP, NULL, 0, 0);
   return 0;
 }
 
@@ -81,7 +95,6 @@ static int ref_id(lua_State *L) {
   return 1;
 }
 
-int host_ask(lua_State *L); /* lore_module.c: only the host may block on an ask */
 
 static int ref_ask(lua_State *L) {
   binding_state *bs = sending_state(L);
@@ -122,4 +135,29 @@ void binding_push_addr(lua_State *L, lore_addr a) {
   ref_push_addr(L, a.sched, a.aid);
   lua_pushvalue(L, -1);
   lua_setfield(L, LUA_REGISTRYINDEX, key);
+}
+
+/* lore.ref(id) -> a ref to the actor with that persistence id */
+int binding_l_ref(lua_State *L) {
+  size_t len;
+  const char *id = luaL_checklstring(L, 1, &len);
+  const char *why = binding_id_problem(L, 1);
+  if (why) luaL_argerror(L, 1, lua_pushfstring(L, "a persistence id %s", why));
+  ref_push_name(L, id, len);
+  return 1;
+}
+
+const char *binding_id_problem(lua_State *L, int idx) {
+  size_t len;
+  const char *s = luaL_checklstring(L, idx, &len);
+  return id_problem(s, len);
+}
+
+int worker_open_lore(lua_State *L) {
+  binding_state *bs = binding_state_get(L);
+  ref_methods_register(L, bs);
+  lua_newtable(L);
+  lua_pushcfunction(L, binding_l_ref);
+  lua_setfield(L, -2, "ref");
+  return 1;
 }

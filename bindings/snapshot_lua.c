@@ -3,8 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "binding.h"
 #include "codec.h"
+#include "worker.h"
 #include "log.h"
 #include "lua_actor.h"
 #include "snapshot_store.h"
@@ -115,7 +115,7 @@ static snap_req *new_req(lua_State *L, actor_t *a, int op) {
 }
 
 static void submit(lua_State *L, actor_t *a, snap_req *r) {
-  int rc = uv_queue_work(&r->sched->loop, &r->work, snap_work, snap_after);
+  int rc = uv_queue_work(r->sched->loop, &r->work, snap_work, snap_after);
   if (rc) {
     free(r->data);
     free(r->id);

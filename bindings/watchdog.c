@@ -1,8 +1,8 @@
 /* watchdog.c: arms the instruction budget of handler calls that run long, from its own thread. */
 #include <stdlib.h>
 
-#include "binding.h"
 #include "log.h"
+#include "worker.h"
 
 #define WATCHDOG_TICK_MS 5
 
@@ -23,6 +23,7 @@ typedef struct watchdog {
 static void watchdog_main(void *arg) {
   watchdog *w = arg;
   int n = w->lrt->rt->workers;
+  int armed = w->lrt->cfg.max_instructions > 0; /* else it only waits for an interrupt */
   for (;;) {
     uv_sleep(WATCHDOG_TICK_MS);
     uv_mutex_lock(&w->lock);
@@ -35,7 +36,8 @@ static void watchdog_main(void *arg) {
       if (!bs) continue;
       uint64_t gen = __atomic_load_n(&bs->call_gen, __ATOMIC_ACQUIRE);
       int running = __atomic_load_n(&bs->in_call, __ATOMIC_ACQUIRE);
-      if (running && gen == w->seen_gen[i] && !__atomic_load_n(&bs->hooked, __ATOMIC_ACQUIRE)) {
+      if (armed && running && gen == w->seen_gen[i] &&
+          !__atomic_load_n(&bs->hooked, __ATOMIC_ACQUIRE)) {
         __atomic_store_n(&bs->hooked, 1, __ATOMIC_RELEASE);
         lua_sethook(bs->L, budget_hook, LUA_MASKCOUNT, HOOK_EVERY);
       }
@@ -46,7 +48,6 @@ static void watchdog_main(void *arg) {
 }
 
 int watchdog_start(lore_runtime *lrt) {
-  if (lrt->cfg.max_instructions <= 0) return 0; /* unlimited: nothing to watch */
   int n = lrt->rt->workers;
   watchdog *w = calloc(1, sizeof *w);
   if (!w) return UV_ENOMEM;
@@ -76,6 +77,23 @@ void watchdog_forget(lore_runtime *lrt, sched_t *s) {
   if (!w) return;
   uv_mutex_lock(&w->lock);
   w->states[s->index] = NULL;
+  uv_mutex_unlock(&w->lock);
+}
+
+/* A forced shutdown: every worker's running handler (and any coroutine it
+ * runs, which carries the hook already) raises at its next hook, and the
+ * pattern functions stop at their next charge. */
+void watchdog_interrupt(lore_runtime *lrt) {
+  watchdog *w = lrt->watchdog;
+  if (!w) return;
+  uv_mutex_lock(&w->lock);
+  for (int i = 1; i <= lrt->rt->workers; i++) {
+    binding_state *bs = w->states[i];
+    if (!bs) continue;
+    __atomic_store_n(&bs->interrupt, 1, __ATOMIC_RELEASE);
+    __atomic_store_n(&bs->hooked, 1, __ATOMIC_RELEASE);
+    lua_sethook(bs->L, budget_hook, LUA_MASKCOUNT, HOOK_EVERY);
+  }
   uv_mutex_unlock(&w->lock);
 }
 

@@ -5,8 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "binding.h"
 #include "log.h"
+#include "sandbox_patterns.h"
+#include "worker.h"
 
 /* Counts every byte the state holds, so one scheduler's runaway table fails
  * that handler ("not enough memory") instead of the process. */
@@ -33,7 +34,25 @@ binding_state *binding_state_get(lua_State *L) {
   return bs;
 }
 
-int luaopen_lore_core(lua_State *L); /* actor_lua.c */
+#include "lua_actor.h"
+
+/* A backtracking pattern is one C call the count hook cannot interrupt: the
+ * string library's matchers are replaced by ones that charge their steps to
+ * the handler's budget (two instructions a step: a step costs about as much
+ * as two VM instructions). Replaced in the state's own `string` table, which
+ * the string metatable (s:find()) and every sandbox copy reach. */
+static void charge_steps(lua_State *L, void *ud, size_t steps) { budget_charge(L, ud, 2 * steps); }
+
+static void install_patterns(lua_State *L, binding_state *bs) {
+  lua_getglobal(L, "string");
+  sandbox_patterns_push(L, charge_steps, bs);
+  static const char *const names[] = {"find", "match", "gmatch", "gsub"};
+  for (int i = 0; i < 4; i++) {
+    lua_getfield(L, -1, names[i]);
+    lua_setfield(L, -3, names[i]);
+  }
+  lua_pop(L, 2);
+}
 
 extern const struct lore_embedded_lua {
   const char *name;
@@ -44,7 +63,8 @@ extern const struct lore_embedded_lua {
 static int open_runtime(lua_State *L) {
   binding_state *bs = lua_touserdata(L, 1);
   luaL_openlibs(L);
-  luaL_requiref(L, "lore", lore_open_module, 0); /* refs and their methods */
+  install_patterns(L, bs);
+  luaL_requiref(L, "lore", worker_open_lore, 0); /* refs and their methods */
   lua_pop(L, 1);
   /* lore.* modules come from the library itself, never from a search path. */
   lua_getglobal(L, "package");
@@ -61,10 +81,6 @@ static int open_runtime(lua_State *L) {
   static const char *names[] = {"dispatch", "system", "spawn", "failed", "stopped", "overflow"};
   int *refs[] = {&bs->ref_dispatch, &bs->ref_system, &bs->ref_spawn,
                  &bs->ref_failed,   &bs->ref_stopped, &bs->ref_overflow};
-  lua_pushliteral(L, "_recv");
-  bs->ref_key_recv = luaL_ref(L, LUA_REGISTRYINDEX);
-  lua_pushliteral(L, "_st");
-  bs->ref_key_st = luaL_ref(L, LUA_REGISTRYINDEX);
   for (int i = 0; i < 6; i++) {
     lua_getfield(L, -1, names[i]);
     if (!lua_isfunction(L, -1)) return luaL_error(L, "lore.runtime lacks %s", names[i]);
@@ -127,22 +143,4 @@ int binding_load_embedded(lua_State *L, const char *name) {
   }
   lua_pushfstring(L, "embedded module %s not found", name);
   return 1;
-}
-
-void lore_config_init(lore_config *c) {
-  memset(c, 0, sizeof *c);
-  c->synchronous_full = 1;
-  c->max_instructions = 100000000;
-  c->memory_limit = 0;
-  c->max_concurrent_recoveries = 50;
-  c->recovery_timeout = 30.0;
-  c->shutdown_timeout = 5.0;
-  c->log_level = log_default()->level;
-}
-
-void lore_config_free(lore_config *c) {
-  free(c->journal);
-  free(c->snapshots);
-  for (int i = 0; i < c->nscripts; i++) free(c->scripts[i]);
-  memset(c, 0, sizeof *c);
 }

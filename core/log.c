@@ -42,6 +42,10 @@ void log_line(const log_sink *s, int level, const char *fmt, ...) {
     s->fn(s->ud, level, line);
     return;
   }
+  log_print_stderr(level, line);
+}
+
+void log_print_stderr(int level, const char *line) {
   struct timeval tv;
   struct tm tm;
   gettimeofday(&tv, NULL);

@@ -32,6 +32,10 @@ static inline int log_enabled(const log_sink *s, int level) {
   return level >= __atomic_load_n(&s->level, __ATOMIC_RELAXED) && level < LOG_OFF;
 }
 
+/* What a sink without a callback does with a line: stderr, with a UTC
+ * timestamp and the level, in one write. */
+void log_print_stderr(int level, const char *line);
+
 void log_line(const log_sink *s, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

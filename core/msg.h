@@ -14,7 +14,13 @@ enum {
   MSG_SYSTEM,     /* runtime-internal, for the actor (e.g. a persist completion) */
   MSG_TIMER,      /* a scheduled message firing: treated as a user message */
   MSG_SPAWN,      /* a spawn request for the target scheduler */
-  MSG_SHUTDOWN,   /* the scheduler stops every actor, then its loop */
+  MSG_SHUTDOWN,   /* the scheduler stops every actor, then its loop (ival 1: by force) */
+};
+
+/* Subtypes of a MSG_SYSTEM addressed to the host scheduler itself (target.aid 0). */
+enum {
+  MSG_HOST_NONE_ALIVE = 1,     /* the last actor ended */
+  MSG_HOST_WORKER_STOPPED = 2, /* worker `ival` ended its loop (its thread is about to end) */
 };
 
 typedef struct lore_addr {

@@ -25,7 +25,7 @@ int runtime_create(const runtime_config *cfg, const runtime_hooks *hooks, void *
   for (int i = 0; i <= workers; i++) {
     sched_t *s = malloc(sizeof *s);
     if (!s) goto fail;
-    if ((r = sched_init(s, rt, (uint32_t)i))) {
+    if ((r = sched_init(s, rt, (uint32_t)i, i == 0 && cfg ? cfg->host_loop : NULL))) {
       free(s);
       goto fail;
     }
@@ -41,12 +41,19 @@ fail:
 static void worker_main(void *arg) {
   sched_t *s = arg;
   sched_set_current(s);
-  uv_run(&s->loop, UV_RUN_DEFAULT);
+  uv_run(s->loop, UV_RUN_DEFAULT);
   /* The flush handle is closed: hand on what the last callbacks sent. */
   sched_flush(s);
   if (s->rt->hooks->sched_stop) s->rt->hooks->sched_stop(s);
   sched_flush(s);
   sched_set_current(NULL);
+  /* Last: the host may free everything once it has heard from every worker. */
+  lore_msg *m = msg_new(MSG_SYSTEM, NULL, 0, NULL, 0);
+  if (m) {
+    m->sub = MSG_HOST_WORKER_STOPPED;
+    m->ival = s->index;
+    if (inbox_push(&s->rt->scheds[0]->in, m)) msg_free(m);
+  }
 }
 
 typedef struct start_ctx {
@@ -115,8 +122,22 @@ void runtime_shutdown(runtime_t *rt) {
   }
 }
 
+void runtime_force_stop(runtime_t *rt) {
+  for (int i = 1; i <= rt->started; i++) {
+    lore_msg *m = msg_new(MSG_SHUTDOWN, NULL, 0, NULL, 0);
+    if (!m) continue;
+    m->ival = 1;
+    if (inbox_push(&rt->scheds[i]->in, m)) msg_free(m);
+  }
+}
+
+void runtime_abandon(runtime_t *rt, uint32_t index) {
+  if (index >= 1 && index <= (uint32_t)rt->workers) rt->scheds[index]->abandoned = 1;
+}
+
 void runtime_join(runtime_t *rt) {
-  for (int i = 1; i <= rt->started; i++) uv_thread_join(&rt->scheds[i]->thread);
+  for (int i = 1; i <= rt->started; i++)
+    if (!rt->scheds[i]->abandoned) uv_thread_join(&rt->scheds[i]->thread);
   rt->started = 0;
   if (rt->host_started) {
     rt->host_started = 0;
@@ -124,11 +145,25 @@ void runtime_join(runtime_t *rt) {
   }
 }
 
+void runtime_close_host(runtime_t *rt, void (*done)(sched_t *host)) {
+  sched_t *h = rt->scheds[0];
+  h->handles_closed = done;
+  sched_end(h);
+}
+
 void runtime_free(runtime_t *rt) {
   if (!rt) return;
   /* Before anything is freed: sched_current() may point into this runtime. */
   sched_t *cur = sched_current();
   if (cur && cur->rt == rt) sched_set_current(NULL);
+  int abandoned = 0;
+  for (int i = 1; rt->scheds && i <= rt->workers; i++)
+    if (rt->scheds[i] && rt->scheds[i]->abandoned) abandoned = 1;
+  if (abandoned) {
+    /* A stuck worker thread still uses its scheduler, and any other it
+     * sends to: nothing is freed (the process is about to end anyway). */
+    return;
+  }
   if (rt->scheds) {
     /* Every loop ends (close callbacks may still send) before any scheduler is freed. */
     for (int i = 0; i <= rt->workers; i++)
@@ -143,7 +178,21 @@ void runtime_free(runtime_t *rt) {
   free(rt);
 }
 
-uv_loop_t *runtime_host_loop(runtime_t *rt) { return &rt->scheds[0]->loop; }
+uv_loop_t *runtime_host_loop(runtime_t *rt) { return rt->scheds[0]->loop; }
+
+void runtime_reserve(runtime_t *rt) { __atomic_add_fetch(&rt->alive, 1, __ATOMIC_SEQ_CST); }
+
+void runtime_unreserve(runtime_t *rt) {
+  if (__atomic_sub_fetch(&rt->alive, 1, __ATOMIC_SEQ_CST) != 0) return;
+  /* The host may be waiting for the last actor to end the application. */
+  lore_msg *m = msg_new(MSG_SYSTEM, NULL, 0, NULL, 0);
+  if (!m) return;
+  m->sub = MSG_HOST_NONE_ALIVE;
+  m->target.sched = 0;
+  runtime_send(rt, m);
+}
+
+int64_t runtime_alive(runtime_t *rt) { return __atomic_load_n(&rt->alive, __ATOMIC_SEQ_CST); }
 sched_t *runtime_host(runtime_t *rt) { return rt->scheds[0]; }
 
 uint64_t runtime_new_aid(runtime_t *rt) {

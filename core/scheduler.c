@@ -1,6 +1,7 @@
 /* scheduler.c: a scheduler's loop, its ready queue, and the actors it runs. */
 #include "scheduler.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,9 +12,31 @@ static __thread sched_t *current_sched;
 
 sched_t *sched_current(void) { return current_sched; }
 
+/* Everything an actor owns is touched only by its scheduler's thread (as
+ * skynet's CHECKCALLING and Lua's api_check): checked in debug builds. */
+#define ACTOR_OWNED(a) assert(current_sched == (a)->sched)
+
 void sched_set_current(sched_t *s) { current_sched = s; }
 
+sched_t *sched_enter(sched_t *s) {
+  sched_t *prev = current_sched;
+  current_sched = s;
+  return prev;
+}
+
+void sched_leave(sched_t *previous) { current_sched = previous; }
+
 void sched_run(sched_t *s);
+
+struct sched_timer {
+  uv_timer_t h;
+  sched_t *s;
+  struct sched_timer *next, *prev; /* s->timers, until closed */
+  void (*fn)(void *ud);
+  void (*free_ud)(void *ud);
+  void *ud;
+  int fired;
+};
 
 static void sched_idle_cb(uv_idle_t *h) { sched_run(h->data); }
 
@@ -55,6 +78,7 @@ static void drain_dead(sched_t *s, msg_queue *q) {
 static int maybe_finalize(actor_t *a);
 
 void actor_enqueue(actor_t *a, lore_msg *m) {
+  ACTOR_OWNED(a);
   if (a->dead) {
     sched_dead_letter(a->sched, m);
     return;
@@ -73,8 +97,15 @@ void actor_enqueue(actor_t *a, lore_msg *m) {
   make_ready(a);
 }
 
+void actor_requeue(actor_t *a, lore_msg *m) {
+  ACTOR_OWNED(a);
+  msg_queue_push(&a->mailbox, m);
+  make_ready(a);
+}
+
 int actor_create(sched_t *s, uint64_t aid, const char *name, const actor_ops *ops, void *data,
                  actor_t **out) {
+  assert(current_sched == s);
   if (s->shutting_down) return UV_ECANCELED;
   if (idmap_get(&s->by_aid, aid)) return UV_EEXIST;
   if (name && idmap_get_str(&s->by_name, name)) return UV_EEXIST;
@@ -91,7 +122,7 @@ int actor_create(sched_t *s, uint64_t aid, const char *name, const actor_ops *op
   if (idmap_put(&s->by_aid, aid, a)) goto fail_aid;
   if (a->name && idmap_put_str(&s->by_name, a->name, a)) goto fail_map;
   s->actors++;
-  __atomic_add_fetch(&s->rt->alive, 1, __ATOMIC_SEQ_CST);
+  if (s->index) runtime_reserve(s->rt);
   *out = a;
   return 0;
 fail_map:
@@ -107,28 +138,38 @@ actor_t *sched_find(sched_t *s, uint64_t aid) { return idmap_get(&s->by_aid, aid
 
 actor_t *sched_find_name(sched_t *s, const char *name) { return idmap_get_str(&s->by_name, name); }
 
-void actor_hold(actor_t *a) { a->held++; }
+void actor_hold(actor_t *a) {
+  ACTOR_OWNED(a);
+  a->held++;
+}
 
 void actor_set_hold_capacity(actor_t *a, size_t n) { a->hold_capacity = n; }
 
 void actor_release(actor_t *a) {
+  ACTOR_OWNED(a);
   if (a->held) a->held--;
   make_ready(a);
 }
 
-void actor_stash(actor_t *a, lore_msg *m) { msg_queue_push(&a->stash, m); }
+void actor_stash(actor_t *a, lore_msg *m) {
+  ACTOR_OWNED(a);
+  msg_queue_push(&a->stash, m);
+}
 
 void actor_unstash_all(actor_t *a) {
+  ACTOR_OWNED(a);
   msg_queue_prepend(&a->mailbox, &a->stash);
   make_ready(a);
 }
 
 void actor_io_begin(actor_t *a) {
+  ACTOR_OWNED(a);
   a->pending_io++;
   a->sched->io_pending++;
 }
 
 void actor_io_end(actor_t *a) {
+  ACTOR_OWNED(a);
   if (a->pending_io) {
     a->pending_io--;
     a->sched->io_pending--;
@@ -137,6 +178,7 @@ void actor_io_end(actor_t *a) {
 }
 
 void actor_stop(actor_t *a) {
+  ACTOR_OWNED(a);
   a->stopping = 1;
   maybe_finalize(a);
 }
@@ -159,15 +201,7 @@ static int maybe_finalize(actor_t *a) {
     free(a->name);
     free(a);
   } /* else freed when the ready queue reaches it */
-  int64_t left = __atomic_sub_fetch(&s->rt->alive, 1, __ATOMIC_SEQ_CST);
-  if (left == 0) {
-    /* The host may be waiting for the last actor to end the application. */
-    lore_msg *m = msg_new(MSG_SYSTEM, NULL, 0, NULL, 0);
-    if (m) {
-      m->target.sched = 0;
-      runtime_send(s->rt, m);
-    }
-  }
+  if (s->index) runtime_unreserve(s->rt);
   sched_notify_idle(s);
   return 1;
 }
@@ -219,11 +253,41 @@ static void sched_begin_shutdown(sched_t *s) {
   sched_notify_idle(s);
 }
 
+static void collect_actor(void *value, void *ud) {
+  actor_t ***p = ud;
+  *(*p)++ = value;
+}
+
+/* Stops every actor now, whatever it still holds (a stop by force at the end
+ * of a shutdown that took too long). I/O in flight still completes first. */
+static void sched_force_stop(sched_t *s) {
+  sched_begin_shutdown(s);
+  size_t n = s->by_aid.count;
+  if (!n) return;
+  actor_t **list = malloc(n * sizeof *list), **p = list;
+  if (!list) return;
+  idmap_each(&s->by_aid, collect_actor, &p); /* the map changes below: a copy first */
+  for (size_t i = 0; i < n; i++) {
+    actor_t *a = list[i];
+    if (a->dead) continue;
+    log_warn(s->rt->log, "scheduler %u: actor %llu%s%s did not stop in time: stopped by force",
+             s->index, (unsigned long long)a->aid, a->name ? " " : "", a->name ? a->name : "");
+    a->held = 0;
+    actor_stop(a);
+  }
+  free(list);
+  sched_notify_idle(s);
+}
+
 /* Routes a message that arrived through the inbox. */
 static void route(sched_t *s, lore_msg *m) {
   if (m->kind == MSG_SHUTDOWN) {
+    int force = m->ival == 1;
     msg_free(m);
-    sched_begin_shutdown(s);
+    if (force)
+      sched_force_stop(s);
+    else
+      sched_begin_shutdown(s);
     return;
   }
   actor_t *a = NULL;
@@ -264,6 +328,7 @@ static void drain_inbox(sched_t *s) {
 void sched_run(sched_t *s) {
   if (s->running) return;
   s->running = 1;
+  sched_t *prev = sched_enter(s); /* workers: already current; the host: while it runs */
   drain_inbox(s);
   int budget = SCHED_RUN_BUDGET;
   int had_work = s->ready_head != NULL;
@@ -280,6 +345,7 @@ void sched_run(sched_t *s) {
     run_actor(a, &budget);
   }
   s->running = 0;
+  sched_leave(prev);
   if (s->closed) return;
   if (s->index && s->io_pending && had_work) s->spin_until = uv_hrtime() + SCHED_SPIN_NS;
   if (s->ready_head || (s->io_pending && s->spin_until && uv_hrtime() < s->spin_until))
@@ -288,7 +354,7 @@ void sched_run(sched_t *s) {
     uv_idle_stop(&s->idle);
 }
 
-static void walk_close(uv_handle_t *h, void *ud);
+static void close_own_handles(sched_t *s);
 
 /* Once a shutting-down scheduler has no actor left, it refuses new messages
  * and closes its handles, which ends its loop. */
@@ -307,7 +373,7 @@ void sched_notify_idle(sched_t *s) {
     }
     sched_dead_letter(s, m);
   }
-  uv_walk(&s->loop, walk_close, NULL);
+  close_own_handles(s);
 }
 
 static void wake_cb(uv_async_t *h) { sched_run(h->data); }
@@ -327,7 +393,7 @@ void sched_flush(sched_t *s) {
 
 static void flush_cb(uv_prepare_t *h) { sched_flush(h->data); }
 
-int sched_init(sched_t *s, runtime_t *rt, uint32_t index) {
+int sched_init(sched_t *s, runtime_t *rt, uint32_t index, uv_loop_t *loop) {
   int r;
   memset(s, 0, sizeof *s);
   s->rt = rt;
@@ -336,25 +402,60 @@ int sched_init(sched_t *s, runtime_t *rt, uint32_t index) {
   idmap_init(&s->by_name);
   s->outbox = calloc((size_t)rt->workers + 1, sizeof *s->outbox);
   if (!s->outbox) return UV_ENOMEM;
-  if ((r = uv_loop_init(&s->loop))) goto fail_loop;
-  if ((r = uv_async_init(&s->loop, &s->wake, wake_cb))) goto fail_async;
+  if (loop) {
+    s->loop = loop;
+  } else {
+    if ((r = uv_loop_init(&s->own_loop))) goto fail_loop;
+    s->loop = &s->own_loop;
+  }
+  if ((r = uv_async_init(s->loop, &s->wake, wake_cb))) goto fail_async;
   s->wake.data = s;
   if ((r = inbox_init(&s->in, &s->wake))) goto fail_inbox;
-  uv_idle_init(&s->loop, &s->idle);
+  uv_idle_init(s->loop, &s->idle);
   s->idle.data = s;
-  uv_prepare_init(&s->loop, &s->flush);
+  uv_prepare_init(s->loop, &s->flush);
   s->flush.data = s;
   uv_prepare_start(&s->flush, flush_cb);
   uv_unref((uv_handle_t *)&s->flush);
+  s->handles_open = 3; /* wake, idle, flush */
   return 0;
 fail_inbox:
   uv_close((uv_handle_t *)&s->wake, NULL);
-  uv_run(&s->loop, UV_RUN_NOWAIT);
+  if (s->loop == &s->own_loop) uv_run(s->loop, UV_RUN_NOWAIT);
 fail_async:
-  uv_loop_close(&s->loop);
+  if (s->loop == &s->own_loop) uv_loop_close(s->loop);
 fail_loop:
   free(s->outbox);
   return r;
+}
+
+/* Once the last of the scheduler's handles (timers included) is closed,
+ * whoever asked is told. */
+static void maybe_all_closed(sched_t *s) {
+  if (s->handles_open == 0 && !s->timers && s->handles_closed) {
+    void (*cb)(sched_t *) = s->handles_closed;
+    s->handles_closed = NULL;
+    cb(s);
+  }
+}
+
+static void own_handle_closed(uv_handle_t *h) {
+  sched_t *s = h->data;
+  s->handles_open--;
+  maybe_all_closed(s);
+}
+
+static void timer_closed(uv_handle_t *h);
+
+/* Closes what the scheduler opened on its loop, and nothing else: on an
+ * embedder's loop the embedder's handles are none of ours. */
+static void close_own_handles(sched_t *s) {
+  uv_handle_t *own[] = {(uv_handle_t *)&s->wake, (uv_handle_t *)&s->idle,
+                        (uv_handle_t *)&s->flush};
+  for (size_t i = 0; i < sizeof own / sizeof own[0]; i++)
+    if (!uv_is_closing(own[i])) uv_close(own[i], own_handle_closed);
+  for (sched_timer *t = s->timers; t; t = t->next)
+    if (!uv_is_closing((uv_handle_t *)&t->h)) uv_close((uv_handle_t *)&t->h, timer_closed);
 }
 
 /* Closes the inbox and every handle and runs the loop until they are closed (close
@@ -367,11 +468,16 @@ void sched_end(sched_t *s) {
     inbox_close(&s->in, &left);
     lore_msg *m;
     while ((m = msg_queue_pop(&left))) msg_free(m);
-    uv_walk(&s->loop, walk_close, NULL);
+    close_own_handles(s);
   }
   if (s->loop_closed) return;
-  uv_run(&s->loop, UV_RUN_DEFAULT);
-  if (uv_loop_close(&s->loop) != 0) log_warn(s->rt->log, "scheduler %u: loop still had handles", s->index);
+  if (s->loop != &s->own_loop) { /* the embedder's: it runs the close callbacks */
+    s->loop_closed = 1;
+    return;
+  }
+  uv_run(s->loop, UV_RUN_DEFAULT);
+  if (uv_loop_close(s->loop) != 0)
+    log_warn(s->rt->log, "scheduler %u: loop still had handles", s->index);
   s->loop_closed = 1;
 }
 
@@ -419,18 +525,18 @@ void sched_destroy(sched_t *s) {
 
 /* --- timers --- */
 
-struct sched_timer {
-  uv_timer_t h;
-  void (*fn)(void *ud);
-  void (*free_ud)(void *ud);
-  void *ud;
-  int fired;
-};
 
 static void timer_closed(uv_handle_t *h) {
   sched_timer *t = h->data;
+  sched_t *s = t->s;
+  if (t->prev)
+    t->prev->next = t->next;
+  else
+    s->timers = t->next;
+  if (t->next) t->next->prev = t->prev;
   if (!t->fired && t->free_ud) t->free_ud(t->ud);
   free(t);
+  maybe_all_closed(s);
 }
 
 static void timer_fire(uv_timer_t *h) {
@@ -447,9 +553,13 @@ sched_timer *sched_timer_start(sched_t *s, uint64_t ms, void (*fn)(void *ud), vo
   if (!t) return NULL;
   /* The loop's clock is cached per iteration: after a long turn it is behind, and the
    * timer would fire early. */
-  uv_update_time(&s->loop);
-  uv_timer_init(&s->loop, &t->h);
+  uv_update_time(s->loop);
+  uv_timer_init(s->loop, &t->h);
   t->h.data = t;
+  t->s = s;
+  t->next = s->timers;
+  if (s->timers) s->timers->prev = t;
+  s->timers = t;
   t->fn = fn;
   t->ud = ud;
   t->free_ud = free_ud;
@@ -460,13 +570,4 @@ sched_timer *sched_timer_start(sched_t *s, uint64_t ms, void (*fn)(void *ud), vo
 void sched_timer_cancel(sched_timer *t) {
   if (t->fired || uv_is_closing((uv_handle_t *)&t->h)) return;
   uv_close((uv_handle_t *)&t->h, timer_closed);
-}
-
-static void walk_close(uv_handle_t *h, void *ud) {
-  (void)ud;
-  if (uv_is_closing(h)) return;
-  if (h->type == UV_TIMER && ((uv_timer_t *)h)->timer_cb == timer_fire)
-    uv_close(h, timer_closed);
-  else
-    uv_close(h, NULL);
 }

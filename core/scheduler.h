@@ -106,14 +106,16 @@ typedef struct runtime_hooks {
 } runtime_hooks;
 
 typedef struct runtime_config {
-  int workers;         /* 0: one per core */
-  const log_sink *log; /* NULL: log_default() */
+  int workers;          /* 0: one per core */
+  const log_sink *log;  /* NULL: log_default() */
+  uv_loop_t *host_loop; /* the host scheduler's loop (the embedder's); NULL: its own */
 } runtime_config;
 
 struct sched {
   runtime_t *rt;
   uint32_t index;
-  uv_loop_t loop;
+  uv_loop_t *loop;   /* own_loop, or the embedder's (host scheduler only) */
+  uv_loop_t own_loop;
   uv_async_t wake;
   uv_idle_t idle;     /* keeps the loop spinning while actors are ready */
   uv_prepare_t flush; /* flushes outboxes before the loop blocks */
@@ -126,7 +128,11 @@ struct sched {
   uint64_t io_pending;  /* sum of the actors' pending_io */
   uint64_t spin_until;  /* uv_hrtime() until which an idle loop keeps polling */
   int shutting_down, running, closed;
-  int loop_closed; /* uv_loop_close done (internal) */
+  int loop_closed;     /* uv_loop_close done (internal) */
+  int handles_open;    /* the scheduler's own handles not yet closed */
+  void (*handles_closed)(sched_t *s); /* called once they all are (sched_close_handles) */
+  struct sched_timer *timers; /* the timers started and not yet closed */
+  int abandoned;       /* a worker thread given up on at shutdown: never freed */
   void *data;      /* the binding's (its Lua state) */
 };
 
@@ -137,15 +143,16 @@ struct runtime {
   void *data;
   const log_sink *log;
   uint64_t next_aid;     /* atomic */
-  int64_t alive;         /* atomic: actors spawned and not yet stopped */
+  int64_t alive;         /* atomic: worker actors spawned (or reserved) and not yet stopped */
   uint64_t dead_letters; /* atomic */
   uint64_t next_corr;    /* atomic */
   int started;           /* worker threads running */
   int host_started;      /* the host's sched_start succeeded, sched_stop not yet run */
 };
 
-/* Creates a runtime (host scheduler on a new loop owned by the runtime, run by
- * the caller with runtime_host_loop) without starting worker threads. */
+/* Creates a runtime without starting worker threads. The host scheduler runs on
+ * cfg->host_loop (the embedder runs it), or on a loop of its own that the
+ * caller runs (runtime_host_loop). */
 int runtime_create(const runtime_config *cfg, const runtime_hooks *hooks, void *data,
                    runtime_t **out);
 /* Runs the host's sched_start and starts the worker threads; the calling thread
@@ -153,17 +160,36 @@ int runtime_create(const runtime_config *cfg, const runtime_hooks *hooks, void *
  * UV_EALREADY if already started. */
 int runtime_start(runtime_t *rt);
 /* Asks every worker to stop its actors safely and end its loop. Any thread. Called
- * on a scheduler's thread, what that scheduler already sent is delivered first. */
+ * on a scheduler's thread, what that scheduler already sent is delivered first.
+ * Each worker, once its loop has ended, sends the host scheduler a MSG_SYSTEM
+ * MSG_HOST_WORKER_STOPPED (ival: its index). */
 void runtime_shutdown(runtime_t *rt);
-/* Waits for the worker threads to end (after runtime_shutdown), then runs the
- * host's sched_stop. */
+/* After runtime_shutdown: every worker stops what actors it still has now,
+ * without waiting for their mailboxes (I/O in flight still completes). */
+void runtime_force_stop(runtime_t *rt);
+/* Gives up on worker `index` (stuck in code that never returns to its loop):
+ * runtime_join skips it and runtime_free never frees what it uses. */
+void runtime_abandon(runtime_t *rt, uint32_t index);
+/* Waits for the worker threads to end (after runtime_shutdown; abandoned ones
+ * excepted), then runs the host's sched_stop. */
 void runtime_join(runtime_t *rt);
-/* Frees everything (after runtime_join, or if never started). */
+/* Closes the host scheduler's handles; `done` runs (on the host loop) once
+ * they are closed, after which the runtime holds no handle on that loop. */
+void runtime_close_host(runtime_t *rt, void (*done)(sched_t *host));
+/* Frees everything (after runtime_join, or if never started). On an
+ * embedder's loop, runtime_close_host must have completed first. */
 void runtime_free(runtime_t *rt);
 uv_loop_t *runtime_host_loop(runtime_t *rt);
 sched_t *runtime_host(runtime_t *rt);
 
 uint64_t runtime_new_aid(runtime_t *rt);
+/* An actor about to be spawned counts as alive from now (so an application
+ * that waits for "no actor alive" does not end between the spawn request and
+ * the actor's creation); actor_create takes the reservation over, and
+ * runtime_unreserve gives it back when the spawn fails. Any thread. */
+void runtime_reserve(runtime_t *rt);
+void runtime_unreserve(runtime_t *rt);
+int64_t runtime_alive(runtime_t *rt);
 uint64_t runtime_new_corr(runtime_t *rt);
 /* The worker for a persistence id (stable for a given worker count). */
 uint32_t runtime_sched_for_name(runtime_t *rt, const char *name);
@@ -177,19 +203,28 @@ uint32_t runtime_sched_next(runtime_t *rt);
 void runtime_send(runtime_t *rt, lore_msg *m);
 /* The scheduler running on this thread, or NULL. */
 sched_t *sched_current(void);
+/* Makes s this thread's current scheduler until sched_leave(previous): the
+ * host scheduler is current only while Lore works on the host thread (two
+ * runtimes may share that thread). */
+sched_t *sched_enter(sched_t *s);
+void sched_leave(sched_t *previous);
 
 /* --- actors (only on their scheduler's thread) --- */
 
 /* Creates an actor with a given aid (runtime_new_aid) and optional persistence
  * id. Returns 0, UV_EEXIST if that aid or that id is already live here,
- * UV_ECANCELED if the scheduler is shutting down, UV_ENOMEM. Counts it alive on
- * success. */
+ * UV_ECANCELED if the scheduler is shutting down, UV_ENOMEM. On a worker it
+ * counts as alive (taking over a runtime_reserve); the host scheduler's actors
+ * (endpoints) do not. */
 int actor_create(sched_t *s, uint64_t aid, const char *name, const actor_ops *ops, void *data,
                  actor_t **out);
 actor_t *sched_find(sched_t *s, uint64_t aid);
 actor_t *sched_find_name(sched_t *s, const char *name);
 /* Queues a message for a local actor (mailbox or sysq by kind). */
 void actor_enqueue(actor_t *a, lore_msg *m);
+/* Puts m at the mailbox's tail past the hold capacity (an overflow the
+ * binding decided to keep). */
+void actor_requeue(actor_t *a, lore_msg *m);
 void actor_hold(actor_t *a);
 /* While held, at most `n` commands wait in the mailbox (0: unbounded); the
  * ones past that go to ops->overflow. */

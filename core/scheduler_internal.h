@@ -4,7 +4,8 @@
 
 #include "scheduler.h"
 
-int sched_init(sched_t *s, runtime_t *rt, uint32_t index);
+/* loop: the host scheduler's loop when the embedder gives one, else NULL. */
+int sched_init(sched_t *s, runtime_t *rt, uint32_t index, uv_loop_t *loop);
 /* Closes the inbox and handles and runs the loop to its end (idempotent). */
 void sched_end(sched_t *s);
 /* sched_end, then frees what the scheduler holds (not s itself). */

@@ -59,7 +59,7 @@ struct tact {
 typedef struct ctx {
   runtime_t *rt;
   uv_mutex_t lock;
-  int sched_start, sched_stop, host_system, wrong_thread, fail_start_index;
+  int sched_start, sched_stop, host_system, workers_stopped, wrong_thread, fail_start_index;
   int dead_letter_hooks;
   int64_t dead_vals[256];
   uint32_t dead_kinds[256];
@@ -236,8 +236,10 @@ static int h_sched_message(sched_t *s, lore_msg *m) {
     if (r->result == 0 && (a->aid != r->aid || a->sched != s || a->data != r->t))
       r->result = -12345;
     __atomic_store_n(&r->done, 1, __ATOMIC_RELEASE);
-  } else if (m->kind == MSG_SYSTEM && s->index == 0) {
+  } else if (m->kind == MSG_SYSTEM && s->index == 0 && m->sub == MSG_HOST_NONE_ALIVE) {
     iinc(&c->host_system);
+  } else if (m->kind == MSG_SYSTEM && s->index == 0 && m->sub == MSG_HOST_WORKER_STOPPED) {
+    iinc(&c->workers_stopped);
   }
   return ACTOR_CONSUMED;
 }
@@ -850,6 +852,8 @@ static void test_shutdown(void **state) {
   /* The last worker to lose its last actor told the host. */
   uv_run(runtime_host_loop(c->rt), UV_RUN_NOWAIT);
   assert_int_equal(iload(&c->host_system), 1);
+  /* And each worker said it had stopped. */
+  assert_int_equal(iload(&c->workers_stopped), 2);
   /* Spawning after shutdown is refused (the worker is gone: a dead letter). */
   lore_msg *m = msg_new(MSG_SPAWN, NULL, 0, NULL, 0);
   m->target.sched = 1;

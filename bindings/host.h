@@ -1,0 +1,52 @@
+/* host.h: the host side of a runtime: what runs on the host loop (asks, spawns, endpoints). */
+#ifndef LORE_HOST_H
+#define LORE_HOST_H
+
+#include "runtime_object.h"
+
+/*
+ * How an ask is answered: lore_msg.sub of a MSG_REPLY. Every answer carries
+ * the ask's corr; the host finds the asker by it (host.c) and a worker finds
+ * an actor's pending ask the same way.
+ */
+enum {
+  REPLY_VALUE = 0, /* data: the MessagePack reply */
+  REPLY_ERROR = 1, /* data: the error text (the actor raised) */
+  REPLY_DEAD = 2,  /* data: why no actor took it */
+  REPLY_CODE = 3,  /* ival: a Lore error code; data: its detail (spawns) */
+};
+
+/* The runtime hooks' host half (runtime_object.c dispatches by scheduler). */
+int host_sched_message(sched_t *s, lore_msg *m);
+void host_dead_letter(sched_t *s, lore_msg *m);
+/* At shutdown: every pending ask is answered with LORE_ESHUTDOWN and every
+ * endpoint closed. */
+void host_drop_pending(lore_runtime *lrt);
+void host_init(lore_runtime *lrt);
+void host_free(lore_runtime *lrt);
+
+/* A spawn whose outcome arrives later: cb(ud, status, detail, len) on the
+ * host loop (status 0, or LORE_ENOBEHAVIOUR, LORE_ESCRIPT, LORE_ELIVE,
+ * LORE_ESHUTDOWN with the worker's message). `payload` is the MessagePack
+ * array {behaviour, opts}; `id` is opts.id or NULL; the actor's ref is made
+ * by the caller (by id, or from *aid_out). */
+int host_spawn_async(lore_runtime *lrt, const void *payload, size_t len, const char *id,
+                     lore_reply_cb cb, void *ud, uint32_t *sched_out, uint64_t *aid_out);
+/* Called by the worker that handled spawn message m: tells its spawner. */
+void host_spawn_answer(runtime_t *rt, lore_msg *m, int status, const char *detail);
+/* What lore.stats() shows. */
+typedef struct host_stats {
+  long long alive, dead_letters, workers, journal_batches, journal_writes;
+} host_stats;
+void host_get_stats(lore_runtime *lrt, host_stats *out);
+/* Actors alive (spawned or being spawned, not yet stopped) on the workers. */
+long long host_alive(lore_runtime *lrt);
+
+/* A safe stop (queued behind what the actor already has). */
+int host_stop(lore_runtime *lrt, const lore_ref *ref);
+/* A one-shot timer on the host loop: cb(ud) after `seconds`, or never if
+ * the runtime shuts down first (then drop(ud) runs). */
+int host_after(lore_runtime *lrt, double seconds, void (*cb)(void *ud), void *ud,
+               void (*drop)(void *ud));
+
+#endif
