@@ -14,6 +14,11 @@ files["lua/lore/*.lua"] = { ignore = { "211/LOG_[%u]+" } }
 files["examples/*/app.lua"] = { read_globals = { "arg" } }
 files["tests/bench/*.lua"] = { read_globals = { "arg" } }
 
+-- Behaviour scripts see `lore` (refs) in their sandbox.
+files["tests/lua/fixtures/**/*.lua"] = { read_globals = { "lore" } }
+-- This one poisons its own copy of the standard library on purpose.
+files["tests/lua/fixtures/hostile/poisoner.lua"] = { read_globals = { "lore" }, ignore = { "121", "122" } }
+
 -- Specs run under busted.
 files["tests/lua/**/*_spec.lua"] = { std = "+busted" }
 

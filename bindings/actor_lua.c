@@ -300,6 +300,15 @@ static int core_set_actor(lua_State *L) {
   return 0;
 }
 
+/* core.current_rec() -> the runtime record of the actor whose turn this is,
+ * or nil (ctx's public fields and the ownership check read it) */
+static int core_current_rec(lua_State *L) {
+  actor_t *a = bs_of(L)->cur_actor;
+  if (!a) return 0;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, actor_rec_ref(a));
+  return 1;
+}
+
 /* core.current_aid() -> the aid whose turn this is, or 0 */
 static int core_current_aid(lua_State *L) {
   binding_state *bs = bs_of(L);
@@ -640,6 +649,7 @@ int luaopen_lore_core(lua_State *L) {
   static const luaL_Reg fns[] = {{"actor_create", core_actor_create},
                                  {"set_actor", core_set_actor},
                                  {"current_aid", core_current_aid},
+                                 {"current_rec", core_current_rec},
                                  {"addr_ref", core_addr_ref},
                                  {"reply", core_reply},
                                  {"current", core_current},

@@ -35,6 +35,10 @@ void ref_init(lua_State *L) {
     lua_setfield(L, -2, "__tostring");
     lua_pushliteral(L, "lore.ref");
     lua_setfield(L, -2, "__name");
+    /* A script gets this string from getmetatable(ref), never the table: its
+     * methods are shared by every actor of the worker. */
+    lua_pushliteral(L, "lore.ref");
+    lua_setfield(L, -2, "__metatable");
   }
   lua_pop(L, 1);
 }

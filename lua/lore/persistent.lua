@@ -8,8 +8,7 @@
 -- write land in another stream or at another seq.
 return function(core, R, ctx_methods)
   local P = {}
-  local type, pcall, tostring, ipairs, pairs, error, rawset = type, pcall, tostring, ipairs,
-    pairs, error, rawset
+  local type, pcall, tostring, ipairs, pairs, error = type, pcall, tostring, ipairs, pairs, error
   local fmt = string.format
   local MAXINT = math.maxinteger
   local LOG_WARN, LOG_ERROR = 2, 3
@@ -17,7 +16,7 @@ return function(core, R, ctx_methods)
   local JOURNAL_EREJECTED = core.E.JOURNAL_EREJECTED
   local SNAPSHOT_ENOTFOUND = core.E.SNAPSHOT_ENOTFOUND
   local ST <const>, CTX <const> = 2, 3
-  local set_public, own = R.set_public, R.own
+  local own = R.own
 
   local token_seq = 0
   local function next_token()
@@ -25,15 +24,9 @@ return function(core, R, ctx_methods)
     return token_seq
   end
 
-  local function set_seq(rec, seq)
-    rec.seq = seq
-    set_public(rec, "seq", seq)
-  end
-
-  local function set_recovering(rec, on)
-    rec.recovering = on
-    set_public(rec, "recovering", on)
-  end
+  -- ctx.seq and ctx.recovering read these (runtime.lua's ctx).
+  local function set_seq(rec, seq) rec.seq = seq end
+  local function set_recovering(rec, on) rec.recovering = on end
 
   ---------------------------------------------------------------------------
   -- The queue of operations an actor has issued and not yet seen complete:
@@ -98,18 +91,17 @@ return function(core, R, ctx_methods)
     rec.in_callback = was
   end
 
-  -- An event that never got stored: the hook sees the seq it would have had.
+  -- An event that never got stored: the hook sees (as ctx.seq) the seq it
+  -- would have had; afterwards ctx.seq is the last persisted one again.
   local function rejected(rec, err, events, first_seq)
+    local seq = rec.seq
     for i, evt in ipairs(events) do
-      set_public(rec, "seq", first_seq + i - 1)
+      rec.seq = first_seq + i - 1
       local ok, herr = pcall(call_hook, rec, "on_persist_rejected", rec[ST], err, evt, rec[CTX])
-      if not ok then
-        set_public(rec, "seq", rec.seq)
-        error(herr, 0)
-      end
+      rec.seq = seq
+      if not ok then error(herr, 0) end
       if not herr then core.log(LOG_WARN, fmt("%s: event rejected: %s", rec.pid, err)) end
     end
-    set_public(rec, "seq", rec.seq)
   end
 
   -- An ask whose command lost an event is answered with the error, unless
@@ -409,7 +401,7 @@ return function(core, R, ctx_methods)
       core.replay(last + 1, rc.replay_to, rc.replay_left, token, false)
     end
     if count > 0 then
-      local id, M, ctx = rec.pid, rec.beh.M, rec[CTX]
+      local id, M = rec.pid, rec.beh.M
       -- The hot loop of recovery: locals, not table fields, per event.
       local expect, st, last_seq, apply_fn = rc.expect, rec[ST], rec.seq, M.apply
       local ok, err
@@ -419,7 +411,7 @@ return function(core, R, ctx_methods)
             error(fmt("sequence gap at id %s: expected seq %d, found %d", id, expect, seq), 0)
           end
           expect, last_seq = seq + 1, seq
-          rawset(ctx, "seq", seq)
+          rec.seq = seq
           local ns = apply_fn(st, evt, { seq = seq, ts = ts, id = id, version = version, tags = tags,
             manifest = manifest })
           if ns ~= nil then st = ns end
@@ -430,7 +422,7 @@ return function(core, R, ctx_methods)
             error(fmt("sequence gap at id %s: expected seq %d, found %d", id, expect, seq), 0)
           end
           expect, last_seq = seq + 1, seq
-          rawset(ctx, "seq", seq)
+          rec.seq = seq
           local ns = apply_fn(st, evt)
           if ns ~= nil then st = ns end
         end)

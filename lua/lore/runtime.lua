@@ -3,8 +3,7 @@
 local core = ...
 local lore = require "lore"
 
-local type, setmetatable, tostring, error, pcall, rawset = type, setmetatable,
-  tostring, error, pcall, rawset
+local type, setmetatable, tostring, error, pcall = type, setmetatable, tostring, error, pcall
 local fmt = string.format
 
 local LOG_INFO, LOG_WARN, LOG_ERROR = 1, 2, 3
@@ -24,21 +23,28 @@ local sandbox = require("lore.sandbox")(core, lore)
 R.sandbox = sandbox
 
 ---------------------------------------------------------------------------
--- ctx: what a behaviour sees of its actor. Public fields are plain values on
--- the ctx table, read-only to the script (the metatable refuses writes and
--- cannot be changed, the sandbox's rawset refuses ctx tables); everything
--- the runtime needs lives in the record, which maps from the ctx here.
+-- ctx: what a behaviour sees of its actor: an empty table per actor, so
+-- every field read goes through the metatable (writes are refused; the
+-- metatable cannot be changed, and the sandbox's rawset refuses a ctx).
+-- Methods are found in ctx_methods; the public fields (self, id, seq,
+-- recovering, sender) are read from the record of the actor whose turn this
+-- is, which C knows (core.current_rec). Everything the runtime needs lives in
+-- that record, out of any script's reach.
 ---------------------------------------------------------------------------
 
-local rec_of = {} -- ctx -> record, while the actor lives
-R.rec_of = rec_of
-
-local ctx_methods = {}
+local current_rec = core.current_rec
+local public = { self = "self", id = "pid", seq = "seq", recovering = "recovering" }
 local plain_defaults = { seq = 0, recovering = false }
-setmetatable(ctx_methods, {
+
+local ctx_methods = setmetatable({}, {
   __index = function(_, k)
     if k == "sender" then return core.sender() end -- only the message being handled knows it
-    return plain_defaults[k]
+    local field = public[k]
+    if not field then return nil end
+    local rec = current_rec()
+    local v = rec and rec[field]
+    if v == nil then v = plain_defaults[k] end
+    return v
   end,
 })
 local ctx_mt = {
@@ -51,17 +57,13 @@ local ctx_mt = {
 }
 R.ctx_methods = ctx_methods
 
--- Sets a public ctx field (the runtime's way past the read-only metatable).
-function R.set_public(rec, k, v) rawset(rec[CTX], k, v) end
-
 -- The record of `ctx` when it is the ctx of the actor whose turn this is. A
 -- ctx kept from another actor (in a module table, say) must not act for it.
-local current_aid = core.current_aid
 local function own(ctx, what)
-  local rec = rec_of[ctx]
-  if not rec then error(fmt("ctx:%s: not a ctx", what), 3) end
-  if rec.aid ~= current_aid() then
-    error(fmt("ctx:%s: this ctx belongs to another actor (%s)", what, tostring(ctx.self)), 3)
+  local rec = current_rec()
+  if not rec or rec[CTX] ~= ctx then
+    if getmetatable(ctx) ~= "lore.ctx" then error(fmt("ctx:%s: not a ctx", what), 3) end
+    error(fmt("ctx:%s: this ctx belongs to another actor", what), 3)
   end
   return rec
 end
@@ -96,7 +98,7 @@ local function stop_actor(rec)
   local M = rec.beh.M
   if M.on_stop then
     local ok, err = pcall(M.on_stop, rec[ST], rec[CTX])
-    if not ok then core.log(LOG_WARN, fmt("%s: on_stop: %s", tostring(rec[CTX].self), tostring(err))) end
+    if not ok then core.log(LOG_WARN, fmt("%s: on_stop: %s", tostring(rec.self), tostring(err))) end
   end
   core.stop(rec.aid)
 end
@@ -176,21 +178,14 @@ function R.spawn(aid, spec)
     return nil, fmt("behaviour '%s' is persistent (it defines apply) and needs opts.id", name)
   end
   local ctx = setmetatable({}, ctx_mt)
-  local rec = { M.receive, nil, ctx, beh = b, opts = opts, aid = aid }
-  rawset(ctx, "self", opts.id and lore.ref(opts.id) or core.addr_ref(aid))
-  if opts.id ~= nil then rawset(ctx, "id", opts.id) end
-  if persistent then
-    rec.persistent = true
-    rawset(ctx, "seq", 0)
-    rawset(ctx, "recovering", false)
-  end
+  local rec = { M.receive, nil, ctx, beh = b, opts = opts, aid = aid,
+    self = opts.id and lore.ref(opts.id) or core.addr_ref(aid), pid = opts.id }
+  if persistent then rec.persistent, rec.seq, rec.recovering = true, 0, false end
   local ok, cerr = init_state(rec)
   if not ok then return nil, cerr end
-  local prev = current_aid() -- a child spawned in its parent's turn
+  local prev = core.current_aid() -- a child spawned in its parent's turn
   ok, cerr = core.actor_create(aid, opts.id, rec, not persistent) -- now the current actor
   if not ok then return nil, cerr end
-  rec_of[ctx] = rec
-  sandbox.protect(ctx)
   if persistent then
     ok, cerr = pcall(P.start, rec)
     if not ok then
@@ -250,7 +245,7 @@ function R.failed(rec, err)
   err = tostring(err)
   core.reply_error(err)
   if rec.stopping then return end
-  local name = tostring(rec[CTX].self)
+  local name = tostring(rec.self)
   if core.shutting_down() then
     core.log(LOG_WARN, fmt("actor %s (%s) failed during shutdown: %s; stopping", name, rec.beh.name, err))
     return stop_actor(rec)
@@ -296,7 +291,6 @@ end
 
 function R.stopped(rec)
   rec.dead = true
-  rec_of[rec[CTX]] = nil
   if rec.persistent then P.stopped(rec) end
 end
 

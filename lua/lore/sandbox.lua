@@ -16,10 +16,6 @@ return function(core, lore)
   if #dirs == 0 then dirs = { "." } end
   S.dirs = dirs
 
-  -- Tables a script may read but never write, even with rawset: each actor's
-  -- ctx (runtime.lua registers them). Weak keys: a stopped actor's ctx goes.
-  local read_only = raw_setmetatable({}, { __mode = "k" })
-  function S.protect(t) read_only[t] = true end
 
   -- While a module's main chunk runs, its top level may define globals; once
   -- loaded, a global assignment is a handler writing shared module state.
@@ -39,7 +35,17 @@ return function(core, lore)
   end
 
   local function pcall_(f, ...) return pass_on(raw_pcall(f, ...)) end
-  local function xpcall_(f, handler, ...) return pass_on(raw_xpcall(f, handler, ...)) end
+  -- An error raised by a hook leaves hooks off until the protected call
+  -- returns (Lua's luaD_hook never re-enables them after a longjmp), so a
+  -- message handler called for a budget error would run unbounded: once the
+  -- budget is spent, the script's handler is not called at all.
+  local function xpcall_(f, handler, ...)
+    local function guarded(e)
+      if blown() then return e end
+      return handler(e)
+    end
+    return pass_on(raw_xpcall(f, guarded, ...))
+  end
 
   -- Coroutines a script creates carry the count hook from their first
   -- instruction (core.cocreate), so a loop inside one spends the handler's budget.
@@ -74,8 +80,9 @@ return function(core, lore)
     return raw_getmetatable(v)
   end
 
+  -- A ctx is read-only: a raw field would shadow what its metatable answers.
   local function rawset_(t, k, v)
-    if read_only[t] then error("ctx is read-only", 2) end
+    if getmetatable_(t) == "lore.ctx" then error("ctx is read-only", 2) end
     return raw_rawset(t, k, v)
   end
 
