@@ -507,6 +507,10 @@ void host_get_stats(lore_runtime *lrt, host_stats *out) {
   if (lrt->journal) journal_stats(lrt->journal, &batches, &writes);
   out->journal_batches = (long long)batches;
   out->journal_writes = (long long)writes;
+  uv_mutex_lock(&lrt->permit_lock);
+  out->recoveries = lrt->permits_used;
+  out->recoveries_peak = lrt->permits_peak;
+  uv_mutex_unlock(&lrt->permit_lock);
 }
 
 long long host_alive(lore_runtime *lrt) { return runtime_alive(lrt->rt); }

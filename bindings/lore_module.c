@@ -338,6 +338,8 @@ static int l_stats(lua_State *L) {
   set_count(L, "alive", st.alive);
   set_count(L, "dead_letters", st.dead_letters);
   set_count(L, "workers", st.workers);
+  set_count(L, "recoveries", st.recoveries);
+  set_count(L, "recoveries_peak", st.recoveries_peak);
   if (h->lrt) {
     set_count(L, "journal_batches", st.journal_batches);
     set_count(L, "journal_writes", st.journal_writes);

@@ -310,6 +310,7 @@ static int core_recovery_acquire(lua_State *L) {
   uv_mutex_lock(&lrt->permit_lock);
   if (lrt->permits_used < lrt->cfg.max_concurrent_recoveries) {
     lrt->permits_used++;
+    if (lrt->permits_used > lrt->permits_peak) lrt->permits_peak = lrt->permits_used;
     got = 1;
   } else {
     permit_waiter *w = malloc(sizeof *w);

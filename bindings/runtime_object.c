@@ -119,8 +119,16 @@ static const runtime_hooks hooks = {hook_sched_start, hook_sched_stop, hook_sche
 
 static void shutdown_timer_fired(uv_timer_t *t);
 
+/* A second signal at least this long after the first forces the shutdown
+ * (a user pressing Ctrl-C again); sooner, it is the same request delivered
+ * twice (timeout(1) and service managers signal the process and its group). */
+#define SECOND_SIGNAL_MS 1000
+
 static void on_signal(uv_signal_t *sig, int signum) {
   lore_runtime *lrt = sig->data;
+  uint64_t now = uv_now(lrt->loop);
+  if (lrt->signalled && now - lrt->first_signal_ms < SECOND_SIGNAL_MS) return;
+  if (!lrt->signalled) lrt->first_signal_ms = now;
   lrt->signalled++;
   log_info(&lrt->log, "signal %d: shutting down%s", signum,
            lrt->signalled > 1 ? " now (second signal)" : "");

@@ -78,6 +78,7 @@ struct lore_runtime {
    * max_concurrent_recoveries for the whole runtime, first come first served. */
   uv_mutex_t permit_lock;
   int permits_used;
+  int permits_peak; /* the most ever in use at once (lore.stats) */
   permit_waiter *permit_head, *permit_tail;
 
   native_module *preloads; /* read by workers only after the first spawn */
@@ -89,7 +90,8 @@ struct lore_runtime {
   idmap endpoints; /* aid -> endpoint */
   uv_signal_t sigint, sigterm;
   int signals_on;
-  int signalled; /* how many SIGINT/SIGTERM arrived */
+  int signalled; /* how many SIGINT/SIGTERM arrived (duplicates aside) */
+  uint64_t first_signal_ms;
 
   /* Shutdown. */
   int phase;
