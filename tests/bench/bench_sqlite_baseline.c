@@ -39,6 +39,9 @@ static const char SELECT_SQL[] = "SELECT seq, payload FROM events WHERE pid = ?1
 
 #define FILL_ROWS_PER_TX 10000
 
+/* An id: "cart-" and a long fit with room to spare. */
+typedef char cart_id[32];
+
 /* cart.lua's choice of item for its seq-th event: SKUS[seq % 4 + 1], qty seq % 9 + 1. */
 static const char *const SKUS[] = {"apple", "pear", "banana", "cherry"};
 
@@ -109,8 +112,8 @@ static sqlite3 *open_or_die(const char *path, int flags) {
 }
 
 /* The ids "cart-1".."cart-N", made before the clock starts. */
-static char (*make_ids(long actors))[24] {
-  char(*ids)[24] = malloc((size_t)actors * sizeof *ids);
+static cart_id *make_ids(long actors) {
+  cart_id *ids = malloc((size_t)actors * sizeof *ids);
   if (!ids) die("malloc", "out of memory");
   for (long a = 0; a < actors; a++) snprintf(ids[a], sizeof ids[a], "cart-%ld", a + 1);
   return ids;
@@ -118,7 +121,7 @@ static char (*make_ids(long actors))[24] {
 
 /* Seq-major order: event 1 of every actor, then event 2 of every actor... as
  * actors living side by side write them. Commits every per_tx rows. */
-static long long insert_rows(sqlite3 *db, char (*ids)[24], long actors, long events, long per_tx) {
+static long long insert_rows(sqlite3 *db, cart_id *ids, long actors, long events, long per_tx) {
   sqlite3_stmt *st = prepare_or_die(db, INSERT_SQL);
   unsigned char payload[64];
   long long bytes = 0, rows = 0;
@@ -142,7 +145,7 @@ static long long insert_rows(sqlite3 *db, char (*ids)[24], long actors, long eve
 
 static int base_write(const char *path, long actors, long events, int timed) {
   remove_db(path);
-  char(*ids)[24] = make_ids(actors);
+  cart_id *ids = make_ids(actors);
   sqlite3 *db = open_or_die(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
   exec_or_die(db, SCHEMA);
   double t0 = now();
@@ -177,7 +180,7 @@ static long read_events(sqlite3 *db, sqlite3_stmt *st, const char *id, unsigned 
   return rows;
 }
 
-static int base_read(const char *path, char (*ids)[24], long n_ids, long events, int wake) {
+static int base_read(const char *path, cart_id *ids, long n_ids, long events, int wake) {
   sqlite3 *db = open_or_die(path, SQLITE_OPEN_READWRITE);
   sqlite3_stmt *st = prepare_or_die(db, SELECT_SQL);
   unsigned sum = 0;
@@ -203,19 +206,17 @@ int main(int argc, char **argv) {
   long events = atol(argv[4]);
   if (events < 1) return usage();
   if (strcmp(mode, "replay") == 0) {
-    char(*id)[24] = malloc(sizeof *id);
-    if (!id || strlen(argv[3]) >= sizeof *id) return usage();
+    cart_id id[1];
+    if (strlen(argv[3]) >= sizeof id[0]) return usage();
     strcpy(id[0], argv[3]);
-    int r = base_read(path, id, 1, events, 0);
-    free(id);
-    return r;
+    return base_read(path, id, 1, events, 0);
   }
   long actors = atol(argv[3]);
   if (actors < 1) return usage();
   if (strcmp(mode, "write") == 0) return base_write(path, actors, events, 1);
   if (strcmp(mode, "fill") == 0) return base_write(path, actors, events, 0);
   if (strcmp(mode, "wake") == 0) {
-    char(*ids)[24] = make_ids(actors);
+    cart_id *ids = make_ids(actors);
     int r = base_read(path, ids, actors, events, 1);
     free(ids);
     return r;

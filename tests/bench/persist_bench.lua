@@ -123,7 +123,10 @@ end
 
 local UNITS = {
   ["events/s"] = si, ["actors/s"] = si,
-  s = function(x) return fmt("%.3g", x) end,
+  s = function(x) -- three significant digits, never an exponent
+    local decimals = math.max(2, math.min(6, 2 - math.floor(math.log(math.max(x, 1e-6), 10))))
+    return fmt("%." .. decimals .. "f", x)
+  end,
   B = function(x) return fmt("%.0f", x) end,
 }
 
