@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # bench.sh [--smoke] [BUILD_DIR]: builds Release and runs every benchmark.
-#   default  full sizes (figures for the README; takes about 10 minutes)
+#   default  full sizes, 6 rounds a side (figures for the README; 11-14 minutes here)
 #   --smoke  tiny sizes, one round: checks the benchmarks still run (test.sh runs
 #            this; ~10 s)
 # What each figure means: tests/bench/README.md.
