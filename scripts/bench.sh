@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # bench.sh [--smoke] [BUILD_DIR]: builds Release and runs every benchmark.
-#   default  full sizes (figures for the README; takes a few minutes)
-#   --smoke  tiny sizes: checks the benchmarks still run (test.sh runs this)
+#   default  full sizes, 6 rounds a side (figures for the README; 11-14 minutes here)
+#   --smoke  tiny sizes, one round: checks the benchmarks still run (test.sh runs
+#            this; ~10 s)
+# What each figure means: tests/bench/README.md.
 # Benchmarks print figures; they never fail on time. A benchmark that crashes
 # or exits non-zero makes this script exit non-zero.
 set -euo pipefail
@@ -13,7 +15,7 @@ for a in "$@"; do
   case "$a" in
     --smoke) SMOKE=1 ;;
     -h | --help)
-      sed -n '2,6p' "$0"
+      sed -n '2,8p' "$0"
       exit 0
       ;;
     -*)
@@ -62,13 +64,11 @@ run_if_built() {
 
 if ((SMOKE)); then
   run runtime "$BUILD_DIR/lore" run tests/bench/runtime_bench.lua 0.01
-  run_if_built journal "$BUILD_DIR/bench_journal" 0.01
   run_if_built snapshot "$BUILD_DIR/bench_snapshot" 4096 10
   run snapshot-recovery "$BUILD_DIR/lore" run tests/bench/snapshot_bench.lua 0.005
   run persist "$BUILD_DIR/lore" run tests/bench/persist_bench.lua --smoke
 else
   run runtime "$BUILD_DIR/lore" run tests/bench/runtime_bench.lua
-  run_if_built journal "$BUILD_DIR/bench_journal"
   run_if_built snapshot "$BUILD_DIR/bench_snapshot"
   run snapshot-recovery "$BUILD_DIR/lore" run tests/bench/snapshot_bench.lua
   run persist "$BUILD_DIR/lore" run tests/bench/persist_bench.lua
@@ -79,4 +79,4 @@ if ((failed)); then
   echo "bench: $failed benchmark(s) failed" >&2
   exit 1
 fi
-echo "bench: all benchmarks ran"
+echo "bench: all benchmarks ran in ${SECONDS} s"

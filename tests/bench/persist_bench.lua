@@ -1,119 +1,40 @@
--- persist_bench.lua: persistence through the Lua API on a sqlite journal, beside raw
--- SQLite on the same schema, pragmas and payload size (figures, never pass/fail).
+-- persist_bench.lua: Lore's persistence and recovery beside the fastest hand-written SQLite
+-- store (figures, never pass/fail). See tests/bench/README.md for what each figure means.
 --
---   lore run tests/bench/persist_bench.lua [SCALE | --smoke]   SCALE 1 = full (~1 min);
---                                                               --smoke = 0.01
---   lore run tests/bench/persist_bench.lua --case X DB N [M]     one case in this process
---                                                               (the above runs each so)
--- Cases, each in a fresh process with a fresh journal (synchronous = "full", 2 workers):
---   (a) 1,000 actors persisting concurrently with ctx:persist     vs raw 1000-row transactions
---   (b) one actor, ctx:persist, one command at a time              vs raw 1 row per transaction
---       (b') the same, each command an ask from the app script
---   (c) one actor, ctx:persist_async (1000 in flight)              vs raw 1000-row transactions
---   (d) recovery (full replay) of one actor with 1,000,000 events  vs raw reading of the same rows
--- The raw figures come from bench_raw_sqlite (built beside this lore executable),
--- run in the same process tree, with the payload size measured from the journal
--- the case wrote. Wall time from /proc/uptime (10 ms resolution; runs last ~1 s or more).
-local lore = require "lore"
-
+--   lore run tests/bench/persist_bench.lua [--smoke] [--rounds N]
+--
+-- Every figure runs Lore rounds and baseline rounds alternately (N each, default 6; 1 with
+-- --smoke, which also shrinks every size), each round a fresh process: Lore rounds are
+-- persist_rounds.lua under bench_stamp (which clocks the "@mark" lines), baseline rounds
+-- are bench_sqlite_baseline. Both programs are found beside the lore executable. Writing
+-- figures use a fresh file per round; reading figures read one file written before
+-- their rounds (one for Lore, one for the baseline, the same events in both).
 local args = { ... }
 local fmt = string.format
-local here = (arg and arg[0] or ""):match("(.*/)") or "./"
-local WORKERS = 2
 
-local function wall()
-  local f = io.open("/proc/uptime", "r")
-  if not f then return os.time() end
-  local t = f:read("n")
-  f:close()
-  return t
-end
-
----------------------------------------------------------------------------
--- One case, in this process (--case X DB N [M]); prints one CASE line.
----------------------------------------------------------------------------
-
-local function run_case(which, db, n, m)
-  lore.configure {
-    journal = "sqlite:" .. db, synchronous = "full", workers = WORKERS,
-    scripts = { here .. "behaviours" }, log_level = "warn", max_concurrent_recoveries = 1000,
-  }
-  local events, w0, c0
-  local function mark() w0, c0 = wall(), os.clock() end
-  local function latch(need) return lore.spawn("latch", { need = need }) end
-
-  if which == "a" then -- n actors, m events each
-    local actors = {}
-    for i = 1, n do actors[i] = lore.spawn("persist_counter", { id = "a-" .. i }) end
-    for i = 1, n do actors[i]:ask({ cmd = "get" }, 60) end -- recovered (empty)
-    local l = latch(n)
-    mark()
-    for i = 1, n do actors[i]:tell { cmd = "run", n = m, latch = l } end
-    l:ask("wait", 600)
-    events = n * m
-  elseif which == "b" then -- one actor, n events, each the next command
-    local a = lore.spawn("persist_counter", { id = "b-1" })
-    a:ask({ cmd = "get" }, 60)
-    local l = latch(1)
-    mark()
-    a:tell { cmd = "run", n = n, latch = l }
-    l:ask("wait", 600)
-    events = n
-  elseif which == "b2" then -- one actor, n asks from the app, one at a time
-    local a = lore.spawn("persist_counter", { id = "b-1" })
-    a:ask({ cmd = "get" }, 60)
-    mark()
-    for i = 1, n do
-      local seq = a:ask({ cmd = "one" }, 60)
-      if seq ~= i then error(fmt("ask %d answered seq %s", i, tostring(seq))) end
+local SMOKE, ROUNDS = false, 6
+do
+  local i = 1
+  while args[i] do
+    if args[i] == "--smoke" then
+      SMOKE, ROUNDS = true, 1
+    elseif args[i] == "--rounds" then
+      i = i + 1
+      ROUNDS = math.tointeger(tonumber(args[i])) or error("--rounds needs a positive integer", 0)
+    else
+      error("usage: persist_bench.lua [--smoke] [--rounds N]", 0)
     end
-    events = n
-  elseif which == "c" then -- one actor, n events with persist_async, m in flight
-    local a = lore.spawn("persist_counter", { id = "c-1" })
-    a:ask({ cmd = "get" }, 60)
-    local l = latch(1)
-    mark()
-    a:tell { cmd = "async", n = n, window = m, latch = l }
-    l:ask("wait", 600)
-    events = n
-  elseif which == "dfill" then -- one actor, n events in persist_all batches of m
-    local a = lore.spawn("persist_counter", { id = "d-1" })
-    mark()
-    local seq = 0
-    while seq < n do seq = a:ask({ cmd = "fill", count = math.min(m, n - seq) }, 600) end
-    events = seq
-  elseif which == "dread" then -- recover the actor dfill wrote: a full replay
-    mark()
-    local a = lore.spawn("persist_counter", { id = "d-1" })
-    local st = a:ask({ cmd = "get" }, 600)
-    if st.n ~= n or st.seq ~= n then error(fmt("recovered %d events (seq %d), expected %d", st.n, st.seq, n)) end
-    events = n
-  else
-    error("unknown case " .. tostring(which))
+    i = i + 1
   end
-  local w, c = wall() - w0, os.clock() - c0
-  local s = lore.stats()
-  local batches, writes = s.journal_batches or 0, s.journal_writes or 0
-  print(fmt("CASE %s events=%d seconds=%.3f cpu=%.3f batches=%d writes=%d", which, events, w, c, batches, writes))
-  lore.shutdown()
 end
-
-if args[1] == "--case" then
-  return run_case(args[2], args[3], tonumber(args[4]), tonumber(args[5]))
-end
-
----------------------------------------------------------------------------
--- The driver: each case in a subprocess, then its raw baseline.
----------------------------------------------------------------------------
-
-local SCALE = args[1] == "--smoke" and 0.01 or tonumber(args[1]) or 1
-local function scaled(n, min) return math.max(min or 1, math.floor(n * SCALE + 0.5)) end
 
 local function q(x) return "'" .. tostring(x):gsub("'", "'\\''") .. "'" end
-local exe, script = arg and arg[-1], arg and arg[0]
-assert(exe and script, "run me with `lore run`")
-local exe_dir = exe:match("^(.*)/[^/]*$") or "."
-local RAW = exe_dir .. "/bench_raw_sqlite"
+local LORE, script = arg and arg[-1], arg and arg[0]
+assert(LORE and script, "run me with `lore run`")
+local bin_dir = LORE:match("^(.*)/[^/]*$") or "."
+local here = script:match("^(.*)/[^/]*$") or "."
+local STAMP, BASE = bin_dir .. "/bench_stamp", bin_dir .. "/bench_sqlite_baseline"
+local ROUND_SCRIPT = here .. "/persist_rounds.lua"
 
 local function sh(cmd)
   local p = assert(io.popen(cmd .. " 2>&1"))
@@ -123,132 +44,235 @@ local function sh(cmd)
   return out
 end
 
-local base = os.getenv("LORE_TEST_TMP")
-if not base or base == "" then base = os.getenv("TMPDIR") or "/tmp" end
-local dir = sh("mktemp -d " .. q(base .. "/persist-bench.XXXXXX")):match("[^\n]+")
-local ndb = 0
+local base_dir = os.getenv("LORE_TEST_TMP")
+if not base_dir or base_dir == "" then base_dir = os.getenv("TMPDIR") or "/tmp" end
+local dir = sh("mktemp -d " .. q(base_dir .. "/persist-bench.XXXXXX")):match("[^\n]+")
+local files = 0
 local function new_db(name)
-  ndb = ndb + 1
-  return fmt("%s/%02d-%s.db", dir, ndb, name)
+  files = files + 1
+  return fmt("%s/%03d-%s.db", dir, files, name)
 end
 local function remove_db(path)
   for _, s in ipairs { "", "-wal", "-shm" } do os.remove(path .. s) end
 end
 
-local function case(which, db, n, m)
-  local out = sh(fmt("%s run %s --case %s %s %d %d", q(exe), q(script), which, q(db), n, m or 0))
-  local ev, secs, cpu, batches, writes =
-    out:match("CASE %S+ events=(%d+) seconds=([%d.]+) cpu=([%d.]+) batches=(%d+) writes=(%d+)")
-  if not ev then error("case " .. which .. " printed no result:\n" .. out, 0) end
-  secs = math.max(tonumber(secs), 0.01) -- the clock's resolution
-  return { events = tonumber(ev), secs = secs, rate = tonumber(ev) / secs, cpu = tonumber(cpu),
-           batch = tonumber(batches) > 0 and tonumber(writes) / tonumber(batches) or nil }
+---------------------------------------------------------------------------
+-- One round of each side
+---------------------------------------------------------------------------
+
+-- A Lore round: persist_rounds.lua MODE DB ... in a fresh process; returns the
+-- seconds between its marks (nil if it prints none) and its output.
+local function lore_round(mode, db, ...)
+  local words = { q(STAMP), q(LORE), "run", q(ROUND_SCRIPT), mode, q(db) }
+  for _, a in ipairs { ... } do words[#words + 1] = q(a) end
+  local out = sh(table.concat(words, " "))
+  local t0, t1 = out:match("@mark start ([%d.]+)"), out:match("@mark end ([%d.]+)")
+  return t0 and t1 and (tonumber(t1) - tonumber(t0)), out
 end
 
-local function raw(...)
-  local out = sh(table.concat({ q(RAW), ... }, " "))
-  local rows, secs, rate = out:match("rows=(%d+) seconds=([%d.]+) rate=([%d.]+)")
-  if not rows then error("bench_raw_sqlite printed no result:\n" .. out, 0) end
-  return { rows = tonumber(rows), secs = tonumber(secs), rate = tonumber(rate) }
+local function base_round(mode, path, ...)
+  local words = { q(BASE), mode, q(path) }
+  for _, a in ipairs { ... } do words[#words + 1] = q(a) end
+  return sh(table.concat(words, " "))
 end
 
-local function payload_of(db)
-  local out = sh(fmt("%s payload %s", q(RAW), q(db)))
-  local avg = out:match("avg=([%d.]+)")
-  if not avg then error("bench_raw_sqlite payload printed no result:\n" .. out, 0) end
-  return math.floor(tonumber(avg) + 0.5)
+local function base_seconds(out)
+  local secs = out:match("seconds=([%d.]+)")
+  if not secs then error("bench_sqlite_baseline printed no time:\n" .. out, 0) end
+  return tonumber(secs)
 end
 
-local function human(rate)
-  if rate >= 1e6 then return fmt("%.2f M/s", rate / 1e6) end
-  if rate >= 1e3 then return fmt("%.1f k/s", rate / 1e3) end
-  return fmt("%.0f /s", rate)
+local function lore_seconds(secs, out)
+  if not secs then error("the Lore round printed no marks:\n" .. out, 0) end
+  return secs
 end
 
-local LINE = "%-50s %11s %11s %6s  %s"
-local function row(name, lore_rate, raw_rate, goal, note)
-  local ratio = raw_rate and raw_rate > 0 and lore_rate / raw_rate
-  print(fmt(LINE, name, human(lore_rate), raw_rate and human(raw_rate) or "-",
-    ratio and fmt("%.2f", ratio) or "-", goal or ""))
-  if note then print(fmt("%-50s %s", "", note)) end
+---------------------------------------------------------------------------
+-- Statistics and the table
+---------------------------------------------------------------------------
+
+local function sorted(xs)
+  local s = {}
+  for i, x in ipairs(xs) do s[i] = x end
+  table.sort(s)
+  return s
+end
+
+local function median(xs)
+  local s = sorted(xs)
+  local n = #s
+  return n % 2 == 1 and s[(n + 1) // 2] or (s[n // 2] + s[n // 2 + 1]) / 2
+end
+
+local function si(x)
+  if x >= 1e6 then return fmt("%.2fM", x / 1e6) end
+  if x >= 1e4 then return fmt("%.1fk", x / 1e3) end
+  if x >= 1e3 then return fmt("%.2fk", x / 1e3) end
+  return fmt("%.0f", x)
+end
+
+-- 10000 -> "10,000"
+local function count(n)
+  local s = tostring(math.tointeger(n) or n)
+  repeat
+    local k
+    s, k = s:gsub("^(%d+)(%d%d%d)", "%1,%2")
+  until k == 0
+  return s
+end
+
+local UNITS = {
+  ["events/s"] = si, ["actors/s"] = si,
+  s = function(x) -- three significant digits, never an exponent
+    local decimals = math.max(2, math.min(6, 2 - math.floor(math.log(math.max(x, 1e-6), 10))))
+    return fmt("%." .. decimals .. "f", x)
+  end,
+  B = function(x) return fmt("%.0f", x) end,
+}
+
+local function spread(xs, unit)
+  local s, show = sorted(xs), UNITS[unit]
+  return fmt("%s / %s / %s %s", show(s[1]), show(median(xs)), show(s[#s]), unit)
+end
+
+local LINE = "%-52s %-34s %-34s %s"
+local function header()
+  print(fmt("Lore persistence and recovery vs the fastest raw SQLite store: synchronous=FULL, 2 workers, %s",
+    _VERSION))
+  print(fmt("%d round(s) of each side, alternating; each cell min / median / max; ratio = Lore median /"
+    .. " baseline median (range: the per-round ratios Lore/baseline)", ROUNDS))
+  print("In /s rows a ratio below 1 means Lore is slower; in s and B rows a ratio above 1 means Lore is"
+    .. " slower / bigger.")
+  print(fmt(LINE, "figure", "Lore", "baseline", "ratio (range)"))
+end
+
+-- One row: per-round values of Lore and the baseline (paired by round).
+local function row(name, unit, lore_vals, base_vals, note)
+  local lo, hi = math.huge, -math.huge
+  for i = 1, #lore_vals do
+    local r = lore_vals[i] / base_vals[i]
+    lo, hi = math.min(lo, r), math.max(hi, r)
+  end
+  local ratio = median(lore_vals) / median(base_vals)
+  print(fmt(LINE, name, spread(lore_vals, unit), spread(base_vals, unit),
+    fmt("%.2f (%.2f-%.2f)", ratio, lo, hi)))
+  if note then print(fmt("  %s", note)) end
   io.stdout:flush()
 end
 
--- Runs a Lore case and its raw baseline alternately, REPS times each (so a
--- noisy moment on the machine hits both alike); keeps the best of each.
--- lore_fn() returns a case result (and the payload size it stored).
-local REPS = 2
-local function pair(lore_fn, raw_fn)
-  local best, best_raw, pay
-  for _ = 1, REPS do
-    local r, p = lore_fn()
-    if not best or r.rate > best.rate then best = r end
-    pay = pay or p
-    local rr = raw_fn(pay)
-    if not best_raw or rr.rate > best_raw.rate then best_raw = rr end
+---------------------------------------------------------------------------
+-- The figures
+---------------------------------------------------------------------------
+
+local function scaled(full, smoke) return SMOKE and smoke or full end
+
+-- N actors x M events, each actor's next persist sent from the previous one's callback.
+local function chain(n, m)
+  local lv, bv, writes, batches, payload = {}, {}, 0, 0, 0
+  for r = 1, ROUNDS do
+    local db = new_db("chain")
+    local secs, out = lore_round("chain", db, n, m)
+    remove_db(db)
+    lv[r] = n * m / lore_seconds(secs, out)
+    local w, b = out:match("NOTE writes=(%d+) batches=(%d+)")
+    if w then writes, batches = writes + tonumber(w), batches + tonumber(b) end
+    local bout = base_round("write", new_db("base-chain"), n, m)
+    bv[r] = n * m / base_seconds(bout)
+    payload = tonumber(bout:match("payload_bytes=(%d+)")) / (n * m)
   end
-  return best, best_raw, pay
+  row(fmt("%s actors x %d events, ctx:persist chains", count(n), m), "events/s", lv, bv,
+    fmt("baseline: %s-row transactions, %.1f-byte payloads on average%s", count(n), payload,
+      batches > 0 and fmt("; Lore's journal wrote %.0f events per commit on average", writes / batches) or ""))
 end
 
--- A case on a fresh journal: its result and the payload size it stored.
-local function fresh_case(which, n, m)
-  local db = new_db(which)
-  local r = case(which, db, n, m)
-  local pay = payload_of(db)
+-- One actor, the app asking "add" M times (ask -> persist -> reply).
+local function one(m)
+  local lv, bv = {}, {}
+  for r = 1, ROUNDS do
+    local db = new_db("one")
+    local secs, out = lore_round("one", db, m)
+    remove_db(db)
+    lv[r] = m / lore_seconds(secs, out)
+    bv[r] = m / base_seconds(base_round("write", new_db("base-one"), 1, m))
+  end
+  row(fmt("1 actor, %s x (ask -> persist -> reply)", count(m)), "events/s", lv, bv,
+    "baseline: 1 row per transaction")
+end
+
+-- N actors with M events each, woken: spawned and asked a first question.
+local function wake(n, m)
+  local db, bdb = new_db("wake"), new_db("base-wake")
+  lore_round("fill", db, n, m)
+  base_round("fill", bdb, n, m)
+  local lv, lav, bv = {}, {}, {}
+  for r = 1, ROUNDS do
+    lv[r] = n / lore_seconds(lore_round("wake", db, n, m))
+    bv[r] = n / base_seconds(base_round("wake", bdb, n, m))
+    lav[r] = n / lore_seconds(lore_round("wakeapp", db, n, m))
+  end
   remove_db(db)
-  return r, pay
+  remove_db(bdb)
+  row(fmt("waking %s actors x %d events (spawn + first ask)", count(n), m), "actors/s", lv, bv,
+    "baseline: one prepared SELECT per id; Lore: two waker actors spawn and ask, answers counted")
+  row("  the same from the app (lore.spawn, ref:ask each)", "actors/s", lav, bv,
+    "the app script's spawns and asks are sequential round trips to the runtime")
 end
 
+-- Replay of one actor with M events: spawn it and ask it once.
+local function replay(m)
+  local db, bdb = new_db("replay"), new_db("base-replay")
+  lore_round("fillone", db, m)
+  base_round("fill", bdb, 1, m)
+  local lv, bv = {}, {}
+  for r = 1, ROUNDS do
+    lv[r] = lore_seconds(lore_round("replay", db, m))
+    bv[r] = base_seconds(base_round("replay", bdb, "cart-1", m))
+  end
+  remove_db(db)
+  remove_db(bdb)
+  row(fmt("replay of 1 actor with %s events", count(m)), "s", lv, bv,
+    fmt("Lore %s events/s, baseline %s rows/s (medians); baseline: one SELECT ordered by seq",
+      si(m / median(lv)), si(m / median(bv))))
+end
+
+-- Bytes per idle actor: N recovered persistent carts vs N plain ones, RSS delta / N.
+local function idle(n)
+  local db = new_db("idle")
+  lore_round("fill", db, n, 1)
+  local lv, bv = {}, {}
+  local function bytes(kind)
+    local _, out = lore_round("idle", db, n, kind)
+    local actors, before, after = out:match("IDLE actors=(%d+) rss_before=(%d+) rss_after=(%d+)")
+    if not actors then error("the idle round printed no IDLE line:\n" .. out, 0) end
+    return (tonumber(after) - tonumber(before)) / tonumber(actors)
+  end
+  for r = 1, ROUNDS do
+    lv[r] = bytes("persistent")
+    bv[r] = bytes("plain")
+  end
+  remove_db(db)
+  row(fmt("bytes per idle persistent actor (%s recovered)", count(n)), "B", lv, bv,
+    "baseline: bytes per idle plain actor (the same state, no persistence), same script")
+end
+
+local t0 = os.time()
 local ok, err = pcall(function()
-  local f = io.open(RAW, "r")
-  if not f then error(RAW .. " not built (CMake builds tests/bench/bench_*.c)", 0) end
-  f:close()
-
-  print(fmt("Lore persistence benchmarks: sqlite journal, synchronous = full, workers = %d, scale = %g, %s",
-    WORKERS, SCALE, _VERSION))
-  print(fmt("Each figure is the best of %d runs, Lore and raw SQLite alternating.", REPS))
-  print(fmt(LINE, "figure", "lore", "raw sqlite", "ratio", "goal"))
-
-  -- (a) 1000 actors, ctx:persist, concurrently
-  local actors, per = 1000, scaled(200, 2)
-  local a, ra, pay = pair(function() return fresh_case("a", actors, per) end,
-    function(p) return raw("write", q(new_db("raw-a")), actors * per, 1000, actors, p, "full") end)
-  row(fmt("(a) %d actors, ctx:persist, concurrently", actors), a.rate, ra.rate,
-    ">= 0.50 of raw 1000-row transactions",
-    fmt("%d events in %.2f s, %.0f writes per journal batch; %d-byte payloads; raw: %d ids interleaved",
-      a.events, a.secs, a.batch or 0, pay, actors))
-
-  -- (b) one actor, one command at a time
-  local nb = scaled(3000, 30)
-  local b, rb
-  b, rb, pay = pair(function() return fresh_case("b", nb) end,
-    function(p) return raw("write", q(new_db("raw-b")), nb, 1, 1, p, "full") end)
-  local b2, rb2 = pair(function() return fresh_case("b2", nb) end,
-    function(p) return raw("write", q(new_db("raw-b")), nb, 1, 1, p, "full") end)
-  row("(b) 1 actor, ctx:persist, one command at a time", b.rate, rb.rate, ">= 0.80 of raw 1 row per transaction",
-    fmt("%d events in %.2f s; %d-byte payloads", b.events, b.secs, pay))
-  row("(b') the same, each command an ask from the app", b2.rate, rb2.rate, "(b's goal)")
-
-  -- (c) one actor, persist_async
-  local nc = scaled(200000, 2000)
-  local c, rc
-  c, rc, pay = pair(function() return fresh_case("c", nc, 1000) end,
-    function(p) return raw("write", q(new_db("raw-c")), nc, 1000, 1, p, "full") end)
-  row("(c) 1 actor, ctx:persist_async, 1000 in flight", c.rate, rc.rate, ">= 0.50 of raw 1000-row transactions",
-    fmt("%d events in %.2f s, %.0f writes per journal batch; %d-byte payloads", c.events, c.secs, c.batch or 0, pay))
-
-  -- (d) recovery of one actor with 1M events, then raw reads of the same rows
-  local nd = scaled(1000000, 10000)
-  local db = new_db("d")
-  local fill = case("dfill", db, nd, 1000)
-  pay = payload_of(db)
-  local d, rd = pair(function() return case("dread", db, nd) end,
-    function() return raw("read", q(db), "d-1") end)
-  remove_db(db)
-  row(fmt("(d) recovery (replay) of 1 actor, %d events", nd), d.rate, rd.rate, ">= 0.30 of raw read of the same rows",
-    fmt("%.2f s from spawn to its first reply; journal built with persist_all at %s; %d-byte payloads",
-      d.secs, human(fill.rate), pay))
+  for _, exe in ipairs { STAMP, BASE } do
+    local f = io.open(exe, "r")
+    if not f then error(exe .. " not built (CMake builds tests/bench/bench_*.c)", 0) end
+    f:close()
+  end
+  header()
+  local events = scaled(100, 2)
+  chain(1000, events)
+  chain(10, events)
+  chain(100, events)
+  chain(10000, events)
+  one(scaled(1000, 20))
+  wake(scaled(2000, 200), 5)
+  for _, m in ipairs(SMOKE and { 100, 1000, 10000 } or { 10000, 100000, 1000000 }) do replay(m) end
+  idle(scaled(100000, 2000))
 end)
 os.execute("rm -rf " .. q(dir))
 if not ok then error(err, 0) end
-lore.shutdown()
+print(fmt("persist_bench: %d s", os.time() - t0))
