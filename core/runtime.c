@@ -107,10 +107,6 @@ int runtime_start(runtime_t *rt) {
     sched_set_current(prev);
     return status;
   }
-  /* The host scheduler is current only while Lore works on the host thread:
-   * left current, a host's sends would wait in its outbox for a loop turn
-   * (lore_spawn, which blocks, would never see its answer). */
-  sched_set_current(prev);
   return 0;
 }
 
