@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include "embed_support.h"
+#include "spawn_probe.h"
 
 /*
  * Each test here states what lore.h promises and fails until the library
@@ -59,6 +60,15 @@ static int teardown(void **state) {
   int closed = uv_loop_close(&f->loop);
   tmpdir_remove(f->dir);
   return ok && closed == 0 ? 0 : -1;
+}
+
+/* lore.h: lore_spawn "returns once a worker has loaded the behaviour". The
+ * first one after lore_open never returns (spawn_probe.h says why). Probed in
+ * a child process, so this fails instead of hanging. Also ctest
+ * embed/spawn_after_open (an expected failure until the fix). */
+static void spawn_returns_after_open(void **state) {
+  (void)state;
+  assert_int_equal(lore_spawn_deadlocks(), 0);
 }
 
 static int luaopen_empty(lua_State *L) {
@@ -144,7 +154,12 @@ static void ask_to_closed_endpoint_is_dead_letter(void **state) {
 }
 
 int main(void) {
+  if (lore_spawn_deadlocks() == 1) { /* every other test here would hang */
+    const struct CMUnitTest first[] = {cmocka_unit_test(spawn_returns_after_open)};
+    return cmocka_run_group_tests(first, NULL, NULL);
+  }
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(spawn_returns_after_open),
       cmocka_unit_test(preload_checks_the_thread),
       cmocka_unit_test(missing_behaviour_is_enobehaviour),
       cmocka_unit_test(live_id_is_elive),
