@@ -1,4 +1,7 @@
 /* embed_support.c: what the embedding tests share (see embed_support.h). */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* nftw, mkdtemp: the project builds with it, a host may not */
+#endif
 #include "embed_support.h"
 
 #include <errno.h>
