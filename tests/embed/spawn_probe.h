@@ -30,7 +30,7 @@
  */
 
 #define SPAWN_PROBE_SKIP 77
-#define SPAWN_PROBE_SECONDS 5.0
+#define SPAWN_PROBE_SECONDS 3.0
 
 static void spawn_probe_child(const char *dir) {
   char path[600];
