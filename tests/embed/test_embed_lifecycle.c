@@ -82,6 +82,10 @@ static void ignore_message(void *ud, const void *msg, size_t len) {
 
 static int setup(void **state) {
   (void)state;
+  /* A shell may start us with SIGINT ignored (a background job): the signal
+   * tests compare against the default disposition. */
+  signal(SIGINT, SIG_DFL);
+  signal(SIGTERM, SIG_DFL);
   if (tmpdir_make(dir, sizeof dir, "lifecycle")) return -1;
   return file_write(dir, "echo.lua", echo_lua);
 }
