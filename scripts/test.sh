@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # test.sh: installs what is missing, builds into build/, and runs every suite:
-#   ctest (cmocka: core, bindings, tck), busted (tests/lua), luacheck,
+#   ctest (cmocka: core, bindings, tck, embed), the install test
+#   (scripts/install-test.sh), busted (tests/lua), luacheck,
 #   the crash smoke test (tests/crash/run.sh, when present), and the
 #   benchmark smoke run (scripts/bench.sh --smoke: the benchmarks still run).
 # Every suite runs even when an earlier one failed; the last line is
@@ -71,6 +72,9 @@ suite build 360 "$ROOT/scripts/build.sh" "$BUILD"
 if ((failed)); then summary; fi
 
 suite ctest 300 ctest --test-dir "$BUILD" --output-on-failure -j2
+# cmake --install into a temporary prefix; a host built against it with
+# pkg-config and with find_package(lore) runs.
+suite install 120 bash "$ROOT/scripts/install-test.sh" "$BUILD"
 # busted runs through the project's own runner (it puts build/lore.so on the path).
 suite busted 240 bash "$ROOT/scripts/run-busted.sh" "$BUILD"
 # luacheck reads the repo's .luacheckrc; a folder not in the tree yet is left out

@@ -1,1 +1,419 @@
----@meta
+---@meta lore
+-- lore.lua: LuaLS (lua-language-server) annotations for Lore: the `lore`
+-- module of application scripts, actor refs, the `ctx` of handlers, and the
+-- table a behaviour module returns. Definitions only: nothing here runs.
+--
+-- Use: add this folder (installed as share/lore/types) to the editor's
+-- workspace library, e.g. in .luarc.json:
+--   { "workspace.library": ["/usr/local/share/lore/types"] }
+-- and mark a behaviour module's table:
+--   ---@type lore.Behaviour
+--   local M = {}
+--   function M.receive(state, msg, ctx) ... end  -- ctx is a lore.Ctx
+
+---------------------------------------------------------------------------
+-- Values
+---------------------------------------------------------------------------
+
+---What crosses between actors: messages, replies, events, snapshots. Copied
+---(encoded) when sent, so the receiver never sees later changes. Tables may
+---nest but hold no functions, userdata (except refs), threads or cycles.
+---@alias lore.Value nil|boolean|integer|number|string|lore.Ref|table
+
+---@alias lore.LogLevel "debug"|"info"|"warn"|"error"|"off"
+
+---------------------------------------------------------------------------
+-- Refs
+---------------------------------------------------------------------------
+
+---The address of an actor. A plain value: it can be stored in state and
+---events and sent inside messages. A ref made from a persistence id
+---(`lore.ref(id)`, or `spawn` with `opts.id`) stays valid across restarts.
+---Two refs to the same actor compare equal with `==`.
+---@class lore.Ref
+local Ref = {} -- luacheck: ignore 241 (a class to hang methods on)
+
+---Sends `msg` and returns at once. A message to no live actor is a dead
+---letter (counted in `lore.stats()`).
+---@param msg lore.Value
+function Ref:tell(msg) end
+
+---Sends `msg` and waits (the application script's coroutine only) until the
+---actor answers with `ctx:reply`. Raises "timeout: ..." when no answer comes
+---within `timeout` seconds, or the actor's error when its handler raises.
+---Actors do not ask this way: they use `ctx:ask`, or `tell` with `ctx.self`.
+---@param msg lore.Value
+---@param timeout? number seconds, default 5
+---@return lore.Value reply
+function Ref:ask(msg, timeout) end
+
+---Asks the actor to stop once it has handled what is already in its mailbox
+---and stash (it never overtakes earlier messages).
+function Ref:stop() end
+
+---The persistence id this ref names, or nil for a ref to a plain actor.
+---@return string?
+function Ref:id() end
+
+---------------------------------------------------------------------------
+-- The module (application scripts; behaviour scripts see only `lore.ref`)
+---------------------------------------------------------------------------
+
+---@class lore
+local lore = {}
+
+---Settings for `lore.configure`. Unknown keys are errors.
+---@class lore.Config
+---`"memory:"` (default), `"memory:NAME"`, `"sqlite:PATH"` or `"postgres:CONNINFO"`
+---@field journal? string
+---Where snapshots go: `"memory:"`, `"sqlite:PATH"`, `"dir:PATH"`, `"postgres:..."`; default:
+---the journal's store.
+---@field snapshots? string
+---@field workers? integer worker threads (each a Lua state and a loop); 0 (default): one per core
+---@field scripts? string|string[] directories searched for behaviour modules; default `"."`
+---@field hot_reload? boolean watch `scripts` and swap changed behaviours into live actors
+---sqlite: `"full"` (default) syncs every commit; `"normal"` may lose the last ones on power loss
+---@field synchronous? "full"|"normal"
+---Lua instructions one handler call may run (0: no limit); default 100000000
+---@field max_instructions? integer
+---@field memory_limit? integer bytes per worker Lua state (0: none)
+---actors recovering at once in the whole runtime; default 50
+---@field max_concurrent_recoveries? integer
+---@field recovery_timeout? number seconds a recovery may go without progress; default 30
+---seconds before actors still running at shutdown are stopped by force; default 5
+---@field shutdown_timeout? number
+---@field log_level? lore.LogLevel default: `$LORE_LOG`, else `"warn"`
+---@field handle_signals? boolean SIGINT/SIGTERM shut the runtime down
+
+---Sets up the runtime; only before the first `spawn`.
+---@param config lore.Config
+function lore.configure(config) end
+
+---Options of a spawn. Every field reaches the behaviour's `init(opts)`.
+---@class lore.SpawnOpts
+---The persistence id: required when the behaviour is persistent (defines `apply`). One live
+---actor per id.
+---@field id? string
+---@field [string] lore.Value
+
+---Starts an actor of `behaviour` (a module found on `scripts`) and returns
+---its ref. A persistent actor recovers its state from the journal first
+---(commands sent meanwhile wait). Raises when the module is missing, fails
+---to load or initialise, or the id is already live. Waits: application
+---script's coroutine only.
+---@param behaviour string module name, e.g. "cart" for cart.lua
+---@param opts? lore.SpawnOpts
+---@return lore.Ref
+function lore.spawn(behaviour, opts) end
+
+---A ref to the actor with persistence id `id`, live or not (usable in
+---behaviour scripts too).
+---@param id string
+---@return lore.Ref
+function lore.ref(id) end
+
+---Suspends the application script for `seconds` without blocking any actor.
+---@param seconds number
+function lore.sleep(seconds) end
+
+---Ends the run: every actor stops safely and the journal is flushed.
+function lore.shutdown() end
+
+---@class lore.Stats
+---@field alive integer actors alive on the workers
+---@field dead_letters integer messages that found no actor
+---@field workers integer worker threads
+---@field journal_batches? integer journal writes grouped into commits (once the runtime runs)
+---@field journal_writes? integer journal writes
+
+---Counters of the running runtime.
+---@return lore.Stats
+function lore.stats() end
+
+---Runs `fn(...)` as the application (what `lore run APP.lua` does): until
+---it returns and no actor is alive, `lore.shutdown()` is called, or a
+---signal arrives; then stops every actor safely. Raises `fn`'s error.
+---@param fn fun(...)
+---@param ... any arguments for fn
+---@return boolean clean true, or false when actors had to be stopped by force
+---@return string? why
+function lore.run(fn, ...) end
+
+---The library's version, e.g. "0.2.0".
+---@return string
+function lore.version() end
+
+---Makes a native module available to behaviour scripts as `require(name)`:
+---`open` (a C function, e.g. from `package.loadlib(path, "luaopen_x")`) is
+---called once in each worker's Lua state and returns the module. Before the
+---first spawn, inside `lore.run`.
+---@param name string
+---@param open function a lua_CFunction
+function lore.preload(name, open) end
+
+---------------------------------------------------------------------------
+-- ctx: the third argument of `receive`, also passed to hooks and callbacks
+---------------------------------------------------------------------------
+
+---An actor's view of itself while it handles a message. Read-only: keep
+---state in `state`. Only valid during the actor's own turns.
+---@class lore.Ctx
+---@field self lore.Ref this actor
+---@field sender lore.Ref? who sent the message being handled (nil when unknown, e.g. a timer)
+---@field id string? the persistence id (nil for a plain actor without one)
+---@field seq integer sequence number of the last persisted event (0 before the first)
+---@field recovering boolean true while events are being replayed
+local Ctx = {} -- luacheck: ignore 241 (a class to hang methods on)
+
+---Answers the `ask` that sent the current message (nothing happens for a
+---`tell`). Once per message.
+---@param value lore.Value
+function Ctx:reply(value) end
+
+---Stores one event. Until it is durable, new commands wait in the stash;
+---then `apply(state, evt)` runs, then `fn(state, evt)`, before the next
+---command.
+---@param evt lore.Value
+---@param fn? fun(state: any, evt: lore.Value)
+function Ctx:persist(evt, fn) end
+
+---Stores several events as one write: after a crash all of them are there
+---or none. `fn` runs once per event, in order.
+---@param events lore.Value[]
+---@param fn? fun(state: any, evt: lore.Value)
+function Ctx:persist_all(events, fn) end
+
+---Like `persist`, but commands keep flowing while the write is in flight;
+---events and callbacks keep their order.
+---@param evt lore.Value
+---@param fn? fun(state: any, evt: lore.Value)
+function Ctx:persist_async(evt, fn) end
+
+---Runs `fn(state)` once every persist issued before it has completed,
+---holding commands like `persist` does.
+---@param fn fun(state: any)
+function Ctx:defer(fn) end
+
+---Runs `fn(state)` once every persist issued before it has completed,
+---without holding commands.
+---@param fn fun(state: any)
+function Ctx:defer_async(fn) end
+
+---Snapshots the current state (through `M.snapshot` when defined); the
+---result arrives in `M.on_snapshot`.
+function Ctx:save_snapshot() end
+
+---Deletes this actor's events up to `to_seq` (the highest sequence number
+---is always kept); the result arrives in `M.on_events_deleted`.
+---@param to_seq integer
+function Ctx:delete_events(to_seq) end
+
+---@class lore.SnapshotCriteria
+---@field max_seq? integer
+---@field min_seq? integer
+---@field max_ts? number
+---@field min_ts? number
+
+---Deletes this actor's snapshots that match; the result arrives in
+---`M.on_snapshots_deleted`.
+---@param criteria lore.SnapshotCriteria
+function Ctx:delete_snapshots(criteria) end
+
+---Puts the current command aside (the user stash).
+function Ctx:stash() end
+
+---Puts every stashed command back in front of the mailbox, in order.
+function Ctx:unstash_all() end
+
+---Where a delivery goes: a ref, or the address of an entity (see `lore.entities` in the contract).
+---@alias lore.Destination lore.Ref|table
+
+---At-least-once delivery: sends `make(delivery_id)` to `dest`, and again
+---after `M.delivery.redeliver_interval` until `confirm_delivery(delivery_id)`.
+---@param dest lore.Destination
+---@param make fun(delivery_id: integer): lore.Value
+function Ctx:deliver(dest, make) end
+
+---Marks a delivery as confirmed.
+---@param delivery_id integer
+---@return boolean was_outstanding
+function Ctx:confirm_delivery(delivery_id) end
+
+---How many deliveries still wait for confirmation.
+---@return integer
+function Ctx:unconfirmed() end
+
+---@class lore.ScheduleOpts
+---@field every? number repeat every this many seconds
+---persistent actors: journal the timer so that it survives restarts and crashes (fires once after
+---recovery if due)
+---@field durable? boolean
+
+---A timer from `ctx:schedule`.
+---@class lore.Timer
+local Timer = {} -- luacheck: ignore 241 (a class to hang methods on)
+
+---Stops the timer if it has not fired yet.
+function Timer:cancel() end
+
+---Sends `msg` to this actor after `seconds`.
+---@param seconds number
+---@param msg lore.Value
+---@param opts? lore.ScheduleOpts
+---@return lore.Timer
+function Ctx:schedule(seconds, msg, opts) end
+
+---Asks another actor; `fn(reply, err)` runs later, as a turn of this actor
+---(`err` is set on a timeout or a failure, `reply` is nil then).
+---@param ref lore.Ref
+---@param msg lore.Value
+---@param timeout number seconds
+---@param fn fun(reply: lore.Value, err: string?)
+function Ctx:ask(ref, msg, timeout, fn) end
+
+---The asker of the current command, to answer later.
+---@class lore.ReplyHandle
+local ReplyHandle = {} -- luacheck: ignore 241 (a class to hang methods on)
+
+---Answers the ask this handle was made for (once).
+---@param value lore.Value
+function ReplyHandle:reply(value) end
+
+---Keeps the current command's asker waiting past this turn.
+---@return lore.ReplyHandle
+function Ctx:reply_later() end
+
+---`M.on_terminated` runs when the actor at `ref` stops.
+---@param ref lore.Ref
+function Ctx:watch(ref) end
+
+---Stops watching `ref`.
+---@param ref lore.Ref
+function Ctx:unwatch(ref) end
+
+---Wall-clock time in seconds (millisecond resolution).
+---@return number
+function Ctx:now() end
+
+---Writes a line to the runtime's log; `fmt` and the arguments as in
+---`string.format`.
+---@param level "debug"|"info"|"warn"|"error"
+---@param fmt string
+---@param ... any
+function Ctx:log(level, fmt, ...) end
+
+---Starts a child actor: it stops when this actor stops, and its failures
+---are handled by this actor's `M.supervision`.
+---@param behaviour string
+---@param opts? lore.SpawnOpts
+---@return lore.Ref
+function Ctx:spawn(behaviour, opts) end
+
+---Stops this actor after the current message (a persistent actor first
+---finishes the writes it has in flight).
+function Ctx:stop() end
+
+---------------------------------------------------------------------------
+-- A behaviour module: the table a behaviour script returns
+---------------------------------------------------------------------------
+
+---What `apply` gets with each event (when it takes a third parameter).
+---@class lore.EventMeta
+---@field seq integer the event's sequence number
+---@field ts number when it was stored (seconds)
+---@field id string the persistence id
+---@field version integer the event's schema version (adapters)
+---@field tags string[]|string tags given by an adapter
+
+---@class lore.SnapshotMeta
+---@field seq integer the last event the snapshot covers
+---@field ts number when it was taken (seconds)
+
+---@class lore.RecoverySnapshotLimit
+---@field max_seq? integer
+---@field max_ts? number
+
+---@class lore.RecoveryConfig
+---which snapshot to start from (default "latest")
+---@field snapshot? "latest"|"none"|lore.RecoverySnapshotLimit
+---@field to_seq? integer replay events up to this one only
+---@field replay_max? integer replay at most this many events
+---fail recovery rather than replay everything when no snapshot loads
+---@field snapshot_required? boolean
+
+---@class lore.DeliveryConfig
+---@field redeliver_interval? number seconds between redeliveries (default 5)
+---@field burst_limit? integer most redeliveries sent at once (default 10000)
+---@field warn_after? integer attempts before `on_unconfirmed` (default 5)
+---@field max_unconfirmed? integer most deliveries outstanding (default 100000)
+
+---@class lore.Backoff
+---@field min? number seconds (default 0.05)
+---@field max? number seconds (default 10)
+---@field random? number jitter fraction (default 0.2)
+
+---How this actor's children are treated when they fail.
+---@class lore.Supervision
+---@field strategy? "restart"|"stop"|"escalate"
+---@field max_restarts? integer within `within` seconds (default 10)
+---@field within? number seconds (default 60)
+---@field backoff? lore.Backoff
+
+---Only `receive` is required. A behaviour that defines `apply` is
+---persistent: it needs `opts.id`, and its state is rebuilt from its events.
+---@class lore.Behaviour
+---Handles each command: validates it, answers, persists events.
+---@field receive fun(state: any, msg: lore.Value, ctx: lore.Ctx)
+---The state before any event (default `{}`).
+---@field init? fun(opts: lore.SpawnOpts): any
+---Folds one event into the state and returns the new state, after each persist and during
+---recovery. No side effects (no sends) here.
+---@field apply? fun(state: any, evt: lore.Value, meta: lore.EventMeta): any
+---Compared on hot reload: a change calls `on_upgrade`.
+---@field version? integer
+---What a snapshot stores (default: the state itself).
+---@field snapshot? fun(state: any): lore.Value
+---The state from what `snapshot` stored.
+---@field restore? fun(snap: lore.Value, meta: lore.SnapshotMeta): any
+---Take a snapshot every this many events.
+---@field snapshot_every? integer
+---Keep only the newest this many snapshots.
+---@field keep_snapshots? integer
+---Delete the events the oldest kept snapshot covers.
+---@field delete_events_on_snapshot? boolean
+---How to recover; `false`: start from `init` and replay nothing.
+---@field recovery? lore.RecoveryConfig|false
+---The most commands the internal stash holds while persists are in flight.
+---@field stash_capacity? integer
+---When the stash is full: fail the actor (default), drop the command to dead letters, or answer
+---its sender with an error.
+---@field stash_overflow? "fail"|"drop"|"reply"
+---At-least-once delivery settings (`ctx:deliver`).
+---@field delivery? lore.DeliveryConfig
+---How this actor's children are treated when they fail.
+---@field supervision? lore.Supervision
+---After the replay, before the first command that waited.
+---@field on_recovery_completed? fun(state: any, ctx: lore.Ctx)
+---The journal failed a write: the actor then stops and restarts with back-off.
+---@field on_persist_failure? fun(state: any, err: string, evt: lore.Value, ctx: lore.Ctx)
+---An event was refused before storage (e.g. it cannot be encoded): the actor goes on. Returning
+---true leaves out the warning in the log.
+---@field on_persist_rejected? fun(state: any, err: string, evt: lore.Value, ctx: lore.Ctx): boolean?
+---Recovery failed: the actor stops.
+---@field on_recovery_failure? fun(err: string, ctx: lore.Ctx)
+---The outcome of `ctx:save_snapshot` or of an automatic snapshot.
+---@field on_snapshot? fun(ok: boolean, meta_or_err: lore.SnapshotMeta|string, ctx: lore.Ctx)
+---The outcome of `ctx:delete_snapshots`: the criteria, or the error.
+---@field on_snapshots_deleted? fun(ok: boolean, done: lore.SnapshotCriteria|string, ctx: lore.Ctx)
+---The outcome of `ctx:delete_events` (refused above the last persisted seq).
+---@field on_events_deleted? fun(ok: boolean, seq_or_err: integer|string, ctx: lore.Ctx)
+---Deliveries still unconfirmed after `delivery.warn_after` attempts.
+---@field on_unconfirmed? fun(list: table[], ctx: lore.Ctx)
+---Hot reload changed `version`: returns the live state converted.
+---@field on_upgrade? fun(state: any, old_version: integer?): any
+---The actor is stopping.
+---@field on_stop? fun(state: any, ctx: lore.Ctx)
+---An actor this one watches (`ctx:watch`) stopped.
+---@field on_terminated? fun(state: any, ref: lore.Ref, reason: "stopped"|"failed", ctx: lore.Ctx)
+
+return lore
