@@ -80,6 +80,7 @@ static int actor_receive(actor_t *a, lore_msg *m) {
   switch (m->kind) {
     case MSG_USER:
     case MSG_TIMER: {
+      if (!actor_is_bare(a)) entities_touch(a);
       if (actor_is_plain(a)) {
         plain_receive(bs, a, m);
         break;
@@ -197,10 +198,13 @@ static void actor_stopped(actor_t *a) {
     lua_pop(L, 1);
   }
   luaL_unref(L, LUA_REGISTRYINDEX, actor_rec_ref(a));
-  lua_actor *la = actor_persistent(a);
+  lua_actor *la = actor_lua(a);
   if (la) {
-    recovery_permit_forget(bs->lrt, a);
-    if (la->has_permit) recovery_permit_release(bs->lrt);
+    entities_stopped(a);
+    if (la->persistent) {
+      recovery_permit_forget(bs->lrt, a);
+      if (la->has_permit) recovery_permit_release(bs->lrt);
+    }
     free(la);
     a->data = NULL;
   }
@@ -252,17 +256,19 @@ int64_t binding_now_ms(void) {
   return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
 }
 
-/* core.actor_create(aid, id|nil, rec, plain) -> true | nil, err. On success
- * the new actor is the current one (its spawn goes on with its recovery);
- * the caller restores the previous one with core.set_actor. */
+/* core.actor_create(aid, id|nil, rec, plain, entity) -> true | nil, err, why.
+ * On success the new actor is the current one (its spawn goes on with its
+ * recovery); the caller restores the previous one with core.set_actor. A
+ * persistent actor or an entity gets a lua_actor; a plain actor needs none. */
 static int core_actor_create(lua_State *L) {
   binding_state *bs = bs_of(L);
   lua_Integer aid = luaL_checkinteger(L, 1);
   const char *name = luaL_optstring(L, 2, NULL);
   luaL_checktype(L, 3, LUA_TTABLE);
-  int plain = lua_toboolean(L, 4);
+  int plain = lua_toboolean(L, 4), entity = lua_toboolean(L, 5);
   lua_actor *la = NULL;
-  if (!plain && !(la = calloc(1, sizeof *la))) return luaL_error(L, "out of memory");
+  if ((!plain || entity) && !(la = calloc(1, sizeof *la))) return luaL_error(L, "out of memory");
+  if (la) la->persistent = !plain;
   lua_pushvalue(L, 3);
   int ref = luaL_ref(L, LUA_REGISTRYINDEX);
   void *data;
@@ -284,8 +290,10 @@ static int core_actor_create(lua_State *L) {
       lua_pushliteral(L, "the runtime is shutting down");
     else
       lua_pushstring(L, uv_strerror(r));
-    return 2;
+    lua_pushstring(L, r == UV_EEXIST ? "live" : r == UV_ECANCELED ? "shutdown" : "script");
+    return 3;
   }
+  if (la) la->actor = a;
   bs->cur_actor = a;
   lua_pushboolean(L, 1);
   return 1;
@@ -313,6 +321,15 @@ static int core_current_rec(lua_State *L) {
 static int core_current_aid(lua_State *L) {
   binding_state *bs = bs_of(L);
   lua_pushinteger(L, bs->cur_actor ? (lua_Integer)bs->cur_actor->aid : 0);
+  return 1;
+}
+
+/* core.entity_ref(manager, id) -> the ref of an entity (valid across passivation) */
+static int core_entity_ref(lua_State *L) {
+  size_t mlen, len;
+  const char *manager = luaL_checklstring(L, 1, &mlen);
+  const char *id = luaL_checklstring(L, 2, &len);
+  ref_push_entity(L, manager, mlen, id, len);
   return 1;
 }
 
@@ -651,6 +668,7 @@ int luaopen_lore_core(lua_State *L) {
                                  {"current_aid", core_current_aid},
                                  {"current_rec", core_current_rec},
                                  {"addr_ref", core_addr_ref},
+                                 {"entity_ref", core_entity_ref},
                                  {"reply", core_reply},
                                  {"current", core_current},
                                  {"reply_error", core_reply_error},
@@ -752,6 +770,7 @@ int worker_sched_message(sched_t *s, lore_msg *m) {
 }
 
 void worker_dead_letter(sched_t *s, lore_msg *m) {
+  /* (an entity that could not wake up lands here too: its asker learns it) */
   if (m->corr && m->kind == MSG_USER) {
     static const char e[] = "dead letter: no actor is running at that ref";
     binding_reply(s->rt, m->sender, m->corr, REPLY_DEAD, e, sizeof e - 1);

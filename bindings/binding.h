@@ -47,6 +47,7 @@ typedef struct binding_state {
   uint64_t answered[ANSWERED_RING]; /* the last asks answered here (core.was_answered) */
   unsigned answered_next;
   size_t mem_used, mem_limit;
+  struct worker_entities *entities; /* this worker's entities (entities.c), or NULL */
 } binding_state;
 
 binding_state *binding_state_get(lua_State *L);

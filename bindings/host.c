@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "binding.h"
+#include "entities.h"
 #include "ids.h"
 #include "ref.h"
 
@@ -69,21 +71,36 @@ int lore_ref_pack(const lore_ref *ref, void *buf, size_t cap, size_t *len) {
 }
 
 /* A message to `to`, from the host. */
-static lore_msg *msg_to(const lore_ref *to, uint32_t kind, const void *data, size_t len) {
+static lore_msg *msg_to(lore_runtime *lrt, const lore_ref *to, uint32_t kind, const void *data,
+                        size_t len) {
   lore_msg *m = msg_new(kind, data, len, to->name_len ? to->name : NULL, to->name_len);
   if (!m) return NULL;
   if (!to->name_len) {
     m->target.sched = to->sched;
     m->target.aid = to->aid;
   }
+  if (kind == MSG_USER) m->ival = entities_tag(lrt, ref_manager(to)); /* wakes an entity */
   return m;
 }
 
+/* Whether bytes are exactly one MessagePack value: a malformed message is
+ * refused at the call (LORE_EBADMSG), not dropped later by its receiver. */
+static int one_value(const void *data, size_t len) {
+  if (!data || !len) return 0;
+  msgpack_unpacked u;
+  msgpack_unpacked_init(&u);
+  size_t off = 0;
+  int ok = msgpack_unpack_next(&u, data, len, &off) == MSGPACK_UNPACK_SUCCESS && off == len;
+  msgpack_unpacked_destroy(&u);
+  return ok;
+}
+
 int lore_tell(lore_runtime *rt, const lore_ref *to, const void *msg, size_t len) {
-  if (!rt || !to || (!msg && len)) return UV_EINVAL;
+  if (!rt || !to) return UV_EINVAL;
   HOST_THREAD_CHECK(rt);
   RUNNING_CHECK(rt);
-  lore_msg *m = msg_to(to, MSG_USER, msg, len);
+  if (!one_value(msg, len)) return LORE_EBADMSG;
+  lore_msg *m = msg_to(rt, to, MSG_USER, msg, len);
   if (!m) return UV_ENOMEM;
   runtime_send(rt->rt, m);
   return 0;
@@ -92,7 +109,7 @@ int lore_tell(lore_runtime *rt, const lore_ref *to, const void *msg, size_t len)
 int host_stop(lore_runtime *lrt, const lore_ref *ref) {
   if (!lrt || !ref) return UV_EINVAL;
   RUNNING_CHECK(lrt);
-  lore_msg *m = msg_to(ref, MSG_STOP, NULL, 0);
+  lore_msg *m = msg_to(lrt, ref, MSG_STOP, NULL, 0);
   if (!m) return UV_ENOMEM;
   runtime_send(lrt->rt, m);
   return 0;
@@ -155,10 +172,11 @@ static pending_ask *ask_register(lore_runtime *lrt, double timeout_s, lore_reply
 
 int lore_ask(lore_runtime *rt, const lore_ref *to, const void *msg, size_t len, double timeout_s,
              lore_reply_cb cb, void *ud) {
-  if (!rt || !to || !cb || (!msg && len) || timeout_s != timeout_s) return UV_EINVAL;
+  if (!rt || !to || !cb || timeout_s != timeout_s) return UV_EINVAL;
   HOST_THREAD_CHECK(rt);
   RUNNING_CHECK(rt);
-  lore_msg *m = msg_to(to, MSG_USER, msg, len);
+  if (!one_value(msg, len)) return LORE_EBADMSG;
+  lore_msg *m = msg_to(rt, to, MSG_USER, msg, len);
   if (!m) return UV_ENOMEM;
   sched_t *prev = enter_host(rt);
   pending_ask *a = ask_register(rt, timeout_s, cb, ud);
@@ -452,9 +470,12 @@ int host_sched_message(sched_t *s, lore_msg *m) {
   return ACTOR_CONSUMED;
 }
 
+/* A message for a closed endpoint: counted; an asker learns it at once. */
 void host_dead_letter(sched_t *s, lore_msg *m) {
-  (void)s;
-  (void)m; /* a message for a closed endpoint: counted, nothing more */
+  if (m->corr && m->kind == MSG_USER) {
+    static const char e[] = "dead letter: no endpoint is open at that ref";
+    binding_reply(s->rt, m->sender, m->corr, REPLY_DEAD, e, sizeof e - 1);
+  }
 }
 
 static void collect_value(void *value, void *ud) {

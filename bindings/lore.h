@@ -120,14 +120,17 @@ LORE_EXTERN void lore_ref_free(lore_ref *ref);
  * too small (*len then says how much is needed). */
 LORE_EXTERN int lore_ref_pack(const lore_ref *ref, void *buf, size_t cap, size_t *len);
 
-/* Fire and forget; the bytes are copied. A message to no live actor is a
- * dead letter (counted, logged at debug). */
+/* Fire and forget; the bytes (exactly one MessagePack value, else
+ * LORE_EBADMSG) are copied. A message to no live actor is a dead letter
+ * (counted, logged at debug). */
 LORE_EXTERN int lore_tell(lore_runtime *rt, const lore_ref *to, const void *msg, size_t len);
 
 /* `cb` runs on the host loop exactly once: status 0 and the reply's bytes,
  * or a negative code (LORE_ETIMEDOUT, LORE_EFAILED with the actor's error
  * text as the bytes, LORE_EDEADLETTER, LORE_ESHUTDOWN). Many asks may be in
- * flight at once. On an error return, cb never runs. */
+ * flight at once. A negative timeout_s waits for ever. An endpoint never
+ * answers an ask (its callback has no way to): ask actors. On an error
+ * return (LORE_EBADMSG as for lore_tell), cb never runs. */
 typedef void (*lore_reply_cb)(void *ud, int status, const void *reply, size_t len);
 LORE_EXTERN int lore_ask(lore_runtime *rt, const lore_ref *to, const void *msg, size_t len,
                          double timeout_s, lore_reply_cb cb, void *ud);
@@ -138,7 +141,8 @@ LORE_EXTERN int lore_ask(lore_runtime *rt, const lore_ref *to, const void *msg, 
 typedef void (*lore_message_cb)(void *ud, const void *msg, size_t len);
 LORE_EXTERN int lore_endpoint(lore_runtime *rt, lore_message_cb cb, void *ud, lore_ref **out);
 /* After this returns, `cb` of that endpoint never runs again; messages to it
- * become dead letters. The ref itself stays the caller's. */
+ * become dead letters (an ask to it gets LORE_EDEADLETTER). UV_ENOENT if it
+ * is not open. The ref itself stays the caller's. */
 LORE_EXTERN int lore_endpoint_close(lore_runtime *rt, const lore_ref *endpoint);
 
 /* Runs the private loop until the runtime has shut down (cfg.loop == NULL
@@ -151,7 +155,8 @@ LORE_EXTERN int lore_run(lore_runtime *rt);
  * Bounded in time: actors still running after cfg.shutdown_timeout are
  * stopped by force (a runaway handler is interrupted); a worker stuck in C
  * code after that is abandoned (lore_shutdown_status then says so). Calling
- * it again is harmless; `done` of the first call is the one that runs. */
+ * it again while it runs is harmless (the first `done` given is the one that
+ * runs); once the runtime is down, `done` runs at once, inside the call. */
 LORE_EXTERN int lore_shutdown(lore_runtime *rt, void (*done)(void *ud), void *ud);
 /* After `done`: 0 for a clean shutdown, LORE_ETIMEDOUT if actors had to be
  * stopped by force, UV_EBUSY if a worker thread had to be abandoned. */

@@ -8,6 +8,7 @@
 
 #include "binding.h"
 #include "codec.h"
+#include "entities.h"
 #include "host.h"
 #include "ref.h"
 #include "worker.h"
@@ -178,8 +179,12 @@ static void ask_answered(void *ud, int status, const void *reply, size_t len) {
   free(w);
 }
 
-int host_ask(lua_State *L) {
-  host *h = host_of(L);
+static int host_ask_as(lua_State *L, host *h);
+
+int host_ask(lua_State *L) { return host_ask_as(L, host_of(L)); }
+
+/* ref:ask(msg, timeout) with the ref at 1 (mgr:ask arranges the same). */
+static int host_ask_as(lua_State *L, host *h) {
   lore_ref *r = ref_check(L, 1);
   luaL_checkany(L, 2);
   double timeout = luaL_optnumber(L, 3, 5.0);
@@ -330,6 +335,8 @@ static void set_count(lua_State *L, const char *k, long long v) {
   lua_setfield(L, -2, k);
 }
 
+static void push_manager_stats(lua_State *L, entity_manager *em);
+
 static int l_stats(lua_State *L) {
   host *h = host_of(L);
   host_stats st = {0};
@@ -340,6 +347,14 @@ static int l_stats(lua_State *L) {
   set_count(L, "workers", st.workers);
   set_count(L, "recoveries", st.recoveries);
   set_count(L, "recoveries_peak", st.recoveries_peak);
+  int n = h->lrt ? entities_count(h->lrt) : 0;
+  lua_createtable(L, 0, n);
+  for (int i = 0; i < n; i++) {
+    entity_manager *em = entities_manager(h->lrt, i);
+    push_manager_stats(L, em);
+    lua_setfield(L, -2, em->name);
+  }
+  lua_setfield(L, -2, "entities");
   if (h->lrt) {
     set_count(L, "journal_batches", st.journal_batches);
     set_count(L, "journal_writes", st.journal_writes);
@@ -530,6 +545,131 @@ static int l_version(lua_State *L) {
   return 1;
 }
 
+/* --- entity managers --- */
+
+#define MANAGER_MT "lore.entities"
+
+typedef struct manager_ud {
+  host *h;
+  int index;
+  char name[REF_MANAGER_MAX + 1];
+} manager_ud;
+
+static manager_ud *check_manager(lua_State *L) {
+  manager_ud *m = luaL_checkudata(L, 1, MANAGER_MT);
+  if (!m->h->lrt) luaL_error(L, "the runtime this entity manager belonged to has stopped");
+  return m;
+}
+
+/* Replaces (mgr, id) at 1 and 2 by the entity's ref at 1. */
+static void entity_ref_at_1(lua_State *L, manager_ud *m) {
+  size_t len;
+  const char *id = luaL_checklstring(L, 2, &len);
+  const char *why = binding_id_problem(L, 2);
+  if (why) luaL_argerror(L, 2, lua_pushfstring(L, "an entity id %s", why));
+  ref_push_entity(L, m->name, strlen(m->name), id, len);
+  lua_replace(L, 1);
+  lua_remove(L, 2);
+}
+
+/* mgr:ref(id) -> a ref to that entity, valid across its passivation */
+static int mgr_ref(lua_State *L) {
+  manager_ud *m = check_manager(L);
+  lua_settop(L, 2);
+  entity_ref_at_1(L, m);
+  return 1;
+}
+
+/* mgr:tell(id, msg) */
+static int mgr_tell(lua_State *L) {
+  manager_ud *m = check_manager(L);
+  luaL_checkany(L, 3);
+  lua_settop(L, 3);
+  entity_ref_at_1(L, m);
+  lore_ref *r = ref_check(L, 1);
+  size_t len;
+  const char *data = binding_encode(L, &m->h->bs, 2, "message", &len);
+  int rc = lore_tell(m->h->lrt, r, data, len);
+  if (rc) return luaL_error(L, "%s", lore_strerror(rc));
+  return 0;
+}
+
+/* mgr:ask(id, msg, timeout): as ref:ask (it waits: the app's coroutine only) */
+static int mgr_ask(lua_State *L) {
+  manager_ud *m = check_manager(L);
+  luaL_checkany(L, 3);
+  entity_ref_at_1(L, m);
+  return host_ask_as(L, m->h);
+}
+
+static void set_figure(lua_State *L, const char *k, int64_t *v) {
+  lua_pushinteger(L, (lua_Integer)__atomic_load_n(v, __ATOMIC_RELAXED));
+  lua_setfield(L, -2, k);
+}
+
+static void push_manager_stats(lua_State *L, entity_manager *em) {
+  lua_createtable(L, 0, 4);
+  set_figure(L, "live", &em->live);
+  set_figure(L, "passivated", &em->passivated);
+  set_figure(L, "woken", &em->woken);
+  set_figure(L, "held", &em->held);
+}
+
+/* mgr:stats() -> { live =, passivated =, woken =, held = } */
+static int mgr_stats(lua_State *L) {
+  manager_ud *m = check_manager(L);
+  push_manager_stats(L, entities_manager(m->h->lrt, m->index));
+  return 1;
+}
+
+static int mgr_tostring(lua_State *L) {
+  manager_ud *m = luaL_checkudata(L, 1, MANAGER_MT);
+  lua_pushfstring(L, "lore.entities(%s)", m->name);
+  return 1;
+}
+
+/* lore.entities(behaviour, opts) -> a manager: opts.name (default: the
+ * behaviour's name), opts.passivate_after (seconds, default 120). */
+static int l_entities(lua_State *L) {
+  host *h = host_of(L);
+  const char *behaviour = luaL_checkstring(L, 1);
+  lua_settop(L, 2);
+  if (lua_isnil(L, 2)) {
+    lua_newtable(L);
+    lua_replace(L, 2);
+  }
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_getfield(L, 2, "name");
+  const char *name = luaL_optstring(L, -1, behaviour);
+  lua_getfield(L, 2, "passivate_after");
+  double after = luaL_optnumber(L, -1, 120.0);
+  if (!(after > 0) || after > 1e7)
+    return luaL_argerror(L, 2, "opts.passivate_after must be a number of seconds above 0");
+  if (strlen(name) == 0 || strlen(name) > REF_MANAGER_MAX)
+    return luaL_argerror(L, 2, "opts.name must be 1 to 255 bytes");
+  ensure_runtime(L, h);
+  int index = entities_register(h->lrt, name, behaviour, after);
+  if (index < 0)
+    return luaL_error(L, "lore.entities(%s): %s", name,
+                      index == UV_EEXIST ? "that manager name is taken by another behaviour"
+                                         : lore_strerror(index));
+  manager_ud *m = lua_newuserdatauv(L, sizeof *m, 0);
+  m->h = h;
+  m->index = index;
+  snprintf(m->name, sizeof m->name, "%s", name);
+  if (luaL_newmetatable(L, MANAGER_MT)) {
+    static const luaL_Reg methods[] = {{"ref", mgr_ref},     {"tell", mgr_tell},
+                                       {"ask", mgr_ask},     {"stats", mgr_stats},
+                                       {NULL, NULL}};
+    luaL_newlib(L, methods);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, mgr_tostring);
+    lua_setfield(L, -2, "__tostring");
+  }
+  lua_setmetatable(L, -2);
+  return 1;
+}
+
 /* lore.preload(name, cfunction): behaviour scripts may then require(name);
  * the function (from package.loadlib, say) is a native module's open
  * function, run once per worker state. Before the first spawn. */
@@ -567,7 +707,8 @@ LORE_EXTERN int luaopen_lore(lua_State *L) {
                                  {"ref", binding_l_ref},     {"sleep", l_sleep},
                                  {"shutdown", l_shutdown},   {"run", l_run},
                                  {"stats", l_stats},         {"version", l_version},
-                                 {"preload", l_preload},     {NULL, NULL}};
+                                 {"preload", l_preload},     {"entities", l_entities},
+                                 {NULL, NULL}};
   luaL_newlibtable(L, fns);
   lua_pushlightuserdata(L, h);
   luaL_setfuncs(L, fns, 1);

@@ -38,6 +38,15 @@ enum {
  */
 typedef struct lua_actor {
   int ref;             /* registry ref of the runtime's record */
+  int persistent;      /* has a journal stream (apply); else a plain entity */
+  actor_t *actor;
+  /* Entities: the manager's tag (index + 1; 0 for other actors), when the
+   * last command arrived (the worker loop's clock, ms), and the worker's
+   * idle-order list of this manager's entities (oldest first). */
+  int64_t manager;
+  uint64_t last_active;
+  struct lua_actor *lru_prev, *lru_next;
+  int passivating;
   uint32_t incarnation; /* bumped at every (re)start of recovery */
   int64_t writer;      /* this incarnation's writer id (random, nonzero) */
   char writer_text[24]; /* the same, as the journal stores it today */
@@ -47,12 +56,19 @@ typedef struct lua_actor {
   int has_permit;      /* holds one of the runtime's recovery permits */
 } lua_actor;
 
-static inline int actor_is_plain(const actor_t *a) { return (int)((intptr_t)a->data & 1); }
-static inline lua_actor *actor_persistent(const actor_t *a) {
-  return actor_is_plain(a) ? NULL : (lua_actor *)a->data;
+/* A plain actor without entity bookkeeping keeps no lua_actor at all. */
+static inline int actor_is_bare(const actor_t *a) { return (int)((intptr_t)a->data & 1); }
+static inline lua_actor *actor_lua(const actor_t *a) {
+  return actor_is_bare(a) ? NULL : (lua_actor *)a->data;
 }
+static inline lua_actor *actor_persistent(const actor_t *a) {
+  lua_actor *la = actor_lua(a);
+  return la && la->persistent ? la : NULL;
+}
+/* Commands go from C straight to receive (no Lua dispatch frame). */
+static inline int actor_is_plain(const actor_t *a) { return !actor_persistent(a); }
 static inline int actor_rec_ref(const actor_t *a) {
-  return actor_is_plain(a) ? (int)((intptr_t)a->data >> 1) : ((lua_actor *)a->data)->ref;
+  return actor_is_bare(a) ? (int)((intptr_t)a->data >> 1) : ((lua_actor *)a->data)->ref;
 }
 
 /* The actor whose turn this is on this worker; raises if there is none
@@ -78,6 +94,13 @@ void binding_push_budget_calls(lua_State *L); /* budget.c: budget_blown, cocreat
 /* A journal completion reached actor a: the C side's bookkeeping, before the
  * Lua side sees it (persist_lua.c). */
 void persist_completion(actor_t *a, lore_msg *m);
+/* Entities on a worker (entities.c): wake one up for m (the runtime hook),
+ * note a command it got, let go of one that stopped. */
+int entities_route_missing(sched_t *s, lore_msg *m);
+void entities_touch(actor_t *a);
+void entities_stopped(actor_t *a);
+void entities_worker_close(binding_state *bs);
+
 /* Recovery permits (persist_lua.c): give one back (to the next waiter, if
  * any); forget an actor that stops while waiting. */
 void recovery_permit_release(lore_runtime *lrt);

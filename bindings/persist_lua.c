@@ -6,6 +6,7 @@
 #include "codec.h"
 #include "worker.h"
 #include "log.h"
+#include "entities.h"
 #include "lua_actor.h"
 
 /* A replay page holds at most this many events and (past its first event)
@@ -284,6 +285,9 @@ static int core_recovered(lua_State *L) {
   binding_current_persistent(L, &la);
   lua_Integer seq = luaL_checkinteger(L, 1);
   la->next_seq = la->persisted = seq;
+  /* An entity that woke up: what waited for its recovery. */
+  entity_manager *em = la->manager ? entities_manager(bs_of(L)->lrt, (int)la->manager - 1) : NULL;
+  if (em) __atomic_add_fetch(&em->held, (int64_t)la->actor->mailbox.count, __ATOMIC_RELAXED);
   return 0;
 }
 

@@ -7,14 +7,17 @@
 static int ref_eq(lua_State *L) {
   lore_ref *a = ref_test(L, 1), *b = ref_test(L, 2);
   int eq = a && b && a->sched == b->sched && a->aid == b->aid && a->name_len == b->name_len &&
-           memcmp(a->name, b->name, a->name_len) == 0;
+           a->manager_len == b->manager_len &&
+           memcmp(a->name, b->name, a->name_len + 1 + a->manager_len) == 0;
   lua_pushboolean(L, eq);
   return 1;
 }
 
 static int ref_tostring(lua_State *L) {
   lore_ref *r = ref_check(L, 1);
-  if (r->name_len)
+  if (r->manager_len)
+    lua_pushfstring(L, "ref(%s/%s)", ref_manager(r), r->name);
+  else if (r->name_len)
     lua_pushfstring(L, "ref(%s)", r->name);
   else
     lua_pushfstring(L, "ref(%d:%I)", (int)r->sched, (lua_Integer)r->aid);
@@ -43,27 +46,40 @@ void ref_init(lua_State *L) {
   lua_pop(L, 1);
 }
 
-static lore_ref *ref_new(lua_State *L, size_t name_len) {
-  lore_ref *r = lua_newuserdatauv(L, sizeof(lore_ref) + name_len + 1, 0);
+static lore_ref *ref_new(lua_State *L, size_t name_len, size_t manager_len) {
+  size_t extra = name_len + 1 + (manager_len ? manager_len + 1 : 0);
+  lore_ref *r = lua_newuserdatauv(L, sizeof(lore_ref) + extra, 0);
   lua_rawgetp(L, LUA_REGISTRYINDEX, &ref_mt_key);
   lua_setmetatable(L, -2);
   r->name_len = name_len;
+  r->manager_len = manager_len;
   r->name[name_len] = '\0';
   return r;
 }
 
 lore_ref *ref_push_addr(lua_State *L, uint32_t sched, uint64_t aid) {
-  lore_ref *r = ref_new(L, 0);
+  lore_ref *r = ref_new(L, 0, 0);
   r->sched = sched;
   r->aid = aid;
   return r;
 }
 
 lore_ref *ref_push_name(lua_State *L, const char *name, size_t len) {
-  lore_ref *r = ref_new(L, len);
+  lore_ref *r = ref_new(L, len, 0);
   r->sched = 0;
   r->aid = 0;
   memcpy(r->name, name, len);
+  return r;
+}
+
+lore_ref *ref_push_entity(lua_State *L, const char *manager, size_t mlen, const char *id,
+                          size_t len) {
+  lore_ref *r = ref_new(L, len, mlen);
+  r->sched = 0;
+  r->aid = 0;
+  memcpy(r->name, id, len);
+  memcpy(r->name + len + 1, manager, mlen);
+  r->name[len + 1 + mlen] = '\0';
   return r;
 }
 
@@ -93,6 +109,15 @@ static uint64_t get_be(const char *p, int n) {
 }
 
 size_t ref_serialize(const lore_ref *r, char *buf, size_t cap) {
+  if (r->manager_len) { /* 3, manager length, manager, id */
+    size_t n = 2 + r->manager_len + r->name_len;
+    if (cap < n) return 0;
+    buf[0] = 3;
+    buf[1] = (char)r->manager_len;
+    memcpy(buf + 2, ref_manager(r), r->manager_len);
+    memcpy(buf + 2 + r->manager_len, r->name, r->name_len);
+    return n;
+  }
   if (r->name_len) {
     if (cap < r->name_len + 1) return 0;
     buf[0] = 2;
@@ -113,6 +138,12 @@ int ref_push_serialized(lua_State *L, const char *buf, size_t len) {
   }
   if (len >= 2 && len <= REF_SERIALIZED_MAX && buf[0] == 2) {
     ref_push_name(L, buf + 1, len - 1);
+    return 0;
+  }
+  if (len >= 4 && len <= REF_SERIALIZED_MAX && buf[0] == 3) {
+    size_t mlen = (unsigned char)buf[1];
+    if (mlen == 0 || len < 3 + mlen) return -1;
+    ref_push_entity(L, buf + 2, mlen, buf + 2 + mlen, len - 2 - mlen);
     return 0;
   }
   return -1;

@@ -7,27 +7,39 @@
 #include <stdint.h>
 
 /*
- * A ref names an actor either by address (scheduler index + actor id, valid
- * for the actor's life) or by persistence id (valid across restarts and
- * passivation: the runtime routes it to whichever actor holds that id).
- * A ref is immutable. In MessagePack it is the extension type REF_EXT_TYPE
- * whose bytes are ref_serialize's output.
+ * A ref names an actor by address (scheduler index + actor id, valid for the
+ * actor's life), by persistence id (valid across restarts: the runtime routes
+ * it to whichever actor holds that id), or by entity manager and id (valid
+ * across passivation too: a message wakes the entity up). Never by a memory
+ * address of this process, so a ref kept in an event or sent elsewhere stays
+ * meaningful. A ref is immutable. In MessagePack it is the extension type
+ * REF_EXT_TYPE whose bytes are ref_serialize's output.
  */
 #define REF_EXT_TYPE 1
 #define REF_METATABLE "lore.ref"
 #define REF_SERIALIZED_MAX 4096 /* longest accepted name is REF_SERIALIZED_MAX - 1 */
 
 typedef struct lore_ref {
-  uint32_t sched;   /* scheduler index (address refs) */
-  uint64_t aid;     /* actor id; 0 for a ref by name */
-  size_t name_len;  /* 0 for an address ref */
-  char name[];      /* persistence id, NUL-terminated */
+  uint32_t sched;      /* scheduler index (address refs) */
+  uint64_t aid;        /* actor id; 0 for a ref by name */
+  size_t name_len;     /* 0 for an address ref */
+  size_t manager_len;  /* entity refs: the manager's name follows the id */
+  char name[];         /* persistence id, NUL; then the manager's name, NUL */
 } lore_ref;
+
+#define REF_MANAGER_MAX 255 /* longest entity manager name */
+
+/* The manager's name of an entity ref (NULL for others). */
+static inline const char *ref_manager(const lore_ref *r) {
+  return r->manager_len ? r->name + r->name_len + 1 : NULL;
+}
 
 /* Creates the metatable (idempotent). Methods are added by the runtime. */
 void ref_init(lua_State *L);
 lore_ref *ref_push_addr(lua_State *L, uint32_t sched, uint64_t aid);
 lore_ref *ref_push_name(lua_State *L, const char *name, size_t len);
+lore_ref *ref_push_entity(lua_State *L, const char *manager, size_t mlen, const char *id,
+                          size_t len);
 /* The ref at idx, or NULL if that value is not a ref. */
 lore_ref *ref_test(lua_State *L, int idx);
 lore_ref *ref_check(lua_State *L, int idx);

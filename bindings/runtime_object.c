@@ -5,7 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "entities.h"
 #include "host.h"
+#include "lua_actor.h"
 #include "worker.h"
 
 /* After shutdown_timeout the stragglers are stopped by force; a worker that
@@ -112,8 +114,12 @@ static void hook_dead_letter(sched_t *s, lore_msg *m) {
     host_dead_letter(s, m);
 }
 
+static int hook_route_missing(sched_t *s, lore_msg *m) {
+  return s->index ? entities_route_missing(s, m) : ACTOR_CONSUMED;
+}
+
 static const runtime_hooks hooks = {hook_sched_start, hook_sched_stop, hook_sched_message,
-                                    hook_dead_letter};
+                                    hook_dead_letter, hook_route_missing};
 
 /* --- signals --- */
 
@@ -162,6 +168,7 @@ static void runtime_object_free(lore_runtime *lrt) {
     free(w);
   }
   uv_mutex_destroy(&lrt->permit_lock);
+  entities_free(lrt);
   for (int i = 0; i < lrt->npreloads; i++) free(lrt->preloads[i].name);
   free(lrt->preloads);
   if (lrt->loop == &lrt->private_loop && uv_loop_close(&lrt->private_loop) != 0)
@@ -205,7 +212,13 @@ int lore_open(const lore_config *cfg, lore_runtime **out) {
     r = UV_ENOMEM;
     goto fail;
   }
-  if ((r = runtime_start(lrt->rt))) {
+  /* runtime_start makes the host scheduler this thread's current one; the
+   * host side makes it current only while it works (host.c), so that
+   * messages it sends go straight to their inboxes. */
+  sched_t *prev = sched_current();
+  r = runtime_start(lrt->rt);
+  sched_leave(prev);
+  if (r) {
     log_error(&lrt->log, "cannot start the runtime's workers (see above): %s", lore_strerror(r));
     goto fail;
   }
@@ -234,6 +247,8 @@ fail:
 
 int lore_preload(lore_runtime *rt, const char *name, lua_CFunction open) {
   if (!rt || !name || !*name || !open) return UV_EINVAL;
+  uv_thread_t self = uv_thread_self();
+  if (!uv_thread_equal(&self, &rt->host_thread)) return LORE_ETHREAD;
   if (rt->spawned) return UV_EBUSY;
   for (int i = 0; i < rt->npreloads; i++)
     if (strcmp(rt->preloads[i].name, name) == 0) return UV_EEXIST;

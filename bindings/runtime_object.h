@@ -81,6 +81,11 @@ struct lore_runtime {
   int permits_peak; /* the most ever in use at once (lore.stats) */
   permit_waiter *permit_head, *permit_tail;
 
+  /* Entity managers (entities.c): appended by the host thread, read by any
+   * worker up to nmanagers (published with release/acquire). */
+  struct entity_manager *managers[256];
+  int nmanagers;
+
   native_module *preloads; /* read by workers only after the first spawn */
   int npreloads;
   int spawned; /* a spawn happened: preloads are fixed */

@@ -5,6 +5,7 @@
 #include "binding.h"
 #include "codec.h"
 #include "host.h"
+#include "entities.h"
 #include "ids.h"
 #include "ref.h"
 #include "worker.h"
@@ -43,6 +44,7 @@ void binding_send(binding_state *bs, const void *refp, uint32_t kind, const char
     m->target.sched = r->sched;
     m->target.aid = r->aid;
   }
+  if (kind == MSG_USER) m->ival = entities_tag(bs->lrt, ref_manager(r)); /* wakes an entity */
   if (bs->cur_actor) {
     m->sender.sched = bs->sched->index;
     m->sender.aid = bs->cur_actor->aid;

@@ -126,6 +126,7 @@ void worker_state_close(sched_t *s) {
   if (!bs) return;
   watchdog_forget(s->rt->data, s); /* after this the watchdog never touches bs */
   lua_close(bs->L);
+  entities_worker_close(bs);
   msgpack_sbuffer_destroy(&bs->buf);
   idmap_free(&bs->timers);
   free(bs);

@@ -75,6 +75,27 @@ static void drain_dead(sched_t *s, msg_queue *q) {
   while ((m = msg_queue_pop(q))) sched_dead_letter(s, m);
 }
 
+/* A message addressed by name with no live actor to take it: offered to the
+ * binding first (an entity wakes up on it), else a dead letter. */
+static void name_missing(sched_t *s, lore_msg *m) {
+  if (m->name && !m->target.aid && s->rt->hooks->route_missing &&
+      s->rt->hooks->route_missing(s, m) == ACTOR_KEPT)
+    return;
+  sched_dead_letter(s, m);
+}
+
+/* Commands left in a finalized actor's queues: those sent by name may find
+ * the actor's next incarnation (in their order); the rest are dead letters. */
+static void drain_left(sched_t *s, msg_queue *q) {
+  lore_msg *m;
+  while ((m = msg_queue_pop(q))) {
+    if (m->kind == MSG_USER || m->kind == MSG_TIMER)
+      name_missing(s, m);
+    else
+      sched_dead_letter(s, m);
+  }
+}
+
 static int maybe_finalize(actor_t *a);
 
 void actor_enqueue(actor_t *a, lore_msg *m) {
@@ -194,8 +215,8 @@ static int maybe_finalize(actor_t *a) {
   if (a->name) idmap_remove_str(&s->by_name, a->name);
   if (a->ops->stopped) a->ops->stopped(a);
   drain_dead(s, &a->sysq);
-  drain_dead(s, &a->stash);
-  drain_dead(s, &a->mailbox);
+  drain_left(s, &a->stash);
+  drain_left(s, &a->mailbox);
   s->actors--;
   if (!a->ready) {
     free(a->name);
@@ -304,6 +325,8 @@ static void route(sched_t *s, lore_msg *m) {
   }
   if (a)
     actor_enqueue(a, m);
+  else if (m->name && !m->target.aid)
+    name_missing(s, m);
   else
     sched_dead_letter(s, m);
 }

@@ -103,6 +103,11 @@ typedef struct runtime_hooks {
    * not be handed to a closed scheduler (then called on the sending scheduler).
    * The core frees it afterwards (the hook may answer an ask with an error). */
   void (*dead_letter)(sched_t *s, lore_msg *m);
+  /* Optional: a message routed by name (persistence id) found no live actor
+   * with that name here, or its actor stopped before handling it. The hook
+   * may start the actor and queue m to it (an entity waking up): then it
+   * returns ACTOR_KEPT; ACTOR_CONSUMED makes m a dead letter. */
+  int (*route_missing)(sched_t *s, lore_msg *m);
 } runtime_hooks;
 
 typedef struct runtime_config {

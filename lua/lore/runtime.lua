@@ -142,8 +142,8 @@ local behaviours = {} -- name -> { name =, M =, realm = }
 local function behaviour(name)
   local b = behaviours[name]
   if b then return b end
-  local M, realm = sandbox.load_behaviour(name)
-  if not M then return nil, realm end
+  local M, realm, why = sandbox.load_behaviour(name)
+  if not M then return nil, realm, why end
   b = { name = name, M = M, realm = realm }
   behaviours[name] = b
   return b
@@ -167,31 +167,37 @@ local function init_state(rec)
 end
 R.init_state = init_state
 
--- spec = { behaviour, opts }. Returns true, or nil and a message.
+-- spec = { behaviour, opts [, entity manager] }. Returns true, or nil, a
+-- message and why ("nobehaviour", "script", "live", "shutdown").
 function R.spawn(aid, spec)
-  local name, opts = spec[1], spec[2] or {}
-  local b, err = behaviour(name)
-  if not b then return nil, err end
+  local name, opts, manager = spec[1], spec[2] or {}, spec[3]
+  local b, err, why = behaviour(name)
+  if not b then return nil, err, why end
   local M = b.M
   local persistent = type(M.apply) == "function"
   if persistent and opts.id == nil then
-    return nil, fmt("behaviour '%s' is persistent (it defines apply) and needs opts.id", name)
+    return nil, fmt("behaviour '%s' is persistent (it defines apply) and needs opts.id", name), "script"
   end
   local ctx = setmetatable({}, ctx_mt)
-  local rec = { M.receive, nil, ctx, beh = b, opts = opts, aid = aid,
-    self = opts.id and lore.ref(opts.id) or core.addr_ref(aid), pid = opts.id }
+  local self
+  if manager then
+    self = core.entity_ref(manager, opts.id) -- valid across passivation
+  else
+    self = opts.id and lore.ref(opts.id) or core.addr_ref(aid)
+  end
+  local rec = { M.receive, nil, ctx, beh = b, opts = opts, aid = aid, self = self, pid = opts.id }
   if persistent then rec.persistent, rec.seq, rec.recovering = true, 0, false end
   local ok, cerr = init_state(rec)
-  if not ok then return nil, cerr end
+  if not ok then return nil, cerr, "script" end
   local prev = core.current_aid() -- a child spawned in its parent's turn
-  ok, cerr = core.actor_create(aid, opts.id, rec, not persistent) -- now the current actor
-  if not ok then return nil, cerr end
+  ok, cerr, why = core.actor_create(aid, opts.id, rec, not persistent, manager ~= nil) -- now current
+  if not ok then return nil, cerr, why end
   if persistent then
     ok, cerr = pcall(P.start, rec)
     if not ok then
       core.stop(aid)
       core.set_actor(prev)
-      return nil, tostring(cerr)
+      return nil, tostring(cerr), "script"
     end
   end
   core.set_actor(prev)

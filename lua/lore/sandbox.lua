@@ -228,18 +228,19 @@ return function(core, lore)
   end
 
   -- Loads behaviour `name` into a new realm. Returns the module table and the
-  -- realm, or nil and an error naming file and line.
+  -- realm, or nil, an error naming file and line, and why ("nobehaviour":
+  -- there is no such script; "script": it does not load).
   function S.load_behaviour(name)
-    if not valid_name(name) then return nil, fmt("bad behaviour name %q", tostring(name)) end
+    if not valid_name(name) then return nil, fmt("bad behaviour name %q", tostring(name)), "nobehaviour" end
     local path = find_file(name)
     if not path then
-      return nil, fmt("behaviour '%s' not found in scripts (%s)", name, concat(dirs, ", "))
+      return nil, fmt("behaviour '%s' not found in scripts (%s)", name, concat(dirs, ", ")), "nobehaviour"
     end
     local realm = { modules = {}, loading = {}, files = {} }
     local M, err = load_module(realm, name)
-    if M == nil then return nil, err end
+    if M == nil then return nil, err, "script" end
     if type(M) ~= "table" or type(M.receive) ~= "function" then
-      return nil, fmt("behaviour '%s' (%s) must return a table with a receive function", name, path)
+      return nil, fmt("behaviour '%s' (%s) must return a table with a receive function", name, path), "script"
     end
     return M, realm
   end

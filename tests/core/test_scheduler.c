@@ -257,7 +257,10 @@ static void h_dead_letter(sched_t *s, lore_msg *m) {
   uv_mutex_unlock(&c->lock);
 }
 
-static const runtime_hooks hooks = {h_sched_start, h_sched_stop, h_sched_message, h_dead_letter};
+static const runtime_hooks hooks = {.sched_start = h_sched_start,
+                                    .sched_stop = h_sched_stop,
+                                    .sched_message = h_sched_message,
+                                    .dead_letter = h_dead_letter};
 
 /* --- driving the host loop --- */
 
@@ -723,7 +726,7 @@ static int h_dup_aid(sched_t *s, lore_msg *m) {
 static void test_duplicate_aid(void **state) {
   ctx *c = *state;
   finish(c);
-  static const runtime_hooks dup_hooks = {NULL, NULL, h_dup_aid, NULL};
+  static const runtime_hooks dup_hooks = {.sched_message = h_dup_aid};
   runtime_config cfg = {.workers = 1};
   assert_int_equal(runtime_create(&cfg, &dup_hooks, c, &c->rt), 0);
   assert_int_equal(runtime_start(c->rt), 0);
@@ -923,6 +926,8 @@ static void test_never_started(void **state) {
    * its binding's hooks not called. */
   tact *t = tact_new(4);
   actor_t *a = NULL;
+  /* (no thread runs worker 1: this one stands in for it) */
+  sched_t *prev = sched_enter(rt->scheds[1]);
   assert_int_equal(actor_create(rt->scheds[1], 7, "left", &test_ops, t, &a), 0);
   assert_ptr_equal(sched_find(rt->scheds[1], 7), a);
   assert_ptr_equal(sched_find_name(rt->scheds[1], "left"), a);
@@ -931,6 +936,7 @@ static void test_never_started(void **state) {
   actor_enqueue(a, mk_to(t, MSG_SYSTEM, CMD_NONE, 2));
   assert_int_equal(a->mailbox.count, 1);
   assert_int_equal(a->sysq.count, 1);
+  sched_leave(prev);
   runtime_free(rt);
   assert_int_equal(c.sched_start, 0);
   assert_int_equal(t->stopped, 0);

@@ -8,7 +8,6 @@
 #include <unistd.h>
 
 #include "lore.h"
-#include "spawn_probe.h"
 
 /*
  * Linked once against liblore.so and once against liblore.a. If the library
@@ -137,7 +136,6 @@ static void lore_session(const char *dir) {
 }
 
 int main(void) {
-  SKIP_WHILE_SPAWN_DEADLOCKS();
   /* the host's own functions are the host's */
   CHECK(log_line(1) == 1001);
   void *p = msg_new(8);

@@ -1,6 +1,7 @@
-/* spawn_after_open.c: exit 0 if lore_spawn returns after lore_open, 1 if it hangs (the known bug).
- */
 #include "spawn_probe.h"
+
+/* spawn_after_open.c: exit 0 if lore_spawn returns after lore_open, 1 if it hangs (it once did).
+ */
 
 int main(void) {
   int r = lore_spawn_deadlocks();

@@ -9,7 +9,6 @@
 #include <cmocka.h>
 
 #include "embed_support.h"
-#include "spawn_probe.h"
 
 /* Keeps the refs it is given and tells them things. */
 static const char relay_lua[] =
@@ -232,7 +231,6 @@ static void endpoint_left_open(void **state) {
 }
 
 int main(void) {
-  SKIP_WHILE_SPAWN_DEADLOCKS();
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(actor_tells_endpoint, per_test, per_test_end),
       cmocka_unit_test_setup_teardown(closed_endpoint_gets_nothing, per_test, per_test_end),

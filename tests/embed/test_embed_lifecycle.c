@@ -14,7 +14,6 @@
 #include <cmocka.h>
 
 #include "embed_support.h"
-#include "spawn_probe.h"
 
 static const char echo_lua[] =
     "local M = {}\n"
@@ -389,7 +388,6 @@ static void bad_config(void **state) {
 }
 
 int main(void) {
-  SKIP_WHILE_SPAWN_DEADLOCKS();
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(shutdown_lets_uv_run_return),
       cmocka_unit_test(close_without_shutdown),

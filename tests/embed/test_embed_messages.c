@@ -10,7 +10,6 @@
 #include <cmocka.h>
 
 #include "embed_support.h"
-#include "spawn_probe.h"
 
 static const char echo_lua[] =
     "local M = {}\n"
@@ -303,7 +302,6 @@ static void bad_arguments(void **state) {
 }
 
 int main(void) {
-  SKIP_WHILE_SPAWN_DEADLOCKS();
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(tells_then_ask), cmocka_unit_test(thousand_asks),
       cmocka_unit_test(ask_times_out),  cmocka_unit_test(actor_raises),

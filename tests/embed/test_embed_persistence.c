@@ -10,7 +10,6 @@
 #include <cmocka.h>
 
 #include "embed_support.h"
-#include "spawn_probe.h"
 
 static const char counter_lua[] =
     "local M = {}\n"
@@ -258,7 +257,6 @@ static void two_runtimes_one_loop(void **state) {
 }
 
 int main(void) {
-  SKIP_WHILE_SPAWN_DEADLOCKS();
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(recovered_by_second_runtime),
       cmocka_unit_test(two_runtimes_one_loop),

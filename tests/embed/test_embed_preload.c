@@ -11,7 +11,6 @@
 #include <lauxlib.h>
 
 #include "embed_support.h"
-#include "spawn_probe.h"
 
 #define WORKERS 2
 #define ACTORS 8
@@ -208,7 +207,6 @@ static void fixed_after_spawn(void **state) {
 }
 
 int main(void) {
-  SKIP_WHILE_SPAWN_DEADLOCKS();
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(preload_before_spawn),
       cmocka_unit_test(every_worker_requires_it),

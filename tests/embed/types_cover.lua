@@ -43,7 +43,7 @@ end
 compare("lore", module_fns, annotated("lore%."))
 
 local methods = {}
-for k, v in pairs(getmetatable(lore.ref("types-cover")).__index) do
+for k, v in pairs(debug.getmetatable(lore.ref("types-cover")).__index) do
   if type(v) == "function" then methods[k] = true end
 end
 compare("ref", methods, annotated("Ref:"))

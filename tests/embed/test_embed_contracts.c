@@ -1,4 +1,4 @@
-/* test_embed_known_bugs.c: lore.h contracts the library breaks today (one test per bug). */
+/* test_embed_contracts.c: lore.h contracts the library once broke (one test each). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,13 +9,11 @@
 #include <cmocka.h>
 
 #include "embed_support.h"
-#include "spawn_probe.h"
 
 /*
- * Each test here states what lore.h promises and fails until the library
- * keeps it. ctest registers this program DISABLED (see CMakeLists.txt, the
- * embedding block): enable it when fixing, and move each test to the file of
- * its topic once it passes.
+ * Contracts of lore.h each of which the library once broke: spawn's codes
+ * (LORE_ENOBEHAVIOUR, LORE_ELIVE), lore_preload's thread check, and an ask
+ * to a closed endpoint answered as a dead letter at once.
  */
 
 static const char echo_lua[] =
@@ -60,15 +58,6 @@ static int teardown(void **state) {
   int closed = uv_loop_close(&f->loop);
   tmpdir_remove(f->dir);
   return ok && closed == 0 ? 0 : -1;
-}
-
-/* lore.h: lore_spawn "returns once a worker has loaded the behaviour". The
- * first one after lore_open never returns (spawn_probe.h says why). Probed in
- * a child process, so this fails instead of hanging. Also ctest
- * embed/spawn_after_open (an expected failure until the fix). */
-static void spawn_returns_after_open(void **state) {
-  (void)state;
-  assert_int_equal(lore_spawn_deadlocks(), 0);
 }
 
 static int luaopen_empty(lua_State *L) {
@@ -154,12 +143,7 @@ static void ask_to_closed_endpoint_is_dead_letter(void **state) {
 }
 
 int main(void) {
-  if (lore_spawn_deadlocks() == 1) { /* every other test here would hang */
-    const struct CMUnitTest first[] = {cmocka_unit_test(spawn_returns_after_open)};
-    return cmocka_run_group_tests(first, NULL, NULL);
-  }
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(spawn_returns_after_open),
       cmocka_unit_test(preload_checks_the_thread),
       cmocka_unit_test(missing_behaviour_is_enobehaviour),
       cmocka_unit_test(live_id_is_elive),

@@ -1,0 +1,93 @@
+-- entities_spec.lua: lore.entities: actors woken by their first message, routed by id,
+-- passivated when idle, woken again (recovered) with nothing lost.
+local lore = require "lore"
+local h = require "helpers"
+local ph = require "persist_helpers"
+
+describe("lore.entities", function()
+  it("spawns an entity on its first message, routes by id, and its ref names manager and id", function()
+    ph.run({ journal = ph.memory_journal() }, function()
+      local ledgers = lore.entities("ent.ledger")
+      assert.equal(5, ledgers:ask("acc-1", { op = "add", amount = 5 }, 5))
+      assert.equal(7, ledgers:ask("acc-1", { op = "add", amount = 2 }, 5))
+      assert.equal(100, ledgers:ask("acc-2", { op = "add", amount = 100 }, 5))
+      ledgers:tell("acc-1", { op = "add", amount = 1 })
+      local s = ledgers:ask("acc-1", { op = "get" }, 5)
+      assert.same({ total = 8, count = 3, seq = 3 }, { total = s.total, count = s.count, seq = s.seq })
+      assert.equal(ledgers:ref("acc-1"), s.self) -- ctx.self is the entity's ref
+      assert.equal("ref(ent.ledger/acc-1)", tostring(ledgers:ref("acc-1")))
+      local st = ledgers:stats()
+      assert.equal(2, st.live)
+      assert.equal(2, st.woken)
+      assert.equal(0, st.passivated)
+      assert.same(st, lore.stats().entities["ent.ledger"])
+    end)
+  end)
+
+  it("passivates an idle entity and wakes it, recovered, on the next message", function()
+    ph.run({ journal = ph.memory_journal() }, function()
+      local ledgers = lore.entities("ent.ledger", { name = "sleepy", passivate_after = 0.1 })
+      assert.equal(5, ledgers:ask("a", { op = "add", amount = 5 }, 5))
+      assert.truthy(h.eventually(function() return ledgers:stats().passivated == 1 end, 3),
+        "it was never passivated")
+      assert.equal(0, ledgers:stats().live)
+      assert.equal(0, lore.stats().alive) -- its memory is returned
+      assert.equal(8, ledgers:ask("a", { op = "add", amount = 3 }, 5)) -- recovered, then added
+      local st = ledgers:stats()
+      assert.equal(1, st.live)
+      assert.equal(2, st.woken)
+    end)
+  end)
+
+  it("loses nothing sent while an entity is passivating or recovering", function()
+    ph.run({ journal = ph.memory_journal() }, function()
+      local ledgers = lore.entities("ent.ledger", { name = "busy", passivate_after = 0.03 })
+      local acks = lore.spawn("recorder")
+      local sent = 0
+      -- bursts with pauses around the passivation time: some arrive while it stops
+      for round = 1, 20 do
+        for _ = 1, 10 do
+          ledgers:tell("b", { op = "add", amount = 1, ack = acks })
+          sent = sent + 1
+        end
+        lore.sleep(round % 2 == 0 and 0.035 or 0.02)
+      end
+      assert.truthy(h.eventually(function() return acks:ask({ op = "count" }, 5) == sent end, 10),
+        "only " .. acks:ask({ op = "count" }, 5) .. " of " .. sent .. " were persisted")
+      assert.equal(sent, ledgers:ask("b", { op = "get" }, 5).total)
+      assert.is_true(ledgers:stats().passivated >= 1, "it was never passivated")
+    end)
+  end)
+
+  it("a plain entity's state is lost on passivation (it has no journal)", function()
+    h.run(function()
+      local counters = lore.entities("ent.counter", { passivate_after = 0.1 })
+      assert.equal(1, counters:ask("c", { op = "inc" }, 5))
+      assert.equal(2, counters:ask("c", { op = "inc" }, 5))
+      assert.truthy(h.eventually(function() return counters:stats().passivated == 1 end, 3))
+      assert.equal(1, counters:ask("c", { op = "inc" }, 5))
+    end)
+  end)
+
+  it("a ref kept in another actor's state reaches the entity after it was passivated", function()
+    ph.run({ journal = ph.memory_journal() }, function()
+      local ledgers = lore.entities("ent.ledger", { name = "kept", passivate_after = 0.1 })
+      local relay = lore.spawn("relay")
+      assert.is_true(relay:ask({ op = "keep", ref = ledgers:ref("k") }, 5))
+      assert.equal(10, ledgers:ask("k", { op = "add", amount = 10 }, 5))
+      assert.truthy(h.eventually(function() return ledgers:stats().passivated == 1 end, 3))
+      assert.is_true(relay:ask({ op = "tell_kept", payload = { op = "add", amount = 1 } }, 5))
+      assert.truthy(h.eventually(function() return ledgers:ask("k", { op = "get" }, 5).total == 11 end))
+    end)
+  end)
+
+  it("refuses a bad id, a bad passivate_after, and a manager name taken by another behaviour", function()
+    h.run(function()
+      local counters = lore.entities("ent.counter")
+      assert.matches("blank", h.error_of(counters.ref, counters, "  "))
+      assert.matches("passivate_after", h.error_of(lore.entities, "ent.counter", { passivate_after = -1 }))
+      assert.matches("taken", h.error_of(lore.entities, "ent.ledger", { name = "ent.counter" }))
+      assert.equal(lore.entities("ent.counter"):ref("x"), counters:ref("x")) -- the same manager
+    end)
+  end)
+end)
