@@ -125,6 +125,9 @@ function lore.shutdown() end
 ---@field workers integer worker threads
 ---@field journal_batches? integer journal writes grouped into commits (once the runtime runs)
 ---@field journal_writes? integer journal writes
+---@field recoveries integer recoveries running now
+---@field recoveries_peak integer the most recoveries that ever ran at once
+---@field entities table<string, lore.EntityStats> per entity manager
 
 ---Counters of the running runtime.
 ---@return lore.Stats
@@ -150,6 +153,47 @@ function lore.version() end
 ---@param name string
 ---@param open function a lua_CFunction
 function lore.preload(name, open) end
+
+---@class lore.EntitiesOpts
+---@field name? string the manager's name (default: the behaviour's); entity refs carry it
+---@field passivate_after? number seconds without a message before an entity is stopped (120)
+
+---@class lore.EntityStats
+---@field live integer entities awake now
+---@field passivated integer entities stopped for being idle, since the start
+---@field woken integer entities started by a message, since the start
+---@field held integer messages that waited for an entity's recovery
+
+---An entity manager: actors named by id, spawned (and recovered) on their
+---first message, passivated when idle, woken again by the next one.
+---@class lore.Entities
+local Entities = {}
+
+---A ref to entity `id`: valid across passivation and restarts.
+---@param id string
+---@return lore.Ref
+function Entities:ref(id) end
+
+---Fire and forget to entity `id` (woken if it sleeps).
+---@param id string
+---@param msg any
+function Entities:tell(id, msg) end
+
+---Asks entity `id`; waits (application script only).
+---@param id string
+---@param msg any
+---@param timeout? number seconds (5)
+---@return any reply
+function Entities:ask(id, msg, timeout) end
+
+---@return lore.EntityStats
+function Entities:stats() end
+
+---Creates (or finds again) the entity manager for `behaviour`.
+---@param behaviour string a behaviour module name
+---@param opts? lore.EntitiesOpts
+---@return lore.Entities
+function lore.entities(behaviour, opts) end
 
 ---------------------------------------------------------------------------
 -- ctx: the third argument of `receive`, also passed to hooks and callbacks
