@@ -14,8 +14,9 @@
 #include "worker.h"
 
 /* The runtime record's slots read by C for a plain actor's command
- * (runtime.lua: RECV, ST, CTX). */
-enum { REC_RECV = 1, REC_ST = 2, REC_CTX = 3 };
+ * (runtime.lua: BEH, ST, CTX), and a behaviour version's (RECEIVE, NEWER). */
+enum { REC_BEH = 1, REC_ST = 2, REC_CTX = 3 };
+enum { BEH_RECEIVE = 1, BEH_NEWER = 2 };
 
 /* The error on top of the stack failed the actor: runtime.lua's `failed`
  * logs it, answers an ask in progress, and restarts the actor. */
@@ -51,7 +52,19 @@ static void plain_receive(binding_state *bs, actor_t *a, lore_msg *m) {
   char err[CODEC_ERR_MAX];
   lua_rawgeti(L, LUA_REGISTRYINDEX, actor_rec_ref(a));
   int rec = lua_gettop(L);
-  lua_rawgeti(L, rec, REC_RECV);
+  lua_rawgeti(L, rec, REC_BEH);
+  if (lua_rawgeti(L, -1, BEH_NEWER) != LUA_TNIL) {
+    /* a hot reload replaced the behaviour: move to it first (runtime.lua) */
+    lua_pop(L, 2);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, bs->ref_upgrade);
+    lua_pushvalue(L, rec);
+    if (binding_pcall(bs, 1, 0) != LUA_OK) lua_pop(L, 1);
+    lua_rawgeti(L, rec, REC_BEH);
+  } else {
+    lua_pop(L, 1);
+  }
+  lua_rawgeti(L, -1, BEH_RECEIVE);
+  lua_replace(L, -2);
   lua_rawgeti(L, rec, REC_ST);
   if (codec_decode(L, m->data, m->len, err, sizeof err)) {
     lua_settop(L, rec - 1);
@@ -734,11 +747,35 @@ static int spawn_code(const char *why) {
   return LORE_ESCRIPT;
 }
 
+/* A hot reload's phase on this worker (runtime.lua's R.reload), between
+ * actors' turns: answered with the number switched, or the load error. */
+static void worker_reload(sched_t *s, lore_msg *m) {
+  binding_state *bs = s->data;
+  lua_State *L = bs->L;
+  static const char *const phases[] = {"", "prepare", "commit", "abort"};
+  int top = lua_gettop(L);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, bs->ref_reload);
+  lua_pushstring(L, phases[m->sub]);
+  lua_pushlstring(L, m->data, m->len);
+  int ok = binding_pcall(bs, 2, 2) == LUA_OK && lua_toboolean(L, -2);
+  size_t len = 0;
+  const char *err = ok ? NULL : lua_tolstring(L, -1, &len);
+  if (!ok && !err) err = "the reload failed", len = strlen(err);
+  binding_reply(s->rt, m->sender, m->corr, ok ? REPLY_VALUE : REPLY_ERROR, ok ? NULL : err,
+                ok ? 0 : len);
+  lua_settop(L, top);
+}
+
 /* MSG_SPAWN: payload {behaviour, opts}, ival = aid; the outcome goes back to
- * whoever asked (host_spawn_answer: a waiting lore_spawn, or a reply). */
+ * whoever asked (host_spawn_answer: a waiting lore_spawn, or a reply).
+ * MSG_SYSTEM: a request of the host's (host.h, WORKER_*). */
 int worker_sched_message(sched_t *s, lore_msg *m) {
   binding_state *bs = s->data;
   lua_State *L = bs->L;
+  if (m->kind == MSG_SYSTEM && m->sub >= WORKER_RELOAD_PREPARE && m->sub <= WORKER_RELOAD_ABORT) {
+    worker_reload(s, m);
+    return ACTOR_CONSUMED;
+  }
   if (m->kind != MSG_SPAWN) return ACTOR_CONSUMED;
   char err[CODEC_ERR_MAX];
   int ok = 0, code = LORE_ESCRIPT;

@@ -32,7 +32,8 @@ typedef struct binding_state {
   actor_t *cur_actor;
   lore_msg *cur_msg; /* the command being handled (for ctx:stash) */
   /* Registry refs to the Lua runtime's entry points (workers). */
-  int ref_dispatch, ref_system, ref_spawn, ref_failed, ref_stopped, ref_overflow;
+  int ref_dispatch, ref_system, ref_spawn, ref_failed, ref_stopped, ref_overflow, ref_upgrade,
+      ref_reload;
   msgpack_sbuffer buf; /* reused for encoding */
   idmap timers;        /* timer id -> sched_timer */
   uint64_t next_timer;

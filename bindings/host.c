@@ -190,6 +190,25 @@ int lore_ask(lore_runtime *rt, const lore_ref *to, const void *msg, size_t len, 
   return 0;
 }
 
+int host_ask_worker(lore_runtime *lrt, uint32_t sched, uint32_t sub, const void *data, size_t len,
+                    lore_reply_cb cb, void *ud) {
+  RUNNING_CHECK(lrt);
+  lore_msg *m = msg_new(MSG_SYSTEM, data, len, NULL, 0);
+  if (!m) return UV_ENOMEM;
+  m->sub = sub;
+  m->target.sched = sched;
+  sched_t *prev = enter_host(lrt);
+  pending_ask *a = ask_register(lrt, -1, cb, ud);
+  leave_host(prev);
+  if (!a) {
+    msg_free(m);
+    return UV_ENOMEM;
+  }
+  m->corr = a->corr;
+  runtime_send(lrt->rt, m);
+  return 0;
+}
+
 /* --- spawns --- */
 
 /* A blocking spawn (lore_spawn) waits on this; the worker fills status and

@@ -16,6 +16,14 @@ enum {
   REPLY_CODE = 3,  /* ival: a Lore error code; data: its detail (spawns) */
 };
 
+/* Requests from the host to a worker scheduler itself (a MSG_SYSTEM with
+ * target.aid 0), answered by a MSG_REPLY with the request's corr. */
+enum {
+  WORKER_RELOAD_PREPARE = 1, /* data: a module name; loads what uses it, staged */
+  WORKER_RELOAD_COMMIT = 2,  /* switches every staged behaviour */
+  WORKER_RELOAD_ABORT = 3,   /* drops what was staged */
+};
+
 /* The runtime hooks' host half (runtime_object.c dispatches by scheduler). */
 int host_sched_message(sched_t *s, lore_msg *m);
 void host_dead_letter(sched_t *s, lore_msg *m);
@@ -43,6 +51,10 @@ void host_get_stats(lore_runtime *lrt, host_stats *out);
 /* Actors alive (spawned or being spawned, not yet stopped) on the workers. */
 long long host_alive(lore_runtime *lrt);
 
+/* Sends worker `sched` the request `sub` (WORKER_*) with data; cb(ud, status,
+ * reply, len) runs on the host loop with the worker's answer. */
+int host_ask_worker(lore_runtime *lrt, uint32_t sched, uint32_t sub, const void *data, size_t len,
+                    lore_reply_cb cb, void *ud);
 /* A safe stop (queued behind what the actor already has). */
 int host_stop(lore_runtime *lrt, const lore_ref *ref);
 /* A one-shot timer on the host loop: cb(ud) after `seconds`, or never if

@@ -11,6 +11,7 @@
 #include "entities.h"
 #include "host.h"
 #include "ref.h"
+#include "reload.h"
 #include "worker.h"
 
 /*
@@ -545,6 +546,56 @@ static int l_version(lua_State *L) {
   return 1;
 }
 
+/* --- hot reload on demand --- */
+
+static void reloaded(void *ud, int status, const char *err) {
+  app_wait *w = ud;
+  host *h = w->h;
+  if (still_waiting(w)) {
+    lua_State *co = h->co;
+    lua_checkstack(co, 2);
+    if (status == 0) {
+      lua_pushboolean(co, 1);
+      lua_pushnil(co);
+    } else {
+      lua_pushnil(co);
+      lua_pushstring(co, err);
+    }
+    free(w);
+    resume_app(h, 2);
+    return;
+  }
+  free(w);
+}
+
+static int reload_cont(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  (void)ctx;
+  if (lua_toboolean(L, -2)) {
+    lua_pop(L, 1);
+    return 1;
+  }
+  return 2; /* nil, err */
+}
+
+/* lore.reload(name) -> true | nil, err: reloads behaviour (or module) `name`
+ * on every worker now, as a changed file would with hot_reload. Waits. */
+static int l_reload(lua_State *L) {
+  host *h = host_of(L);
+  const char *name = luaL_checkstring(L, 1);
+  ensure_runtime(L, h);
+  check_waitable(L, h);
+  app_wait *w = wait_new(L, h);
+  int rc = reload_begin(h->lrt, name, reloaded, w);
+  if (rc) {
+    free(w);
+    lua_pushnil(L);
+    lua_pushstring(L, lore_strerror(rc));
+    return 2;
+  }
+  return yield_for(L, h, w, reload_cont);
+}
+
 /* --- entity managers --- */
 
 #define MANAGER_MT "lore.entities"
@@ -708,6 +759,7 @@ LORE_EXTERN int luaopen_lore(lua_State *L) {
                                  {"shutdown", l_shutdown},   {"run", l_run},
                                  {"stats", l_stats},         {"version", l_version},
                                  {"preload", l_preload},     {"entities", l_entities},
+                                 {"reload", l_reload},
                                  {NULL, NULL}};
   luaL_newlibtable(L, fns);
   lua_pushlightuserdata(L, h);

@@ -8,6 +8,7 @@
 #include "entities.h"
 #include "host.h"
 #include "lua_actor.h"
+#include "reload.h"
 #include "worker.h"
 
 /* After shutdown_timeout the stragglers are stopped by force; a worker that
@@ -169,6 +170,7 @@ static void runtime_object_free(lore_runtime *lrt) {
   }
   uv_mutex_destroy(&lrt->permit_lock);
   entities_free(lrt);
+  reload_free(lrt);
   for (int i = 0; i < lrt->npreloads; i++) free(lrt->preloads[i].name);
   free(lrt->preloads);
   if (lrt->loop == &lrt->private_loop && uv_loop_close(&lrt->private_loop) != 0)
@@ -233,6 +235,10 @@ int lore_open(const lore_config *cfg, lore_runtime **out) {
   lrt->timer_on = 1;
   if (lrt->cfg.handle_signals) start_signals(lrt);
   lrt->phase = RT_RUNNING;
+  if (lrt->cfg.hot_reload && (r = reload_watch_start(lrt))) {
+    lore_close(lrt);
+    return r;
+  }
   *out = lrt;
   return 0;
 fail:
@@ -342,6 +348,7 @@ static void one_closed(lore_runtime *lrt) {
 
 static void handle_closed(uv_handle_t *h) { one_closed(h->data); }
 static void host_closed(sched_t *host) { one_closed(host->rt->data); }
+static void watcher_closed(lore_runtime *lrt) { one_closed(lrt); }
 
 /* Every worker has stopped (or was abandoned): flush and close the stores,
  * answer what the host still waits for, close the host loop's handles. */
@@ -357,6 +364,7 @@ static void finish(lore_runtime *lrt) {
   } /* else a stuck worker may still touch them: they stay open (the process ends soon) */
   host_drop_pending(lrt);
   lrt->closing = 1; /* the host scheduler's handles, counted as one */
+  lrt->closing += reload_close(lrt, watcher_closed);
   if (lrt->signals_on) {
     lrt->closing += 2;
     uv_close((uv_handle_t *)&lrt->sigint, handle_closed);

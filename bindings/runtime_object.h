@@ -86,6 +86,8 @@ struct lore_runtime {
   struct entity_manager *managers[256];
   int nmanagers;
 
+  struct reload_state *reload; /* hot reload (reload.c), or NULL */
+
   native_module *preloads; /* read by workers only after the first spawn */
   int npreloads;
   int spawned; /* a spawn happened: preloads are fixed */

@@ -78,10 +78,11 @@ static int open_runtime(lua_State *L) {
   luaopen_lore_core(L);
   lua_pushlightuserdata(L, bs);
   lua_call(L, 2, 1); /* runtime.lua gets (core, config) and returns its entry points */
-  static const char *names[] = {"dispatch", "system", "spawn", "failed", "stopped", "overflow"};
-  int *refs[] = {&bs->ref_dispatch, &bs->ref_system, &bs->ref_spawn,
-                 &bs->ref_failed,   &bs->ref_stopped, &bs->ref_overflow};
-  for (int i = 0; i < 6; i++) {
+  static const char *names[] = {"dispatch", "system",   "spawn",   "failed",
+                                "stopped",  "overflow", "upgrade", "reload"};
+  int *refs[] = {&bs->ref_dispatch, &bs->ref_system,   &bs->ref_spawn,   &bs->ref_failed,
+                 &bs->ref_stopped,  &bs->ref_overflow, &bs->ref_upgrade, &bs->ref_reload};
+  for (int i = 0; i < 8; i++) {
     lua_getfield(L, -1, names[i]);
     if (!lua_isfunction(L, -1)) return luaL_error(L, "lore.runtime lacks %s", names[i]);
     *refs[i] = luaL_ref(L, LUA_REGISTRYINDEX);

@@ -15,7 +15,7 @@ return function(core, R, ctx_methods)
   local SYS = core.SYS
   local JOURNAL_EREJECTED = core.E.JOURNAL_EREJECTED
   local SNAPSHOT_ENOTFOUND = core.E.SNAPSHOT_ENOTFOUND
-  local ST <const>, CTX <const> = 2, 3
+  local BEH <const>, ST <const>, CTX <const> = 1, 2, 3
   local own = R.own
 
   local token_seq = 0
@@ -61,7 +61,7 @@ return function(core, R, ctx_methods)
   end
 
   local function call_hook(rec, name, ...)
-    local f = rec.beh.M[name]
+    local f = rec[BEH].M[name]
     if type(f) ~= "function" then return false end
     f(...)
     return true
@@ -70,11 +70,11 @@ return function(core, R, ctx_methods)
   -- apply(state, evt, meta): meta only for an apply that takes it (a table
   -- per event is a cost most behaviours do not want).
   local function apply_meta(rec)
-    local M = rec.beh.M
-    if rec.beh.apply_fn ~= M.apply then
-      rec.beh.apply_fn, rec.beh.apply_wants_meta = M.apply, core.nparams(M.apply) >= 3
+    local M = rec[BEH].M
+    if rec[BEH].apply_fn ~= M.apply then
+      rec[BEH].apply_fn, rec[BEH].apply_wants_meta = M.apply, core.nparams(M.apply) >= 3
     end
-    return rec.beh.apply_wants_meta
+    return rec[BEH].apply_wants_meta
   end
 
   local function maybe_stop(rec)
@@ -283,7 +283,7 @@ return function(core, R, ctx_methods)
     local rc = rec.rc
     rc.token = next_token()
     rc.progress = 0
-    local mr = rec.beh.M.recovery
+    local mr = rec[BEH].M.recovery
     if mr == false then
       rc.replay_to, rc.replay_left, rc.limited, rc.none = MAXINT, 0, false, true
       core.replay(1, MAXINT, 0, rc.token, true)
@@ -352,7 +352,7 @@ return function(core, R, ctx_methods)
     local value, err
     if status == 0 then
       value, err = core.snapshot_decode(mptr)
-      local restore = rec.beh.M.restore
+      local restore = rec[BEH].M.restore
       if value ~= nil and restore then
         local ok, r = pcall(restore, value, { seq = seq, ts = ts })
         if ok then value = r else value, err = nil, "M.restore: " .. tostring(r) end
@@ -401,7 +401,7 @@ return function(core, R, ctx_methods)
       core.replay(last + 1, rc.replay_to, rc.replay_left, token, false)
     end
     if count > 0 then
-      local id, M = rec.pid, rec.beh.M
+      local id, M = rec.pid, rec[BEH].M
       -- The hot loop of recovery: locals, not table fields, per event.
       local expect, st, last_seq, apply_fn = rc.expect, rec[ST], rec.seq, M.apply
       local ok, err
@@ -452,7 +452,7 @@ return function(core, R, ctx_methods)
   ---------------------------------------------------------------------------
 
   function P.save_snapshot(rec)
-    local M = rec.beh.M
+    local M = rec[BEH].M
     local value = rec[ST]
     if M.snapshot then value = M.snapshot(rec[ST]) end
     rec.last_snap_seq = rec.seq
@@ -480,7 +480,7 @@ return function(core, R, ctx_methods)
     -- Events covered by the oldest kept snapshot are no longer needed; only
     -- the incarnation that saved it may delete them (a restarted actor may be
     -- replaying them right now).
-    if rec.beh.M.delete_events_on_snapshot and oldest_kept > 0 and current and not rec.stopping then
+    if rec[BEH].M.delete_events_on_snapshot and oldest_kept > 0 and current and not rec.stopping then
       local ok, derr = core.delete_events(oldest_kept, next_token())
       if ok then
         rec.inflight = rec.inflight + 1
@@ -520,7 +520,7 @@ return function(core, R, ctx_methods)
     rec.stashing = 0
     rec.inflight = 0
     rec.seq = 0
-    local M = rec.beh.M
+    local M = rec[BEH].M
     local cap = M.stash_capacity
     if cap ~= nil then
       if math.type(cap) ~= "integer" or cap < 1 then error("M.stash_capacity must be a positive integer") end
@@ -534,7 +534,7 @@ return function(core, R, ctx_methods)
   end
 
   function P.receive(rec, msg)
-    rec.beh.M.receive(rec[ST], msg, rec[CTX])
+    rec[BEH].M.receive(rec[ST], msg, rec[CTX])
     drain(rec)
   end
 
@@ -551,7 +551,7 @@ return function(core, R, ctx_methods)
     core.set_current(op.ss, op.sa, op.sc)
     if status == 0 then
       rec.quick_failures = 0 -- the journal works again: the next failure backs off from the start
-      local fn, M = op.fn, rec.beh.M
+      local fn, M = op.fn, rec[BEH].M
       local apply_fn, meta = M.apply, apply_meta(rec)
       for i, evt in ipairs(op.events) do
         local seq = op.first + i - 1

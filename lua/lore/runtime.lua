@@ -3,7 +3,8 @@
 local core = ...
 local lore = require "lore"
 
-local type, setmetatable, tostring, error, pcall = type, setmetatable, tostring, error, pcall
+local type, setmetatable, tostring, error, pcall, pairs, ipairs = type, setmetatable, tostring,
+  error, pcall, pairs, ipairs
 local fmt = string.format
 
 local LOG_INFO, LOG_WARN, LOG_ERROR = 1, 2, 3
@@ -13,8 +14,12 @@ local SYS = core.SYS
 
 -- An actor's record: the runtime's, never reachable from a script. The first
 -- three slots are read by C for every command of a plain actor (actor_lua.c),
--- so they live in the array part.
-local ST <const>, CTX <const> = 2, 3 -- and RECV = 1: M.receive, set at spawn
+-- so they live in the array part: the behaviour version the actor runs, its
+-- state, its ctx.
+local BEH <const>, ST <const>, CTX <const> = 1, 2, 3
+-- A behaviour version: [1] its receive (C calls it), [NEWER] the version that
+-- replaced it (set by a hot reload; an actor moves to it at its next message).
+local NEWER <const> = 2
 
 local R = {}
 local P -- persistence (persistent.lua), set at the end of this file
@@ -95,7 +100,7 @@ end
 local function stop_actor(rec)
   if rec.stopping then return end
   rec.stopping = true
-  local M = rec.beh.M
+  local M = rec[BEH].M
   if M.on_stop then
     local ok, err = pcall(M.on_stop, rec[ST], rec[CTX])
     if not ok then core.log(LOG_WARN, fmt("%s: on_stop: %s", tostring(rec.self), tostring(err))) end
@@ -137,14 +142,16 @@ end
 -- Behaviours: loaded once per worker, each into its own sandbox realm.
 ---------------------------------------------------------------------------
 
-local behaviours = {} -- name -> { name =, M =, realm = }
+local behaviours = {} -- name -> the current version { receive, newer, name =, M =, realm = }
+
+local function new_version(name, M, realm) return { M.receive, nil, name = name, M = M, realm = realm } end
 
 local function behaviour(name)
   local b = behaviours[name]
   if b then return b end
   local M, realm, why = sandbox.load_behaviour(name)
   if not M then return nil, realm, why end
-  b = { name = name, M = M, realm = realm }
+  b = new_version(name, M, realm)
   behaviours[name] = b
   return b
 end
@@ -154,11 +161,11 @@ end
 ---------------------------------------------------------------------------
 
 local function init_state(rec)
-  local M = rec.beh.M
+  local M = rec[BEH].M
   local st
   if M.init then
     local ok, res = pcall(M.init, rec.opts)
-    if not ok then return nil, fmt("%s init: %s", rec.beh.name, tostring(res)) end
+    if not ok then return nil, fmt("%s init: %s", rec[BEH].name, tostring(res)) end
     st = res
   end
   if st == nil then st = {} end
@@ -185,7 +192,7 @@ function R.spawn(aid, spec)
   else
     self = opts.id and lore.ref(opts.id) or core.addr_ref(aid)
   end
-  local rec = { M.receive, nil, ctx, beh = b, opts = opts, aid = aid, self = self, pid = opts.id }
+  local rec = { b, nil, ctx, opts = opts, aid = aid, self = self, pid = opts.id }
   if persistent then rec.persistent, rec.seq, rec.recovering = true, 0, false end
   local ok, cerr = init_state(rec)
   if not ok then return nil, cerr, "script" end
@@ -206,7 +213,93 @@ end
 
 -- Commands of persistent actors (plain actors' go from C straight to their
 -- receive: actor_lua.c, plain_receive).
-function R.dispatch(rec, msg) return P.receive(rec, msg) end
+function R.dispatch(rec, msg)
+  if rec[BEH][NEWER] then R.upgrade(rec) end
+  return P.receive(rec, msg)
+end
+
+---------------------------------------------------------------------------
+-- Hot reload: every worker loads the new file first (prepare), and only if
+-- every one could, all switch (commit); each actor moves to the new version
+-- at its next message, never inside a handler. Switching is one table per
+-- behaviour, whatever the number of its actors.
+---------------------------------------------------------------------------
+
+local staged = {} -- name -> the version prepared, waiting for the commit
+
+-- The behaviours loaded here that `module` is (or that require it).
+local function users_of(module)
+  local names = {}
+  for name, b in pairs(behaviours) do
+    if name == module or b.realm.modules[module] ~= nil then names[#names + 1] = name end
+  end
+  return names
+end
+
+function R.reload_prepare(module)
+  staged = {}
+  local names = users_of(module)
+  -- not loaded here: only check the file still loads (its error is the
+  -- reload's answer); there is nothing to switch
+  if #names == 0 then return sandbox.check(module) end
+  for _, name in ipairs(names) do
+    local M, realm = sandbox.load_behaviour(name)
+    if not M then
+      staged = {}
+      return nil, realm
+    end
+    staged[name] = new_version(name, M, realm)
+  end
+  return true
+end
+
+function R.reload_commit()
+  local n = 0
+  for name, nb in pairs(staged) do
+    local old = behaviours[name]
+    behaviours[name] = nb
+    if old then old[NEWER] = nb end
+    n = n + 1
+  end
+  staged = {}
+  return n
+end
+
+function R.reload_abort()
+  staged = {}
+  return true
+end
+
+-- The hot reload's entry point for C (worker_sched_message): phase is
+-- "prepare", "commit" or "abort".
+function R.reload(phase, module)
+  if phase == "prepare" then return R.reload_prepare(module) end
+  if phase == "commit" then return R.reload_commit() end
+  return R.reload_abort()
+end
+
+-- Moves an actor to the newest version of its behaviour, converting its state
+-- with on_upgrade when M.version changed. If on_upgrade raises, the actor
+-- keeps the code it has (the error is logged once), the others move on.
+function R.upgrade(rec)
+  local b = rec[BEH]
+  local new = b[NEWER]
+  while new[NEWER] do new = new[NEWER] end
+  if rec.upgrade_failed == new then return end
+  local from, to = b.M.version, new.M.version
+  if from ~= to and type(new.M.on_upgrade) == "function" then
+    local ok, st = pcall(new.M.on_upgrade, rec[ST], from)
+    if not ok then
+      rec.upgrade_failed = new
+      core.log(LOG_WARN, fmt("actor %s keeps %s version %s: on_upgrade to version %s raised: %s",
+        tostring(rec.self), b.name, tostring(from), tostring(to), tostring(st)))
+      return
+    end
+    if st ~= nil then rec[ST] = st end
+  end
+  rec[BEH] = new
+  rec.upgrade_failed = nil
+end
 
 function R.system(rec, kind, ival, token, mptr)
   if kind == "stop" then
@@ -253,16 +346,16 @@ function R.failed(rec, err)
   if rec.stopping then return end
   local name = tostring(rec.self)
   if core.shutting_down() then
-    core.log(LOG_WARN, fmt("actor %s (%s) failed during shutdown: %s; stopping", name, rec.beh.name, err))
+    core.log(LOG_WARN, fmt("actor %s (%s) failed during shutdown: %s; stopping", name, rec[BEH].name, err))
     return stop_actor(rec)
   end
   if not count_failure(rec) then
     core.log(LOG_ERROR, fmt("actor %s (%s) failed %d times within %d s: %s; stopping it for good",
-      name, rec.beh.name, rec.restarts, RESTART_WINDOW, err))
+      name, rec[BEH].name, rec.restarts, RESTART_WINDOW, err))
     if rec.persistent then return P.give_up(rec) end
     return stop_actor(rec)
   end
-  core.log(LOG_ERROR, fmt("actor %s (%s) failed: %s; restarting", name, rec.beh.name, err))
+  core.log(LOG_ERROR, fmt("actor %s (%s) failed: %s; restarting", name, rec[BEH].name, err))
   core.unstash_all() -- Akka: a restart puts the user stash back in the mailbox
   if rec.persistent then return P.restart(rec, err) end
   local ok, ierr = init_state(rec)
@@ -302,7 +395,7 @@ end
 
 -- The internal stash is full: 0 fail, 1 drop, 2 reply with an error.
 function R.overflow(rec)
-  local M = rec.beh.M
+  local M = rec[BEH].M
   local s = M.stash_overflow or "fail"
   if s == "drop" then return 1 end
   if s == "reply" then return 2 end

@@ -227,6 +227,19 @@ return function(core, lore)
     return res
   end
 
+  -- Checks that module `name` (a behaviour or a module behaviours require)
+  -- loads, in a realm of its own that is then dropped: true, or nil and the
+  -- error naming file and line.
+  function S.check(name)
+    if not valid_name(name) then return nil, fmt("bad module name %q", tostring(name)) end
+    if not find_file(name) then
+      return nil, fmt("behaviour or module '%s' not found in scripts (%s)", name, concat(dirs, ", "))
+    end
+    local m, err = load_module({ modules = {}, loading = {}, files = {} }, name)
+    if m == nil then return nil, err end
+    return true
+  end
+
   -- Loads behaviour `name` into a new realm. Returns the module table and the
   -- realm, or nil, an error naming file and line, and why ("nobehaviour":
   -- there is no such script; "script": it does not load).

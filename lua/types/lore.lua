@@ -167,7 +167,7 @@ function lore.preload(name, open) end
 ---An entity manager: actors named by id, spawned (and recovered) on their
 ---first message, passivated when idle, woken again by the next one.
 ---@class lore.Entities
-local Entities = {}
+local Entities = {} -- luacheck: ignore 241 (a class to hang methods on)
 
 ---A ref to entity `id`: valid across passivation and restarts.
 ---@param id string
