@@ -189,6 +189,15 @@ function Entities:ask(id, msg, timeout) end
 ---@return lore.EntityStats
 function Entities:stats() end
 
+---Reloads behaviour (or required module) `name` on every worker now, as an
+---edited file does with `hot_reload = true`: every worker loads it first,
+---and only if all could, all switch; live actors keep their state
+---(`on_upgrade` when `M.version` changed). Waits (application script only).
+---@param name string a behaviour or module name
+---@return true|nil ok
+---@return string? err the load error, with file and line
+function lore.reload(name) end
+
 ---Creates (or finds again) the entity manager for `behaviour`.
 ---@param behaviour string a behaviour module name
 ---@param opts? lore.EntitiesOpts
