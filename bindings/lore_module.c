@@ -363,7 +363,7 @@ static int l_stats(lua_State *L) {
   lua_setfield(L, -2, "workers");
   if (h->lrt && h->lrt->journal) {
     uint64_t batches, writes;
-    journal_stats(h->lrt->journal, &batches, &writes);
+    journal_writer_stats(h->lrt->journal, &batches, &writes);
     lua_pushinteger(L, (lua_Integer)batches);
     lua_setfield(L, -2, "journal_batches");
     lua_pushinteger(L, (lua_Integer)writes);

@@ -25,7 +25,6 @@ typedef struct persist_write {
   uint64_t token;
   uint32_t sub;
   char *id;
-  char writer[40];
   lore_msg *done_msg; /* allocated by the worker: see persist_write_done */
   journal_event ev[];
 } persist_write;
@@ -60,6 +59,24 @@ static void persist_write_done(journal_write *w, int status) {
   runtime_send(p->rt, m);
 }
 
+
+/* The journal's writer id is an int64: the first 64 bits of the
+ * incarnation's UUID (0 if `uuid` is not one). */
+static int64_t writer_id_of(const char *uuid) {
+  uint64_t v = 0;
+  int digits = 0;
+  for (; *uuid && digits < 16; uuid++) {
+    int d;
+    if (*uuid >= '0' && *uuid <= '9') d = *uuid - '0';
+    else if (*uuid >= 'a' && *uuid <= 'f') d = *uuid - 'a' + 10;
+    else if (*uuid >= 'A' && *uuid <= 'F') d = *uuid - 'A' + 10;
+    else if (*uuid == '-') continue;
+    else break;
+    v = v << 4 | (uint64_t)d;
+    digits++;
+  }
+  return digits == 16 ? (int64_t)v : 0;
+}
 
 /* Hands a filled write to the journal for actor a; its outcome comes back as
  * a `sub` system message carrying `token`. Returns true, or nil and the error. */
@@ -110,7 +127,7 @@ static int core_persist(lua_State *L) {
   persist_write *p = calloc(1, sizeof *p + n * sizeof(journal_event));
   if (!p) return luaL_error(L, "out of memory");
   p->id = strdup(id);
-  snprintf(p->writer, sizeof p->writer, "%s", writer);
+  int64_t writer_id = writer_id_of(writer);
   int64_t ts = binding_now_ms();
   char err[CODEC_ERR_MAX];
   for (size_t i = 0; i < n; i++) {
@@ -161,7 +178,7 @@ static int core_persist(lua_State *L) {
     }
     ev->id = p->id;
     ev->seq = first + (lua_Integer)i;
-    ev->writer = p->writer;
+    ev->writer = writer_id;
     ev->timestamp_ms = ts;
     journal_event_seal(ev);
   }
@@ -183,8 +200,8 @@ static int core_delete_events(lua_State *L) {
     return luaL_error(L, "out of memory");
   }
   p->w.kind = JOURNAL_WRITE_DELETE;
-  p->w.delete_id = p->id;
-  p->w.delete_to = to;
+  p->w.id = p->id;
+  p->w.seq = to;
   return submit_write(L, a, p, SYS_DELETED, token);
 }
 
@@ -244,17 +261,19 @@ static void buf_put(replay_req *r, const void *p, size_t n) {
 
 static int collect(const journal_event *ev, void *ud) {
   replay_req *r = ud;
+  char writer[24];
+  snprintf(writer, sizeof writer, "%lld", (long long)ev->writer);
   rec_hdr h = {ev->seq,
                ev->timestamp_ms,
                ev->version,
                (uint32_t)strlen(ev->manifest ? ev->manifest : ""),
                (uint32_t)strlen(ev->tags ? ev->tags : ""),
-               (uint32_t)strlen(ev->writer ? ev->writer : ""),
+               (uint32_t)strlen(writer),
                (uint32_t)ev->payload_len};
   buf_put(r, &h, sizeof h);
   buf_put(r, ev->manifest ? ev->manifest : "", h.manifest_len);
   buf_put(r, ev->tags ? ev->tags : "", h.tags_len);
-  buf_put(r, ev->writer ? ev->writer : "", h.writer_len);
+  buf_put(r, writer, h.writer_len);
   buf_put(r, ev->payload, h.payload_len);
   r->hdr.count++;
   r->hdr.last_seq = ev->seq;
@@ -267,7 +286,11 @@ static void replay_work(uv_work_t *w) {
   r->hdr = blank;
   buf_put(r, &r->hdr, sizeof r->hdr); /* placeholder, rewritten below */
   int st = 0;
-  if (r->want_highest) st = journal_highest_seq(r->lrt->journal, r->id, &r->hdr.highest);
+  if (r->want_highest) {
+    journal_bounds b;
+    st = journal_bounds_of(r->lrt->journal, r->id, &b);
+    r->hdr.highest = b.highest;
+  }
   int64_t page = r->max >= 0 && r->max < REPLAY_PAGE ? r->max : REPLAY_PAGE;
   if (st == 0 && page > 0)
     st = journal_replay(r->lrt->journal, r->id, r->from, r->to, page, collect, r);

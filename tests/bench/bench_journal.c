@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "journal.h"
+#include "journal_sqlite.h"
 
 /*
  * Usage: bench_journal [SCALE]   (or BENCH_SCALE=0.01 for a smoke run)
@@ -31,7 +32,7 @@ static const char SCHEMA_KEYED[] =
     " tags TEXT NOT NULL, writer TEXT NOT NULL, ts INTEGER NOT NULL, payload BLOB NOT NULL,"
     " crc INTEGER NOT NULL, PRIMARY KEY(id, seq)) WITHOUT ROWID;";
 
-static const char WRITER_UUID[] = "123e4567-e89b-42d3-a456-426614174000";
+static const int64_t WRITER_ID = 0x123e4567e89b42d3;
 static unsigned char payload[PAYLOAD_LEN];
 static char dir[512];
 static int file_no;
@@ -127,7 +128,7 @@ static void raw_insert(sqlite3_stmt *st, const char *id, int64_t seq) {
   sqlite3_bind_text(st, 3, "ItemAdded", -1, SQLITE_STATIC);
   sqlite3_bind_int(st, 4, 1);
   sqlite3_bind_text(st, 5, "", -1, SQLITE_STATIC);
-  sqlite3_bind_text(st, 6, WRITER_UUID, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 6, WRITER_ID);
   sqlite3_bind_int64(st, 7, 1700000000000 + seq);
   sqlite3_bind_blob(st, 8, payload, PAYLOAD_LEN, SQLITE_STATIC);
   sqlite3_bind_int64(st, 9, crc32c(0, payload, PAYLOAD_LEN));
@@ -199,7 +200,7 @@ static void fill_event(journal_event *ev, const char *id, int64_t seq) {
                         .manifest = "ItemAdded",
                         .version = 1,
                         .tags = "",
-                        .writer = WRITER_UUID,
+                        .writer = WRITER_ID,
                         .timestamp_ms = 1700000000000 + seq,
                         .payload = payload,
                         .payload_len = PAYLOAD_LEN};
@@ -320,7 +321,7 @@ static double journal_actors(const char *path, int nactors, int nthreads, double
   }
   double elapsed = now() - t0;
   uint64_t batches, writes;
-  journal_stats(j, &batches, &writes);
+  journal_writer_stats(j, &batches, &writes);
   journal_close(j);
   if (failed) fprintf(stderr, "bench_journal: %ld writes failed\n", failed);
   *avg_batch = batches ? (double)writes / (double)batches : 0;

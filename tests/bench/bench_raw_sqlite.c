@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "journal.h"
+#include "journal_sqlite.h"
 
 /* The baselines write the journal's own tables (journal_sqlite_schema). */
 #define SCHEMA journal_sqlite_schema
@@ -33,7 +34,7 @@ static const char INSERT_SQL[] =
     "INSERT INTO events(id, seq, manifest, version, tags, writer, ts, payload, crc)"
     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
 
-static const char WRITER_UUID[] = "123e4567-e89b-42d3-a456-426614174000";
+static const int64_t WRITER_ID = 0x123e4567e89b42d3;
 
 static double now(void) {
   struct timespec ts;
@@ -101,7 +102,7 @@ static int raw_write(const char *path, long rows, long per_tx, long ids, long pa
       sqlite3_bind_text(st, 3, "tick", -1, SQLITE_STATIC);
       sqlite3_bind_int(st, 4, 1);
       sqlite3_bind_text(st, 5, "", -1, SQLITE_STATIC);
-      sqlite3_bind_text(st, 6, WRITER_UUID, -1, SQLITE_STATIC);
+      sqlite3_bind_int64(st, 6, WRITER_ID);
       sqlite3_bind_int64(st, 7, 1700000000000 + i);
       sqlite3_bind_blob(st, 8, payload, (int)payload_len, SQLITE_STATIC);
       sqlite3_bind_int64(st, 9, crc);

@@ -1,0 +1,123 @@
+/* journal_sqlite_checkpoint.c: WAL checkpoints on a thread of their own, off the writer's path. */
+#include <stdlib.h>
+
+#include "journal_sqlite_internal.h"
+
+/*
+ * SQLite checkpoints on the committing connection by default: every 1000 WAL
+ * pages one commit also copies the WAL into the database and syncs it, which
+ * was 13% of the writer thread's time. Here the write connection only tells
+ * this thread (through its WAL hook) how long the WAL is; the thread runs
+ * PASSIVE checkpoints, which never block the writer or readers. Only when
+ * the WAL keeps growing anyway (readers keep old snapshots alive, so passive
+ * checkpoints cannot finish and the WAL cannot restart) does it try a
+ * RESTART, which waits briefly for those readers and holds writers meanwhile.
+ */
+#define CHECKPOINT_PAGES 2000 /* about 8 MB of 4 KB pages */
+#define RESTART_PAGES 16000
+/* How long a RESTART may hold the writer while it waits for readers. */
+#define RESTART_BUSY_MS 100
+
+struct sq_checkpointer {
+  sq_state *s;
+  pthread_t thread;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int stop;      /* mu */
+  int requested; /* atomic: a wake-up is pending */
+  int pages;     /* mu: the WAL's length at the last request */
+  sqlite3 *db;   /* the thread's own connection */
+};
+
+static int on_wal_commit(void *ud, sqlite3 *db, const char *name, int pages) {
+  (void)db, (void)name;
+  sq_checkpointer *ck = ud;
+  if (pages < CHECKPOINT_PAGES || __atomic_load_n(&ck->requested, __ATOMIC_ACQUIRE))
+    return SQLITE_OK;
+  pthread_mutex_lock(&ck->mu);
+  ck->pages = pages;
+  __atomic_store_n(&ck->requested, 1, __ATOMIC_RELEASE);
+  pthread_cond_signal(&ck->cv);
+  pthread_mutex_unlock(&ck->mu);
+  return SQLITE_OK;
+}
+
+void sq_checkpointer_watch(sq_checkpointer *ck, sqlite3 *db) {
+  /* Replaces the automatic checkpoint (itself a WAL hook) on this connection. */
+  sqlite3_wal_hook(db, on_wal_commit, ck);
+}
+
+static void checkpoint(sq_checkpointer *ck, int pages) {
+  sq_state *s = ck->s;
+  if (!ck->db) {
+    if (sq_open_conn(s->log, s->path, SQLITE_OPEN_READWRITE, RESTART_BUSY_MS, &ck->db) != SQLITE_OK)
+      return;
+    /* A checkpoint syncs the database file as the journal's setting says. */
+    sq_exec(s->log, ck->db,
+            s->synchronous_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
+  }
+  int mode = pages >= RESTART_PAGES ? SQLITE_CHECKPOINT_RESTART : SQLITE_CHECKPOINT_PASSIVE;
+  int log_frames = 0, done_frames = 0;
+  int rc = sqlite3_wal_checkpoint_v2(ck->db, "main", mode, &log_frames, &done_frames);
+  if (rc != SQLITE_OK && (rc & 0xff) != SQLITE_BUSY)
+    log_warn(s->log, "journal sqlite: checkpoint of %s: %s", s->path, sqlite3_errmsg(ck->db));
+  else
+    log_debug(s->log, "journal sqlite: %s checkpoint: %d of %d WAL frames",
+              mode == SQLITE_CHECKPOINT_RESTART ? "restart" : "passive", done_frames, log_frames);
+}
+
+static void *checkpointer_main(void *arg) {
+  sq_checkpointer *ck = arg;
+  pthread_mutex_lock(&ck->mu);
+  for (;;) {
+    while (!ck->stop && !__atomic_load_n(&ck->requested, __ATOMIC_ACQUIRE))
+      pthread_cond_wait(&ck->cv, &ck->mu);
+    if (ck->stop) break;
+    int pages = ck->pages;
+    pthread_mutex_unlock(&ck->mu);
+    checkpoint(ck, pages);
+    pthread_mutex_lock(&ck->mu);
+    /* Cleared after the checkpoint: the commits meanwhile need no other. */
+    __atomic_store_n(&ck->requested, 0, __ATOMIC_RELEASE);
+  }
+  pthread_mutex_unlock(&ck->mu);
+  return NULL;
+}
+
+int sq_checkpointer_start(sq_state *s, sq_checkpointer **out) {
+  sq_checkpointer *ck = calloc(1, sizeof *ck);
+  if (!ck) return JOURNAL_ENOMEM;
+  ck->s = s;
+  if (pthread_mutex_init(&ck->mu, NULL) != 0) {
+    free(ck);
+    return JOURNAL_ENOMEM;
+  }
+  if (pthread_cond_init(&ck->cv, NULL) != 0) {
+    pthread_mutex_destroy(&ck->mu);
+    free(ck);
+    return JOURNAL_ENOMEM;
+  }
+  int err = pthread_create(&ck->thread, NULL, checkpointer_main, ck);
+  if (err != 0) {
+    pthread_cond_destroy(&ck->cv);
+    pthread_mutex_destroy(&ck->mu);
+    free(ck);
+    return JOURNAL_ENOMEM;
+  }
+  pthread_setname_np(ck->thread, "lore-checkpoint");
+  *out = ck;
+  return 0;
+}
+
+/* Before the write connection closes (its close checkpoints what is left). */
+void sq_checkpointer_stop(sq_checkpointer *ck) {
+  pthread_mutex_lock(&ck->mu);
+  ck->stop = 1;
+  pthread_cond_signal(&ck->cv);
+  pthread_mutex_unlock(&ck->mu);
+  pthread_join(ck->thread, NULL);
+  if (ck->db) sqlite3_close(ck->db);
+  pthread_cond_destroy(&ck->cv);
+  pthread_mutex_destroy(&ck->mu);
+  free(ck);
+}
