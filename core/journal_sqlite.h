@@ -2,9 +2,9 @@
 #ifndef LORE_JOURNAL_SQLITE_H
 #define LORE_JOURNAL_SQLITE_H
 
-/* The CREATE statements of the current schema (version 2), so a benchmark can
- * measure exactly the rows the journal writes. The journal itself also stores
- * its version in journal_info and migrates older files; see journal_sqlite_schema.c. */
+/* The statements that create the current schema (version 2, recorded in
+ * journal_info), so a benchmark or tool can make a file the journal opens and
+ * measure exactly the rows it writes. See journal_sqlite_schema.c. */
 extern const char journal_sqlite_schema[];
 
 /* The journal's INSERT of one event: ?1 offset (NULL lets SQLite pick the

@@ -36,7 +36,8 @@ const char journal_sqlite_schema[] =
     " id TEXT PRIMARY KEY, highest INTEGER NOT NULL, deleted_to INTEGER NOT NULL) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS journal_info(key TEXT PRIMARY KEY, value) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS projection_offsets("
-    " name TEXT PRIMARY KEY, \"offset\" INTEGER NOT NULL) WITHOUT ROWID;";
+    " name TEXT PRIMARY KEY, \"offset\" INTEGER NOT NULL) WITHOUT ROWID;"
+    "INSERT OR IGNORE INTO journal_info(key, value) VALUES ('schema_version', 2);";
 
 const char journal_sqlite_insert_event[] =
     "INSERT INTO events(\"offset\", id, seq, manifest, version, tags, writer, ts, payload, crc)"
@@ -167,8 +168,7 @@ static int migrate_v1(sq_state *s, sqlite3 *db) {
   if (rc == SQLITE_OK) rc = migrate_tags(s, db);
   if (rc == SQLITE_OK)
     rc = sq_exec(s->log, db,
-                 "DROP TABLE events_v1; DROP TABLE journal_meta;"
-                 "INSERT INTO journal_info(key, value) VALUES ('schema_version', 2);");
+                 "DROP TABLE events_v1; DROP TABLE journal_meta;");
   if (rc == SQLITE_OK) rc = sq_exec(s->log, db, "COMMIT");
   if (rc != SQLITE_OK) {
     log_error(s->log, "journal sqlite: %s: migration failed, nothing changed", s->path);
@@ -217,9 +217,6 @@ int sq_schema_prepare(sq_state *s, sqlite3 *db, int read_only) {
   /* One transaction, so a crash never leaves tables without their version. */
   int rc = sq_exec(s->log, db, "BEGIN IMMEDIATE");
   if (rc == SQLITE_OK) rc = sq_exec(s->log, db, journal_sqlite_schema);
-  if (rc == SQLITE_OK)
-    rc = sq_exec(s->log, db,
-                 "INSERT OR IGNORE INTO journal_info(key, value) VALUES ('schema_version', 2)");
   if (rc == SQLITE_OK) rc = sq_exec(s->log, db, "COMMIT");
   if (rc != SQLITE_OK) {
     if (!sqlite3_get_autocommit(db)) sq_exec(s->log, db, "ROLLBACK");
