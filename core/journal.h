@@ -253,8 +253,9 @@ typedef struct journal journal_t;
 /*
  * Opens a journal by URI: "memory:" (also "memory:NAME": one shared store per
  * NAME within the process, kept until the process ends, so a test can
- * "restart" an actor against it), "sqlite:PATH[?params]" or (when built with
- * it) "postgres:CONNINFO". Starts the writer thread unless opt->read_only.
+ * "restart" an actor against it; a read-only open needs the NAME of a store
+ * that exists), "sqlite:PATH[?params]" or (when built with it)
+ * "postgres:CONNINFO". Starts the writer thread unless opened read-only.
  * On error returns a negative code and *out is untouched.
  */
 int journal_open(const char *uri, const journal_options *opt, journal_t **out);

@@ -16,8 +16,9 @@
  * transaction (and so the WAL) open for a whole long stream. */
 #define REPLAY_PAGE 1000
 
-/* The columns every read returns, in row_event's order. */
-#define EVENT_COLUMNS "seq, manifest, version, tags, writer, ts, payload, crc, \"offset\", id"
+/* The columns every read returns, in row_event's order; reads across ids
+ * add the id (a replay of one id knows it). */
+#define EVENT_COLUMNS "seq, manifest, version, tags, writer, ts, payload, crc, \"offset\""
 
 int sq_map_err(int rc) {
   switch (rc & 0xff) {
@@ -113,7 +114,8 @@ static sq_reader *reader_open(sq_state *s, int *err) {
        " (SELECT deleted_to FROM deletions WHERE id = ?1)",
        &r->bounds},
       {KNOWN_IDS " SELECT id, max(highest) FROM known GROUP BY id ORDER BY id", &r->list},
-      {"SELECT " EVENT_COLUMNS " FROM events WHERE \"offset\" > ?1 ORDER BY \"offset\" LIMIT ?2",
+      {"SELECT " EVENT_COLUMNS ", id FROM events WHERE \"offset\" > ?1 ORDER BY \"offset\""
+       " LIMIT ?2",
        &r->replay_all},
       /* CROSS JOIN keeps the tag index outermost: rows come in its order. */
       {"SELECT e.seq, e.manifest, e.version, e.tags, e.writer, e.ts, e.payload, e.crc,"
@@ -157,11 +159,11 @@ static void reader_put(sq_state *s, sq_reader *r) {
 
 /* ---- reads ---- */
 
-/* Fills ev from the current row (EVENT_COLUMNS); JOURNAL_ECORRUPT if a column
- * is not what was written or the payload fails its CRC. `id` NULL: from the row. */
+/* Fills ev from the current row (EVENT_COLUMNS); JOURNAL_ECORRUPT if the
+ * payload or its CRC is not what was written. `id` NULL: from column 9. The
+ * hot loop of every recovery: one call per column, no more. */
 static int row_event(sqlite3_stmt *st, const char *id, journal_event *ev) {
-  if (sqlite3_column_type(st, 0) != SQLITE_INTEGER || sqlite3_column_type(st, 6) != SQLITE_BLOB ||
-      sqlite3_column_type(st, 7) != SQLITE_INTEGER)
+  if (sqlite3_column_type(st, 6) != SQLITE_BLOB || sqlite3_column_type(st, 7) != SQLITE_INTEGER)
     return JOURNAL_ECORRUPT;
   sqlite3_int64 crc = sqlite3_column_int64(st, 7);
   if (crc < 0 || crc > UINT32_MAX) return JOURNAL_ECORRUPT;

@@ -166,9 +166,7 @@ static int migrate_v1(sq_state *s, sqlite3 *db) {
                 " SELECT 'offset_high_water', seq FROM sqlite_sequence"
                 " WHERE name = 'events_v1' AND seq > 0;");
   if (rc == SQLITE_OK) rc = migrate_tags(s, db);
-  if (rc == SQLITE_OK)
-    rc = sq_exec(s->log, db,
-                 "DROP TABLE events_v1; DROP TABLE journal_meta;");
+  if (rc == SQLITE_OK) rc = sq_exec(s->log, db, "DROP TABLE events_v1; DROP TABLE journal_meta;");
   if (rc == SQLITE_OK) rc = sq_exec(s->log, db, "COMMIT");
   if (rc != SQLITE_OK) {
     log_error(s->log, "journal sqlite: %s: migration failed, nothing changed", s->path);

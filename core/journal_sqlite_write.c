@@ -229,9 +229,7 @@ static int fail_batch(sq_state *s, journal_write **writes, size_t n, int rc, con
   log_error(s->log, "journal sqlite: %s failed (%d): %s", what, rc, sqlite3_errmsg(s->db));
   if (!sqlite3_get_autocommit(s->db)) run(s->rollback);
   seqmap_rollback(&s->highest);
-  int status = (rc & 0xff) == SQLITE_READONLY ? JOURNAL_EREADONLY
-               : (rc & 0xff) == SQLITE_NOMEM  ? JOURNAL_ENOMEM
-                                              : JOURNAL_EIO;
+  int status = (rc & 0xff) == SQLITE_READONLY ? JOURNAL_EREADONLY : JOURNAL_EIO;
   for (size_t i = 0; i < n; i++) writes[i]->status = status;
   return status;
 }

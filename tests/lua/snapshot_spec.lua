@@ -16,7 +16,7 @@ local function sql(db, statement)
 end
 
 local function cleanup(db)
-  for _, suffix in ipairs { "", "-wal", "-shm" } do os.remove(db .. suffix) end
+  for _, suffix in ipairs { "", "-wal", "-shm", "-lock" } do os.remove(db .. suffix) end
 end
 
 -- Runs fn(ref) against a fresh runtime on `db` with behaviour `beh` for id.

@@ -1814,8 +1814,8 @@ static void test_sessions(void **state) {
 
   rows_seen r = {0};
   journal_value key = {.type = JV_TEXT, .s = "alpha", .len = 5};
-  int rc = journal_session_exec(s, "SELECT k, n, f, b, z AS zed FROM proj WHERE k = ?1", &key,
-                                1, keep_row, &r);
+  int rc = journal_session_exec(s, "SELECT k, n, f, b, z AS zed FROM proj WHERE k = ?1", &key, 1,
+                                keep_row, &r);
   if (rc) fprintf(stderr, "select: %s\n", journal_session_errmsg(s));
   assert_int_equal(rc, 0);
   assert_int_equal(r.n, 1);
@@ -2133,7 +2133,8 @@ static void test_single_writer_lock(void **state) {
   assert_true(pid >= 0);
   if (pid == 0) {
     journal_t *cj = NULL;
-    char ok = journal_open(f->uri, NULL, &cj) == 0 ? 'y' : 'n';
+    char ok =
+        journal_open(f->uri, NULL, &cj) == 0 && write_sync(cj, "child", 1, 3) == 0 ? 'y' : 'n';
     if (write(ready[1], &ok, 1) != 1) _exit(1);
     pause();
     _exit(0);
@@ -2143,12 +2144,25 @@ static void test_single_writer_lock(void **state) {
   close(ready[0]);
   close(ready[1]);
   int locked = journal_open(f->uri, NULL, &j);
+  /* A reader in this process sees what the writer in the other one wrote. */
+  replayed *seen = replayed_new();
+  journal_options ro = {.synchronous_full = 1, .read_only = 1};
+  int ro_rc = journal_open(f->uri, &ro, &r);
+  if (ro_rc == 0) {
+    ro_rc = journal_replay(r, "child", 1, INT64_MAX, -1, collect, seen);
+    journal_close(r);
+  }
   kill(pid, SIGKILL);
   waitpid(pid, NULL, 0);
   assert_int_equal(ok, 'y');
   assert_int_equal(locked, JOURNAL_ELOCKED);
+  assert_int_equal(ro_rc, 0);
+  assert_int_equal(seen->n, 3);
+  assert_int_equal(seen->bad_payload, 0);
+  free(seen);
   f->j = open_ok(f->uri);
   expect_replay(f->j, "a", 1, INT64_MAX, -1, 1, 6);
+  expect_replay(f->j, "child", 1, INT64_MAX, -1, 1, 3);
 }
 
 /* ---- migration from the previous schema (sqlite) ---- */
