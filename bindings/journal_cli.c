@@ -92,8 +92,8 @@ static int print_event(const journal_event *ev, void *ud) {
   if (o->json) {
     printf("{\"seq\":%" PRId64 ",\"type\":", ev->seq);
     print_json_string(ev->manifest, strlen(ev->manifest));
-    printf(",\"version\":%d,\"timestamp_ms\":%" PRId64 ",\"writer\":\"%" PRId64 "\"",
-           ev->version, ev->timestamp_ms, ev->writer);
+    printf(",\"version\":%d,\"timestamp_ms\":%" PRId64 ",\"writer\":\"%" PRId64 "\"", ev->version,
+           ev->timestamp_ms, ev->writer);
     fputs(",\"event\":", stdout);
     if (ok) print_json(&obj); else fputs("null", stdout);
     fputs("}\n", stdout);

@@ -59,7 +59,6 @@ static void persist_write_done(journal_write *w, int status) {
   runtime_send(p->rt, m);
 }
 
-
 /* The journal's writer id is an int64: the first 64 bits of the
  * incarnation's UUID (0 if `uuid` is not one). */
 static int64_t writer_id_of(const char *uuid) {
@@ -67,11 +66,16 @@ static int64_t writer_id_of(const char *uuid) {
   int digits = 0;
   for (; *uuid && digits < 16; uuid++) {
     int d;
-    if (*uuid >= '0' && *uuid <= '9') d = *uuid - '0';
-    else if (*uuid >= 'a' && *uuid <= 'f') d = *uuid - 'a' + 10;
-    else if (*uuid >= 'A' && *uuid <= 'F') d = *uuid - 'A' + 10;
-    else if (*uuid == '-') continue;
-    else break;
+    if (*uuid >= '0' && *uuid <= '9')
+      d = *uuid - '0';
+    else if (*uuid >= 'a' && *uuid <= 'f')
+      d = *uuid - 'a' + 10;
+    else if (*uuid >= 'A' && *uuid <= 'F')
+      d = *uuid - 'A' + 10;
+    else if (*uuid == '-')
+      continue;
+    else
+      break;
     v = v << 4 | (uint64_t)d;
     digits++;
   }
