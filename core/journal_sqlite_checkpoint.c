@@ -8,15 +8,22 @@
  * pages one commit also copies the WAL into the database and syncs it, which
  * was 13% of the writer thread's time. Here the write connection only tells
  * this thread (through its WAL hook) how long the WAL is; the thread runs
- * PASSIVE checkpoints, which never block the writer or readers. Only when
- * the WAL keeps growing anyway (readers keep old snapshots alive, so passive
- * checkpoints cannot finish and the WAL cannot restart) does it try a
- * RESTART, which waits briefly for those readers and holds writers meanwhile.
+ * PASSIVE checkpoints, which never block the writer or readers.
+ *
+ * SQLite starts the WAL over from its beginning only when a write finds it
+ * entirely copied into the database. A passive checkpoint copies the WAL
+ * while the writer keeps appending, so under steady writes that rarely
+ * happens and the WAL keeps growing. Past RESTART_PAGES the writer itself
+ * runs a RESTART checkpoint after its commit (sq_checkpointer_restart): the
+ * passive ones already copied nearly everything, so it only copies the last
+ * batches and waits, briefly, for readers of old frames; the next write then
+ * starts the WAL over. The writer could not write during it anyway: a
+ * RESTART holds writers back while it runs.
  */
 #define CHECKPOINT_PAGES 2000 /* about 8 MB of 4 KB pages */
-#define RESTART_PAGES 16000
-/* How long a RESTART may hold the writer while it waits for readers. */
-#define RESTART_BUSY_MS 100
+#define RESTART_PAGES (4 * CHECKPOINT_PAGES)
+/* How long a RESTART waits for readers (and a running passive checkpoint). */
+#define RESTART_BUSY_MS 1000
 
 struct sq_checkpointer {
   sq_state *s;
@@ -25,17 +32,17 @@ struct sq_checkpointer {
   pthread_cond_t cv;
   int stop;      /* mu */
   int requested; /* atomic: a wake-up is pending */
-  int pages;     /* mu: the WAL's length at the last request */
+  int pages;     /* atomic: the WAL's length after the last commit */
   sqlite3 *db;   /* the thread's own connection */
 };
 
 static int on_wal_commit(void *ud, sqlite3 *db, const char *name, int pages) {
   (void)db, (void)name;
   sq_checkpointer *ck = ud;
+  __atomic_store_n(&ck->pages, pages, __ATOMIC_RELEASE);
   if (pages < CHECKPOINT_PAGES || __atomic_load_n(&ck->requested, __ATOMIC_ACQUIRE))
     return SQLITE_OK;
   pthread_mutex_lock(&ck->mu);
-  ck->pages = pages;
   __atomic_store_n(&ck->requested, 1, __ATOMIC_RELEASE);
   pthread_cond_signal(&ck->cv);
   pthread_mutex_unlock(&ck->mu);
@@ -47,7 +54,26 @@ void sq_checkpointer_watch(sq_checkpointer *ck, sqlite3 *db) {
   sqlite3_wal_hook(db, on_wal_commit, ck);
 }
 
-static void checkpoint(sq_checkpointer *ck, int pages) {
+void sq_checkpointer_restart(sq_checkpointer *ck, sqlite3 *db, int busy_timeout_ms) {
+  if (__atomic_load_n(&ck->pages, __ATOMIC_ACQUIRE) < RESTART_PAGES) return;
+  sq_state *s = ck->s;
+  int log_frames = 0, done_frames = 0;
+  sqlite3_busy_timeout(db, RESTART_BUSY_MS);
+  int rc =
+      sqlite3_wal_checkpoint_v2(db, "main", SQLITE_CHECKPOINT_RESTART, &log_frames, &done_frames);
+  sqlite3_busy_timeout(db, busy_timeout_ms);
+  if (rc == SQLITE_OK) {
+    /* Until the next commit says otherwise: no second RESTART before it. */
+    __atomic_store_n(&ck->pages, 0, __ATOMIC_RELEASE);
+    log_debug(s->log, "journal sqlite: restart checkpoint: %d of %d WAL frames", done_frames,
+              log_frames);
+  } else if ((rc & 0xff) != SQLITE_BUSY) {
+    /* BUSY: readers held on; the next commit tries again. */
+    log_warn(s->log, "journal sqlite: checkpoint of %s: %s", s->path, sqlite3_errmsg(db));
+  }
+}
+
+static void checkpoint(sq_checkpointer *ck) {
   sq_state *s = ck->s;
   if (!ck->db) {
     if (sq_open_conn(s->log, s->path, SQLITE_OPEN_READWRITE, RESTART_BUSY_MS, &ck->db) != SQLITE_OK)
@@ -56,14 +82,14 @@ static void checkpoint(sq_checkpointer *ck, int pages) {
     sq_exec(s->log, ck->db,
             s->synchronous_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
   }
-  int mode = pages >= RESTART_PAGES ? SQLITE_CHECKPOINT_RESTART : SQLITE_CHECKPOINT_PASSIVE;
   int log_frames = 0, done_frames = 0;
-  int rc = sqlite3_wal_checkpoint_v2(ck->db, "main", mode, &log_frames, &done_frames);
-  if (rc != SQLITE_OK && (rc & 0xff) != SQLITE_BUSY)
+  int rc = sqlite3_wal_checkpoint_v2(ck->db, "main", SQLITE_CHECKPOINT_PASSIVE, &log_frames,
+                                     &done_frames);
+  if (rc == SQLITE_OK)
+    log_debug(s->log, "journal sqlite: passive checkpoint: %d of %d WAL frames", done_frames,
+              log_frames);
+  else if ((rc & 0xff) != SQLITE_BUSY) /* BUSY: the writer's RESTART runs */
     log_warn(s->log, "journal sqlite: checkpoint of %s: %s", s->path, sqlite3_errmsg(ck->db));
-  else
-    log_debug(s->log, "journal sqlite: %s checkpoint: %d of %d WAL frames",
-              mode == SQLITE_CHECKPOINT_RESTART ? "restart" : "passive", done_frames, log_frames);
 }
 
 static void *checkpointer_main(void *arg) {
@@ -73,9 +99,8 @@ static void *checkpointer_main(void *arg) {
     while (!ck->stop && !__atomic_load_n(&ck->requested, __ATOMIC_ACQUIRE))
       pthread_cond_wait(&ck->cv, &ck->mu);
     if (ck->stop) break;
-    int pages = ck->pages;
     pthread_mutex_unlock(&ck->mu);
-    checkpoint(ck, pages);
+    checkpoint(ck);
     pthread_mutex_lock(&ck->mu);
     /* Cleared after the checkpoint: the commits meanwhile need no other. */
     __atomic_store_n(&ck->requested, 0, __ATOMIC_RELEASE);

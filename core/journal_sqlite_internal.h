@@ -67,6 +67,9 @@ int sq_checkpointer_start(sq_state *s, sq_checkpointer **out);
 void sq_checkpointer_stop(sq_checkpointer *ck);
 /* Installs the hook that wakes the checkpointer on db's commits. */
 void sq_checkpointer_watch(sq_checkpointer *ck, sqlite3 *db);
+/* On the writer, after a commit: the RESTART checkpoint that lets the WAL
+ * start over, when passive ones could not (a no-op while the WAL is short). */
+void sq_checkpointer_restart(sq_checkpointer *ck, sqlite3 *db, int busy_timeout_ms);
 
 /* journal_sqlite_session.c: projection sessions. */
 int sq_session_open(void *state, void **session);

@@ -323,6 +323,8 @@ static int write_batch(sq_state *s, journal_write **writes, size_t n) {
 int sq_write_batch(void *state, journal_write **writes, size_t n) {
   sq_state *s = state;
   int rc = write_batch(s, writes, n);
+  if (rc == 0 && s->checkpointer)
+    sq_checkpointer_restart(s->checkpointer, s->db, s->busy_timeout_ms);
   /* Offsets are only meaningful on stored events. */
   for (size_t i = 0; i < n; i++) {
     journal_write *w = writes[i];
