@@ -131,7 +131,8 @@ typedef struct journal_bounds {
 
 /* Whole-journal figures (`lore journal stats`), computed by the database. */
 typedef struct journal_stats_t {
-  int64_t ids, events;
+  int64_t ids;                  /* ids ever written, those whose events were all deleted too */
+  int64_t events;               /* stored (not deleted) events */
   int64_t oldest_ms, newest_ms; /* 0 when there are no events */
   int64_t bytes;                /* storage used, -1 if unknown */
   int64_t max_offset;
@@ -207,7 +208,8 @@ typedef struct journal_backend {
                     void *ud);
   /* Every event with offset > after, in offset order (all ids), at most max. */
   int (*replay_all)(void *state, int64_t after, int64_t max, journal_replay_cb cb, void *ud);
-  /* The highest committed offset (0: none). */
+  /* The highest committed offset (0: none), even if its event was deleted
+   * since: it never goes down. */
   int (*max_offset)(void *state, int64_t *out);
   int (*stats)(void *state, journal_stats_t *out);
   /* Optional: the backend calls fn(ud, max_offset) when it learns that
