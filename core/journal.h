@@ -223,8 +223,10 @@ typedef struct journal_backend {
    * journal. On a read-only journal session_open is JOURNAL_EREADONLY. */
   int (*session_open)(void *state, void **session);
   int (*session_begin)(void *session);
-  /* Runs one statement with bound parameters; rows (if any) go to cb. On
-   * JOURNAL_ESQL the backend's message is in session_errmsg. */
+  /* Runs one statement with bound parameters; rows (if any) go to cb. A
+   * text of several statements runs them in order when no parameter is
+   * bound (schema set-up). On JOURNAL_ESQL the backend's message is in
+   * session_errmsg. */
   int (*session_exec)(void *session, const char *sql, const journal_value *params, size_t n,
                       journal_row_cb cb, void *ud);
   const char *(*session_errmsg)(void *session);

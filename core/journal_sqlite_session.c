@@ -171,10 +171,11 @@ static void bind_params(sqlite3_stmt *st, const journal_value *params, size_t n,
         *rc = sqlite3_bind_double(st, k, v->f);
         break;
       case JV_TEXT:
-        *rc = sqlite3_bind_text64(st, k, v->s ? v->s : "", v->len, SQLITE_STATIC, SQLITE_UTF8);
+        *rc = sqlite3_bind_text64(st, k, v->s ? v->s : "", v->s ? v->len : 0, SQLITE_STATIC,
+                                  SQLITE_UTF8);
         break;
       case JV_BLOB:
-        *rc = sqlite3_bind_blob64(st, k, v->s ? v->s : "", v->len, SQLITE_STATIC);
+        *rc = sqlite3_bind_blob64(st, k, v->s ? v->s : "", v->s ? v->len : 0, SQLITE_STATIC);
         break;
       default:
         *rc = SQLITE_MISMATCH;
