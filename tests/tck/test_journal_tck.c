@@ -1706,7 +1706,7 @@ static void *churn_main(void *arg) {
     usleep(200);
     journal_unsubscribe(c->j, sub);
     __atomic_store_n(&p->gone, 1, __ATOMIC_RELEASE);
-    c->rounds++;
+    __atomic_add_fetch(&c->rounds, 1, __ATOMIC_RELEASE);
   }
   return NULL;
 }
@@ -1756,15 +1756,18 @@ static void test_subscribers(void **state) {
   pthread_t th;
   assert_int_equal(pthread_create(&th, NULL, churn_main, c), 0);
   waiter *wt = waiter_new();
-  enum { N = 300 };
+  /* Writes go on until the other thread has come and gone 50 times (or
+   * 5000 writes, if it is starved). */
+  enum { N = 5000 };
   twrite *t = calloc(N, sizeof *t);
   assert_non_null(t);
-  for (int i = 0; i < N; i++) {
-    twrite_init(&t[i], "churn", i + 1, 1, wt);
-    assert_int_equal(journal_submit(f->j, &t[i].w), 0);
-    if (i % 10 == 9) wait_fired(wt, i + 1);
+  int n = 0;
+  while (n < N && (n < 300 || __atomic_load_n(&c->rounds, __ATOMIC_ACQUIRE) < 50)) {
+    twrite_init(&t[n], "churn", n + 1, 1, wt);
+    assert_int_equal(journal_submit(f->j, &t[n].w), 0);
+    if (++n % 10 == 0) wait_fired(wt, n);
   }
-  wait_fired(wt, N);
+  wait_fired(wt, n);
   __atomic_store_n(&stop, 1, __ATOMIC_RELEASE);
   pthread_join(th, NULL);
   int late = 0, calls = 0;
