@@ -230,7 +230,6 @@ static void *writer_main(void *arg) {
     int rc = j->backend->write_batch(j->state, j->batch, n);
     if (rc < 0)
       log_debug(j->log, "journal: batch of %zu writes failed: %s", n, journal_strerror(rc));
-    /* Read before the callbacks, which may free their writes. */
     int64_t stored_to = rc < 0 ? 0 : batch_max_offset(j->batch, n);
 
     /* Counted before the callbacks fire, so whoever waits for a callback sees
@@ -240,6 +239,10 @@ static void *writer_main(void *arg) {
     j->writes += n;
     pthread_mutex_unlock(&j->mu);
 
+    /* Before the writes' callbacks: whoever learns that a write is stored
+     * can count on the subscribers having been told. */
+    if (stored_to > 0) notify_subscribers(j, stored_to);
+
     /* Unlocked: a callback may submit its actor's next write at once. Each
      * write is touched for the last time by its own callback (it may be freed
      * or resubmitted there). */
@@ -248,7 +251,6 @@ static void *writer_main(void *arg) {
       if (rc < 0 && w->status == 0) w->status = rc;
       if (w->done) w->done(w, w->status);
     }
-    if (stored_to > 0) notify_subscribers(j, stored_to);
     spin_for_work(j);
     pthread_mutex_lock(&j->mu);
   }

@@ -282,7 +282,8 @@ int journal_stats_of(journal_t *j, journal_stats_t *out);
 
 /*
  * Live readers: fn(ud, max_offset) runs after every commit that stored events
- * (on the writer thread: post to a loop and return) and when the backend
+ * (on the writer thread, before the batch's write callbacks: post to a loop
+ * and return) and when the backend
  * learns of another process's commits. Returns a handle for
  * journal_unsubscribe, or NULL when out of memory. After unsubscribe returns,
  * fn is never called again.
