@@ -38,6 +38,8 @@
  *     transaction.
  * (c) replay of one id's 1,000,000 events (CRC checked) against reading the
  *     same rows raw, every payload byte touched.
+ * (d) the fixed cost of a read: journal_replay calls that return one event,
+ *     and journal_bounds_of calls, per second (on (c)'s file).
  */
 
 #define PAYLOAD_LEN 100
@@ -451,6 +453,23 @@ static double journal_read(journal_t *j, const char *id, long expect_rows) {
   return rate;
 }
 
+/* Case (d): calls per second for one second (or `calls` calls). */
+static double journal_calls(journal_t *j, int bounds, long calls) {
+  replay_sum s = {0};
+  journal_bounds b;
+  long n = 0;
+  double t0 = now(), t;
+  do {
+    for (int k = 0; k < 100; k++, n++) {
+      int rc = bounds ? journal_bounds_of(j, "actor-0", &b)
+                      : journal_replay(j, "actor-0", 1 + n % 1000, INT64_MAX, 1, sum_payload, &s);
+      if (rc < 0) die(bounds ? "bounds" : "replay", journal_strerror(rc));
+    }
+    t = now();
+  } while (t - t0 < 1 && n < calls);
+  return (double)n / (t - t0);
+}
+
 static const char *only;
 
 static int wanted(char c) { return !only || strchr(only, c); }
@@ -492,7 +511,7 @@ int main(int argc, char **argv) {
 
   char name[72], note[96], path[600];
   int a_fast = -1, a_jsch = -1, a_jour = -1, b_fast = -1, b_jour = -1;
-  int c_fast = -1, c_jsch = -1, c_jour = -1;
+  int c_fast = -1, c_jsch = -1, c_jour = -1, d_replay = -1, d_bounds = -1;
   if (wanted('a')) {
     snprintf(name, sizeof name, "(a) raw fastest schema, %d ids interleaved", nactors);
     a_fast = series_new(name, "rows/s", -1, "transactions as large as the journal's batches");
@@ -514,10 +533,16 @@ int main(int argc, char **argv) {
     c_jour = series_new(name, "events/s", c_fast, "pages, CRC, callbacks");
   }
 
+  if (wanted('d')) {
+    d_replay = series_new("(d) journal_replay calls returning 1 event", "calls/s", -1,
+                          "fixed cost per replay");
+    d_bounds = series_new("(d) journal_bounds_of calls", "calls/s", -1, "");
+  }
+
   /* (c)'s files are written once: reading does not change them. */
   char read_fast[600], read_jour[600];
   journal_t *reader = NULL;
-  if (wanted('c')) {
+  if (wanted('c') || wanted('d')) {
     new_path(read_fast, sizeof read_fast, "read-fastest");
     new_path(read_jour, sizeof read_jour, "read-journal");
     raw_write(read_fast, 1, read_rows, 10000, 1);
@@ -557,6 +582,10 @@ int main(int argc, char **argv) {
       record(c_fast, raw_read(read_fast, 1, "actor-0", &got));
       record(c_jsch, raw_read(read_jour, 0, "actor-0", &got));
       record(c_jour, journal_read(reader, "actor-0", got));
+    }
+    if (wanted('d')) {
+      record(d_replay, journal_calls(reader, 0, (long)(1000000 * scale)));
+      record(d_bounds, journal_calls(reader, 1, (long)(1000000 * scale)));
     }
   }
   if (wanted('a')) {
