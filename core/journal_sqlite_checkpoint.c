@@ -13,12 +13,14 @@
  * SQLite starts the WAL over from its beginning only when a write finds it
  * entirely copied into the database. A passive checkpoint copies the WAL
  * while the writer keeps appending, so under steady writes that rarely
- * happens and the WAL keeps growing. Past RESTART_PAGES the writer itself
- * runs a RESTART checkpoint after its commit (sq_checkpointer_restart): the
- * passive ones already copied nearly everything, so it only copies the last
- * batches and waits, briefly, for readers of old frames; the next write then
+ * happens and the WAL keeps growing (and a growing file makes every fsync
+ * dearer than one that overwrites). So once a passive checkpoint has copied
+ * the WAL, the writer runs a RESTART checkpoint after its next commit
+ * (sq_checkpointer_restart): it only copies the frames of the last batch or
+ * two and waits, briefly, for readers of old frames; the next write then
  * starts the WAL over. The writer could not write during it anyway: a
- * RESTART holds writers back while it runs.
+ * RESTART holds writers back while it runs. Past RESTART_PAGES (passive
+ * checkpoints kept failing) the writer tries it at every commit.
  */
 #define CHECKPOINT_PAGES 2000 /* about 8 MB of 4 KB pages */
 #define RESTART_PAGES (4 * CHECKPOINT_PAGES)
@@ -30,17 +32,20 @@ struct sq_checkpointer {
   pthread_t thread;
   pthread_mutex_t mu;
   pthread_cond_t cv;
-  int stop;      /* mu */
-  int requested; /* atomic: a wake-up is pending */
-  int pages;     /* atomic: the WAL's length after the last commit */
-  sqlite3 *db;   /* the thread's own connection */
+  int stop;        /* mu */
+  int requested;   /* atomic: a wake-up is pending */
+  int pages;       /* atomic: the WAL's length after the last commit */
+  int restart_due; /* atomic: a passive checkpoint copied the WAL: restart it */
+  sqlite3 *db;     /* the thread's own connection */
 };
 
 static int on_wal_commit(void *ud, sqlite3 *db, const char *name, int pages) {
   (void)db, (void)name;
   sq_checkpointer *ck = ud;
   __atomic_store_n(&ck->pages, pages, __ATOMIC_RELEASE);
-  if (pages < CHECKPOINT_PAGES || __atomic_load_n(&ck->requested, __ATOMIC_ACQUIRE))
+  /* Nothing to ask while a checkpoint runs or the writer is to restart the WAL. */
+  if (pages < CHECKPOINT_PAGES || __atomic_load_n(&ck->requested, __ATOMIC_ACQUIRE) ||
+      __atomic_load_n(&ck->restart_due, __ATOMIC_ACQUIRE))
     return SQLITE_OK;
   pthread_mutex_lock(&ck->mu);
   __atomic_store_n(&ck->requested, 1, __ATOMIC_RELEASE);
@@ -55,7 +60,9 @@ void sq_checkpointer_watch(sq_checkpointer *ck, sqlite3 *db) {
 }
 
 void sq_checkpointer_restart(sq_checkpointer *ck, sqlite3 *db, int busy_timeout_ms) {
-  if (__atomic_load_n(&ck->pages, __ATOMIC_ACQUIRE) < RESTART_PAGES) return;
+  if (!__atomic_load_n(&ck->restart_due, __ATOMIC_ACQUIRE) &&
+      __atomic_load_n(&ck->pages, __ATOMIC_ACQUIRE) < RESTART_PAGES)
+    return;
   sq_state *s = ck->s;
   int log_frames = 0, done_frames = 0;
   sqlite3_busy_timeout(db, RESTART_BUSY_MS);
@@ -65,6 +72,7 @@ void sq_checkpointer_restart(sq_checkpointer *ck, sqlite3 *db, int busy_timeout_
   if (rc == SQLITE_OK) {
     /* Until the next commit says otherwise: no second RESTART before it. */
     __atomic_store_n(&ck->pages, 0, __ATOMIC_RELEASE);
+    __atomic_store_n(&ck->restart_due, 0, __ATOMIC_RELEASE);
     log_debug(s->log, "journal sqlite: restart checkpoint: %d of %d WAL frames", done_frames,
               log_frames);
   } else if ((rc & 0xff) != SQLITE_BUSY) {
@@ -82,14 +90,26 @@ static void checkpoint(sq_checkpointer *ck) {
     sq_exec(s->log, ck->db,
             s->synchronous_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
   }
-  int log_frames = 0, done_frames = 0;
-  int rc = sqlite3_wal_checkpoint_v2(ck->db, "main", SQLITE_CHECKPOINT_PASSIVE, &log_frames,
-                                     &done_frames);
-  if (rc == SQLITE_OK)
+  /* Passes until one had little to copy (the writer appended it during the
+   * pass before): what is left for the writer's RESTART is smaller still. */
+  int copied_to = 0;
+  for (int pass = 0; pass < 4; pass++) {
+    int log_frames = 0, done_frames = 0;
+    int rc = sqlite3_wal_checkpoint_v2(ck->db, "main", SQLITE_CHECKPOINT_PASSIVE, &log_frames,
+                                       &done_frames);
+    if (rc != SQLITE_OK) {
+      if ((rc & 0xff) != SQLITE_BUSY) /* BUSY: the writer's RESTART runs */
+        log_warn(s->log, "journal sqlite: checkpoint of %s: %s", s->path, sqlite3_errmsg(ck->db));
+      return;
+    }
     log_debug(s->log, "journal sqlite: passive checkpoint: %d of %d WAL frames", done_frames,
               log_frames);
-  else if ((rc & 0xff) != SQLITE_BUSY) /* BUSY: the writer's RESTART runs */
-    log_warn(s->log, "journal sqlite: checkpoint of %s: %s", s->path, sqlite3_errmsg(ck->db));
+    if (done_frames < log_frames) return; /* readers of old frames: the next request retries */
+    int copied = log_frames - copied_to;
+    copied_to = log_frames;
+    if (pass > 0 && copied <= CHECKPOINT_PAGES / 8) break;
+  }
+  __atomic_store_n(&ck->restart_due, 1, __ATOMIC_RELEASE);
 }
 
 static void *checkpointer_main(void *arg) {
