@@ -544,7 +544,7 @@ void host_get_stats(lore_runtime *lrt, host_stats *out) {
   out->dead_letters = (long long)__atomic_load_n(&rt->dead_letters, __ATOMIC_RELAXED);
   out->workers = rt->workers;
   uint64_t batches = 0, writes = 0;
-  if (lrt->journal) journal_stats(lrt->journal, &batches, &writes);
+  if (lrt->journal) journal_writer_stats(lrt->journal, &batches, &writes);
   out->journal_batches = (long long)batches;
   out->journal_writes = (long long)writes;
   uv_mutex_lock(&lrt->permit_lock);

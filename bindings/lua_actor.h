@@ -49,10 +49,13 @@ typedef struct lua_actor {
   int passivating;
   uint32_t incarnation; /* bumped at every (re)start of recovery */
   int64_t writer;      /* this incarnation's writer id (random, nonzero) */
-  char writer_text[24]; /* the same, as the journal stores it today */
   int64_t next_seq;    /* the last seq handed to a write of this incarnation */
   int64_t persisted;   /* the highest seq stored and acknowledged (or recovered) */
   int want_io_idle;    /* send SYS_IO_IDLE when pending_io reaches 0 */
+  /* Snapshot operations run one at a time, in the order asked (a delete
+   * must not overtake the saves before it): the one running, then these. */
+  struct snap_req *snap_next, *snap_last;
+  int snap_running;
   int has_permit;      /* holds one of the runtime's recovery permits */
 } lua_actor;
 

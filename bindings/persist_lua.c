@@ -180,7 +180,7 @@ static int core_persist(lua_State *L) {
     }
     ev->id = p->id;
     ev->seq = first + (int64_t)i;
-    ev->writer = la->writer_text;
+    ev->writer = la->writer;
     ev->timestamp_ms = ts;
     journal_event_seal(ev);
   }
@@ -233,8 +233,8 @@ static int core_delete_events(lua_State *L) {
     return luaL_error(L, "out of memory");
   }
   p->w.kind = JOURNAL_WRITE_DELETE;
-  p->w.delete_id = p->id;
-  p->w.delete_to = to;
+  p->w.id = p->id;
+  p->w.seq = to;
   int r = submit_write(L, a, p, SYS_DELETED, token);
   if (r) {
     lua_pushnil(L);
@@ -250,7 +250,7 @@ static int core_write_seq(lua_State *L) {
   lore_msg *m = lua_touserdata(L, 1);
   persist_write *p = m ? m->ptr : NULL;
   luaL_argcheck(L, p != NULL, 1, "not a journal completion");
-  lua_pushinteger(L, p->w.kind == JOURNAL_WRITE_DELETE ? p->w.delete_to : 0);
+  lua_pushinteger(L, p->w.kind == JOURNAL_WRITE_DELETE ? p->w.seq : 0);
   return 1;
 }
 
@@ -265,7 +265,6 @@ static int core_new_incarnation(lua_State *L) {
     if (uv_random(NULL, NULL, &w, sizeof w, 0, NULL) != 0) w = (uint64_t)rand() << 32 | (uint64_t)rand();
   }
   la->writer = (int64_t)(w >> 1);
-  snprintf(la->writer_text, sizeof la->writer_text, "%016llx", (unsigned long long)w);
   la->next_seq = la->persisted = 0;
   return 0;
 }
@@ -394,9 +393,10 @@ static int core_recovery_release(lua_State *L) {
 /* --- replay: pages read on libuv's thread pool --- */
 
 /* A page travels to the actor inside a MSG_SYSTEM's data: a header, then
- * records, each a rec_hdr followed by manifest, tags, writer and payload. */
+ * records, each a rec_hdr followed by manifest, tags and payload. */
 typedef struct page_hdr {
   int64_t highest;
+  int64_t deleted_to; /* events 1..deleted_to were deleted (bounds, first page only) */
   int64_t count;
   int64_t last_seq;
   int32_t status;
@@ -404,9 +404,9 @@ typedef struct page_hdr {
 } page_hdr;
 
 typedef struct rec_hdr {
-  int64_t seq, ts;
+  int64_t seq, ts, offset, writer;
   int32_t version;
-  uint32_t manifest_len, tags_len, writer_len, payload_len;
+  uint32_t manifest_len, tags_len, payload_len;
 } rec_hdr;
 
 typedef struct replay_req {
@@ -445,15 +445,15 @@ static int collect(const journal_event *ev, void *ud) {
   replay_req *r = ud;
   rec_hdr h = {ev->seq,
                ev->timestamp_ms,
+               ev->offset,
+               ev->writer,
                ev->version,
                (uint32_t)strlen(ev->manifest ? ev->manifest : ""),
                (uint32_t)strlen(ev->tags ? ev->tags : ""),
-               (uint32_t)strlen(ev->writer ? ev->writer : ""),
                (uint32_t)ev->payload_len};
   buf_put(r, &h, sizeof h);
   buf_put(r, ev->manifest ? ev->manifest : "", h.manifest_len);
   buf_put(r, ev->tags ? ev->tags : "", h.tags_len);
-  buf_put(r, ev->writer ? ev->writer : "", h.writer_len);
   buf_put(r, ev->payload, h.payload_len);
   r->hdr.count++;
   r->hdr.last_seq = ev->seq;
@@ -467,7 +467,12 @@ static void replay_work(uv_work_t *w) {
   r->hdr = blank;
   buf_put(r, &r->hdr, sizeof r->hdr); /* placeholder, rewritten below */
   int st = 0;
-  if (r->want_highest) st = journal_highest_seq(r->lrt->journal, r->id, &r->hdr.highest);
+  if (r->want_highest) {
+    journal_bounds b;
+    st = journal_bounds_of(r->lrt->journal, r->id, &b);
+    r->hdr.highest = b.highest;
+    r->hdr.deleted_to = b.deleted_to;
+  }
   int64_t page = r->max >= 0 && r->max < REPLAY_PAGE ? r->max : REPLAY_PAGE;
   if (st == 0 && page > 0)
     st = journal_replay(r->lrt->journal, r->id, r->from, r->to, page, collect, r);
@@ -535,7 +540,7 @@ static int core_replay(lua_State *L) {
   return 0;
 }
 
-/* core.page_info(mptr) -> status, highest, count, last_seq, more */
+/* core.page_info(mptr) -> status, highest, count, last_seq, more, deleted_to */
 static int core_page_info(lua_State *L) {
   lore_msg *m = lua_touserdata(L, 1);
   luaL_argcheck(L, m && m->len >= sizeof(page_hdr), 1, "not a replay page");
@@ -546,11 +551,12 @@ static int core_page_info(lua_State *L) {
   lua_pushinteger(L, h.count);
   lua_pushinteger(L, h.last_seq);
   lua_pushboolean(L, h.more);
-  return 5;
+  lua_pushinteger(L, h.deleted_to);
+  return 6;
 }
 
 /* core.page_each(mptr, fn [, want_meta]): calls fn(seq, evt) -- or, with
- * want_meta, fn(seq, evt, manifest, version, tags, writer, ts) -- for each
+ * want_meta, fn(seq, evt, manifest, version, tags, ts, offset) -- for each
  * event of the page. A payload that does not decode
  * raises "decode error at seq N: ...". */
 static int core_page_each(lua_State *L) {
@@ -565,19 +571,19 @@ static int core_page_each(lua_State *L) {
     memcpy(&h, m->data + off, sizeof h);
     off += sizeof h;
     const char *p = m->data + off;
-    size_t total = (size_t)h.manifest_len + h.tags_len + h.writer_len + h.payload_len;
+    size_t total = (size_t)h.manifest_len + h.tags_len + h.payload_len;
     if (off + total > m->len) return luaL_error(L, "replay page is truncated");
     lua_pushvalue(L, 2);
     lua_pushinteger(L, h.seq);
-    const char *payload = p + h.manifest_len + h.tags_len + h.writer_len;
+    const char *payload = p + h.manifest_len + h.tags_len;
     if (codec_decode(L, payload, h.payload_len, err, sizeof err))
       return luaL_error(L, "decode error at seq %I: %s", (lua_Integer)h.seq, err);
     if (want_meta) {
       lua_pushlstring(L, p, h.manifest_len);
       lua_pushinteger(L, h.version);
       lua_pushlstring(L, p + h.manifest_len, h.tags_len);
-      lua_pushlstring(L, p + h.manifest_len + h.tags_len, h.writer_len);
       lua_pushinteger(L, h.ts);
+      lua_pushinteger(L, h.offset);
     }
     lua_call(L, want_meta ? 7 : 2, 0);
     off += total;

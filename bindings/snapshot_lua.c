@@ -22,6 +22,7 @@ typedef struct snap_result {
 
 typedef struct snap_req {
   uv_work_t work;
+  struct snap_req *next; /* the actor's queue (lua_actor.snap_next) */
   lore_runtime *lrt;
   sched_t *sched;
   uint64_t aid, token;
@@ -73,10 +74,18 @@ static void snap_work(uv_work_t *w) {
   }
 }
 
+static void snap_start(actor_t *a, snap_req *r);
+
 static void snap_after(uv_work_t *w, int status) {
   snap_req *r = w->data;
   actor_t *a = sched_find(r->sched, r->aid);
   if (status) r->res.status = SNAPSHOT_EIO;
+  lua_actor *la = a ? actor_persistent(a) : NULL;
+  snap_req *next = NULL;
+  if (la) { /* the next operation starts when this one has answered */
+    la->snap_running = 0;
+    if ((next = la->snap_next) && !(la->snap_next = next->next)) la->snap_last = NULL;
+  }
   if (a) {
     size_t extra = r->op == OP_LOAD ? r->len : 0;
     lore_msg *m = msg_new(MSG_SYSTEM, NULL, sizeof r->res + extra, NULL, 0);
@@ -90,11 +99,22 @@ static void snap_after(uv_work_t *w, int status) {
       m->target.aid = r->aid;
       actor_enqueue(a, m);
     }
-    binding_io_end(a);
   }
   free(r->data);
   free(r->id);
   free(r);
+  if (next) snap_start(a, next);
+  if (a) binding_io_end(a); /* last: the actor may be finalized here */
+}
+
+/* Runs r now: its result comes back through snap_after. */
+static void snap_start(actor_t *a, snap_req *r) {
+  lua_actor *la = actor_persistent(a);
+  la->snap_running = 1;
+  if (uv_queue_work(r->sched->loop, &r->work, snap_work, snap_after) != 0) {
+    r->res.status = SNAPSHOT_EIO; /* answered at once, as if it had run */
+    snap_after(&r->work, 0);
+  }
 }
 
 /* A request for the current actor's own snapshots. */
@@ -114,15 +134,20 @@ static snap_req *new_req(lua_State *L, actor_t *a, int op) {
   return r;
 }
 
+/* Queues r behind the actor's snapshot operation in progress, if any. */
 static void submit(lua_State *L, actor_t *a, snap_req *r) {
-  int rc = uv_queue_work(r->sched->loop, &r->work, snap_work, snap_after);
-  if (rc) {
-    free(r->data);
-    free(r->id);
-    free(r);
-    luaL_error(L, "cannot queue a snapshot operation: %s", uv_strerror(rc));
+  (void)L;
+  lua_actor *la = actor_persistent(a);
+  actor_io_begin(a); /* one per operation, queued or running */
+  if (la->snap_running) {
+    if (la->snap_last)
+      la->snap_last->next = r;
+    else
+      la->snap_next = r;
+    la->snap_last = r;
+    return;
   }
-  actor_io_begin(a);
+  snap_start(a, r);
 }
 
 

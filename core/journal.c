@@ -12,17 +12,35 @@
 /* The writer's first array of batch slots; it grows to the largest batch seen. */
 #define INITIAL_BATCH_SLOTS 256
 
+struct journal_sub {
+  void (*fn)(void *ud, int64_t max_offset);
+  void *ud;
+  int dead; /* unsubscribed by its own callback: freed after the walk */
+  struct journal_sub *next;
+};
+
+struct journal_session {
+  const journal_backend *backend;
+  void *state;
+};
+
 struct journal {
   const journal_backend *backend;
   void *state;
   const log_sink *log;
+  int read_only; /* no writer thread */
   pthread_t thread;
-  pthread_mutex_t mu; /* guards everything below */
+  pthread_mutex_t mu; /* guards everything below up to the writer's own fields */
   pthread_cond_t wake;
   journal_write *head, *tail;
   int closing;
   int paused;
   uint64_t batches, writes;
+  /* Subscribers. Recursive, so that a callback may (un)subscribe: whoever
+   * holds it is either the notifying thread or no notification is running. */
+  pthread_mutex_t sub_mu;
+  journal_sub *subs;
+  int notifying;
   /* Owned by the writer thread alone. */
   journal_write **batch;
   size_t batch_cap;
@@ -30,29 +48,72 @@ struct journal {
 
 const char *journal_strerror(int code) {
   switch (code) {
-  case JOURNAL_OK: return "ok";
-  case JOURNAL_EIO: return "journal storage failed";
-  case JOURNAL_EREJECTED: return "write rejected before storage";
-  case JOURNAL_ECORRUPT: return "stored event is corrupt";
-  case JOURNAL_ECLOSED: return "journal is closed";
-  case JOURNAL_EURI: return "unknown journal scheme or bad URI";
-  case JOURNAL_ENOMEM: return "out of memory";
-  case JOURNAL_ECONFLICT: return "sequence number already written (a second writer?)";
-  default: {
-    /* uv_strerror leaks a malloc'd string for codes it does not know; the _r
-     * form writes into our buffer instead. Thread-local so callers may race. */
-    static _Thread_local char buf[96];
-    return uv_strerror_r(code, buf, sizeof buf);
-  }
+    case JOURNAL_OK:
+      return "ok";
+    case JOURNAL_EIO:
+      return "journal storage failed";
+    case JOURNAL_EREJECTED:
+      return "write rejected before storage";
+    case JOURNAL_ECORRUPT:
+      return "stored event is corrupt";
+    case JOURNAL_ECLOSED:
+      return "journal is closed";
+    case JOURNAL_EURI:
+      return "unknown journal scheme or bad URI";
+    case JOURNAL_ENOMEM:
+      return "out of memory";
+    case JOURNAL_ECONFLICT:
+      return "sequence number already written or out of order (a second writer?)";
+    case JOURNAL_ENOTDB:
+      return "not a database of this journal backend";
+    case JOURNAL_ENOTLORE:
+      return "database without Lore's journal tables (or of an older Lore)";
+    case JOURNAL_EREADONLY:
+      return "journal is read-only";
+    case JOURNAL_EISDIR:
+      return "journal path is a directory";
+    case JOURNAL_ELOCKED:
+      return "journal is held by another writer";
+    case JOURNAL_EFENCED:
+      return "write refused: the lease on the id was lost";
+    case JOURNAL_ENOTSUP:
+      return "not supported by this journal backend or database version";
+    case JOURNAL_ENOENT:
+      return "journal does not exist";
+    case JOURNAL_ESQL:
+      return "projection SQL failed";
+    default: {
+      /* uv_strerror leaks a malloc'd string for codes it does not know; the _r
+       * form writes into our buffer instead. Thread-local so callers may race. */
+      static _Thread_local char buf[96];
+      return uv_strerror_r(code, buf, sizeof buf);
+    }
   }
 }
 
 void journal_event_seal(journal_event *ev) { ev->crc32c = crc32c(0, ev->payload, ev->payload_len); }
 
+/* Tags are joined by '\n'; none may be empty (so neither may the list start
+ * or end with '\n', nor hold two in a row). "" means no tags. */
+static int tags_valid(const char *tags) {
+  if (!tags || !tags[0]) return 1;
+  if (tags[0] == '\n') return 0;
+  for (const char *p = tags; *p; p++)
+    if (*p == '\n' && (p[1] == '\n' || p[1] == '\0')) return 0;
+  return 1;
+}
+
 int journal_write_validate(const journal_write *w) {
-  if (w->kind == JOURNAL_WRITE_DELETE)
-    return w->delete_id && w->delete_id[0] ? 0 : JOURNAL_EREJECTED;
-  if (w->kind != JOURNAL_WRITE_EVENTS) return JOURNAL_EREJECTED;
+  switch (w->kind) {
+    case JOURNAL_WRITE_DELETE:
+    case JOURNAL_WRITE_LEASE:
+    case JOURNAL_WRITE_UNLEASE:
+      return w->id && w->id[0] ? 0 : JOURNAL_EREJECTED;
+    case JOURNAL_WRITE_EVENTS:
+      break;
+    default:
+      return JOURNAL_EREJECTED;
+  }
   if (w->count == 0) return 0;
   if (!w->events) return JOURNAL_EREJECTED;
   const char *id = w->events[0].id;
@@ -64,6 +125,7 @@ int journal_write_validate(const journal_write *w) {
       return JOURNAL_EREJECTED;
     if (!ev->payload && ev->payload_len > 0) return JOURNAL_EREJECTED;
     if (ev->payload_len > JOURNAL_MAX_PAYLOAD) return JOURNAL_EREJECTED;
+    if (!tags_valid(ev->tags)) return JOURNAL_EREJECTED;
     /* Checked here rather than trusted: a payload damaged (or never sealed)
      * between the actor and the writer must not be stored as if it were good. */
     if (crc32c(0, ev->payload, ev->payload_len) != ev->crc32c) return JOURNAL_EREJECTED;
@@ -118,6 +180,44 @@ static void spin_for_work(journal_t *j) {
   }
 }
 
+static void notify_subscribers(journal_t *j, int64_t max_offset) {
+  pthread_mutex_lock(&j->sub_mu);
+  if (!j->subs) {
+    pthread_mutex_unlock(&j->sub_mu);
+    return;
+  }
+  j->notifying = 1;
+  for (journal_sub *s = j->subs; s; s = s->next)
+    if (!s->dead) s->fn(s->ud, max_offset);
+  j->notifying = 0;
+  for (journal_sub **link = &j->subs; *link;) {
+    journal_sub *s = *link;
+    if (s->dead) {
+      *link = s->next;
+      free(s);
+    } else {
+      link = &s->next;
+    }
+  }
+  pthread_mutex_unlock(&j->sub_mu);
+}
+
+static void notify_from_backend(void *ud, int64_t max_offset) {
+  notify_subscribers(ud, max_offset);
+}
+
+/* The largest offset the batch stored; 0 if it stored no event. */
+static int64_t batch_max_offset(journal_write **batch, size_t n) {
+  int64_t max = 0;
+  for (size_t i = 0; i < n; i++) {
+    journal_write *w = batch[i];
+    if (w->kind != JOURNAL_WRITE_EVENTS || w->status != 0 || w->count == 0) continue;
+    int64_t off = w->events[w->count - 1].offset;
+    if (off > max) max = off;
+  }
+  return max;
+}
+
 static void *writer_main(void *arg) {
   journal_t *j = arg;
   pthread_mutex_lock(&j->mu);
@@ -128,14 +228,20 @@ static void *writer_main(void *arg) {
     pthread_mutex_unlock(&j->mu);
 
     int rc = j->backend->write_batch(j->state, j->batch, n);
-    if (rc < 0) log_debug(j->log, "journal: batch of %zu writes failed: %s", n, journal_strerror(rc));
+    if (rc < 0)
+      log_debug(j->log, "journal: batch of %zu writes failed: %s", n, journal_strerror(rc));
+    int64_t stored_to = rc < 0 ? 0 : batch_max_offset(j->batch, n);
 
     /* Counted before the callbacks fire, so whoever waits for a callback sees
-     * its batch in journal_stats. */
+     * its batch in journal_writer_stats. */
     pthread_mutex_lock(&j->mu);
     j->batches++;
     j->writes += n;
     pthread_mutex_unlock(&j->mu);
+
+    /* Before the writes' callbacks: whoever learns that a write is stored
+     * can count on the subscribers having been told. */
+    if (stored_to > 0) notify_subscribers(j, stored_to);
 
     /* Unlocked: a callback may submit its actor's next write at once. Each
      * write is touched for the last time by its own callback (it may be freed
@@ -173,33 +279,46 @@ int journal_open(const char *uri, const journal_options *opt, journal_t **out) {
   const char *path = NULL;
   const journal_backend *backend = backend_for(uri, &path);
   if (!backend) return JOURNAL_EURI;
-  journal_options defaults = {.synchronous_full = 1};
-  if (!opt) opt = &defaults;
+  /* The backend writes the URI's parameters into this copy. */
+  journal_options options = {.synchronous_full = 1};
+  if (opt) options = *opt;
 
   journal_t *j = calloc(1, sizeof *j);
   if (!j) return JOURNAL_ENOMEM;
   int rc = JOURNAL_ENOMEM;
   j->backend = backend;
-  j->log = opt->log;
+  j->log = options.log;
   j->batch_cap = INITIAL_BATCH_SLOTS;
   j->batch = malloc(j->batch_cap * sizeof *j->batch);
   if (!j->batch) goto fail_batch;
   if (pthread_mutex_init(&j->mu, NULL) != 0) goto fail_mutex;
   if (pthread_cond_init(&j->wake, NULL) != 0) goto fail_cond;
-  rc = backend->open(path, opt, &j->state);
+  pthread_mutexattr_t attr;
+  if (pthread_mutexattr_init(&attr) != 0) goto fail_sub_mu;
+  pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
+  int err = pthread_mutex_init(&j->sub_mu, &attr);
+  pthread_mutexattr_destroy(&attr);
+  if (err != 0) goto fail_sub_mu;
+  rc = backend->open(path, &options, &j->state);
   if (rc < 0) goto fail_backend;
-  int err = pthread_create(&j->thread, NULL, writer_main, j);
-  if (err != 0) {
-    rc = uv_translate_sys_error(err);
-    goto fail_thread;
+  j->read_only = options.read_only;
+  if (!j->read_only) {
+    err = pthread_create(&j->thread, NULL, writer_main, j);
+    if (err != 0) {
+      rc = uv_translate_sys_error(err);
+      goto fail_thread;
+    }
+    pthread_setname_np(j->thread, "lore-journal");
   }
-  pthread_setname_np(j->thread, "lore-journal");
+  if (backend->set_notify) backend->set_notify(j->state, notify_from_backend, j);
   *out = j;
   return 0;
 
 fail_thread:
   backend->close(j->state);
 fail_backend:
+  pthread_mutex_destroy(&j->sub_mu);
+fail_sub_mu:
   pthread_cond_destroy(&j->wake);
 fail_cond:
   pthread_mutex_destroy(&j->mu);
@@ -212,6 +331,7 @@ fail_batch:
 
 int journal_submit(journal_t *j, journal_write *w) {
   if (!w) return JOURNAL_EREJECTED;
+  if (j->read_only) return JOURNAL_EREADONLY;
   w->next = NULL;
   w->status = 0;
   pthread_mutex_lock(&j->mu);
@@ -238,9 +358,10 @@ int journal_replay(journal_t *j, const char *id, int64_t from, int64_t to, int64
   return j->backend->replay(j->state, id, from, to, max, cb, ud);
 }
 
-int journal_highest_seq(journal_t *j, const char *id, int64_t *out) {
+int journal_bounds_of(journal_t *j, const char *id, journal_bounds *out) {
   if (!id || !out) return JOURNAL_EREJECTED;
-  return j->backend->highest_seq(j->state, id, out);
+  if (!j->backend->bounds) return JOURNAL_ENOTSUP;
+  return j->backend->bounds(j->state, id, out);
 }
 
 int journal_list_ids(journal_t *j, void (*cb)(const char *id, int64_t highest, void *ud),
@@ -249,12 +370,120 @@ int journal_list_ids(journal_t *j, void (*cb)(const char *id, int64_t highest, v
   return j->backend->list_ids(j->state, cb, ud);
 }
 
-void journal_stats(journal_t *j, uint64_t *batches, uint64_t *writes) {
+int journal_replay_tag(journal_t *j, const char *tag, int64_t after, int64_t max,
+                       journal_replay_cb cb, void *ud) {
+  if (!tag || !tag[0] || strchr(tag, '\n') || !cb) return JOURNAL_EREJECTED;
+  if (!j->backend->replay_tag) return JOURNAL_ENOTSUP;
+  return j->backend->replay_tag(j->state, tag, after, max, cb, ud);
+}
+
+int journal_replay_all(journal_t *j, int64_t after, int64_t max, journal_replay_cb cb, void *ud) {
+  if (!cb) return JOURNAL_EREJECTED;
+  if (!j->backend->replay_all) return JOURNAL_ENOTSUP;
+  return j->backend->replay_all(j->state, after, max, cb, ud);
+}
+
+int journal_max_offset(journal_t *j, int64_t *out) {
+  if (!out) return JOURNAL_EREJECTED;
+  if (!j->backend->max_offset) return JOURNAL_ENOTSUP;
+  return j->backend->max_offset(j->state, out);
+}
+
+int journal_stats_of(journal_t *j, journal_stats_t *out) {
+  if (!out) return JOURNAL_EREJECTED;
+  if (!j->backend->stats) return JOURNAL_ENOTSUP;
+  return j->backend->stats(j->state, out);
+}
+
+journal_sub *journal_subscribe(journal_t *j, void (*fn)(void *ud, int64_t max_offset), void *ud) {
+  if (!fn) return NULL;
+  journal_sub *s = calloc(1, sizeof *s);
+  if (!s) return NULL;
+  s->fn = fn;
+  s->ud = ud;
+  pthread_mutex_lock(&j->sub_mu);
+  s->next = j->subs;
+  j->subs = s;
+  pthread_mutex_unlock(&j->sub_mu);
+  return s;
+}
+
+/* Holding sub_mu, no other thread is inside a notification: it either ran
+ * before (and fn is done) or waits for us (and will not see sub). Only the
+ * notifying thread itself can get here mid-walk, and then sub is only marked. */
+void journal_unsubscribe(journal_t *j, journal_sub *sub) {
+  if (!sub) return;
+  pthread_mutex_lock(&j->sub_mu);
+  if (j->notifying) {
+    sub->dead = 1;
+  } else {
+    for (journal_sub **link = &j->subs; *link; link = &(*link)->next) {
+      if (*link == sub) {
+        *link = sub->next;
+        free(sub);
+        break;
+      }
+    }
+  }
+  pthread_mutex_unlock(&j->sub_mu);
+}
+
+int journal_session_open(journal_t *j, journal_session **out) {
+  if (!out) return JOURNAL_EREJECTED;
+  if (!j->backend->session_open) return JOURNAL_ENOTSUP;
+  journal_session *s = calloc(1, sizeof *s);
+  if (!s) return JOURNAL_ENOMEM;
+  s->backend = j->backend;
+  int rc = j->backend->session_open(j->state, &s->state);
+  if (rc < 0) {
+    free(s);
+    return rc;
+  }
+  *out = s;
+  return 0;
+}
+
+int journal_session_begin(journal_session *s) { return s->backend->session_begin(s->state); }
+
+int journal_session_exec(journal_session *s, const char *sql, const journal_value *params, size_t n,
+                         journal_row_cb cb, void *ud) {
+  if (!sql || (n > 0 && !params)) return JOURNAL_EREJECTED;
+  return s->backend->session_exec(s->state, sql, params, n, cb, ud);
+}
+
+const char *journal_session_errmsg(journal_session *s) {
+  const char *m = s->backend->session_errmsg(s->state);
+  return m ? m : "";
+}
+
+int journal_session_get_offset(journal_session *s, const char *name, int64_t *offset) {
+  if (!name || !offset) return JOURNAL_EREJECTED;
+  return s->backend->session_get_offset(s->state, name, offset);
+}
+
+int journal_session_set_offset(journal_session *s, const char *name, int64_t offset) {
+  if (!name) return JOURNAL_EREJECTED;
+  return s->backend->session_set_offset(s->state, name, offset);
+}
+
+int journal_session_commit(journal_session *s) { return s->backend->session_commit(s->state); }
+
+int journal_session_rollback(journal_session *s) { return s->backend->session_rollback(s->state); }
+
+void journal_session_close(journal_session *s) {
+  if (!s) return;
+  s->backend->session_close(s->state);
+  free(s);
+}
+
+void journal_writer_stats(journal_t *j, uint64_t *batches, uint64_t *writes) {
   pthread_mutex_lock(&j->mu);
   if (batches) *batches = j->batches;
   if (writes) *writes = j->writes;
   pthread_mutex_unlock(&j->mu);
 }
+
+const char *journal_scheme(const journal_t *j) { return j->backend->scheme; }
 
 void journal_pause_for_test(journal_t *j, int paused) {
   pthread_mutex_lock(&j->mu);
@@ -271,8 +500,15 @@ void journal_close(journal_t *j) {
   j->closing = 1;
   pthread_cond_signal(&j->wake);
   pthread_mutex_unlock(&j->mu);
-  pthread_join(j->thread, NULL);
+  if (!j->read_only) pthread_join(j->thread, NULL);
+  if (j->backend->set_notify) j->backend->set_notify(j->state, NULL, NULL);
   j->backend->close(j->state);
+  while (j->subs) {
+    journal_sub *s = j->subs;
+    j->subs = s->next;
+    free(s);
+  }
+  pthread_mutex_destroy(&j->sub_mu);
   pthread_cond_destroy(&j->wake);
   pthread_mutex_destroy(&j->mu);
   free(j->batch);

@@ -1,70 +1,53 @@
-/* journal_sqlite.c: the SQLite journal backend: one write connection, a pool of readers. */
-#include <pthread.h>
-#include <sqlite3.h>
+/* journal_sqlite.c: the SQLite journal backend: opening, the reader pool and the reads. */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
-#include "journal.h"
-#include "log.h"
+#include "journal_sqlite_internal.h"
+#include "journal_uri.h"
 
 /* Rows per replay query: a slow replay callback then never holds one read
  * transaction (and so the WAL) open for a whole long stream. */
 #define REPLAY_PAGE 1000
-#define DEFAULT_BUSY_TIMEOUT_MS 5000
 
-/*
- * `offset` is a rowid that only grows (AUTOINCREMENT: SQLite would otherwise
- * reuse the largest rowid after the last row is deleted): appends touch few
- * pages, and the offset is the commit order that tag queries need.
- * journal_meta keeps each id's highest seq across deletes.
- */
-const char journal_sqlite_schema[] =
-    "CREATE TABLE IF NOT EXISTS events("
-    " \"offset\" INTEGER PRIMARY KEY AUTOINCREMENT,"
-    " id TEXT NOT NULL, seq INTEGER NOT NULL, manifest TEXT NOT NULL, version INTEGER NOT NULL,"
-    " tags TEXT NOT NULL, writer TEXT NOT NULL, ts INTEGER NOT NULL, payload BLOB NOT NULL,"
-    " crc INTEGER NOT NULL, UNIQUE(id, seq));"
-    "CREATE TABLE IF NOT EXISTS journal_meta("
-    " id TEXT PRIMARY KEY, highest_seq INTEGER NOT NULL) WITHOUT ROWID;";
+/* The columns every read returns, in row_event's order; reads across ids
+ * add the id (a replay of one id knows it). */
+#define EVENT_COLUMNS "seq, manifest, version, tags, writer, ts, payload, crc, \"offset\""
 
-/* A read connection with its statements: used by one thread at a time. */
-typedef struct reader {
-  sqlite3 *db;
-  sqlite3_stmt *replay, *highest, *list;
-  struct reader *next;
-} reader;
-
-typedef struct sq_state {
-  char *path; /* absolute, so readers find the file whatever the cwd is later */
-  const log_sink *log;
-  int busy_timeout_ms;
-  /* The write connection: the writer thread's alone after open. */
-  sqlite3 *db;
-  sqlite3_stmt *begin, *commit, *rollback, *savepoint, *release, *rollback_to;
-  sqlite3_stmt *insert_event, *update_meta, *insert_meta, *delete_events;
-  pthread_mutex_t pool_mu;
-  reader *pool; /* idle read connections */
-} sq_state;
-
-static int map_err(int rc) {
+int sq_map_err(int rc) {
   switch (rc & 0xff) {
-  case SQLITE_NOMEM: return JOURNAL_ENOMEM;
-  case SQLITE_CORRUPT:
-  case SQLITE_NOTADB: return JOURNAL_ECORRUPT;
-  default: return JOURNAL_EIO;
+    case SQLITE_NOMEM:
+      return JOURNAL_ENOMEM;
+    case SQLITE_CORRUPT:
+      return JOURNAL_ECORRUPT;
+    case SQLITE_NOTADB:
+      return JOURNAL_ENOTDB;
+    case SQLITE_READONLY:
+      return JOURNAL_EREADONLY;
+    default:
+      return JOURNAL_EIO;
   }
 }
 
-static int prepare(const log_sink *log, sqlite3 *db, const char *sql, sqlite3_stmt **st) {
+int sq_prepare(const log_sink *log, sqlite3 *db, const char *sql, sqlite3_stmt **st) {
   int rc = sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL);
-  if (rc != SQLITE_OK) log_error(log, "journal sqlite: cannot prepare %s: %s", sql, sqlite3_errmsg(db));
+  if (rc != SQLITE_OK && (rc & 0xff) != SQLITE_NOTADB)
+    log_error(log, "journal sqlite: cannot prepare %s: %s", sql, sqlite3_errmsg(db));
   return rc;
 }
 
-/* Runs a statement that returns no rows and resets it. Returns the step code. */
-static int run(sqlite3_stmt *st) {
-  int rc = sqlite3_step(st);
-  sqlite3_reset(st);
+int sq_exec(const log_sink *log, sqlite3 *db, const char *sql) {
+  char *msg = NULL;
+  int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
+  if (rc != SQLITE_OK && (rc & 0xff) != SQLITE_NOTADB)
+    log_error(log, "journal sqlite: %s: %s", sql, msg ? msg : sqlite3_errstr(rc));
+  sqlite3_free(msg);
   return rc;
 }
 
@@ -75,8 +58,8 @@ static int run(sqlite3_stmt *st) {
 static pthread_once_t sqlite_config_once = PTHREAD_ONCE_INIT;
 static void sqlite_config(void) { sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); }
 
-/* Opens a connection with the settings both kinds share; *db is NULL on error. */
-static int open_conn(const log_sink *log, const char *path, int flags, int busy_timeout_ms, sqlite3 **db) {
+int sq_open_conn(const log_sink *log, const char *path, int flags, int busy_timeout_ms,
+                 sqlite3 **db) {
   pthread_once(&sqlite_config_once, sqlite_config);
   int rc = sqlite3_open_v2(path, db, flags | SQLITE_OPEN_NOMUTEX, NULL);
   if (rc != SQLITE_OK) {
@@ -91,33 +74,67 @@ static int open_conn(const log_sink *log, const char *path, int flags, int busy_
   return SQLITE_OK;
 }
 
-static void reader_free(reader *r) {
-  sqlite3_finalize(r->replay);
-  sqlite3_finalize(r->highest);
-  sqlite3_finalize(r->list);
+/* ---- the reader pool ---- */
+
+static void reader_free(sq_reader *r) {
+  sqlite3_stmt *stmts[] = {r->replay,     r->bounds,     r->list,         r->replay_all,
+                           r->replay_tag, r->max_offset, r->stats_events, r->stats_ids,
+                           r->page_count, r->page_size};
+  for (size_t i = 0; i < sizeof stmts / sizeof stmts[0]; i++) sqlite3_finalize(stmts[i]);
   sqlite3_close(r->db);
   free(r);
 }
 
-static reader *reader_open(sq_state *s, int *err) {
-  reader *r = calloc(1, sizeof *r);
+/* The ids ever written: those with events (found by hopping along the
+ * (id, seq) index, one seek per id rather than a scan of every event) and
+ * those whose events were all deleted. */
+#define KNOWN_IDS                                                                              \
+  "WITH RECURSIVE hop(id) AS (SELECT min(id) FROM events UNION ALL"                            \
+  " SELECT (SELECT min(id) FROM events WHERE id > hop.id) FROM hop WHERE hop.id IS NOT NULL)," \
+  " known(id, highest) AS ("                                                                   \
+  " SELECT id, (SELECT max(seq) FROM events e WHERE e.id = hop.id) FROM hop"                   \
+  " WHERE id IS NOT NULL UNION ALL SELECT id, highest FROM deletions)"
+
+static sq_reader *reader_open(sq_state *s, int *err) {
+  sq_reader *r = calloc(1, sizeof *r);
   if (!r) {
     *err = JOURNAL_ENOMEM;
     return NULL;
   }
-  int rc = open_conn(s->log, s->path, SQLITE_OPEN_READONLY, s->busy_timeout_ms, &r->db);
-  if (rc == SQLITE_OK)
-    rc = prepare(s->log, r->db,
-                 "SELECT seq, manifest, version, tags, writer, ts, payload, crc FROM events"
-                 " WHERE id = ?1 AND seq >= ?2 AND seq <= ?3 ORDER BY seq LIMIT ?4",
-                 &r->replay);
-  if (rc == SQLITE_OK)
-    rc = prepare(s->log, r->db, "SELECT highest_seq FROM journal_meta WHERE id = ?1", &r->highest);
-  if (rc == SQLITE_OK)
-    rc = prepare(s->log, r->db, "SELECT id, highest_seq FROM journal_meta ORDER BY id", &r->list);
+  int rc = sq_open_conn(s->log, s->path, SQLITE_OPEN_READONLY, s->busy_timeout_ms, &r->db);
+  struct {
+    const char *sql;
+    sqlite3_stmt **st;
+  } stmts[] = {
+      {"SELECT " EVENT_COLUMNS " FROM events"
+       " WHERE id = ?1 AND seq >= ?2 AND seq <= ?3 ORDER BY seq LIMIT ?4",
+       &r->replay},
+      {"SELECT (SELECT max(seq) FROM events WHERE id = ?1),"
+       " (SELECT highest FROM deletions WHERE id = ?1),"
+       " (SELECT deleted_to FROM deletions WHERE id = ?1)",
+       &r->bounds},
+      {KNOWN_IDS " SELECT id, max(highest) FROM known GROUP BY id ORDER BY id", &r->list},
+      {"SELECT " EVENT_COLUMNS ", id FROM events WHERE \"offset\" > ?1 ORDER BY \"offset\""
+       " LIMIT ?2",
+       &r->replay_all},
+      /* CROSS JOIN keeps the tag index outermost: rows come in its order. */
+      {"SELECT e.seq, e.manifest, e.version, e.tags, e.writer, e.ts, e.payload, e.crc,"
+       " e.\"offset\", e.id FROM event_tags t CROSS JOIN events e ON e.\"offset\" = t.\"offset\""
+       " WHERE t.tag = ?1 AND t.\"offset\" > ?2 ORDER BY t.\"offset\" LIMIT ?3",
+       &r->replay_tag},
+      {"SELECT max(coalesce((SELECT max(\"offset\") FROM events), 0),"
+       " coalesce((SELECT value FROM journal_info WHERE key = 'offset_high_water'), 0))",
+       &r->max_offset},
+      {"SELECT count(*), coalesce(min(ts), 0), coalesce(max(ts), 0) FROM events", &r->stats_events},
+      {KNOWN_IDS " SELECT count(DISTINCT id) FROM known", &r->stats_ids},
+      {"PRAGMA page_count", &r->page_count},
+      {"PRAGMA page_size", &r->page_size},
+  };
+  for (size_t i = 0; rc == SQLITE_OK && i < sizeof stmts / sizeof stmts[0]; i++)
+    rc = sq_prepare(s->log, r->db, stmts[i].sql, stmts[i].st);
   if (rc != SQLITE_OK) {
     reader_free(r);
-    *err = map_err(rc);
+    *err = sq_map_err(rc);
     return NULL;
   }
   return r;
@@ -125,255 +142,44 @@ static reader *reader_open(sq_state *s, int *err) {
 
 /* A connection for this call: an idle one, or a new one when all are busy.
  * The pool never shrinks, so it ends as large as the most concurrent reads. */
-static reader *reader_get(sq_state *s, int *err) {
+static sq_reader *reader_get(sq_state *s, int *err) {
   pthread_mutex_lock(&s->pool_mu);
-  reader *r = s->pool;
+  sq_reader *r = s->pool;
   if (r) s->pool = r->next;
   pthread_mutex_unlock(&s->pool_mu);
   return r ? r : reader_open(s, err);
 }
 
-static void reader_put(sq_state *s, reader *r) {
+static void reader_put(sq_state *s, sq_reader *r) {
   pthread_mutex_lock(&s->pool_mu);
   r->next = s->pool;
   s->pool = r;
   pthread_mutex_unlock(&s->pool_mu);
 }
 
-static void sq_close(void *state) {
-  sq_state *s = state;
-  while (s->pool) {
-    reader *r = s->pool;
-    s->pool = r->next;
-    reader_free(r);
-  }
-  sqlite3_stmt *stmts[] = {s->begin,       s->commit,       s->rollback,     s->savepoint,
-                           s->release,     s->rollback_to,  s->insert_event, s->update_meta,
-                           s->insert_meta, s->delete_events};
-  for (size_t i = 0; i < sizeof stmts / sizeof stmts[0]; i++) sqlite3_finalize(stmts[i]);
-  /* Closed last, the write connection checkpoints the WAL into the database. */
-  if (s->db && sqlite3_close(s->db) != SQLITE_OK)
-    log_error(s->log, "journal sqlite: closing %s: %s", sqlite3_db_filename(s->db, "main"),
-              sqlite3_errmsg(s->db));
-  pthread_mutex_destroy(&s->pool_mu);
-  free(s->path);
-  free(s);
-}
+/* ---- reads ---- */
 
-static int exec(const log_sink *log, sqlite3 *db, const char *sql) {
-  char *msg = NULL;
-  int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
-  if (rc != SQLITE_OK) log_error(log, "journal sqlite: %s: %s", sql, msg ? msg : sqlite3_errstr(rc));
-  sqlite3_free(msg);
-  return rc;
-}
-
-/* journal_mode reports the mode it got rather than failing. */
-static int set_wal(const log_sink *log, sqlite3 *db) {
-  sqlite3_stmt *st;
-  int rc = sqlite3_prepare_v2(db, "PRAGMA journal_mode=WAL", -1, &st, NULL);
-  if (rc != SQLITE_OK) return rc;
-  rc = sqlite3_step(st);
-  if (rc == SQLITE_ROW) {
-    const unsigned char *mode = sqlite3_column_text(st, 0);
-    rc = mode && strcmp((const char *)mode, "wal") == 0 ? SQLITE_OK : SQLITE_CANTOPEN;
-    if (rc != SQLITE_OK) log_error(log, "journal sqlite: WAL refused (journal_mode=%s)", mode);
-  }
-  sqlite3_finalize(st);
-  return rc;
-}
-
-static int sq_open(const char *path, const journal_options *opt, void **state) {
-  /* Readers need their own connections to the same database: an in-memory
-   * one would give each its own empty database. "memory:" is the tool for that. */
-  if (!path[0] || strcmp(path, ":memory:") == 0) return JOURNAL_EURI;
-  sq_state *s = calloc(1, sizeof *s);
-  if (!s) return JOURNAL_ENOMEM;
-  s->log = opt->log;
-  s->busy_timeout_ms = opt->busy_timeout_ms > 0 ? opt->busy_timeout_ms : DEFAULT_BUSY_TIMEOUT_MS;
-  if (pthread_mutex_init(&s->pool_mu, NULL) != 0) {
-    free(s);
-    return JOURNAL_ENOMEM;
-  }
-  int rc = open_conn(s->log, path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, s->busy_timeout_ms, &s->db);
-  if (rc == SQLITE_OK) {
-    const char *abs = sqlite3_db_filename(s->db, "main");
-    if (!(s->path = strdup(abs && abs[0] ? abs : path))) rc = SQLITE_NOMEM;
-  }
-  if (rc == SQLITE_OK) rc = set_wal(s->log, s->db);
-  if (rc == SQLITE_OK)
-    rc = exec(s->log, s->db,
-              opt->synchronous_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
-  /* Savepoint journals stay in memory instead of spilling to a temp file. */
-  if (rc == SQLITE_OK) rc = exec(s->log, s->db, "PRAGMA temp_store=MEMORY");
-  if (rc == SQLITE_OK) rc = exec(s->log, s->db, journal_sqlite_schema);
-  struct {
-    const char *sql;
-    sqlite3_stmt **st;
-  } stmts[] = {
-      {"BEGIN IMMEDIATE", &s->begin},
-      {"COMMIT", &s->commit},
-      {"ROLLBACK", &s->rollback},
-      {"SAVEPOINT w", &s->savepoint},
-      {"RELEASE w", &s->release},
-      {"ROLLBACK TO w", &s->rollback_to},
-      {"INSERT INTO events(id, seq, manifest, version, tags, writer, ts, payload, crc)"
-       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-       &s->insert_event},
-      /* Moves the highest seq up only when the write continues it exactly: no
-       * change means the id is new, or the write conflicts (a second writer)
-       * or would leave a gap (a write issued after one that failed): refused
-       * either way, so a stored stream never has holes. */
-      {"UPDATE journal_meta SET highest_seq = ?2 WHERE id = ?1 AND highest_seq = ?3 - 1",
-       &s->update_meta},
-      {"INSERT INTO journal_meta(id, highest_seq) VALUES (?1, ?2)", &s->insert_meta},
-      {"DELETE FROM events WHERE id = ?1 AND seq <= ?2", &s->delete_events},
-  };
-  for (size_t i = 0; rc == SQLITE_OK && i < sizeof stmts / sizeof stmts[0]; i++)
-    rc = prepare(s->log, s->db, stmts[i].sql, stmts[i].st);
-  if (rc != SQLITE_OK) {
-    sq_close(s);
-    return map_err(rc);
-  }
-  *state = s;
-  return 0;
-}
-
-/* A failed statement's code as a write status: a clash with stored rows is the
- * write's own fault; anything else fails the transaction (returns 0). */
-static int write_error(int rc) {
-  if (rc == SQLITE_CONSTRAINT_UNIQUE || rc == SQLITE_CONSTRAINT_PRIMARYKEY)
-    return JOURNAL_ECONFLICT;
-  if ((rc & 0xff) == SQLITE_CONSTRAINT || (rc & 0xff) == SQLITE_TOOBIG) return JOURNAL_EREJECTED;
-  return 0;
-}
-
-static int bind_text(sqlite3_stmt *st, int i, const char *s) {
-  return sqlite3_bind_text(st, i, s ? s : "", -1, SQLITE_STATIC);
-}
-
-/* Returns SQLITE_DONE or the failing step's code. */
-static int store_events(sq_state *s, journal_write *w) {
-  const journal_event *first = &w->events[0], *last = &w->events[w->count - 1];
-  sqlite3_bind_text(s->update_meta, 1, first->id, -1, SQLITE_STATIC);
-  sqlite3_bind_int64(s->update_meta, 2, last->seq);
-  sqlite3_bind_int64(s->update_meta, 3, first->seq);
-  int rc = run(s->update_meta);
-  if (rc != SQLITE_DONE) return rc;
-  if (sqlite3_changes(s->db) == 0) {
-    sqlite3_bind_text(s->insert_meta, 1, first->id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s->insert_meta, 2, last->seq);
-    rc = run(s->insert_meta);
-    if (rc != SQLITE_DONE) return rc; /* the id exists at or above our first seq */
-  }
-  sqlite3_stmt *st = s->insert_event;
-  for (size_t i = 0; i < w->count; i++) {
-    const journal_event *ev = &w->events[i];
-    bind_text(st, 1, ev->id);
-    sqlite3_bind_int64(st, 2, ev->seq);
-    bind_text(st, 3, ev->manifest);
-    sqlite3_bind_int(st, 4, ev->version);
-    bind_text(st, 5, ev->tags);
-    bind_text(st, 6, ev->writer);
-    sqlite3_bind_int64(st, 7, ev->timestamp_ms);
-    /* A NULL pointer would bind SQL NULL; an empty payload is an empty blob. */
-    sqlite3_bind_blob(st, 8, ev->payload_len ? ev->payload : "", (int)ev->payload_len,
-                      SQLITE_STATIC);
-    sqlite3_bind_int64(st, 9, ev->crc32c);
-    rc = run(st);
-    if (rc != SQLITE_DONE) return rc;
-  }
-  return SQLITE_DONE;
-}
-
-static int store_delete(sq_state *s, journal_write *w) {
-  sqlite3_bind_text(s->delete_events, 1, w->delete_id, -1, SQLITE_STATIC);
-  sqlite3_bind_int64(s->delete_events, 2, w->delete_to);
-  return run(s->delete_events);
-}
-
-static int fail_batch(sq_state *s, journal_write **writes, size_t n, int rc, const char *what) {
-  log_error(s->log, "journal sqlite: %s failed (%d): %s", what, rc, sqlite3_errmsg(s->db));
-  if (!sqlite3_get_autocommit(s->db)) run(s->rollback);
-  for (size_t i = 0; i < n; i++) writes[i]->status = JOURNAL_EIO;
-  return JOURNAL_EIO;
-}
-
-/* One transaction; each write inside its own savepoint, so a write that clashes
- * with stored rows is undone alone while its neighbours commit. */
-static int write_batch_savepoints(sq_state *s, journal_write **writes, size_t n) {
-  int rc = run(s->begin);
-  if (rc != SQLITE_DONE) return fail_batch(s, writes, n, rc, "BEGIN");
-  for (size_t i = 0; i < n; i++) {
-    journal_write *w = writes[i];
-    w->status = journal_write_validate(w);
-    if (w->status < 0 || (w->kind == JOURNAL_WRITE_EVENTS && w->count == 0)) continue;
-    rc = run(s->savepoint);
-    if (rc != SQLITE_DONE) return fail_batch(s, writes, n, rc, "SAVEPOINT");
-    rc = w->kind == JOURNAL_WRITE_DELETE ? store_delete(s, w) : store_events(s, w);
-    if (rc != SQLITE_DONE) {
-      w->status = write_error(rc);
-      /* Some errors (I/O, full disk, RAISE(ROLLBACK)) end the transaction
-       * itself: then nothing of the batch is stored. */
-      if (w->status == 0 || sqlite3_get_autocommit(s->db))
-        return fail_batch(s, writes, n, rc, "write");
-      rc = run(s->rollback_to);
-      if (rc != SQLITE_DONE) return fail_batch(s, writes, n, rc, "ROLLBACK TO");
-    }
-    rc = run(s->release);
-    if (rc != SQLITE_DONE) return fail_batch(s, writes, n, rc, "RELEASE");
-  }
-  rc = run(s->commit);
-  if (rc != SQLITE_DONE) return fail_batch(s, writes, n, rc, "COMMIT");
-  return 0;
-}
-
-/* The common case first: the whole batch without savepoints (two statements
- * less per write, which is most of the writer's work for small events). If
- * one write clashes, that transaction is rolled back and the batch is written
- * again with a savepoint per write, so the clash still fails alone. */
-static int sq_write_batch(void *state, journal_write **writes, size_t n) {
-  sq_state *s = state;
-  int rc = run(s->begin);
-  if (rc != SQLITE_DONE) return fail_batch(s, writes, n, rc, "BEGIN");
-  for (size_t i = 0; i < n; i++) {
-    journal_write *w = writes[i];
-    w->status = journal_write_validate(w);
-    if (w->status < 0 || (w->kind == JOURNAL_WRITE_EVENTS && w->count == 0)) continue;
-    rc = w->kind == JOURNAL_WRITE_DELETE ? store_delete(s, w) : store_events(s, w);
-    if (rc != SQLITE_DONE) {
-      if (write_error(rc) == 0 || sqlite3_get_autocommit(s->db))
-        return fail_batch(s, writes, n, rc, "write");
-      rc = run(s->rollback);
-      if (rc != SQLITE_DONE) return fail_batch(s, writes, n, rc, "ROLLBACK");
-      return write_batch_savepoints(s, writes, n);
-    }
-  }
-  rc = run(s->commit);
-  if (rc != SQLITE_DONE) return fail_batch(s, writes, n, rc, "COMMIT");
-  return 0;
-}
-
-/* Fills ev from the current replay row; JOURNAL_ECORRUPT if a column is not what
- * was written. */
+/* Fills ev from the current row (EVENT_COLUMNS); JOURNAL_ECORRUPT if the
+ * payload or its CRC is not what was written. `id` NULL: from column 9. The
+ * hot loop of every recovery: one call per column, no more. */
 static int row_event(sqlite3_stmt *st, const char *id, journal_event *ev) {
-  if (sqlite3_column_type(st, 0) != SQLITE_INTEGER || sqlite3_column_type(st, 6) != SQLITE_BLOB ||
-      sqlite3_column_type(st, 7) != SQLITE_INTEGER)
+  if (sqlite3_column_type(st, 6) != SQLITE_BLOB || sqlite3_column_type(st, 7) != SQLITE_INTEGER)
     return JOURNAL_ECORRUPT;
   sqlite3_int64 crc = sqlite3_column_int64(st, 7);
   if (crc < 0 || crc > UINT32_MAX) return JOURNAL_ECORRUPT;
   const unsigned char *manifest = sqlite3_column_text(st, 1);
   const unsigned char *tags = sqlite3_column_text(st, 3);
-  const unsigned char *writer = sqlite3_column_text(st, 4);
   const void *payload = sqlite3_column_blob(st, 6);
+  if (!id) id = (const char *)sqlite3_column_text(st, 9);
   *ev = (journal_event){
-      .id = id,
+      .id = id ? id : "",
       .seq = sqlite3_column_int64(st, 0),
       .manifest = manifest ? (const char *)manifest : "",
       .version = sqlite3_column_int(st, 2),
       .tags = tags ? (const char *)tags : "",
-      .writer = writer ? (const char *)writer : "",
+      .writer = sqlite3_column_int64(st, 4),
       .timestamp_ms = sqlite3_column_int64(st, 5),
+      .offset = sqlite3_column_int64(st, 8),
       .payload = payload ? payload : "", /* an empty blob reads back as NULL */
       .payload_len = (size_t)sqlite3_column_bytes(st, 6),
       .crc32c = (uint32_t)crc,
@@ -382,11 +188,35 @@ static int row_event(sqlite3_stmt *st, const char *id, journal_event *ev) {
   return 0;
 }
 
+/* Steps one page of a read, handing each row to cb. *got counts rows, *last
+ * is the seq (by_offset 0) or offset (1) of the last one. */
+static int read_page(sq_state *s, sq_reader *r, sqlite3_stmt *st, const char *id, int by_offset,
+                     journal_replay_cb cb, void *ud, int64_t *got, int64_t *last, int *stop) {
+  int rc, err = 0;
+  while (!*stop && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+    journal_event ev;
+    err = row_event(st, id, &ev);
+    if (err) {
+      log_error(s->log, "journal sqlite: event at offset %lld is corrupt (CRC or column types)",
+                (long long)sqlite3_column_int64(st, 8));
+      return err;
+    }
+    (*got)++;
+    *last = by_offset ? ev.offset : ev.seq;
+    *stop = cb(&ev, ud);
+  }
+  if (!*stop && rc != SQLITE_DONE) {
+    log_error(s->log, "journal sqlite: read: %s", sqlite3_errmsg(r->db));
+    return sq_map_err(rc);
+  }
+  return 0;
+}
+
 static int sq_replay(void *state, const char *id, int64_t from, int64_t to, int64_t max,
                      journal_replay_cb cb, void *ud) {
   sq_state *s = state;
   int err = 0;
-  reader *r = reader_get(s, &err);
+  sq_reader *r = reader_get(s, &err);
   if (!r) return err;
   sqlite3_stmt *st = r->replay;
   int64_t left = max < 0 ? INT64_MAX : max;
@@ -397,23 +227,7 @@ static int sq_replay(void *state, const char *id, int64_t from, int64_t to, int6
     sqlite3_bind_int64(st, 2, from);
     sqlite3_bind_int64(st, 3, to);
     sqlite3_bind_int64(st, 4, page);
-    int rc = SQLITE_DONE;
-    while (!stop && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-      journal_event ev;
-      err = row_event(st, id, &ev);
-      if (err) {
-        log_error(s->log, "journal sqlite: event %s #%lld is corrupt (CRC or column types)", id,
-                  (long long)sqlite3_column_int64(st, 0));
-        break;
-      }
-      got++;
-      last = ev.seq;
-      stop = cb(&ev, ud);
-    }
-    if (!err && !stop && rc != SQLITE_DONE) {
-      log_error(s->log, "journal sqlite: replay of %s: %s", id, sqlite3_errmsg(r->db));
-      err = map_err(rc);
-    }
+    err = read_page(s, r, st, id, 0, cb, ud, &got, &last, &stop);
     sqlite3_reset(st);
     left -= got;
     if (got < page || last == INT64_MAX) break; /* the stream or the range ended */
@@ -424,23 +238,111 @@ static int sq_replay(void *state, const char *id, int64_t from, int64_t to, int6
   return err;
 }
 
-static int sq_highest_seq(void *state, const char *id, int64_t *out) {
+/* replay_all (tag NULL) and replay_tag: pages in offset order. */
+static int replay_offsets(sq_state *s, const char *tag, int64_t after, int64_t max,
+                          journal_replay_cb cb, void *ud) {
+  int err = 0;
+  sq_reader *r = reader_get(s, &err);
+  if (!r) return err;
+  sqlite3_stmt *st = tag ? r->replay_tag : r->replay_all;
+  int64_t left = max < 0 ? INT64_MAX : max;
+  int stop = 0;
+  while (!err && !stop && left > 0) {
+    int64_t page = left < REPLAY_PAGE ? left : REPLAY_PAGE, got = 0, last = 0;
+    int i = 1;
+    if (tag) sqlite3_bind_text(st, i++, tag, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, i++, after);
+    sqlite3_bind_int64(st, i, page);
+    err = read_page(s, r, st, NULL, 1, cb, ud, &got, &last, &stop);
+    sqlite3_reset(st);
+    left -= got;
+    if (got < page) break;
+    after = last;
+  }
+  sqlite3_clear_bindings(st);
+  reader_put(s, r);
+  return err;
+}
+
+static int sq_replay_tag(void *state, const char *tag, int64_t after, int64_t max,
+                         journal_replay_cb cb, void *ud) {
+  return replay_offsets(state, tag, after, max, cb, ud);
+}
+
+static int sq_replay_all(void *state, int64_t after, int64_t max, journal_replay_cb cb, void *ud) {
+  return replay_offsets(state, NULL, after, max, cb, ud);
+}
+
+/* Runs a statement expected to return one row; fn reads it. */
+static int one_row(sq_state *s, sq_reader *r, sqlite3_stmt *st,
+                   void (*fn)(sqlite3_stmt *st, void *out), void *out) {
+  int rc = sqlite3_step(st), err = 0;
+  if (rc == SQLITE_ROW) {
+    fn(st, out);
+  } else {
+    log_error(s->log, "journal sqlite: %s: %s", sqlite3_sql(st), sqlite3_errmsg(r->db));
+    err = sq_map_err(rc == SQLITE_DONE ? SQLITE_ERROR : rc);
+  }
+  sqlite3_reset(st);
+  return err;
+}
+
+static void read_bounds(sqlite3_stmt *st, void *out) {
+  journal_bounds *b = out;
+  int64_t stored = sqlite3_column_int64(st, 0), kept = sqlite3_column_int64(st, 1);
+  b->highest = stored > kept ? stored : kept;
+  b->deleted_to = sqlite3_column_int64(st, 2);
+}
+
+static int sq_bounds(void *state, const char *id, journal_bounds *out) {
   sq_state *s = state;
   int err = 0;
-  reader *r = reader_get(s, &err);
+  sq_reader *r = reader_get(s, &err);
   if (!r) return err;
-  sqlite3_bind_text(r->highest, 1, id, -1, SQLITE_STATIC);
-  int rc = sqlite3_step(r->highest);
-  if (rc == SQLITE_ROW) {
-    *out = sqlite3_column_int64(r->highest, 0);
-  } else if (rc == SQLITE_DONE) {
-    *out = 0;
-  } else {
-    log_error(s->log, "journal sqlite: highest seq of %s: %s", id, sqlite3_errmsg(r->db));
-    err = map_err(rc);
-  }
-  sqlite3_reset(r->highest);
-  sqlite3_clear_bindings(r->highest);
+  sqlite3_bind_text(r->bounds, 1, id, -1, SQLITE_STATIC);
+  err = one_row(s, r, r->bounds, read_bounds, out);
+  sqlite3_clear_bindings(r->bounds);
+  reader_put(s, r);
+  return err;
+}
+
+static void read_int(sqlite3_stmt *st, void *out) { *(int64_t *)out = sqlite3_column_int64(st, 0); }
+
+static int sq_max_offset(void *state, int64_t *out) {
+  sq_state *s = state;
+  int err = 0;
+  sq_reader *r = reader_get(s, &err);
+  if (!r) return err;
+  err = one_row(s, r, r->max_offset, read_int, out);
+  reader_put(s, r);
+  return err;
+}
+
+static void read_event_stats(sqlite3_stmt *st, void *out) {
+  journal_stats_t *o = out;
+  o->events = sqlite3_column_int64(st, 0);
+  o->oldest_ms = sqlite3_column_int64(st, 1);
+  o->newest_ms = sqlite3_column_int64(st, 2);
+}
+
+/* Aggregates only: counting is the database's work, never a replay's. One
+ * read transaction, so the figures agree with each other. */
+static int sq_stats(void *state, journal_stats_t *out) {
+  sq_state *s = state;
+  int err = 0;
+  sq_reader *r = reader_get(s, &err);
+  if (!r) return err;
+  int64_t pages = 0, page_size = 0;
+  *out = (journal_stats_t){0};
+  int rc = sq_exec(s->log, r->db, "BEGIN");
+  if (rc != SQLITE_OK) err = sq_map_err(rc);
+  if (!err) err = one_row(s, r, r->stats_events, read_event_stats, out);
+  if (!err) err = one_row(s, r, r->stats_ids, read_int, &out->ids);
+  if (!err) err = one_row(s, r, r->max_offset, read_int, &out->max_offset);
+  if (!err) err = one_row(s, r, r->page_count, read_int, &pages);
+  if (!err) err = one_row(s, r, r->page_size, read_int, &page_size);
+  if (!sqlite3_get_autocommit(r->db)) sq_exec(s->log, r->db, "COMMIT");
+  out->bytes = pages * page_size;
   reader_put(s, r);
   return err;
 }
@@ -449,7 +351,7 @@ static int sq_list_ids(void *state, void (*cb)(const char *id, int64_t highest, 
                        void *ud) {
   sq_state *s = state;
   int err = 0;
-  reader *r = reader_get(s, &err);
+  sq_reader *r = reader_get(s, &err);
   if (!r) return err;
   int rc;
   while ((rc = sqlite3_step(r->list)) == SQLITE_ROW) {
@@ -458,11 +360,243 @@ static int sq_list_ids(void *state, void (*cb)(const char *id, int64_t highest, 
   }
   if (rc != SQLITE_DONE) {
     log_error(s->log, "journal sqlite: list ids: %s", sqlite3_errmsg(r->db));
-    err = map_err(rc);
+    err = sq_map_err(rc);
   }
   sqlite3_reset(r->list);
   reader_put(s, r);
   return err;
+}
+
+/* ---- opening and closing ---- */
+
+static void sq_close(void *state) {
+  sq_state *s = state;
+  if (s->checkpointer) sq_checkpointer_stop(s->checkpointer);
+  if (__atomic_load_n(&s->sessions, __ATOMIC_ACQUIRE) > 0)
+    log_error(s->log, "journal sqlite: %s closed with %d projection session(s) still open",
+              s->path ? s->path : "?", s->sessions);
+  while (s->pool) {
+    sq_reader *r = s->pool;
+    s->pool = r->next;
+    reader_free(r);
+  }
+  sq_writer_finalize(s);
+  /* Closed last, the write connection checkpoints the WAL into the database. */
+  if (s->db && sqlite3_close(s->db) != SQLITE_OK)
+    log_error(s->log, "journal sqlite: closing %s: %s", s->path ? s->path : "?",
+              sqlite3_errmsg(s->db));
+  /* After every connection: the sidecar is another file, so closing it
+   * cannot drop SQLite's own locks on the database. */
+  if (s->lock_fd >= 0) close(s->lock_fd);
+  seqmap_free(&s->highest);
+  pthread_mutex_destroy(&s->pool_mu);
+  free(s->path);
+  free(s);
+}
+
+/* journal_mode reports the mode it got rather than failing. */
+static int set_wal(sq_state *s) {
+  sqlite3_stmt *st;
+  int rc = sqlite3_prepare_v2(s->db, "PRAGMA journal_mode=WAL", -1, &st, NULL);
+  if (rc != SQLITE_OK) return rc;
+  rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) {
+    const unsigned char *mode = sqlite3_column_text(st, 0);
+    rc = mode && strcmp((const char *)mode, "wal") == 0 ? SQLITE_OK : SQLITE_CANTOPEN;
+    if (rc != SQLITE_OK) log_error(s->log, "journal sqlite: WAL refused (journal_mode=%s)", mode);
+  }
+  sqlite3_finalize(st);
+  return rc;
+}
+
+static int parse_int(const char *v, long lo, long hi, long *out) {
+  char *end;
+  errno = 0;
+  long n = strtol(v, &end, 10);
+  if (errno || end == v || *end || n < lo || n > hi) return JOURNAL_EURI;
+  *out = n;
+  return 0;
+}
+
+static int sq_param(const char *name, const char *value, void *ud) {
+  journal_options *opt = ud;
+  int rc = journal_uri_common_param(name, value, opt);
+  if (rc != 0) return rc < 0 ? rc : 0;
+  if (strcmp(name, "synchronous") == 0) {
+    if (strcmp(value, "full") == 0)
+      opt->synchronous_full = 1;
+    else if (strcmp(value, "normal") == 0)
+      opt->synchronous_full = 0;
+    else
+      return JOURNAL_EURI;
+    return 0;
+  }
+  if (strcmp(name, "busy_timeout") == 0) {
+    long ms;
+    if (parse_int(value, 1, 3600000, &ms) < 0) return JOURNAL_EURI;
+    opt->busy_timeout_ms = (int)ms;
+    return 0;
+  }
+  return JOURNAL_EURI;
+}
+
+static int errno_to_journal(int e) {
+  switch (e) {
+    case EACCES:
+    case EPERM:
+    case EROFS:
+      return JOURNAL_EREADONLY;
+    case ENOMEM:
+      return JOURNAL_ENOMEM;
+    default:
+      return JOURNAL_EIO;
+  }
+}
+
+/* Clear answers before SQLite gives vaguer ones: a directory, a missing file
+ * (read-only), a file or directory we may not write (read-write: SQLite would
+ * quietly open it read-only, and the first write would fail much later). */
+static int check_path(sq_state *s, const char *path, int read_only) {
+  struct stat st;
+  if (stat(path, &st) == 0) {
+    if (S_ISDIR(st.st_mode)) return JOURNAL_EISDIR;
+    if (read_only) return 0;
+    if (faccessat(AT_FDCWD, path, R_OK | W_OK, AT_EACCESS) != 0) {
+      log_error(s->log, "journal sqlite: %s: %s", path, strerror(errno));
+      return errno_to_journal(errno);
+    }
+  } else if (errno != ENOENT) {
+    log_error(s->log, "journal sqlite: %s: %s", path, strerror(errno));
+    return errno_to_journal(errno);
+  } else if (read_only) {
+    return JOURNAL_ENOENT;
+  }
+  /* The directory takes the WAL, its index and the lock sidecar. */
+  char *copy = strdup(path);
+  if (!copy) return JOURNAL_ENOMEM;
+  const char *dir = dirname(copy);
+  int rc = 0;
+  if (faccessat(AT_FDCWD, dir, W_OK | X_OK, AT_EACCESS) != 0) {
+    log_error(s->log, "journal sqlite: directory %s: %s", dir, strerror(errno));
+    rc = errno == ENOENT || errno == ENOTDIR ? JOURNAL_EIO : errno_to_journal(errno);
+  }
+  free(copy);
+  return rc;
+}
+
+/* One writer per database file, across processes and within one: an
+ * exclusive flock on "PATH-lock", held until close (or the process's death).
+ * A sidecar rather than the database itself: closing a descriptor of the
+ * database would drop the POSIX locks SQLite holds on it in this process. */
+static int take_lock(sq_state *s) {
+  size_t len = strlen(s->path) + sizeof "-lock";
+  char *lock_path = malloc(len);
+  if (!lock_path) return JOURNAL_ENOMEM;
+  snprintf(lock_path, len, "%s-lock", s->path);
+  int rc = 0;
+  s->lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (s->lock_fd < 0) {
+    log_error(s->log, "journal sqlite: %s: %s", lock_path, strerror(errno));
+    rc = errno_to_journal(errno);
+  } else if (flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+    rc = errno == EWOULDBLOCK ? JOURNAL_ELOCKED : errno_to_journal(errno);
+    if (rc == JOURNAL_ELOCKED)
+      log_error(s->log, "journal sqlite: %s is open for writing elsewhere", s->path);
+  }
+  free(lock_path);
+  return rc;
+}
+
+static int open_writer(sq_state *s, const char *path) {
+  int rc = sq_open_conn(s->log, path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+                        s->busy_timeout_ms, &s->db);
+  if (rc != SQLITE_OK) return sq_map_err(rc);
+  const char *abs = sqlite3_db_filename(s->db, "main");
+  if (!(s->path = strdup(abs && abs[0] ? abs : path))) return JOURNAL_ENOMEM;
+  /* A file that is not a database is told apart before anything is created
+   * beside it. */
+  rc = sqlite3_exec(s->db, "SELECT count(*) FROM sqlite_master", NULL, NULL, NULL);
+  if (rc != SQLITE_OK) {
+    if ((rc & 0xff) != SQLITE_NOTADB)
+      log_error(s->log, "journal sqlite: %s: %s", s->path, sqlite3_errmsg(s->db));
+    return sq_map_err(rc);
+  }
+  int err = take_lock(s);
+  if (err < 0) return err;
+  if (sqlite3_db_readonly(s->db, "main") == 1) return JOURNAL_EREADONLY;
+  /* The first read finds out whether this is a database at all. */
+  err = sq_schema_prepare(s, s->db, 0);
+  if (err < 0) return err;
+  rc = set_wal(s);
+  if (rc == SQLITE_OK)
+    rc = sq_exec(s->log, s->db,
+                 s->synchronous_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
+  /* Savepoint journals stay in memory instead of spilling to a temp file. */
+  if (rc == SQLITE_OK) rc = sq_exec(s->log, s->db, "PRAGMA temp_store=MEMORY");
+  /* After a checkpoint reset, a WAL grown by a burst shrinks back to this. */
+  if (rc == SQLITE_OK) rc = sq_exec(s->log, s->db, "PRAGMA journal_size_limit=67108864");
+  if (rc != SQLITE_OK) return sq_map_err(rc);
+  err = sq_writer_prepare(s);
+  if (err < 0) return err;
+  err = sq_checkpointer_start(s, &s->checkpointer);
+  if (err < 0) return err;
+  sq_checkpointer_watch(s->checkpointer, s->db);
+  return 0;
+}
+
+/* Read-only: the first reader's connection checks the tables, and stays in
+ * the pool. Nothing here writes to the file. */
+static int open_reader(sq_state *s, const char *path) {
+  char *abs = realpath(path, NULL);
+  s->path = abs ? abs : strdup(path);
+  if (!s->path) return JOURNAL_ENOMEM;
+  sqlite3 *db;
+  int rc = sq_open_conn(s->log, s->path, SQLITE_OPEN_READONLY, s->busy_timeout_ms, &db);
+  if (rc != SQLITE_OK) return sq_map_err(rc);
+  int err = sq_schema_prepare(s, db, 1);
+  sqlite3_close(db);
+  if (err < 0) return err;
+  sq_reader *r = reader_open(s, &err);
+  if (!r) return err;
+  reader_put(s, r);
+  return 0;
+}
+
+static int sq_open(const char *uri_path, journal_options *opt, void **state) {
+  char *path = NULL;
+  int err = journal_uri_params(uri_path, &path, sq_param, opt);
+  if (err < 0) return err;
+  /* Readers need their own connections to the same database: an in-memory
+   * one would give each its own empty database. "memory:" is the tool for that. */
+  if (!path[0] || strcmp(path, ":memory:") == 0) {
+    free(path);
+    return JOURNAL_EURI;
+  }
+  sq_state *s = calloc(1, sizeof *s);
+  if (!s) {
+    free(path);
+    return JOURNAL_ENOMEM;
+  }
+  s->log = opt->log;
+  s->lock_fd = -1;
+  s->read_only = opt->read_only;
+  s->synchronous_full = opt->synchronous_full;
+  s->busy_timeout_ms = opt->busy_timeout_ms > 0 ? opt->busy_timeout_ms : SQ_DEFAULT_BUSY_TIMEOUT_MS;
+  seqmap_init(&s->highest);
+  if (pthread_mutex_init(&s->pool_mu, NULL) != 0) {
+    free(s);
+    free(path);
+    return JOURNAL_ENOMEM;
+  }
+  err = check_path(s, path, s->read_only);
+  if (!err) err = s->read_only ? open_reader(s, path) : open_writer(s, path);
+  free(path);
+  if (err < 0) {
+    sq_close(s);
+    return err;
+  }
+  *state = s;
+  return 0;
 }
 
 const journal_backend journal_sqlite_backend = {
@@ -470,7 +604,20 @@ const journal_backend journal_sqlite_backend = {
     .open = sq_open,
     .write_batch = sq_write_batch,
     .replay = sq_replay,
-    .highest_seq = sq_highest_seq,
+    .bounds = sq_bounds,
     .list_ids = sq_list_ids,
+    .replay_tag = sq_replay_tag,
+    .replay_all = sq_replay_all,
+    .max_offset = sq_max_offset,
+    .stats = sq_stats,
+    .session_open = sq_session_open,
+    .session_begin = sq_session_begin,
+    .session_exec = sq_session_exec,
+    .session_errmsg = sq_session_errmsg,
+    .session_get_offset = sq_session_get_offset,
+    .session_set_offset = sq_session_set_offset,
+    .session_commit = sq_session_commit,
+    .session_rollback = sq_session_rollback,
+    .session_close = sq_session_close,
     .close = sq_close,
 };

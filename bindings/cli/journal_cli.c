@@ -92,8 +92,8 @@ static int print_event(const journal_event *ev, void *ud) {
   if (o->json) {
     printf("{\"seq\":%" PRId64 ",\"type\":", ev->seq);
     print_json_string(ev->manifest, strlen(ev->manifest));
-    printf(",\"version\":%d,\"timestamp_ms\":%" PRId64 ",\"writer\":", ev->version, ev->timestamp_ms);
-    print_json_string(ev->writer, strlen(ev->writer));
+    printf(",\"version\":%d,\"timestamp_ms\":%" PRId64 ",\"writer\":\"%" PRId64 "\"", ev->version,
+           ev->timestamp_ms, ev->writer);
     fputs(",\"event\":", stdout);
     if (ok) print_json(&obj); else fputs("null", stdout);
     fputs("}\n", stdout);
@@ -110,27 +110,6 @@ static int print_event(const journal_event *ev, void *ud) {
 static void print_id(const char *id, int64_t highest, void *ud) {
   (void)ud;
   printf("%-40s %" PRId64 "\n", id, highest);
-}
-
-typedef struct stats {
-  journal_t *j;
-  int64_t ids, events, oldest, newest;
-  int status;
-} stats;
-
-static int stat_event(const journal_event *ev, void *ud) {
-  stats *s = ud;
-  s->events++;
-  if (!s->oldest || ev->timestamp_ms < s->oldest) s->oldest = ev->timestamp_ms;
-  if (ev->timestamp_ms > s->newest) s->newest = ev->timestamp_ms;
-  return 0;
-}
-
-static void stat_id(const char *id, int64_t highest, void *ud) {
-  stats *s = ud;
-  s->ids++;
-  int r = journal_replay(s->j, id, 1, highest, -1, stat_event, s);
-  if (r && !s->status) s->status = r;
 }
 
 static void print_time(const char *label, int64_t ms) {
@@ -167,7 +146,8 @@ int lore_journal_command(int argc, char **argv) {
       return 1;
     }
   }
-  journal_options opt = {.synchronous_full = 1};
+  /* Read-only: never modifies the file, and works while an app writes it. */
+  journal_options opt = {.synchronous_full = 1, .read_only = 1};
   journal_t *j;
   int r = journal_open(db, &opt, &j);
   if (r) {
@@ -180,15 +160,14 @@ int lore_journal_command(int argc, char **argv) {
   } else if (strcmp(cmd, "events") == 0) {
     r = journal_replay(j, id, from, to, -1, print_event, &eo);
   } else {
-    stats s = {.j = j};
-    r = journal_list_ids(j, stat_id, &s);
-    if (!r) r = s.status;
+    journal_stats_t s = {0};
+    r = journal_stats_of(j, &s);
     printf("%-10s %" PRId64 "\n%-10s %" PRId64 "\n", "ids", s.ids, "events", s.events);
     struct stat st;
     if (strncmp(db, "sqlite:", 7) == 0 && stat(db + 7, &st) == 0)
       printf("%-10s %lld bytes\n", "size", (long long)st.st_size);
-    print_time("oldest", s.oldest);
-    print_time("newest", s.newest);
+    print_time("oldest", s.oldest_ms);
+    print_time("newest", s.newest_ms);
   }
   if (r) {
     fprintf(stderr, "lore journal %s: %s\n", cmd, journal_strerror(r));

@@ -292,6 +292,11 @@ return function(core, R, ctx_methods)
         return recovery_failed(rec, "M.recovery must be a table or false")
       end
       mr = mr or {}
+      if mr.deleted ~= nil and mr.deleted ~= "fail" and mr.deleted ~= "skip" then
+        return recovery_failed(rec, "M.recovery.deleted must be \"fail\" or \"skip\"")
+      end
+      rc.skip_deleted = mr.deleted == "skip"
+      rc.from = 1
       rc.replay_to = mr.to_seq or MAXINT
       rc.replay_left = mr.replay_max or -1
       rc.limited = mr.to_seq ~= nil or mr.replay_max ~= nil
@@ -385,7 +390,7 @@ return function(core, R, ctx_methods)
     local rc = rec.rc
     if not rc or token ~= rc.token then return end -- a page for an earlier incarnation
     rc.progress = rc.progress + 1
-    local status, highest, count, last, more = core.page_info(mptr)
+    local status, highest, count, last, more, deleted_to = core.page_info(mptr)
     if status ~= 0 then
       -- The page's events before the failing row came back with it: the row
       -- that failed (e.g. its CRC) is the one after the last of them.
@@ -393,7 +398,23 @@ return function(core, R, ctx_methods)
       return recovery_failed(rec, fmt("journal error at id %s reading the event after seq %d "
         .. "(expected seq %d): %s", rec.pid, after, after + 1, core.strerror(status)))
     end
-    if not rc.highest then rc.highest = highest end
+    if not rc.highest then
+      rc.highest = highest
+      -- The journal knows how far this stream was deleted: a recovery that
+      -- would need deleted events fails instead of replaying from the middle
+      -- (a wrong state, silently), unless the behaviour asked to skip them.
+      if not rc.none and deleted_to >= rc.from then
+        if not rc.skip_deleted then
+          return recovery_failed(rec, fmt("events %d..%d of %s were deleted and recovery needs them "
+            .. "(no usable snapshot at or after seq %d); M.recovery.deleted = \"skip\" replays what is left",
+            rc.from, deleted_to, rec.pid, deleted_to))
+        end
+        rc.from = deleted_to + 1
+      end
+      -- the first event must be the one recovery starts from: rows missing at
+      -- the start of a stream are a gap like any other
+      if not rc.none then rc.expect = rc.from end
+    end
     -- Ask for the next page before applying this one: the read (thread pool)
     -- overlaps with decoding and apply (this worker).
     if more then
@@ -406,7 +427,7 @@ return function(core, R, ctx_methods)
       local expect, st, last_seq, apply_fn = rc.expect, rec[ST], rec.seq, M.apply
       local ok, err
       if apply_meta(rec) then
-        ok, err = pcall(core.page_each, mptr, function(seq, evt, manifest, version, tags, _, ts)
+        ok, err = pcall(core.page_each, mptr, function(seq, evt, manifest, version, tags, ts)
           if expect and seq ~= expect then
             error(fmt("sequence gap at id %s: expected seq %d, found %d", id, expect, seq), 0)
           end
@@ -436,9 +457,9 @@ return function(core, R, ctx_methods)
       end
     end
     if more then return end
-    if not rc.limited and rc.expect and rec.seq < rc.highest then
+    if not rc.limited and rc.expect and rc.expect - 1 < rc.highest then
       return recovery_failed(rec, fmt("events missing at id %s: replay ended at seq %d, highest is %d",
-        rec.pid, rec.seq, rc.highest))
+        rec.pid, rc.expect - 1, rc.highest))
     end
     -- Akka: after recovery (a limited one too) the seq is the journal's
     -- highest, so a new event never reuses a stored seq.

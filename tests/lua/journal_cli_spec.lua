@@ -21,7 +21,7 @@ describe("lore journal", function()
 
   teardown(function()
     os.remove(app)
-    for _, s in ipairs { "", "-wal", "-shm" } do os.remove(db .. s) end
+    for _, s in ipairs { "", "-wal", "-shm", "-lock" } do os.remove(db .. s) end
   end)
 
   it("ls lists ids sorted with their highest seq", function()

@@ -27,7 +27,7 @@ function M.sqlite_journal()
 end
 
 function M.remove_db(path)
-  for _, suffix in ipairs { "", "-wal", "-shm", "-journal" } do os.remove(path .. suffix) end
+  for _, suffix in ipairs { "", "-wal", "-shm", "-journal", "-lock" } do os.remove(path .. suffix) end
 end
 
 -- helpers.run with the config first: a fresh runtime that always shuts down.

@@ -16,7 +16,7 @@ local function sql(db, statement)
 end
 
 local function cleanup(db)
-  for _, suffix in ipairs { "", "-wal", "-shm" } do os.remove(db .. suffix) end
+  for _, suffix in ipairs { "", "-wal", "-shm", "-lock" } do os.remove(db .. suffix) end
 end
 
 -- Runs fn(ref) against a fresh runtime on `db` with behaviour `beh` for id.
@@ -109,6 +109,22 @@ describe("snapshots", function()
     assert.is_true(state.restored) -- from the one at 5
     assert.equal(78, state.total)
     assert.equal(12, state.seq)
+    cleanup(db)
+  end)
+
+  it("fails recovery (rather than a wrong state) when the one snapshot is damaged and the events it covered are deleted", function()
+    local db = tmpdb()
+    with_actor(db, "snap.ledger_trim1", "d", function(ref)
+      for i = 1, 12 do ref:ask({ type = "add", v = i }, 5) end
+      assert.truthy(helpers.eventually(function()
+        return sql(db, "SELECT min(seq) FROM events WHERE id='d'") == "11\n"
+      end, 10))
+    end)
+    sql(db, "UPDATE snapshots SET data = x'c1c1' WHERE id='d'")
+    local err = with_actor(db, "snap.ledger_trim1", "d", function(ref)
+      return helpers.error_of(ref.ask, ref, { type = "get" }, 1)
+    end)
+    assert.truthy(err:find("dead letter") or err:find("timeout"), err)
     cleanup(db)
   end)
 
