@@ -112,7 +112,7 @@ describe("snapshots", function()
     cleanup(db)
   end)
 
-  it("fails recovery (rather than a wrong state) when the one snapshot is damaged and the events it covered are deleted", function()
+  it("fails recovery (not a wrong state) if the one snapshot is damaged and its events deleted", function()
     local db = tmpdb()
     with_actor(db, "snap.ledger_trim1", "d", function(ref)
       for i = 1, 12 do ref:ask({ type = "add", v = i }, 5) end
