@@ -1,8 +1,8 @@
 -- feeder: { cmd = "go", accounts = {...}, rounds = R, v = V, ack = latch }
 -- sends R rounds of commands to every account, cycling add, add_async and
--- add_all (of 3 events), a round per message so other work interleaves.
--- Per account and round the value added is 3 * V (add_all: V, V, V... see
--- persistence.lua for the sums) and the latch is told once.
+-- add_all, a round per message so other work interleaves. Every round adds
+-- 3 * V to each account (add and add_async: one event of 3 * V; add_all:
+-- three events of V) and tells the latch once per account.
 local M = {}
 
 function M.receive(st, msg, ctx)
