@@ -65,12 +65,13 @@ static struct {
 
 /* ---------------------------------------------------------------- the SQL */
 
-/* Every statement that knows the journal's table is here (the row is found by
- * its rowid: updating the (id, seq) key found through (id, seq) would make
- * SQLite collect the rows in a temp table first, a page cache per input). Drops the NOT NULL
- * constraints of `events` (the stored records do not change: only the table's
- * declaration, which connections read when they open), prepares the UPDATE
- * that rewrites one row, and keeps that row's values as written. */
+/* Every statement that knows the journal's table is here. Keeps the row's
+ * values as written, drops the NOT NULL constraints of `events` (the stored
+ * records do not change, only the table's declaration, which connections read
+ * when they open) and prepares the UPDATE that rewrites the row. The row is
+ * found by its rowid: an UPDATE of (id, seq) that finds its row through
+ * (id, seq) makes SQLite collect the rows in a temporary table first, which
+ * costs a page cache per input. */
 static void prepare_row_sql(void) {
   char sql[512];
   int n = snprintf(sql, sizeof sql, "SELECT rowid, ");
