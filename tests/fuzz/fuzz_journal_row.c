@@ -92,10 +92,14 @@ static void prepare_row_sql(void) {
                    "PRAGMA writable_schema = ON;"
                    "UPDATE sqlite_schema SET sql = replace(sql, 'NOT NULL', '')"
                    " WHERE type = 'table' AND name = 'events';"
-                   "PRAGMA writable_schema = OFF;"
-                   "PRAGMA synchronous = OFF;",
+                   "PRAGMA writable_schema = OFF;",
                    NULL, NULL, &msg) != SQLITE_OK)
     die("dropping NOT NULL: %s", msg);
+  /* This connection keeps the declaration it parsed: a new one reads the new. */
+  sqlite3_close(fx.db);
+  if (sqlite3_open(fx.path, &fx.db) != SQLITE_OK ||
+      sqlite3_exec(fx.db, "PRAGMA synchronous = OFF", NULL, NULL, NULL) != SQLITE_OK)
+    die("reopening %s: %s", fx.path, sqlite3_errmsg(fx.db));
 
   n = snprintf(sql, sizeof sql, "UPDATE events SET ");
   for (int i = 0; i < N_COLUMNS; i++)
@@ -279,6 +283,7 @@ static int rewrite_row(const uint8_t *data, size_t size) {
 
 typedef struct {
   int events;
+  int verbose; /* LORE_FUZZ_VERBOSE=1: print what the replay hands back (for triage) */
 } replay_seen;
 
 static int on_event(const journal_event *ev, void *ud) {
@@ -292,22 +297,29 @@ static int on_event(const journal_event *ev, void *ud) {
   if (crc != ev->crc32c)
     die("a payload whose CRC does not match: stored %08x, computed %08x", ev->crc32c, crc);
   /* As recovery does: the payload becomes a Lua value, or the replay fails. */
-  char err[CODEC_ERR_MAX];
+  char err[CODEC_ERR_MAX] = "";
   lua_State *L = fx.L;
-  if (codec_decode(L, ev->payload, ev->payload_len, err, sizeof err) == 0) {
-    if (lua_gettop(L) != 1) die("%d values on the stack after a decode", lua_gettop(L));
-  } else if (lua_gettop(L) != 0) {
-    die("a failed decode left %d values on the stack", lua_gettop(L));
-  }
+  int decoded = codec_decode(L, ev->payload, ev->payload_len, err, sizeof err) == 0;
+  if (lua_gettop(L) != decoded)
+    die("%d values on the stack after a %s decode", lua_gettop(L), decoded ? "good" : "failed");
   lua_settop(L, 0);
+  if (seen->verbose)
+    fprintf(stderr,
+            "event: seq %lld ts %lld version %d manifest \"%s\" tags \"%s\" payload %zu bytes, "
+            "%s%s\n",
+            (long long)ev->seq, (long long)ev->timestamp_ms, (int)ev->version, ev->manifest,
+            ev->tags, ev->payload_len, decoded ? "decoded" : "not decoded: ", err);
   return 0;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (!fx.journal) setup();
   if (rewrite_row(data, size) != 0) return -1; /* not worth keeping in the corpus */
-  replay_seen seen = {0};
+  static int verbose = -1;
+  if (verbose < 0) verbose = getenv("LORE_FUZZ_VERBOSE") && atoi(getenv("LORE_FUZZ_VERBOSE"));
+  replay_seen seen = {.events = 0, .verbose = verbose};
   int rc = journal_replay(fx.journal, ROW_ID, 1, INT64_MAX, -1, on_event, &seen);
+  if (verbose) fprintf(stderr, "replay: %d event(s), %s\n", seen.events, journal_strerror(rc));
   if (rc != 0 && rc != JOURNAL_ECORRUPT)
     die("journal_replay answered %d (%s), not events or JOURNAL_ECORRUPT", rc,
         journal_strerror(rc));
