@@ -1,8 +1,8 @@
 -- messaging.lua: cross-worker tells, asks, spawns and stops, for ThreadSanitizer.
 --
---   lore run tests/tsan/messaging.lua [SCALE]     (SCALE 1 by default; .ci/run uses it)
+--   lore run tests/tsan/messaging.lua [SCALE [WORKERS]]     (SCALE 1, WORKERS 3 by default)
 --
--- Everything runs at once on 3 workers: tokens circling a ring whose nodes sit
+-- Everything runs at once on WORKERS workers: tokens circling a ring whose nodes sit
 -- on different workers, asks from the application to actors on every worker,
 -- churners spawning children that each tell a sink on another worker and stop
 -- themselves, and an actor stopping idle actors that live on other workers.
@@ -11,8 +11,9 @@
 local lore = require "lore"
 
 local here = (arg and arg[0] or ""):match("(.*/)") or "./"
-local SCALE = tonumber((...)) or 1
-local WORKERS = 3
+local args = { ... }
+local SCALE = tonumber(args[1]) or 1
+local WORKERS = math.max(2, math.tointeger(tonumber(args[2]) or 3) or 3)
 lore.configure { workers = WORKERS, scripts = { here .. "behaviours" }, log_level = "warn" }
 
 local function scaled(n) return math.max(1, math.floor(n * SCALE + 0.5)) end

@@ -1,9 +1,9 @@
 -- persistence.lua: persistent actors fed from every worker, stopped and
 -- recovered concurrently, for ThreadSanitizer.
 --
---   lore run tests/tsan/persistence.lua [SCALE]   (SCALE 1 by default)
+--   lore run tests/tsan/persistence.lua [SCALE [WORKERS]]   (SCALE 1, WORKERS 3 by default)
 --
--- A sqlite journal (and snapshot store) in a temporary file, 3 workers.
+-- A sqlite journal (and snapshot store) in a temporary file, WORKERS workers.
 -- Feeders on every worker send persist, persist_async and persist_all
 -- commands to accounts on the other workers (the journal's writer thread,
 -- its reader pool and libuv's thread pool all at work); accounts snapshot
@@ -14,8 +14,9 @@
 local lore = require "lore"
 
 local here = (arg and arg[0] or ""):match("(.*/)") or "./"
-local SCALE = tonumber((...)) or 1
-local WORKERS = 3
+local args = { ... }
+local SCALE = tonumber(args[1]) or 1
+local WORKERS = math.max(2, math.tointeger(tonumber(args[2]) or 3) or 3)
 local db = os.tmpname()
 os.remove(db)
 db = db .. ".db"
