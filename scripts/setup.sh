@@ -13,6 +13,7 @@ PACKAGES=(
   libcmocka-dev
   lua-busted lua-check
   procps
+  clang libclang-rt-dev # scripts/fuzz.sh: libFuzzer and clang's sanitizer runtimes
 )
 
 missing=()
