@@ -131,7 +131,7 @@ static void write_original_row(void) {
                       .manifest = "Fuzzed",
                       .version = 1,
                       .tags = "a\nb",
-                      .writer = "00000000-0000-4000-8000-000000000000",
+                      .writer = 1,
                       .timestamp_ms = 1700000000000,
                       .payload = payload,
                       .payload_len = sizeof payload - 1};

@@ -21,7 +21,7 @@
 #include <lualib.h>
 #include <stdio.h>
 
-#include "binding.h"
+#include "lore.h"
 
 /* Adds a traceback to an error, as lua.c does. */
 static int traceback(lua_State *L) {
@@ -39,7 +39,7 @@ int main(int argc, char **argv) {
   if (!L) return 1;
   luaL_openlibs(L);
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
-  lua_pushcfunction(L, lore_open_module);
+  lua_pushcfunction(L, luaopen_lore);
   lua_setfield(L, -2, "lore");
   lua_pop(L, 1);
   /* arg as lua.c sets it: arg[0] the script, arg[-1] the interpreter. */
