@@ -114,6 +114,15 @@ static int actor_receive(actor_t *a, lore_msg *m) {
       lua_pushliteral(L, "stop");
       call_entry(bs, a, 1);
       break;
+    case MSG_REPLY: /* an answer to one of this actor's asks (ctx:ask) */
+      lua_rawgeti(L, LUA_REGISTRYINDEX, bs->ref_system);
+      lua_rawgeti(L, LUA_REGISTRYINDEX, actor_rec_ref(a));
+      lua_pushliteral(L, "reply");
+      lua_pushinteger(L, 0);
+      lua_pushinteger(L, (lua_Integer)m->corr);
+      lua_pushlightuserdata(L, m);
+      call_entry(bs, a, 4);
+      break;
     case MSG_SYSTEM:
       if (m->sub == SYS_PERSISTED || m->sub == SYS_DELETED) persist_completion(a, m);
       lua_rawgeti(L, LUA_REGISTRYINDEX, bs->ref_system);
@@ -381,16 +390,156 @@ static int core_was_answered(lua_State *L) {
   return 1;
 }
 
-/* core.reply_error(text): an ask in progress fails with text. */
+static lua_Integer start_timer(lua_State *L, lua_Number secs, lore_msg *m);
+static lua_Number check_delay(lua_State *L, int idx);
+
+/* Sends the error `err` (any Lua value) to an asker: a string as its text; any
+ * other value as {text, value}, so a Lua asker gets it intact (a table stays
+ * a table) and a C one its text. */
+static void reply_error_value(lua_State *L, binding_state *bs, int idx, lore_addr to,
+                              uint64_t corr) {
+  idx = lua_absindex(L, idx);
+  size_t len;
+  if (lua_type(L, idx) == LUA_TSTRING) {
+    const char *text = lua_tolstring(L, idx, &len);
+    binding_reply(bs->sched->rt, to, corr, REPLY_ERROR, text, len);
+    return;
+  }
+  const char *text = luaL_tolstring(L, idx, &len); /* honours __tostring */
+  lua_createtable(L, 2, 0);
+  lua_pushvalue(L, -2);
+  lua_rawseti(L, -2, 1);
+  lua_pushvalue(L, idx);
+  lua_rawseti(L, -2, 2);
+  char err[CODEC_ERR_MAX];
+  bs->buf.size = 0;
+  if (codec_encode(L, -1, "error", &bs->buf, err, sizeof err) == 0)
+    binding_reply(bs->sched->rt, to, corr, REPLY_RAISED, bs->buf.data, bs->buf.size);
+  else /* a value that cannot travel (a function): its text does */
+    binding_reply(bs->sched->rt, to, corr, REPLY_ERROR, text, len);
+  bs->buf.size = 0;
+  lua_pop(L, 2);
+}
+
+/* core.reply_error(err): an ask in progress fails with err (any value). */
 static int core_reply_error(lua_State *L) {
   binding_state *bs = bs_of(L);
-  size_t len;
-  const char *text = luaL_checklstring(L, 1, &len);
+  luaL_checkany(L, 1);
   if (!bs->cur_corr) return 0;
-  binding_reply(bs->sched->rt, bs->cur_sender, bs->cur_corr, REPLY_ERROR, text, len);
+  reply_error_value(L, bs, 1, bs->cur_sender, bs->cur_corr);
   answered(bs, bs->cur_corr);
   bs->cur_corr = 0; /* answered */
   return 0;
+}
+
+/* core.reply_error_taken(): the current ask is answered elsewhere (a
+ * reply_later handle): nothing in this turn answers it any more. */
+static int core_reply_error_taken(lua_State *L) {
+  bs_of(L)->cur_corr = 0;
+  return 0;
+}
+
+/* core.reply_to(sched, aid, corr, ok, value): answers an ask later (a
+ * ctx:reply_later handle): with the value, or (ok false) with it as error. */
+static int core_reply_to(lua_State *L) {
+  binding_state *bs = bs_of(L);
+  lore_addr to = {(uint32_t)luaL_checkinteger(L, 1), (uint64_t)luaL_checkinteger(L, 2)};
+  uint64_t corr = (uint64_t)luaL_checkinteger(L, 3);
+  int ok = lua_toboolean(L, 4);
+  luaL_checkany(L, 5);
+  if (!corr) return 0;
+  if (ok) {
+    size_t len;
+    const char *data = binding_encode(L, bs, 5, "reply", &len);
+    binding_reply(bs->sched->rt, to, corr, REPLY_VALUE, data, len);
+  } else {
+    reply_error_value(L, bs, 5, to, corr);
+  }
+  answered(bs, corr);
+  return 0;
+}
+
+/* core.ask(ref, msg, timeout) -> corr, timer id: sends msg to ref as an ask
+ * of the current actor; the answer (a MSG_REPLY with corr) or, after
+ * timeout seconds, SYS_ASK_TIMEOUT (ival: corr) comes to it as a system
+ * message. */
+static int core_ask(lua_State *L) {
+  binding_state *bs = bs_of(L);
+  binding_current_actor(L);
+  lore_ref *r = ref_check(L, 1);
+  luaL_checkany(L, 2);
+  lua_Number secs = check_delay(L, 3);
+  uint64_t corr = runtime_new_corr(bs->sched->rt);
+  size_t len;
+  const char *data = binding_encode(L, bs, 2, "message", &len);
+  lore_msg *t = msg_new(MSG_SYSTEM, NULL, 0, NULL, 0);
+  if (!t) return luaL_error(L, "out of memory");
+  t->sub = SYS_ASK_TIMEOUT;
+  t->ival = (int64_t)corr;
+  lua_Integer timer = start_timer(L, secs, t);
+  binding_send(bs, r, MSG_USER, data, len, corr);
+  lua_pushinteger(L, (lua_Integer)corr);
+  lua_pushinteger(L, timer);
+  return 2;
+}
+
+/* core.notify(ref, sub [, value]): a system message of subtype sub (SYS_WATCH
+ * and the like) to ref, from the current actor (if any): it goes before the
+ * target's commands and reaches it even while its mailbox is held. */
+static int core_notify(lua_State *L) {
+  binding_state *bs = bs_of(L);
+  lore_ref *r = ref_check(L, 1);
+  lua_Integer sub = luaL_checkinteger(L, 2);
+  size_t len = 0;
+  const char *data = lua_isnoneornil(L, 3) ? NULL : binding_encode(L, bs, 3, "notice", &len);
+  lore_msg *m = msg_new(MSG_SYSTEM, data, len, r->name_len ? r->name : NULL, r->name_len);
+  if (!m) return luaL_error(L, "out of memory");
+  m->sub = (uint32_t)sub;
+  if (!r->name_len) {
+    m->target.sched = r->sched;
+    m->target.aid = r->aid;
+  }
+  if (bs->cur_actor) {
+    m->sender.sched = bs->sched->index;
+    m->sender.aid = bs->cur_actor->aid;
+  }
+  runtime_send(bs->sched->rt, m);
+  return 0;
+}
+
+/* core.msg_value(mptr) -> the value a system message carries, or nil */
+static int core_msg_value(lua_State *L) {
+  lore_msg *m = lua_touserdata(L, 1);
+  luaL_argcheck(L, m != NULL, 1, "not a message");
+  char err[CODEC_ERR_MAX];
+  if (!m->len || codec_decode(L, m->data, m->len, err, sizeof err)) return 0;
+  return 1;
+}
+
+/* core.reply_value(mptr) -> true, value | false, err: what a MSG_REPLY says */
+static int core_reply_value(lua_State *L) {
+  lore_msg *m = lua_touserdata(L, 1);
+  luaL_argcheck(L, m && m->kind == MSG_REPLY, 1, "not a reply");
+  char err[CODEC_ERR_MAX];
+  if (m->sub == REPLY_VALUE) {
+    lua_pushboolean(L, 1);
+    if (m->len == 0)
+      lua_pushnil(L);
+    else if (codec_decode(L, m->data, m->len, err, sizeof err)) {
+      lua_pop(L, 1);
+      lua_pushboolean(L, 0);
+      lua_pushstring(L, err);
+    }
+    return 2;
+  }
+  lua_pushboolean(L, 0);
+  if (m->sub == REPLY_RAISED && codec_decode(L, m->data, m->len, err, sizeof err) == 0) {
+    lua_rawgeti(L, -1, 2);
+    lua_remove(L, -2);
+  } else {
+    lua_pushlstring(L, m->data, m->len);
+  }
+  return 2;
 }
 
 /* core.current() -> sender_sched, sender_aid, corr: saved with a persist so
@@ -568,19 +717,16 @@ static int core_worker(lua_State *L) {
   return 2;
 }
 
-/* core.spawn_remote(sched, aid, behaviour, opts): spawn on another worker
- * (a persistent child whose id lives there); errors are logged there. */
+/* core.spawn_remote(sched, aid, spec): spawn on another worker (a child
+ * whose id lives there); spec is runtime.lua's {behaviour, opts, manager,
+ * family}; errors are logged there. */
 static int core_spawn_remote(lua_State *L) {
   binding_state *bs = bs_of(L);
   uint32_t target = (uint32_t)luaL_checkinteger(L, 1);
   lua_Integer aid = luaL_checkinteger(L, 2);
-  lua_createtable(L, 2, 0);
-  lua_pushvalue(L, 3);
-  lua_rawseti(L, -2, 1);
-  lua_pushvalue(L, 4);
-  lua_rawseti(L, -2, 2);
+  luaL_checktype(L, 3, LUA_TTABLE);
   size_t len;
-  const char *data = binding_encode(L, bs, lua_gettop(L), "spawn options", &len);
+  const char *data = binding_encode(L, bs, 3, "spawn options", &len);
   lore_msg *m = msg_new(MSG_SPAWN, data, len, NULL, 0);
   if (!m) return luaL_error(L, "out of memory");
   m->target.sched = target;
@@ -685,6 +831,12 @@ int luaopen_lore_core(lua_State *L) {
                                  {"reply", core_reply},
                                  {"current", core_current},
                                  {"reply_error", core_reply_error},
+                                 {"reply_to", core_reply_to},
+                                 {"reply_error_taken", core_reply_error_taken},
+                                 {"ask", core_ask},
+                                 {"reply_value", core_reply_value},
+                                 {"notify", core_notify},
+                                 {"msg_value", core_msg_value},
                                  {"was_answered", core_was_answered},
                                  {"set_current", core_set_current},
                                  {"sender", core_sender},
@@ -728,6 +880,12 @@ int luaopen_lore_core(lua_State *L) {
   set_int(L, "SNAP_DELETED", SYS_SNAP_DELETED);
   set_int(L, "RECOVERY_PERMIT", SYS_RECOVERY_PERMIT);
   set_int(L, "IO_IDLE", SYS_IO_IDLE);
+  set_int(L, "ASK_TIMEOUT", SYS_ASK_TIMEOUT);
+  set_int(L, "WATCH", SYS_WATCH);
+  set_int(L, "UNWATCH", SYS_UNWATCH);
+  set_int(L, "TERMINATED", SYS_TERMINATED);
+  set_int(L, "CHILD_FAILED", SYS_CHILD_FAILED);
+  set_int(L, "CHILD_STOPPED", SYS_CHILD_STOPPED);
   lua_setfield(L, -2, "SYS");
   lua_createtable(L, 0, 4);
   set_int(L, "JOURNAL_EREJECTED", JOURNAL_EREJECTED);
@@ -806,8 +964,43 @@ int worker_sched_message(sched_t *s, lore_msg *m) {
   return ACTOR_CONSUMED;
 }
 
+/* A watch of an actor that is not running: the watcher learns at once that
+ * it has ended ({ref =, reason = "stopped"}, ref as the watch named it). */
+static void watch_missed(sched_t *s, lore_msg *m) {
+  if (!m->sender.aid) return;
+  char bytes[REF_SERIALIZED_MAX];
+  size_t n;
+  if (m->name) {
+    size_t len = strlen(m->name);
+    if (len + 1 > sizeof bytes) return;
+    bytes[0] = 2;
+    memcpy(bytes + 1, m->name, len);
+    n = len + 1;
+  } else {
+    lore_ref r = {.sched = m->target.sched, .aid = m->target.aid};
+    if (!(n = ref_serialize(&r, bytes, sizeof bytes))) return;
+  }
+  msgpack_sbuffer sb;
+  msgpack_sbuffer_init(&sb);
+  msgpack_packer pk;
+  msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+  msgpack_pack_map(&pk, 2);
+  msgpack_pack_str_with_body(&pk, "ref", 3);
+  msgpack_pack_ext(&pk, n, REF_EXT_TYPE);
+  msgpack_pack_ext_body(&pk, bytes, n);
+  msgpack_pack_str_with_body(&pk, "reason", 6);
+  msgpack_pack_str_with_body(&pk, "stopped", 7);
+  lore_msg *t = msg_new(MSG_SYSTEM, sb.data, sb.size, NULL, 0);
+  msgpack_sbuffer_destroy(&sb);
+  if (!t) return;
+  t->sub = SYS_TERMINATED;
+  t->target = m->sender;
+  runtime_send(s->rt, t);
+}
+
 void worker_dead_letter(sched_t *s, lore_msg *m) {
   /* (an entity that could not wake up lands here too: its asker learns it) */
+  if (m->kind == MSG_SYSTEM && m->sub == SYS_WATCH) watch_missed(s, m);
   if (m->corr && m->kind == MSG_USER) {
     static const char e[] = "dead letter: no actor is running at that ref";
     binding_reply(s->rt, m->sender, m->corr, REPLY_DEAD, e, sizeof e - 1);

@@ -123,7 +123,29 @@ typedef struct pending_ask {
   lore_reply_cb cb;
   void *ud;
   sched_timer *timer;
+  int raw_errors; /* the Lua module: an error value raised by a handler, as MessagePack */
 } pending_ask;
+
+/* The text of a REPLY_RAISED ({text, value}); the whole bytes if malformed. */
+static void raised_text(const char *data, size_t len, const char **text, size_t *tlen) {
+  *text = data;
+  *tlen = len;
+  msgpack_unpacked u;
+  msgpack_unpacked_init(&u);
+  size_t off = 0;
+  if (msgpack_unpack_next(&u, data, len, &off) == MSGPACK_UNPACK_SUCCESS &&
+      u.data.type == MSGPACK_OBJECT_ARRAY && u.data.via.array.size >= 1 &&
+      u.data.via.array.ptr[0].type == MSGPACK_OBJECT_STR) {
+    /* the string's bytes point into `data` (no copy for a str object) */
+    const char *p = u.data.via.array.ptr[0].via.str.ptr;
+    size_t n = u.data.via.array.ptr[0].via.str.size;
+    if (p >= data && p + n <= data + len) { /* it points into the reply's bytes */
+      *text = p;
+      *tlen = n;
+    }
+  }
+  msgpack_unpacked_destroy(&u);
+}
 
 static void ask_free(void *p) { free(p); }
 
@@ -170,8 +192,8 @@ static pending_ask *ask_register(lore_runtime *lrt, double timeout_s, lore_reply
   return a;
 }
 
-int lore_ask(lore_runtime *rt, const lore_ref *to, const void *msg, size_t len, double timeout_s,
-             lore_reply_cb cb, void *ud) {
+static int ask(lore_runtime *rt, const lore_ref *to, const void *msg, size_t len, double timeout_s,
+               lore_reply_cb cb, void *ud, int raw_errors) {
   if (!rt || !to || !cb || timeout_s != timeout_s) return UV_EINVAL;
   HOST_THREAD_CHECK(rt);
   RUNNING_CHECK(rt);
@@ -185,9 +207,20 @@ int lore_ask(lore_runtime *rt, const lore_ref *to, const void *msg, size_t len, 
     msg_free(m);
     return UV_ENOMEM;
   }
+  a->raw_errors = raw_errors;
   m->corr = a->corr;
   runtime_send(rt->rt, m);
   return 0;
+}
+
+int lore_ask(lore_runtime *rt, const lore_ref *to, const void *msg, size_t len, double timeout_s,
+             lore_reply_cb cb, void *ud) {
+  return ask(rt, to, msg, len, timeout_s, cb, ud, 0);
+}
+
+int host_ask_raised(lore_runtime *rt, const lore_ref *to, const void *msg, size_t len,
+                    double timeout_s, lore_reply_cb cb, void *ud) {
+  return ask(rt, to, msg, len, timeout_s, cb, ud, 1);
 }
 
 int host_ask_worker(lore_runtime *lrt, uint32_t sched, uint32_t sub, const void *data, size_t len,
@@ -483,8 +516,17 @@ int host_sched_message(sched_t *s, lore_msg *m) {
     case REPLY_VALUE: status = 0; break;
     case REPLY_ERROR: status = LORE_EFAILED; break;
     case REPLY_DEAD: status = LORE_EDEADLETTER; break;
+    case REPLY_RAISED: status = LORE_EFAILED; break;
     default: status = (int)m->ival; break;
   }
+  if (m->sub == REPLY_RAISED && !a->raw_errors) { /* a C host gets the text */
+    const char *text;
+    size_t len;
+    raised_text(m->data, m->len, &text, &len);
+    ask_finish(a, status, text, len);
+    return ACTOR_CONSUMED;
+  }
+  if (m->sub == REPLY_RAISED) status = HOST_ERAISED;
   ask_finish(a, status, m->data, m->len);
   return ACTOR_CONSUMED;
 }

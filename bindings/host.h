@@ -14,6 +14,8 @@ enum {
   REPLY_ERROR = 1, /* data: the error text (the actor raised) */
   REPLY_DEAD = 2,  /* data: why no actor took it */
   REPLY_CODE = 3,  /* ival: a Lore error code; data: its detail (spawns) */
+  REPLY_RAISED = 4, /* data: the MessagePack array {text, value}: a handler raised a
+                       value that is not a string (the asker gets it intact) */
 };
 
 /* Requests from the host to a worker scheduler itself (a MSG_SYSTEM with
@@ -50,6 +52,13 @@ typedef struct host_stats {
 void host_get_stats(lore_runtime *lrt, host_stats *out);
 /* Actors alive (spawned or being spawned, not yet stopped) on the workers. */
 long long host_alive(lore_runtime *lrt);
+
+/* lore_ask, except that an error value a handler raised (not a string)
+ * reaches cb as status HOST_ERAISED with the MessagePack array {text, value}:
+ * what the Lua module needs to raise it intact. */
+#define HOST_ERAISED (-5290)
+int host_ask_raised(lore_runtime *rt, const lore_ref *to, const void *msg, size_t len,
+                    double timeout_s, lore_reply_cb cb, void *ud);
 
 /* Sends worker `sched` the request `sub` (WORKER_*) with data; cb(ud, status,
  * reply, len) runs on the host loop with the worker's answer. */

@@ -160,6 +160,18 @@ static void ask_answered(void *ud, int status, const void *reply, size_t len) {
     if (status == LORE_ETIMEDOUT) {
       lua_pushboolean(co, 0);
       lua_pushfstring(co, "timeout: %s did not answer within %f s", w->target, w->timeout);
+    } else if (status == HOST_ERAISED) { /* {text, value}: raise the value itself */
+      lua_pushboolean(co, 0);
+      if (codec_decode(co, reply, len, err, sizeof err) == 0) {
+        lua_rawgeti(co, -1, 2);
+        if (lua_isnil(co, -1)) {
+          lua_pop(co, 1);
+          lua_rawgeti(co, -1, 1);
+        }
+        lua_remove(co, -2);
+      } else {
+        lua_pushstring(co, err);
+      }
     } else if (status) {
       lua_pushboolean(co, 0);
       lua_pushlstring(co, reply, len);
@@ -199,7 +211,7 @@ static int host_ask_as(lua_State *L, host *h) {
   lua_pushvalue(L, 1);
   snprintf(w->target, sizeof w->target, "%s", luaL_tolstring(L, -1, NULL));
   lua_pop(L, 2);
-  int rc = lore_ask(h->lrt, r, data, len, timeout, ask_answered, w);
+  int rc = host_ask_raised(h->lrt, r, data, len, timeout, ask_answered, w);
   if (rc) {
     free(w);
     return luaL_error(L, "%s", lore_strerror(rc));

@@ -26,6 +26,13 @@ enum {
   SYS_SNAP_DELETED = 23,
   SYS_RECOVERY_PERMIT = 24, /* a recovery permit was handed to this actor */
   SYS_IO_IDLE = 25,         /* every I/O of the actor has completed (when asked for) */
+  SYS_ASK_TIMEOUT = 26,     /* one of this actor's asks was not answered in time (ival: corr) */
+  /* Between actors (core.notify; data: a MessagePack value, sender: who): */
+  SYS_WATCH = 27,         /* the sender watches this actor */
+  SYS_UNWATCH = 28,       /* ... no more */
+  SYS_TERMINATED = 29,    /* {ref =, reason =}: an actor this one watched has ended */
+  SYS_CHILD_FAILED = 30,  /* a child escalates its failure (data: the error text) */
+  SYS_CHILD_STOPPED = 31, /* a child has ended (its parent forgets it) */
 };
 
 /*

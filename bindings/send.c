@@ -26,8 +26,7 @@ void binding_reply(runtime_t *rt, lore_addr to, uint64_t corr, uint32_t sub, con
   lore_msg *m = msg_new(MSG_REPLY, data, len, NULL, 0);
   if (!m) return; /* out of memory: the asker times out */
   m->sub = sub;
-  m->target.sched = to.sched;
-  m->target.aid = 0; /* for the scheduler, which knows the asker by corr */
+  m->target = to; /* an actor that asked gets it in its sysq; the host by corr */
   m->corr = corr;
   runtime_send(rt, m);
 }

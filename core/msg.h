@@ -10,7 +10,7 @@
 enum {
   MSG_USER = 0,   /* a command: MessagePack payload */
   MSG_STOP,       /* safe stop: queued behind the user messages already there */
-  MSG_REPLY,      /* an answer to an ask, for the scheduler (target_aid 0) */
+  MSG_REPLY,      /* an answer to an ask: to the asking actor, or to its scheduler (aid 0) */
   MSG_SYSTEM,     /* runtime-internal, for the actor (e.g. a persist completion) */
   MSG_TIMER,      /* a scheduled message firing: treated as a user message */
   MSG_SPAWN,      /* a spawn request for the target scheduler */

@@ -571,7 +571,7 @@ return function(core, R, ctx_methods)
     if op.stashing then rec.stashing = rec.stashing - 1 end
     core.set_current(op.ss, op.sa, op.sc)
     if status == 0 then
-      rec.quick_failures = 0 -- the journal works again: the next failure backs off from the start
+      rec.window_start = nil -- the journal works again: the next failure backs off from the start
       local fn, M = op.fn, rec[BEH].M
       local apply_fn, meta = M.apply, apply_meta(rec)
       for i, evt in ipairs(op.events) do
@@ -603,7 +603,12 @@ return function(core, R, ctx_methods)
         op.first, err))
       local ok, herr = pcall(call_hook, rec, "on_persist_failure", rec[ST], err, op.events[1], rec[CTX])
       if not ok then core.log(LOG_WARN, fmt("%s: on_persist_failure: %s", rec.pid, tostring(herr))) end
-      R.count_failure(rec)
+      if not R.count_failure(rec) then
+        core.log(LOG_ERROR, fmt("%s: the journal failed %d times in a row; stopping it for good", rec.pid,
+          rec.restarts))
+        rec.end_reason = "failed"
+        return P.give_up(rec)
+      end
       return P.restart(rec, err, true)
     end
     drain(rec)

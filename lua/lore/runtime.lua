@@ -76,6 +76,62 @@ R.own = own
 
 function ctx_methods:reply(v) core.reply(v) end
 
+-- ctx:ask(ref, msg, timeout, fn): fn(reply, err) runs later, as a turn of
+-- this actor (its state is safe to touch): err is "timeout: ...", the
+-- target's error (the value it raised, intact) or a dead letter.
+function ctx_methods:ask(ref, msg, timeout, fn)
+  local rec = own(self, "ask")
+  if type(fn) ~= "function" then error("ctx:ask(ref, msg, timeout, fn): fn must be a function", 2) end
+  if type(timeout) ~= "number" or timeout ~= timeout or timeout < 0 then
+    error("ctx:ask: timeout must be a number of seconds >= 0", 2)
+  end
+  if msg == nil then error("ctx:ask: the message is nil", 2) end
+  local corr, timer = core.ask(ref, msg, timeout)
+  rec.asks = rec.asks or {}
+  rec.asks[corr] = { fn = fn, timer = timer, target = tostring(ref), timeout = timeout }
+end
+
+local later_mt = { __index = {}, __metatable = "lore.reply_handle" }
+-- h:reply(v) answers the ask the handle was made for, once.
+function later_mt.__index:reply(v)
+  if self.done then return false end
+  self.done = true
+  core.reply_to(self.sched, self.aid, self.corr, true, v)
+  return true
+end
+-- h:fail(err) answers it with an error instead.
+function later_mt.__index:fail(err)
+  if self.done then return false end
+  self.done = true
+  core.reply_to(self.sched, self.aid, self.corr, false, err)
+  return true
+end
+
+-- ctx:reply_later() -> a handle for the current command's asker, answered
+-- later with h:reply(v) (after this actor asked someone else, say).
+function ctx_methods:reply_later()
+  own(self, "reply_later")
+  local sched, aid, corr = core.current()
+  local h = setmetatable({ sched = sched, aid = aid, corr = corr, done = corr == 0 }, later_mt)
+  core.reply_error_taken() -- the handle answers it: nothing else does
+  return h
+end
+
+-- ctx:now() -> wall-clock seconds since the epoch, with millisecond resolution
+function ctx_methods:now() return core.now_ms() / 1000 end
+
+local log_levels = { debug = 0, info = 1, warn = 2, error = 3 }
+-- ctx:log(level, fmt, ...): a line through the runtime's log, naming the actor
+function ctx_methods:log(level, f, ...)
+  local rec = own(self, "log")
+  local n = log_levels[level]
+  if not n then error("ctx:log(level, fmt, ...): level is \"debug\", \"info\", \"warn\" or \"error\"", 2) end
+  if type(f) ~= "string" then error("ctx:log: fmt must be a string", 2) end
+  local ok, line = pcall(fmt, f, ...)
+  if not ok then error("ctx:log: " .. tostring(line), 2) end
+  core.log(n, fmt("actor %s (%s): %s", tostring(rec.self), rec[BEH].name, line))
+end
+
 local timer_mt = { __index = {}, __metatable = "lore.timer" }
 function timer_mt.__index:cancel() return core.cancel(self.id) end
 
@@ -97,6 +153,13 @@ function ctx_methods:unstash_all()
   core.unstash_all()
 end
 
+-- Children stop when their parent stops (or restarts: Akka's default).
+local function stop_children(rec)
+  if not rec.children then return end
+  for _, child in pairs(rec.children) do child:stop() end
+  rec.children = nil
+end
+
 local function stop_actor(rec)
   if rec.stopping then return end
   rec.stopping = true
@@ -105,6 +168,7 @@ local function stop_actor(rec)
     local ok, err = pcall(M.on_stop, rec[ST], rec[CTX])
     if not ok then core.log(LOG_WARN, fmt("%s: on_stop: %s", tostring(rec.self), tostring(err))) end
   end
+  stop_children(rec)
   core.stop(rec.aid)
 end
 R.stop_actor = stop_actor
@@ -126,16 +190,44 @@ function ctx_methods:spawn(behaviour, opts)
     local ok, why = core.check_id(id)
     if not ok then error("ctx:spawn: opts.id " .. why, 2) end
   end
+  local rec = current_rec()
   local aid = core.new_aid()
   local here = core.worker()
   local target = id and core.sched_for(id) or here
+  -- the child knows its parent and follows the parent's M.supervision
+  local spec = { behaviour, opts, nil, { parent = rec.self, supervision = rec[BEH].M.supervision } }
   if target == here then
-    local ok, err = R.spawn(aid, { behaviour, opts })
+    local ok, err = R.spawn(aid, spec)
     if not ok then error(err, 2) end
   else
-    core.spawn_remote(target, aid, behaviour, opts) -- errors are logged on that worker
+    -- placed on another worker (by its id): a behaviour missing or broken
+    -- fails here and now, as it would for a child on this worker
+    local b, err = R.behaviour(behaviour)
+    if not b then error(err, 2) end
+    core.spawn_remote(target, aid, spec) -- a later failure there (id live, init) is logged there
   end
-  return id and lore.ref(id) or core.addr_ref(aid)
+  local ref = id and lore.ref(id) or core.addr_ref(aid)
+  rec.children = rec.children or {}
+  rec.children[tostring(ref)] = ref
+  return ref
+end
+
+-- ctx:watch(ref): M.on_terminated(state, ref, reason, ctx) runs when that
+-- actor ends ("stopped", or "failed" when it was stopped for good after
+-- failing), also at once when it is not running at all.
+function ctx_methods:watch(ref)
+  local rec = own(self, "watch")
+  if getmetatable(ref) ~= "lore.ref" then error("ctx:watch(ref): ref must be a ref", 2) end
+  rec.watching = rec.watching or {}
+  rec.watching[tostring(ref)] = ref
+  core.notify(ref, SYS.WATCH)
+end
+
+function ctx_methods:unwatch(ref)
+  local rec = own(self, "unwatch")
+  if getmetatable(ref) ~= "lore.ref" then error("ctx:unwatch(ref): ref must be a ref", 2) end
+  if rec.watching then rec.watching[tostring(ref)] = nil end
+  core.notify(ref, SYS.UNWATCH)
 end
 
 ---------------------------------------------------------------------------
@@ -155,6 +247,7 @@ local function behaviour(name)
   behaviours[name] = b
   return b
 end
+R.behaviour = behaviour
 
 ---------------------------------------------------------------------------
 -- Lifecycle
@@ -193,6 +286,11 @@ function R.spawn(aid, spec)
     self = opts.id and lore.ref(opts.id) or core.addr_ref(aid)
   end
   local rec = { b, nil, ctx, opts = opts, aid = aid, self = self, pid = opts.id }
+  local family = spec[4]
+  if family then
+    rec.parent = family.parent
+    rec.sup = family.supervision
+  end
   if persistent then rec.persistent, rec.seq, rec.recovering = true, 0, false end
   local ok, cerr = init_state(rec)
   if not ok then return nil, cerr, "script" end
@@ -301,8 +399,52 @@ function R.upgrade(rec)
   rec.upgrade_failed = nil
 end
 
+-- An answer to one of the actor's asks, or its timeout: the callback runs now.
+local function ask_done(rec, corr, ok, v)
+  local entry = rec.asks and rec.asks[corr]
+  if not entry then return end -- answered already (a late reply after the timeout)
+  rec.asks[corr] = nil
+  if ok then return entry.fn(v, nil) end
+  return entry.fn(nil, v)
+end
+
 function R.system(rec, kind, ival, token, mptr)
-  if kind == "stop" then
+  if kind == "reply" then
+    local entry = rec.asks and rec.asks[token]
+    if entry then core.cancel(entry.timer) end
+    return ask_done(rec, token, core.reply_value(mptr))
+  elseif kind == SYS.ASK_TIMEOUT then
+    local entry = rec.asks and rec.asks[ival]
+    if not entry then return end
+    return ask_done(rec, ival, false, fmt("timeout: %s did not answer within %s s", entry.target,
+      tostring(entry.timeout)))
+  elseif kind == SYS.WATCH then
+    local w = core.sender()
+    if w then
+      rec.watchers = rec.watchers or {}
+      rec.watchers[tostring(w)] = w
+    end
+    return
+  elseif kind == SYS.UNWATCH then
+    local w = core.sender()
+    if w and rec.watchers then rec.watchers[tostring(w)] = nil end
+    return
+  elseif kind == SYS.TERMINATED then
+    local notice = core.msg_value(mptr)
+    if not notice then return end
+    local key = tostring(notice.ref)
+    if not (rec.watching and rec.watching[key]) then return end -- unwatched since
+    rec.watching[key] = nil
+    local f = rec[BEH].M.on_terminated
+    if type(f) == "function" then f(rec[ST], notice.ref, notice.reason, rec[CTX]) end
+    return
+  elseif kind == SYS.CHILD_STOPPED then
+    local child = core.msg_value(mptr)
+    if child and rec.children then rec.children[tostring(child)] = nil end
+    return
+  elseif kind == SYS.CHILD_FAILED then
+    return R.failed(rec, core.msg_value(mptr) or "a child failed")
+  elseif kind == "stop" then
     if rec.persistent then return P.stop_requested(rec) end
     return stop_actor(rec)
   elseif kind == SYS.RESTART then
@@ -312,51 +454,102 @@ function R.system(rec, kind, ival, token, mptr)
   end
 end
 
--- The default supervision of a top-level actor: restart with exponential
--- back-off (50 ms * 2^(n-2), at most 10 s, for the n-th failure less than a
--- second after the previous one), and at most MAX_RESTARTS restarts within
--- RESTART_WINDOW seconds: past that, the actor is stopped with a logged reason
--- instead of failing forever. Counted in monotonic wall-clock time.
-local MAX_RESTARTS, RESTART_WINDOW = 10, 60
+-- Supervision. A child follows its parent's M.supervision; a top-level actor
+-- the runtime's default: restart, with exponential back-off (the n-th
+-- restart of a series waits min * 2^(n-2) seconds, at most max, plus a
+-- random part; the first none), at most max_restarts restarts within
+-- `within` seconds (then the actor is stopped for good, with a logged
+-- reason); a series ends `within` seconds after it began. Counted in
+-- monotonic wall-clock time.
+local DEFAULT_POLICY = {
+  strategy = "restart", max_restarts = 10, within = 60,
+  backoff = { min = 0.05, max = 10, random = 0.2 },
+}
+
+-- The parent's M.supervision with the defaults filled in; an invalid one is
+-- reported once and the default used.
+local function policy(rec)
+  local p = rec.sup
+  if p == nil then return DEFAULT_POLICY end
+  if rec.sup_checked then return rec.sup_checked end
+  local ok = type(p) == "table"
+    and (p.strategy == nil or p.strategy == "restart" or p.strategy == "stop" or p.strategy == "escalate")
+    and (p.max_restarts == nil or math.type(p.max_restarts) == "integer" and p.max_restarts >= 0)
+    and (p.within == nil or type(p.within) == "number" and p.within > 0)
+    and (p.backoff == nil or type(p.backoff) == "table")
+  if not ok then
+    core.log(LOG_WARN, fmt("%s: its parent's M.supervision is invalid: the default applies", tostring(rec.self)))
+    rec.sup_checked = DEFAULT_POLICY
+    return DEFAULT_POLICY
+  end
+  local b = p.backoff or {}
+  rec.sup_checked = {
+    strategy = p.strategy or "restart", max_restarts = p.max_restarts or 10, within = p.within or 60,
+    backoff = { min = b.min or 0.05, max = b.max or 10, random = b.random or 0.2 },
+  }
+  return rec.sup_checked
+end
 
 -- Counts one failure; returns false when the actor has failed too often and
--- must stop.
+-- must stop for good.
 local function count_failure(rec)
+  local pol = policy(rec)
   local now = core.now_mono()
-  if rec.last_failure and now - rec.last_failure < 1.0 then
-    rec.quick_failures = (rec.quick_failures or 0) + 1
-  else
-    rec.quick_failures = 1
-  end
-  rec.last_failure = now
-  if not rec.window_start or now - rec.window_start > RESTART_WINDOW then
+  if not rec.window_start or now - rec.window_start > pol.within then
     rec.window_start, rec.restarts = now, 0
   end
   rec.restarts = rec.restarts + 1
-  return rec.restarts <= MAX_RESTARTS
+  return rec.restarts <= pol.max_restarts
 end
 R.count_failure = count_failure
 
+-- The back-off before the current restart: none for the first of a series.
+function R.backoff_delay(rec)
+  local n = rec.restarts or 1
+  if n <= 1 then return 0 end
+  local b = policy(rec).backoff
+  local delay = math.min(b.min * 2 ^ (n - 2), b.max)
+  return delay * (1 + b.random * math.random())
+end
+
+-- Stops an actor that will not be restarted: its watchers hear "failed".
+local function stop_for_good(rec)
+  rec.end_reason = "failed"
+  if rec.persistent then return P.give_up(rec) end
+  return stop_actor(rec)
+end
+
 -- A handler raised: log it with file and line, answer an ask in progress,
--- and restart the actor (new state from init, or recovery for a persistent
--- actor), with back-off when failures repeat.
-function R.failed(rec, err)
-  err = tostring(err)
-  core.reply_error(err)
+-- and follow the supervision: restart the actor (new state from init, or
+-- recovery for a persistent actor) with back-off, stop it, or escalate.
+function R.failed(rec, raised)
+  core.reply_error(raised) -- the asker gets the value itself (a table stays a table)
+  local err = tostring(raised)
   if rec.stopping then return end
   local name = tostring(rec.self)
   if core.shutting_down() then
     core.log(LOG_WARN, fmt("actor %s (%s) failed during shutdown: %s; stopping", name, rec[BEH].name, err))
     return stop_actor(rec)
   end
+  local pol = policy(rec)
+  if pol.strategy == "stop" then
+    core.log(LOG_ERROR, fmt("actor %s (%s) failed: %s; stopping it (its supervision says stop)",
+      name, rec[BEH].name, err))
+    return stop_for_good(rec)
+  elseif pol.strategy == "escalate" and rec.parent then
+    core.log(LOG_ERROR, fmt("actor %s (%s) failed: %s; escalating to its parent %s", name,
+      rec[BEH].name, err, tostring(rec.parent)))
+    core.notify(rec.parent, SYS.CHILD_FAILED, fmt("child %s failed: %s", name, err))
+    return stop_for_good(rec)
+  end
   if not count_failure(rec) then
-    core.log(LOG_ERROR, fmt("actor %s (%s) failed %d times within %d s: %s; stopping it for good",
-      name, rec[BEH].name, rec.restarts, RESTART_WINDOW, err))
-    if rec.persistent then return P.give_up(rec) end
-    return stop_actor(rec)
+    core.log(LOG_ERROR, fmt("actor %s (%s) failed %d times within %s s: %s; stopping it for good",
+      name, rec[BEH].name, rec.restarts, tostring(pol.within), err))
+    return stop_for_good(rec)
   end
   core.log(LOG_ERROR, fmt("actor %s (%s) failed: %s; restarting", name, rec[BEH].name, err))
   core.unstash_all() -- Akka: a restart puts the user stash back in the mailbox
+  stop_children(rec) -- Akka: a restarting parent stops its children
   if rec.persistent then return P.restart(rec, err) end
   local ok, ierr = init_state(rec)
   if not ok then
@@ -364,12 +557,6 @@ function R.failed(rec, err)
     return stop_actor(rec)
   end
   R.backoff(rec)
-end
-
-function R.backoff_delay(rec)
-  local n = rec.quick_failures or 1
-  if n <= 1 then return 0 end
-  return math.min(0.05 * 2 ^ (n - 2), 10)
 end
 
 -- Holds the mailbox for the back-off delay after a quick repeated failure.
@@ -388,9 +575,15 @@ function R.shutdown(rec)
   if rec.persistent then return P.shutdown(rec) end
 end
 
+-- The actor has ended: its watchers and its parent hear of it.
 function R.stopped(rec)
   rec.dead = true
   if rec.persistent then P.stopped(rec) end
+  if rec.watchers then
+    local notice = { ref = rec.self, reason = rec.end_reason or "stopped" }
+    for _, w in pairs(rec.watchers) do core.notify(w, SYS.TERMINATED, notice) end
+  end
+  if rec.parent then core.notify(rec.parent, SYS.CHILD_STOPPED, rec.self) end
 end
 
 -- The internal stash is full: 0 fail, 1 drop, 2 reply with an error.
