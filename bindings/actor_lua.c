@@ -125,6 +125,18 @@ static int actor_receive(actor_t *a, lore_msg *m) {
       break;
     case MSG_SYSTEM:
       if (m->sub == SYS_PERSISTED || m->sub == SYS_DELETED) persist_completion(a, m);
+      if (m->sub == SYS_PERSISTED) { /* the hot one: its own entry, its figures as arguments */
+        int64_t first, ts;
+        persist_written(m, &first, &ts);
+        lua_rawgeti(L, LUA_REGISTRYINDEX, bs->ref_persisted);
+        lua_rawgeti(L, LUA_REGISTRYINDEX, actor_rec_ref(a));
+        lua_pushinteger(L, (lua_Integer)m->corr);
+        lua_pushinteger(L, (lua_Integer)m->ival);
+        lua_pushinteger(L, (lua_Integer)first);
+        lua_pushinteger(L, (lua_Integer)ts);
+        call_entry(bs, a, 4);
+        break;
+      }
       lua_rawgeti(L, LUA_REGISTRYINDEX, bs->ref_system);
       lua_rawgeti(L, LUA_REGISTRYINDEX, actor_rec_ref(a));
       lua_pushinteger(L, (lua_Integer)m->sub);
@@ -682,15 +694,17 @@ static int core_schedule(lua_State *L) {
   return 1;
 }
 
-/* core.schedule_system(seconds, sub): a runtime-internal timer (a
+/* core.schedule_system(seconds, sub [, ival]): a runtime-internal timer (a
  * payload-less system message of that subtype to the current actor). */
 static int core_schedule_system(lua_State *L) {
   binding_current_actor(L);
   lua_Number secs = check_delay(L, 1);
   lua_Integer sub = luaL_checkinteger(L, 2);
+  lua_Integer ival = luaL_optinteger(L, 3, 0);
   lore_msg *m = msg_new(MSG_SYSTEM, NULL, 0, NULL, 0);
   if (!m) return luaL_error(L, "out of memory");
   m->sub = (uint32_t)sub;
+  m->ival = ival;
   lua_pushinteger(L, start_timer(L, secs, m));
   return 1;
 }

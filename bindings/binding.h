@@ -33,7 +33,7 @@ typedef struct binding_state {
   lore_msg *cur_msg; /* the command being handled (for ctx:stash) */
   /* Registry refs to the Lua runtime's entry points (workers). */
   int ref_dispatch, ref_system, ref_spawn, ref_failed, ref_stopped, ref_overflow, ref_upgrade,
-      ref_reload;
+      ref_reload, ref_persisted;
   msgpack_sbuffer buf; /* reused for encoding */
   idmap timers;        /* timer id -> sched_timer */
   uint64_t next_timer;
@@ -48,6 +48,9 @@ typedef struct binding_state {
   uint64_t answered[ANSWERED_RING]; /* the last asks answered here (core.was_answered) */
   unsigned answered_next;
   size_t mem_used, mem_limit;
+  struct pending_event *pending; /* persist_lua.c's scratch: events being encoded */
+  size_t pending_cap;
+  size_t *mem_published; /* lore_runtime.lua_memory[worker]: mem_used for lore.stats() */
   struct worker_entities *entities; /* this worker's entities (entities.c), or NULL */
 } binding_state;
 

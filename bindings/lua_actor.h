@@ -104,6 +104,8 @@ void binding_push_budget_calls(lua_State *L); /* budget.c: budget_blown, cocreat
 /* A journal completion reached actor a: the C side's bookkeeping, before the
  * Lua side sees it (persist_lua.c). */
 void persist_completion(actor_t *a, lore_msg *m);
+/* The first seq and timestamp of a completed events write (0, 0 for others). */
+void persist_written(lore_msg *m, int64_t *first, int64_t *ts);
 /* Entities on a worker (entities.c): wake one up for m (the runtime hook),
  * note a command it got, let go of one that stopped. */
 int entities_route_missing(sched_t *s, lore_msg *m);

@@ -16,6 +16,7 @@ static void *counting_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
   size_t old = ptr ? osize : 0;
   if (nsize == 0) {
     bs->mem_used -= old;
+    __atomic_store_n(bs->mem_published, bs->mem_used, __ATOMIC_RELAXED);
     free(ptr);
     return NULL;
   }
@@ -23,6 +24,7 @@ static void *counting_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
   void *p = realloc(ptr, nsize);
   if (!p) return NULL;
   bs->mem_used = bs->mem_used - old + nsize;
+  __atomic_store_n(bs->mem_published, bs->mem_used, __ATOMIC_RELAXED);
   return p;
 }
 
@@ -78,11 +80,12 @@ static int open_runtime(lua_State *L) {
   luaopen_lore_core(L);
   lua_pushlightuserdata(L, bs);
   lua_call(L, 2, 1); /* runtime.lua gets (core, config) and returns its entry points */
-  static const char *names[] = {"dispatch", "system",   "spawn",   "failed",
-                                "stopped",  "overflow", "upgrade", "reload"};
-  int *refs[] = {&bs->ref_dispatch, &bs->ref_system,   &bs->ref_spawn,   &bs->ref_failed,
-                 &bs->ref_stopped,  &bs->ref_overflow, &bs->ref_upgrade, &bs->ref_reload};
-  for (int i = 0; i < 8; i++) {
+  static const char *names[] = {"dispatch", "system",  "spawn",  "failed",   "stopped",
+                                "overflow", "upgrade", "reload", "persisted"};
+  int *refs[] = {&bs->ref_dispatch, &bs->ref_system,  &bs->ref_spawn,
+                 &bs->ref_failed,   &bs->ref_stopped, &bs->ref_overflow,
+                 &bs->ref_upgrade,  &bs->ref_reload,  &bs->ref_persisted};
+  for (int i = 0; i < 9; i++) {
     lua_getfield(L, -1, names[i]);
     if (!lua_isfunction(L, -1)) return luaL_error(L, "lore.runtime lacks %s", names[i]);
     *refs[i] = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -98,6 +101,7 @@ int worker_state_open(sched_t *s) {
   bs->lrt = lrt;
   bs->budget_left = -1;
   bs->mem_limit = lrt->cfg.memory_limit > 0 ? (size_t)lrt->cfg.memory_limit : 0;
+  bs->mem_published = &lrt->lua_memory[s->index];
   idmap_init(&bs->timers);
   msgpack_sbuffer_init(&bs->buf);
   lua_State *L = lua_newstate(counting_alloc, bs);
@@ -130,6 +134,7 @@ void worker_state_close(sched_t *s) {
   entities_worker_close(bs);
   msgpack_sbuffer_destroy(&bs->buf);
   idmap_free(&bs->timers);
+  free(bs->pending);
   free(bs);
   s->data = NULL;
 }
