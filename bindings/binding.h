@@ -50,7 +50,8 @@ typedef struct binding_state {
   size_t mem_used, mem_limit;
   struct pending_event *pending; /* persist_lua.c's scratch: events being encoded */
   size_t pending_cap;
-  size_t *mem_published; /* lore_runtime.lua_memory[worker]: mem_used for lore.stats() */
+  size_t *mem_published;
+  struct mi_heap_s *heap; /* the Lua state's mimalloc heap (LORE_MIMALLOC), or unused */ /* lore_runtime.lua_memory[worker]: mem_used for lore.stats() */
   struct worker_entities *entities; /* this worker's entities (entities.c), or NULL */
 } binding_state;
 
