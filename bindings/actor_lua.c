@@ -880,6 +880,7 @@ int luaopen_lore_core(lua_State *L) {
   binding_push_budget_calls(L);
   luaopen_lore_core_persist(L);
   luaopen_lore_core_snapshot(L);
+  luaopen_lore_core_recovery(L);
   lua_createtable(L, 0, 16);
   set_int(L, "RESTART", SYS_RESTART);
   set_int(L, "SHUTDOWN", SYS_SHUTDOWN);

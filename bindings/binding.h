@@ -51,6 +51,9 @@ typedef struct binding_state {
   struct pending_event *pending; /* persist_lua.c's scratch: events being encoded */
   size_t pending_cap;
   size_t *mem_published;
+  uint64_t writer_seed;                 /* writer ids (persist_lua.c) */
+  uv_mutex_t recover_lock;              /* guards recover_open (recovery_lua.c) */
+  struct recover_batch *recover_open;   /* recoveries not yet taken by a pool thread */
   struct mi_heap_s *heap; /* the Lua state's mimalloc heap (LORE_MIMALLOC), or unused */ /* lore_runtime.lua_memory[worker]: mem_used for lore.stats() */
   struct worker_entities *entities; /* this worker's entities (entities.c), or NULL */
 } binding_state;

@@ -9,12 +9,6 @@
 #include "entities.h"
 #include "lua_actor.h"
 
-/* A replay page holds at most this many events and (past its first event)
- * this many bytes: recovery's memory is bounded by size, not by rows, so a
- * stream of large events does not take gigabytes to recover. */
-#define REPLAY_PAGE 4096
-#define REPLAY_PAGE_BYTES ((size_t)4 << 20)
-
 #define bs_of worker_bs
 
 /* One request to the journal in flight. It lives inside the message that
@@ -314,17 +308,32 @@ static int core_write_seq(lua_State *L) {
   return 1;
 }
 
+/* A writer id: random, nonzero, 63 bits. A system call per recovery was a
+ * visible part of waking many actors: the worker draws them from splitmix64,
+ * seeded once from the system's random source. */
+static int64_t next_writer_id(binding_state *bs) {
+  if (!bs->writer_seed) {
+    uint64_t seed = 0;
+    if (uv_random(NULL, NULL, &seed, sizeof seed, 0, NULL) != 0)
+      seed = (uint64_t)uv_hrtime() ^ ((uint64_t)(uintptr_t)bs << 17);
+    bs->writer_seed = seed | 1;
+  }
+  for (;;) {
+    uint64_t z = (bs->writer_seed += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    z ^= z >> 31;
+    if (z >> 1) return (int64_t)(z >> 1);
+  }
+}
+
 /* core.new_incarnation(): the actor (re)starts its recovery: a new writer
  * id, and completions of earlier incarnations no longer count. */
 static int core_new_incarnation(lua_State *L) {
   lua_actor *la;
   binding_current_persistent(L, &la);
   la->incarnation++;
-  uint64_t w = 0;
-  while (w == 0) {
-    if (uv_random(NULL, NULL, &w, sizeof w, 0, NULL) != 0) w = (uint64_t)rand() << 32 | (uint64_t)rand();
-  }
-  la->writer = (int64_t)(w >> 1);
+  la->writer = next_writer_id(bs_of(L));
   la->next_seq = la->persisted = 0;
   return 0;
 }
@@ -450,207 +459,6 @@ static int core_recovery_release(lua_State *L) {
   return 0;
 }
 
-/* --- replay: pages read on libuv's thread pool --- */
-
-/* A page travels to the actor inside a MSG_SYSTEM's data: a header, then
- * records, each a rec_hdr followed by manifest, tags and payload. */
-typedef struct page_hdr {
-  int64_t highest;
-  int64_t deleted_to; /* events 1..deleted_to were deleted (bounds, first page only) */
-  int64_t count;
-  int64_t last_seq;
-  int32_t status;
-  int32_t more; /* the page was full: ask for the next one */
-} page_hdr;
-
-typedef struct rec_hdr {
-  int64_t seq, ts, offset, writer;
-  int32_t version;
-  uint32_t manifest_len, tags_len, payload_len;
-} rec_hdr;
-
-typedef struct replay_req {
-  uv_work_t work;
-  lore_runtime *lrt;
-  sched_t *sched;
-  uint64_t aid, token;
-  char *id;
-  int64_t from, to, max;
-  int want_highest;
-  page_hdr hdr;
-  char *buf;
-  size_t len, cap;
-  int oom;
-  int full; /* stopped at REPLAY_PAGE_BYTES */
-} replay_req;
-
-static void buf_put(replay_req *r, const void *p, size_t n) {
-  if (r->oom) return;
-  if (r->len + n > r->cap) {
-    size_t cap = r->cap ? r->cap * 2 : 65536;
-    while (cap < r->len + n) cap *= 2;
-    char *b = realloc(r->buf, cap);
-    if (!b) {
-      r->oom = 1;
-      return;
-    }
-    r->buf = b;
-    r->cap = cap;
-  }
-  memcpy(r->buf + r->len, p, n);
-  r->len += n;
-}
-
-static int collect(const journal_event *ev, void *ud) {
-  replay_req *r = ud;
-  rec_hdr h = {ev->seq,
-               ev->timestamp_ms,
-               ev->offset,
-               ev->writer,
-               ev->version,
-               (uint32_t)strlen(ev->manifest ? ev->manifest : ""),
-               (uint32_t)strlen(ev->tags ? ev->tags : ""),
-               (uint32_t)ev->payload_len};
-  buf_put(r, &h, sizeof h);
-  buf_put(r, ev->manifest ? ev->manifest : "", h.manifest_len);
-  buf_put(r, ev->tags ? ev->tags : "", h.tags_len);
-  buf_put(r, ev->payload, h.payload_len);
-  r->hdr.count++;
-  r->hdr.last_seq = ev->seq;
-  if (r->len >= REPLAY_PAGE_BYTES) r->full = 1;
-  return r->oom || r->full;
-}
-
-static void replay_work(uv_work_t *w) {
-  replay_req *r = w->data;
-  page_hdr blank = {0};
-  r->hdr = blank;
-  buf_put(r, &r->hdr, sizeof r->hdr); /* placeholder, rewritten below */
-  int st = 0;
-  if (r->want_highest) {
-    journal_bounds b;
-    st = journal_bounds_of(r->lrt->journal, r->id, &b);
-    r->hdr.highest = b.highest;
-    r->hdr.deleted_to = b.deleted_to;
-  }
-  int64_t page = r->max >= 0 && r->max < REPLAY_PAGE ? r->max : REPLAY_PAGE;
-  if (st == 0 && page > 0)
-    st = journal_replay(r->lrt->journal, r->id, r->from, r->to, page, collect, r);
-  if (r->oom) st = JOURNAL_ENOMEM;
-  r->hdr.status = st;
-  r->hdr.more = st == 0 && page > 0 &&
-                ((r->hdr.count == page && (r->max < 0 || r->max > page)) ||
-                 (r->full && (r->max < 0 || r->max > r->hdr.count)));
-  if (!r->oom) memcpy(r->buf, &r->hdr, sizeof r->hdr);
-}
-
-static void replay_after(uv_work_t *w, int status) {
-  replay_req *r = w->data;
-  actor_t *a = sched_find(r->sched, r->aid);
-  if (a) {
-    lore_msg *m = NULL;
-    if (!r->oom && status == 0) m = msg_new(MSG_SYSTEM, r->buf, r->len, NULL, 0);
-    if (!m) {
-      page_hdr h = {0};
-      h.status = JOURNAL_ENOMEM;
-      m = msg_new(MSG_SYSTEM, &h, sizeof h, NULL, 0);
-    }
-    if (m) {
-      m->sub = SYS_PAGE;
-      m->corr = r->token;
-      m->target.sched = r->sched->index;
-      m->target.aid = r->aid;
-      actor_enqueue(a, m);
-    }
-    binding_io_end(a);
-  }
-  free(r->buf);
-  free(r->id);
-  free(r);
-}
-
-/* core.replay(from, to, max, token, want_highest): reads one page of the
- * current actor's own stream off-thread; it arrives as a SYS_PAGE system
- * message. */
-static int core_replay(lua_State *L) {
-  binding_state *bs = bs_of(L);
-  lua_actor *la;
-  actor_t *a = binding_current_persistent(L, &la);
-  replay_req *r = calloc(1, sizeof *r);
-  if (!r || !(r->id = strdup(a->name))) {
-    free(r);
-    return luaL_error(L, "out of memory");
-  }
-  r->from = luaL_checkinteger(L, 1);
-  r->to = luaL_checkinteger(L, 2);
-  r->max = luaL_checkinteger(L, 3);
-  r->token = (uint64_t)luaL_checkinteger(L, 4);
-  r->want_highest = lua_toboolean(L, 5);
-  r->lrt = bs->lrt;
-  r->sched = bs->sched;
-  r->aid = a->aid;
-  r->work.data = r;
-  int rc = uv_queue_work(bs->sched->loop, &r->work, replay_work, replay_after);
-  if (rc) {
-    free(r->id);
-    free(r);
-    return luaL_error(L, "cannot queue a replay: %s", uv_strerror(rc));
-  }
-  actor_io_begin(a);
-  return 0;
-}
-
-/* core.page_info(mptr) -> status, highest, count, last_seq, more, deleted_to */
-static int core_page_info(lua_State *L) {
-  lore_msg *m = lua_touserdata(L, 1);
-  luaL_argcheck(L, m && m->len >= sizeof(page_hdr), 1, "not a replay page");
-  page_hdr h;
-  memcpy(&h, m->data, sizeof h);
-  lua_pushinteger(L, h.status);
-  lua_pushinteger(L, h.highest);
-  lua_pushinteger(L, h.count);
-  lua_pushinteger(L, h.last_seq);
-  lua_pushboolean(L, h.more);
-  lua_pushinteger(L, h.deleted_to);
-  return 6;
-}
-
-/* core.page_each(mptr, fn [, want_meta]): calls fn(seq, evt) -- or, with
- * want_meta, fn(seq, evt, manifest, version, tags, ts, offset) -- for each
- * event of the page. A payload that does not decode
- * raises "decode error at seq N: ...". */
-static int core_page_each(lua_State *L) {
-  lore_msg *m = lua_touserdata(L, 1);
-  luaL_argcheck(L, m && m->len >= sizeof(page_hdr), 1, "not a replay page");
-  luaL_checktype(L, 2, LUA_TFUNCTION);
-  int want_meta = lua_toboolean(L, 3); /* strings cost interning: only on request */
-  size_t off = sizeof(page_hdr);
-  char err[CODEC_ERR_MAX];
-  while (off + sizeof(rec_hdr) <= m->len) {
-    rec_hdr h;
-    memcpy(&h, m->data + off, sizeof h);
-    off += sizeof h;
-    const char *p = m->data + off;
-    size_t total = (size_t)h.manifest_len + h.tags_len + h.payload_len;
-    if (off + total > m->len) return luaL_error(L, "replay page is truncated");
-    lua_pushvalue(L, 2);
-    lua_pushinteger(L, h.seq);
-    const char *payload = p + h.manifest_len + h.tags_len;
-    if (codec_decode(L, payload, h.payload_len, err, sizeof err))
-      return luaL_error(L, "decode error at seq %I: %s", (lua_Integer)h.seq, err);
-    if (want_meta) {
-      lua_pushlstring(L, p, h.manifest_len);
-      lua_pushinteger(L, h.version);
-      lua_pushlstring(L, p + h.manifest_len, h.tags_len);
-      lua_pushinteger(L, h.ts);
-      lua_pushinteger(L, h.offset);
-    }
-    lua_call(L, want_meta ? 7 : 2, 0);
-    off += total;
-  }
-  return 0;
-}
-
 /* core.strerror(code) -> the message of a journal, snapshot store or libuv code */
 static int core_strerror(lua_State *L) {
   lua_pushstring(L, binding_strerror((int)luaL_checkinteger(L, 1)));
@@ -679,9 +487,6 @@ int luaopen_lore_core_persist(lua_State *L) {
                                  {"io_pending", core_io_pending},
                                  {"recovery_acquire", core_recovery_acquire},
                                  {"recovery_release", core_recovery_release},
-                                 {"replay", core_replay},
-                                 {"page_info", core_page_info},
-                                 {"page_each", core_page_each},
                                  {"strerror", core_strerror},
                                  {"config", core_config},
                                  {NULL, NULL}};

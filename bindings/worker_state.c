@@ -124,8 +124,13 @@ int worker_state_open(sched_t *s) {
   bs->budget_left = -1;
   bs->mem_limit = lrt->cfg.memory_limit > 0 ? (size_t)lrt->cfg.memory_limit : 0;
   bs->mem_published = &lrt->lua_memory[s->index];
+  if (uv_mutex_init(&bs->recover_lock)) {
+    free(bs);
+    return UV_ENOMEM;
+  }
 #ifdef LORE_MIMALLOC
   if (!(bs->heap = mi_heap_new())) { /* on this worker's thread: its heap */
+    uv_mutex_destroy(&bs->recover_lock);
     free(bs);
     return UV_ENOMEM;
   }
@@ -148,6 +153,7 @@ int worker_state_open(sched_t *s) {
   s->data = bs;
   return 0;
 fail:
+  uv_mutex_destroy(&bs->recover_lock);
   msgpack_sbuffer_destroy(&bs->buf);
   idmap_free(&bs->timers);
 #ifdef LORE_MIMALLOC
@@ -166,6 +172,7 @@ void worker_state_close(sched_t *s) {
   msgpack_sbuffer_destroy(&bs->buf);
   idmap_free(&bs->timers);
   free(bs->pending);
+  uv_mutex_destroy(&bs->recover_lock);
 #ifdef LORE_MIMALLOC
   mi_heap_delete(bs->heap); /* empty by now: the state is closed */
 #endif

@@ -348,7 +348,7 @@ return function(core, R, ctx_methods)
     local mr = rec[BEH].M.recovery
     if mr == false then
       rc.replay_to, rc.replay_left, rc.limited, rc.none = MAXINT, 0, false, true
-      core.replay(1, MAXINT, 0, rc.token, true)
+      core.recover(false, MAXINT, 0, rc.token) -- the bounds only
     else
       if mr ~= nil and type(mr) ~= "table" then
         return recovery_failed(rec, "M.recovery must be a table or false")
@@ -365,7 +365,7 @@ return function(core, R, ctx_methods)
       local sel = mr.snapshot
       if sel == nil then sel = "latest" end
       if sel == "none" then
-        core.replay(1, rc.replay_to, rc.replay_left, rc.token, true)
+        core.recover(false, rc.replay_to, rc.replay_left, rc.token)
       else
         -- The latest snapshot that matches (and is not past to_seq) is offered first.
         local crit = {}
@@ -377,7 +377,10 @@ return function(core, R, ctx_methods)
         if mr.to_seq and (crit.max_seq == nil or crit.max_seq > mr.to_seq) then crit.max_seq = mr.to_seq end
         rc.snap_crit, rc.snap_skip = crit, 0
         rc.snap_required = mr.snapshot_required
-        core.snapshot_load(crit, 0, rc.token)
+        -- the snapshot, the bounds and the first page after it in one read;
+        -- behind snapshot operations still running, the snapshot alone
+        rc.prefetch = core.recover(crit, rc.replay_to, rc.replay_left, rc.token)
+        if not rc.prefetch then core.snapshot_load(crit, 0, rc.token) end
       end
     end
     if rec.rc == rc then arm_timeout(rc) end -- (not if it already failed above)
@@ -425,7 +428,15 @@ return function(core, R, ctx_methods)
       if rc.snap_required then return recovery_failed(rec, msg) end
       core.log(LOG_WARN, msg .. "; trying an older one")
       rc.snap_skip = rc.snap_skip + 1
-      return core.snapshot_load(rc.snap_crit, rc.snap_skip, token)
+      if rc.prefetch then
+        -- a page read after this snapshot is on its way: a new token makes
+        -- it (and the timeout armed with the old one) stale
+        rc.prefetch = false
+        rc.token = next_token()
+        if rc.timer then core.cancel(rc.timer) end
+        arm_timeout(rc)
+      end
+      return core.snapshot_load(rc.snap_crit, rc.snap_skip, rc.token)
     end
     local from = 1
     if status == 0 then
@@ -437,7 +448,8 @@ return function(core, R, ctx_methods)
       return recovery_failed(rec, fmt("no snapshot of %s matches and one is required", rec.pid))
     end
     rc.from = from
-    core.replay(from, rc.replay_to, rc.replay_left, token, true)
+    if rc.prefetch then return end -- its first page follows
+    core.replay(from, rc.replay_to, rc.replay_left, rc.token, true)
   end
 
   local function on_page(rec, token, mptr)
