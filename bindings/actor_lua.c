@@ -66,7 +66,7 @@ static void plain_receive(binding_state *bs, actor_t *a, lore_msg *m) {
   lua_rawgeti(L, -1, BEH_RECEIVE);
   lua_replace(L, -2);
   lua_rawgeti(L, rec, REC_ST);
-  if (codec_decode(L, m->data, m->len, err, sizeof err)) {
+  if (codec_decode_cached(L, &bs->strings, m->data, m->len, err, sizeof err)) {
     lua_settop(L, rec - 1);
     undecodable(bs, a, m, err);
     return;
@@ -100,7 +100,7 @@ static int actor_receive(actor_t *a, lore_msg *m) {
       }
       lua_rawgeti(L, LUA_REGISTRYINDEX, bs->ref_dispatch);
       lua_rawgeti(L, LUA_REGISTRYINDEX, actor_rec_ref(a));
-      if (codec_decode(L, m->data, m->len, err, sizeof err)) {
+      if (codec_decode_cached(L, &bs->strings, m->data, m->len, err, sizeof err)) {
         lua_pop(L, 2);
         undecodable(bs, a, m, err);
         break;

@@ -40,34 +40,40 @@ typedef struct rec_hdr {
   uint32_t manifest_len, tags_len, payload_len;
 } rec_hdr;
 
-/* One page to read: alone (core.replay), or as a recovery's first page. */
+/* One page to read: alone (core.replay), or as a recovery's first page. It
+ * is built in place inside the message that will carry it (m->data), so a
+ * page is never copied. */
 typedef struct page_req {
   lore_runtime *lrt;
   char *id;
   int64_t from, to, max;
   int want_highest;
   page_hdr hdr;
-  char *buf;
-  size_t len, cap;
+  lore_msg *m; /* m->len bytes used of cap */
+  size_t cap;
   int oom;
   int full; /* stopped at REPLAY_PAGE_BYTES */
 } page_req;
 
 static void buf_put(page_req *r, const void *p, size_t n) {
   if (r->oom) return;
-  if (r->len + n > r->cap) {
-    size_t cap = r->cap ? r->cap * 2 : 4096;
-    while (cap < r->len + n) cap *= 2;
-    char *b = realloc(r->buf, cap);
-    if (!b) {
+  size_t len = r->m ? r->m->len : 0;
+  if (!r->m || len + n > r->cap) {
+    /* A recovery's first page is usually a few events; a page after a full
+     * one is usually full too. */
+    size_t cap = r->cap ? r->cap * 2 : r->want_highest ? 4096 : REPLAY_PAGE_BYTES / 8;
+    while (cap < len + n) cap *= 2;
+    lore_msg *m = realloc(r->m, sizeof *m + cap);
+    if (!m) {
       r->oom = 1;
       return;
     }
-    r->buf = b;
+    if (!r->m) memset(m, 0, sizeof *m);
+    r->m = m;
     r->cap = cap;
   }
-  memcpy(r->buf + r->len, p, n);
-  r->len += n;
+  memcpy(r->m->data + len, p, n);
+  r->m->len = len + n;
 }
 
 static int collect(const journal_event *ev, void *ud) {
@@ -86,15 +92,15 @@ static int collect(const journal_event *ev, void *ud) {
   buf_put(r, ev->payload, h.payload_len);
   r->hdr.count++;
   r->hdr.last_seq = ev->seq;
-  if (r->len >= REPLAY_PAGE_BYTES) r->full = 1;
+  if (r->m && r->m->len >= REPLAY_PAGE_BYTES) r->full = 1;
   return r->oom || r->full;
 }
 
-/* On a pool thread: reads the page into r->buf (header first). */
+/* On a pool thread: reads the page into r->m (header first). */
 static void read_page(page_req *r) {
   page_hdr blank = {0};
   r->hdr = blank;
-  r->len = 0;
+  if (r->m) r->m->len = 0;
   buf_put(r, &r->hdr, sizeof r->hdr); /* placeholder, rewritten below */
   int st = 0;
   if (r->want_highest) {
@@ -111,20 +117,24 @@ static void read_page(page_req *r) {
   r->hdr.more = st == 0 && page > 0 &&
                 ((r->hdr.count == page && (r->max < 0 || r->max > page)) ||
                  (r->full && (r->max < 0 || r->max > r->hdr.count)));
-  if (!r->oom) memcpy(r->buf, &r->hdr, sizeof r->hdr);
+  if (!r->oom) memcpy(r->m->data, &r->hdr, sizeof r->hdr);
 }
 
 /* The page as a SYS_PAGE message for actor a (an ENOMEM page if it cannot be
  * made); NULL only when even that cannot be allocated. */
 static lore_msg *page_msg(page_req *r, actor_t *a, uint64_t token, int failed) {
   lore_msg *m = NULL;
-  if (!r->oom && !failed) m = msg_new(MSG_SYSTEM, r->buf, r->len, NULL, 0);
+  if (!r->oom && !failed && r->m) {
+    m = r->m; /* the page leaves with the message */
+    r->m = NULL;
+  }
   if (!m) {
     page_hdr h = {0};
     h.status = JOURNAL_ENOMEM;
     m = msg_new(MSG_SYSTEM, &h, sizeof h, NULL, 0);
   }
   if (m) {
+    m->kind = MSG_SYSTEM;
     m->sub = SYS_PAGE;
     m->corr = token;
     m->target.sched = a->sched->index;
@@ -155,7 +165,7 @@ static void replay_after(uv_work_t *w, int status) {
     if (m) actor_enqueue(a, m);
     binding_io_end(a);
   }
-  free(r->page.buf);
+  free(r->page.m);
   free(r->page.id);
   free(r);
 }
@@ -243,7 +253,7 @@ static void recover_work(uv_work_t *w) {
 
 static void recover_free(recover_req *r) {
   free(r->snap_data);
-  free(r->page.buf);
+  free(r->page.m);
   free(r->page.id);
   free(r);
 }
@@ -256,7 +266,7 @@ static void recover_after(uv_work_t *w, int status) {
     recover_req *next = r->next;
     actor_t *a = sched_find(b->bs->sched, r->aid);
     if (a) {
-      int page_read = r->page.buf != NULL;
+      int page_read = r->page.m != NULL || r->page.oom;
       if (r->snapshot) {
         if (status) r->res.status = SNAPSHOT_EIO;
         size_t extra = r->res.status == 0 ? r->snap_len : 0;
@@ -406,11 +416,91 @@ static int core_page_each(lua_State *L) {
   return 0;
 }
 
+/*
+ * core.page_apply(mptr, apply, state, rec, expect, id, want_meta, seq_slot)
+ *   -> state, expect, last_seq
+ * The hot loop of recovery, in C: for each event of the page, rec[seq_slot]
+ * = its seq (ctx.seq), then state = apply(state, evt [, meta]) (the same
+ * state when apply returns nil); meta = { seq, ts, id, version, tags,
+ * manifest } only when want_meta. expect is the seq the first event must
+ * have (false: any); every later one must follow the one before. Raises on
+ * a gap, an undecodable payload, or whatever apply raises (the caller's
+ * pcall catches it). Each apply is a handler call of its own for the
+ * instruction budget.
+ */
+static int core_page_apply(lua_State *L) {
+  lore_msg *m = lua_touserdata(L, 1);
+  luaL_argcheck(L, m && m->len >= sizeof(page_hdr), 1, "not a replay page");
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  luaL_checktype(L, 4, LUA_TTABLE);
+  int checking = lua_isinteger(L, 5);
+  int64_t expect = checking ? lua_tointeger(L, 5) : 0, last = 0;
+  size_t id_len;
+  const char *id = luaL_checklstring(L, 6, &id_len);
+  int want_meta = lua_toboolean(L, 7);
+  lua_Integer seq_slot = luaL_checkinteger(L, 8);
+  binding_state *bs = bs_of(L);
+  lua_settop(L, 8);
+  size_t off = sizeof(page_hdr);
+  char err[CODEC_ERR_MAX];
+  while (off + sizeof(rec_hdr) <= m->len) {
+    rec_hdr h;
+    memcpy(&h, m->data + off, sizeof h);
+    off += sizeof h;
+    const char *p = m->data + off;
+    size_t total = (size_t)h.manifest_len + h.tags_len + h.payload_len;
+    if (off + total > m->len) return luaL_error(L, "replay page is truncated");
+    if (checking && h.seq != expect)
+      return luaL_error(L, "sequence gap at id %s: expected seq %I, found %I", id,
+                        (lua_Integer)expect, (lua_Integer)h.seq);
+    checking = 1;
+    expect = h.seq + 1;
+    last = h.seq;
+    lua_pushinteger(L, h.seq);
+    lua_rawseti(L, 4, seq_slot);
+    lua_pushvalue(L, 2);
+    lua_pushvalue(L, 3);
+    if (codec_decode_cached(L, &bs->strings, p + h.manifest_len + h.tags_len, h.payload_len, err,
+                            sizeof err))
+      return luaL_error(L, "decode error at seq %I: %s", (lua_Integer)h.seq, err);
+    if (want_meta) {
+      lua_createtable(L, 0, 6);
+      lua_pushinteger(L, h.seq);
+      lua_setfield(L, -2, "seq");
+      lua_pushinteger(L, h.ts);
+      lua_setfield(L, -2, "ts");
+      lua_pushlstring(L, id, id_len);
+      lua_setfield(L, -2, "id");
+      lua_pushinteger(L, h.version);
+      lua_setfield(L, -2, "version");
+      lua_pushlstring(L, p + h.manifest_len, h.tags_len);
+      lua_setfield(L, -2, "tags");
+      lua_pushlstring(L, p, h.manifest_len);
+      lua_setfield(L, -2, "manifest");
+    }
+    lua_call(L, want_meta ? 3 : 2, 1);
+    if (lua_isnil(L, -1))
+      lua_pop(L, 1);
+    else
+      lua_replace(L, 3);
+    off += total;
+    budget_restart(bs);
+  }
+  lua_pushvalue(L, 3);
+  if (checking)
+    lua_pushinteger(L, expect);
+  else
+    lua_pushboolean(L, 0);
+  lua_pushinteger(L, last);
+  return 3;
+}
+
 int luaopen_lore_core_recovery(lua_State *L) {
   static const luaL_Reg fns[] = {{"replay", core_replay},
                                  {"recover", core_recover},
                                  {"page_info", core_page_info},
                                  {"page_each", core_page_each},
+                                 {"page_apply", core_page_apply},
                                  {NULL, NULL}};
   luaL_setfuncs(L, fns, 0);
   return 0;

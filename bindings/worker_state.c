@@ -150,6 +150,7 @@ int worker_state_open(sched_t *s) {
     lua_close(L);
     goto fail;
   }
+  codec_strings_init(L, &bs->strings); /* without it (no memory), decoding works uncached */
   s->data = bs;
   return 0;
 fail:

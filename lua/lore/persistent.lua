@@ -488,39 +488,15 @@ return function(core, R, ctx_methods)
       core.replay(last + 1, rc.replay_to, rc.replay_left, token, false)
     end
     if count > 0 then
-      local id, M = rec.pid, rec[BEH].M
-      -- The hot loop of recovery: locals, not table fields, per event.
-      local expect, st, last_seq, apply_fn = rc.expect, rec[ST], rec[SEQ], M.apply
-      local ok, err
-      if apply_meta(rec) then
-        ok, err = pcall(core.page_each, mptr, function(seq, evt, manifest, version, tags, ts)
-          if expect and seq ~= expect then
-            error(fmt("sequence gap at id %s: expected seq %d, found %d", id, expect, seq), 0)
-          end
-          expect, last_seq = seq + 1, seq
-          rec[SEQ] = seq
-          local ns = apply_fn(st, evt, { seq = seq, ts = ts, id = id, version = version, tags = tags,
-            manifest = manifest })
-          if ns ~= nil then st = ns end
-        end, true)
-      else
-        ok, err = pcall(core.page_each, mptr, function(seq, evt)
-          if expect and seq ~= expect then
-            error(fmt("sequence gap at id %s: expected seq %d, found %d", id, expect, seq), 0)
-          end
-          expect, last_seq = seq + 1, seq
-          rec[SEQ] = seq
-          local ns = apply_fn(st, evt)
-          if ns ~= nil then st = ns end
-        end)
-      end
-      rc.expect, rec[ST] = expect, st
-      rec[SEQ] = last_seq
+      -- The hot loop of recovery runs in C (core.page_apply).
+      local ok, st, expect, last_seq = pcall(core.page_apply, mptr, rec[BEH].M.apply, rec[ST], rec,
+        rc.expect or false, rec.pid, apply_meta(rec), SEQ)
       if not ok then
-        err = tostring(err)
-        if not err:find(id, 1, true) then err = fmt("at id %s: %s", id, err) end
+        local err = tostring(st)
+        if not err:find(rec.pid, 1, true) then err = fmt("at id %s: %s", rec.pid, err) end
         return recovery_failed(rec, err)
       end
+      rc.expect, rec[ST], rec[SEQ] = expect or nil, st, last_seq
     end
     if more then return end
     if not rc.limited and rc.expect and rc.expect - 1 < rc.highest then
