@@ -66,7 +66,7 @@ static void plain_receive(binding_state *bs, actor_t *a, lore_msg *m) {
   lua_rawgeti(L, -1, BEH_RECEIVE);
   lua_replace(L, -2);
   lua_rawgeti(L, rec, REC_ST);
-  if (codec_decode(L, m->data, m->len, err, sizeof err)) {
+  if (codec_decode_cached(L, &bs->strings, m->data, m->len, err, sizeof err)) {
     lua_settop(L, rec - 1);
     undecodable(bs, a, m, err);
     return;
@@ -100,7 +100,7 @@ static int actor_receive(actor_t *a, lore_msg *m) {
       }
       lua_rawgeti(L, LUA_REGISTRYINDEX, bs->ref_dispatch);
       lua_rawgeti(L, LUA_REGISTRYINDEX, actor_rec_ref(a));
-      if (codec_decode(L, m->data, m->len, err, sizeof err)) {
+      if (codec_decode_cached(L, &bs->strings, m->data, m->len, err, sizeof err)) {
         lua_pop(L, 2);
         undecodable(bs, a, m, err);
         break;
@@ -125,6 +125,18 @@ static int actor_receive(actor_t *a, lore_msg *m) {
       break;
     case MSG_SYSTEM:
       if (m->sub == SYS_PERSISTED || m->sub == SYS_DELETED) persist_completion(a, m);
+      if (m->sub == SYS_PERSISTED) { /* the hot one: its own entry, its figures as arguments */
+        int64_t first, ts;
+        persist_written(m, &first, &ts);
+        lua_rawgeti(L, LUA_REGISTRYINDEX, bs->ref_persisted);
+        lua_rawgeti(L, LUA_REGISTRYINDEX, actor_rec_ref(a));
+        lua_pushinteger(L, (lua_Integer)m->corr);
+        lua_pushinteger(L, (lua_Integer)m->ival);
+        lua_pushinteger(L, (lua_Integer)first);
+        lua_pushinteger(L, (lua_Integer)ts);
+        call_entry(bs, a, 4);
+        break;
+      }
       lua_rawgeti(L, LUA_REGISTRYINDEX, bs->ref_system);
       lua_rawgeti(L, LUA_REGISTRYINDEX, actor_rec_ref(a));
       lua_pushinteger(L, (lua_Integer)m->sub);
@@ -682,15 +694,17 @@ static int core_schedule(lua_State *L) {
   return 1;
 }
 
-/* core.schedule_system(seconds, sub): a runtime-internal timer (a
+/* core.schedule_system(seconds, sub [, ival]): a runtime-internal timer (a
  * payload-less system message of that subtype to the current actor). */
 static int core_schedule_system(lua_State *L) {
   binding_current_actor(L);
   lua_Number secs = check_delay(L, 1);
   lua_Integer sub = luaL_checkinteger(L, 2);
+  lua_Integer ival = luaL_optinteger(L, 3, 0);
   lore_msg *m = msg_new(MSG_SYSTEM, NULL, 0, NULL, 0);
   if (!m) return luaL_error(L, "out of memory");
   m->sub = (uint32_t)sub;
+  m->ival = ival;
   lua_pushinteger(L, start_timer(L, secs, m));
   return 1;
 }
@@ -866,6 +880,7 @@ int luaopen_lore_core(lua_State *L) {
   binding_push_budget_calls(L);
   luaopen_lore_core_persist(L);
   luaopen_lore_core_snapshot(L);
+  luaopen_lore_core_recovery(L);
   lua_createtable(L, 0, 16);
   set_int(L, "RESTART", SYS_RESTART);
   set_int(L, "SHUTDOWN", SYS_SHUTDOWN);

@@ -3,6 +3,8 @@
 #define LORE_BINDING_H
 
 #include <lua.h>
+
+#include "codec.h"
 #include <msgpack.h>
 #include <stdint.h>
 
@@ -33,7 +35,7 @@ typedef struct binding_state {
   lore_msg *cur_msg; /* the command being handled (for ctx:stash) */
   /* Registry refs to the Lua runtime's entry points (workers). */
   int ref_dispatch, ref_system, ref_spawn, ref_failed, ref_stopped, ref_overflow, ref_upgrade,
-      ref_reload;
+      ref_reload, ref_persisted;
   msgpack_sbuffer buf; /* reused for encoding */
   idmap timers;        /* timer id -> sched_timer */
   uint64_t next_timer;
@@ -48,6 +50,14 @@ typedef struct binding_state {
   uint64_t answered[ANSWERED_RING]; /* the last asks answered here (core.was_answered) */
   unsigned answered_next;
   size_t mem_used, mem_limit;
+  struct pending_event *pending; /* persist_lua.c's scratch: events being encoded */
+  size_t pending_cap;
+  size_t *mem_published;
+  codec_strings strings;                /* the decoder's string cache (codec.h) */
+  uint64_t writer_seed;                 /* writer ids (persist_lua.c) */
+  uv_mutex_t recover_lock;              /* guards recover_open (recovery_lua.c) */
+  struct recover_batch *recover_open;   /* recoveries not yet taken by a pool thread */
+  struct mi_heap_s *heap; /* the Lua state's mimalloc heap (LORE_MIMALLOC), or unused */ /* lore_runtime.lua_memory[worker]: mem_used for lore.stats() */
   struct worker_entities *entities; /* this worker's entities (entities.c), or NULL */
 } binding_state;
 
@@ -89,6 +99,10 @@ int binding_pcall(binding_state *bs, int nargs, int nresults);
 /* The count hook of the budget (budget.c) and the charge of work done in C. */
 void budget_hook(lua_State *L, lua_Debug *ar);
 void budget_charge(lua_State *L, binding_state *bs, size_t units);
+/* Inside a handler call, a new one begins (each event a recovery page
+ * applies is a call of its own): a fresh budget, timed by the watchdog from
+ * now, and the count hook off again if the watchdog had put it on. */
+void budget_restart(binding_state *bs);
 
 /* The application's ref:ask (lore_module.c): only the host may block on an
  * ask; lore.ref for host and workers alike (send.c). */

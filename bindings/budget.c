@@ -78,6 +78,18 @@ void budget_charge(lua_State *L, binding_state *bs, size_t units) {
   bs->budget_left -= (int64_t)units;
 }
 
+void budget_restart(binding_state *bs) {
+  if (bs->budget_left < 0) return;
+  int64_t limit = bs->lrt->cfg.max_instructions;
+  bs->budget_left = limit > 0 ? limit : INT64_MAX;
+  __atomic_store_n(&bs->call_gen, bs->call_gen + 1, __ATOMIC_RELEASE);
+  if (__atomic_load_n(&bs->hooked, __ATOMIC_ACQUIRE) &&
+      !__atomic_load_n(&bs->interrupt, __ATOMIC_ACQUIRE)) {
+    __atomic_store_n(&bs->hooked, 0, __ATOMIC_RELEASE);
+    lua_sethook(bs->L, NULL, 0, 0);
+  }
+}
+
 int binding_pcall(binding_state *bs, int nargs, int nresults) {
   int64_t saved = bs->budget_left;
   int64_t limit = bs->lrt ? bs->lrt->cfg.max_instructions : 0;

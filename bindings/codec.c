@@ -386,6 +386,8 @@ typedef struct {
   size_t budget;  /* table slots we may still pre-size (see dec_presize) */
   int why;        /* DEC_* once a callback fails */
   int ext_type;
+  codec_strings *strings; /* or NULL */
+  int anchor;             /* stack index of strings' anchor table */
 } dec_user;
 
 /* The parser's per-value object. Values live on the Lua stack, so the only thing to remember
@@ -509,10 +511,29 @@ static inline int dec_cb_map_item(dec_user *u, dec_obj *c, dec_obj k, dec_obj v)
   return 0;
 }
 
+static inline size_t string_slot(const char *p, uint32_t l) {
+  uint32_t h = 2166136261u ^ l; /* FNV-1a */
+  for (uint32_t i = 0; i < l; i++) h = (h ^ (unsigned char)p[i]) * 16777619u;
+  return (h ^ (h >> 16)) & (CODEC_STRINGS - 1);
+}
+
 static inline int dec_cb_str(dec_user *u, const char *b, const char *p, uint32_t l, dec_obj *o) {
   (void)b;
   o->next = 0;
-  lua_pushlstring(u->L, p, l);
+  codec_strings *c = u->strings;
+  if (!c || l > CODEC_STRING_MAX) {
+    lua_pushlstring(u->L, p, l);
+    return 0;
+  }
+  size_t i = string_slot(p, l);
+  if (c->slot[i].p && c->slot[i].len == l && memcmp(c->slot[i].p, p, l) == 0) {
+    lua_rawgeti(u->L, u->anchor, (lua_Integer)i + 1);
+    return 0;
+  }
+  c->slot[i].p = lua_pushlstring(u->L, p, l);
+  c->slot[i].len = l;
+  lua_pushvalue(u->L, -1);
+  lua_rawseti(u->L, u->anchor, (lua_Integer)i + 1);
   return 0;
 }
 
@@ -549,9 +570,32 @@ static inline int dec_cb_ext(dec_user *u, const char *b, const char *p, uint32_t
 #define msgpack_unpack_user dec_user
 #include <msgpack/unpack_template.h>
 
+int codec_strings_init(lua_State *L, codec_strings *c) {
+  memset(c, 0, sizeof *c);
+  c->ref = LUA_NOREF;
+  lua_createtable(L, CODEC_STRINGS, 0);
+  for (int i = 1; i <= CODEC_STRINGS; i++) { /* the array part, sized once */
+    lua_pushboolean(L, 0);
+    lua_rawseti(L, -2, i);
+  }
+  c->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  return c->ref == LUA_REFNIL || c->ref == LUA_NOREF ? -1 : 0;
+}
+
+void codec_strings_free(lua_State *L, codec_strings *c) {
+  if (c->ref != LUA_NOREF && c->ref != LUA_REFNIL) luaL_unref(L, LUA_REGISTRYINDEX, c->ref);
+  memset(c, 0, sizeof *c);
+  c->ref = LUA_NOREF;
+}
+
 int codec_decode(lua_State *L, const char *data, size_t len, char *err, size_t errlen) {
+  return codec_decode_cached(L, NULL, data, len, err, errlen);
+}
+
+int codec_decode_cached(lua_State *L, codec_strings *c, const char *data, size_t len, char *err,
+                        size_t errlen) {
   int base = lua_gettop(L);
-  if (!lua_checkstack(L, DEC_STACK)) {
+  if (!lua_checkstack(L, DEC_STACK + 1)) {
     snprintf(err, errlen, "Lua stack overflow decoding");
     return -1;
   }
@@ -562,8 +606,17 @@ int codec_decode(lua_State *L, const char *data, size_t len, char *err, size_t e
   ctx.user.budget = len;
   ctx.user.why = DEC_OK;
   ctx.user.ext_type = 0;
+  ctx.user.strings = NULL;
+  if (c && c->ref != LUA_NOREF && c->ref != LUA_REFNIL) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, c->ref);
+    ctx.user.strings = c;
+    ctx.user.anchor = lua_gettop(L);
+  }
   int ret = len > 0 ? dec_unpack_execute(&ctx, data, len, &off) : 0;
-  if (ret == 1 && off == len) return 0;
+  if (ret == 1 && off == len) {
+    if (ctx.user.strings) lua_remove(L, ctx.user.anchor);
+    return 0;
+  }
 
   lua_settop(L, base);  /* drop the partly built value */
   if (ret == 1) {

@@ -35,4 +35,27 @@ int codec_encode(lua_State *L, int idx, const char *root, msgpack_sbuffer *buf, 
  */
 int codec_decode(lua_State *L, const char *data, size_t len, char *err, size_t errlen);
 
+/*
+ * The strings a decoder made recently (map keys above all: the same few in
+ * every message), so that decoding one again skips Lua's interning: a
+ * direct-mapped table of short strings, anchored in a Lua table. One per Lua
+ * state, used by one thread. codec_strings_init makes the anchor (0, or -1
+ * when out of memory: decoding then works without the cache);
+ * codec_strings_free releases it.
+ */
+#define CODEC_STRINGS 256
+#define CODEC_STRING_MAX 32 /* longer strings are not cached */
+typedef struct codec_strings {
+  int ref; /* registry ref of the anchor table, or LUA_NOREF */
+  struct {
+    const char *p; /* the cached Lua string's bytes (the anchor keeps it alive) */
+    size_t len;
+  } slot[CODEC_STRINGS];
+} codec_strings;
+int codec_strings_init(lua_State *L, codec_strings *c);
+void codec_strings_free(lua_State *L, codec_strings *c);
+/* codec_decode, with the string cache c (NULL: none). */
+int codec_decode_cached(lua_State *L, codec_strings *c, const char *data, size_t len, char *err,
+                        size_t errlen);
+
 #endif

@@ -593,6 +593,9 @@ void host_get_stats(lore_runtime *lrt, host_stats *out) {
   out->recoveries = lrt->permits_used;
   out->recoveries_peak = lrt->permits_peak;
   uv_mutex_unlock(&lrt->permit_lock);
+  out->lua_memory = 0;
+  for (int i = 1; i <= rt->workers; i++)
+    out->lua_memory += (long long)__atomic_load_n(&lrt->lua_memory[i], __ATOMIC_RELAXED);
 }
 
 long long host_alive(lore_runtime *lrt) { return runtime_alive(lrt->rt); }

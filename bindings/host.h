@@ -48,6 +48,7 @@ void host_spawn_answer(runtime_t *rt, lore_msg *m, int status, const char *detai
 typedef struct host_stats {
   long long alive, dead_letters, workers, journal_batches, journal_writes;
   long long recoveries, recoveries_peak; /* recovery permits in use now, and at most */
+  long long lua_memory; /* bytes in the workers' Lua heaps */
 } host_stats;
 void host_get_stats(lore_runtime *lrt, host_stats *out);
 /* Actors alive (spawned or being spawned, not yet stopped) on the workers. */

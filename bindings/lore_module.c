@@ -360,6 +360,7 @@ static int l_stats(lua_State *L) {
   set_count(L, "workers", st.workers);
   set_count(L, "recoveries", st.recoveries);
   set_count(L, "recoveries_peak", st.recoveries_peak);
+  set_count(L, "lua_memory", st.lua_memory);
   int n = h->lrt ? entities_count(h->lrt) : 0;
   lua_createtable(L, 0, n);
   for (int i = 0; i < n; i++) {

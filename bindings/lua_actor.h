@@ -5,6 +5,7 @@
 #include <lua.h>
 #include <stdint.h>
 
+#include "snapshot_store.h"
 #include "worker.h"
 
 /*
@@ -66,6 +67,20 @@ typedef struct lua_actor {
   int has_permit;      /* holds one of the runtime's recovery permits */
 } lua_actor;
 
+/* Every snapshot-store call runs on libuv's thread pool; its outcome comes
+ * back to the actor as a system message whose data starts with this header
+ * (snapshot_lua.c; recovery_lua.c's first step of a recovery). */
+typedef struct snap_result {
+  int32_t status;
+  uint32_t incarnation; /* of the actor when it asked */
+  snapshot_meta meta;   /* save/load: the snapshot's */
+  int64_t oldest_kept;  /* save with retention: seq of the oldest kept (0: none) */
+} snap_result;
+
+/* Snapshot selection criteria from the table at idx ({max_seq=, min_seq=,
+ * max_ts=, min_ts=}; nil: the latest); raises on a non-integer field. */
+snapshot_criteria binding_check_criteria(lua_State *L, int idx);
+
 /* A plain actor without entity bookkeeping keeps no lua_actor at all. */
 static inline int actor_is_bare(const actor_t *a) { return (int)((intptr_t)a->data & 1); }
 static inline lua_actor *actor_lua(const actor_t *a) {
@@ -99,11 +114,14 @@ void binding_system(actor_t *a, uint32_t sub);
 int luaopen_lore_core(lua_State *L);
 int luaopen_lore_core_persist(lua_State *L);  /* persist_lua.c: journal calls */
 int luaopen_lore_core_snapshot(lua_State *L); /* snapshot_lua.c: snapshot calls */
+int luaopen_lore_core_recovery(lua_State *L); /* recovery_lua.c: replay pages, recoveries */
 void binding_push_budget_calls(lua_State *L); /* budget.c: budget_blown, cocreate */
 
 /* A journal completion reached actor a: the C side's bookkeeping, before the
  * Lua side sees it (persist_lua.c). */
 void persist_completion(actor_t *a, lore_msg *m);
+/* The first seq and timestamp of a completed events write (0, 0 for others). */
+void persist_written(lore_msg *m, int64_t *first, int64_t *ts);
 /* Entities on a worker (entities.c): wake one up for m (the runtime hook),
  * note a command it got, let go of one that stopped. */
 int entities_route_missing(sched_t *s, lore_msg *m);

@@ -9,16 +9,13 @@
 #include "entities.h"
 #include "lua_actor.h"
 
-/* A replay page holds at most this many events and (past its first event)
- * this many bytes: recovery's memory is bounded by size, not by rows, so a
- * stream of large events does not take gigabytes to recover. */
-#define REPLAY_PAGE 4096
-#define REPLAY_PAGE_BYTES ((size_t)4 << 20)
-
 #define bs_of worker_bs
 
-/* One request to the journal in flight, in one allocation with its strings;
- * payloads are separate allocations. Made and freed on the worker. */
+/* One request to the journal in flight. It lives inside the message that
+ * carries its outcome back to the actor (lore_msg.data), with its id and its
+ * events' payloads, manifests and tags after it: one allocation per persist,
+ * made and freed on the worker (freeing on the writer thread made the two
+ * threads fight over malloc's arena lock). */
 typedef struct persist_write {
   journal_write w;
   runtime_t *rt;
@@ -26,38 +23,45 @@ typedef struct persist_write {
   uint64_t token;
   uint32_t sub;
   uint32_t incarnation; /* the actor's incarnation that issued it */
+  lore_msg *msg;        /* the message this write lives in */
   char *id;
-  lore_msg *done_msg; /* allocated by the worker: see persist_write_done */
   journal_event ev[];
 } persist_write;
 
-static void persist_write_free(persist_write *p) {
-  for (size_t i = 0; i < p->w.count; i++) {
-    free((void *)p->ev[i].payload);
-    free((void *)p->ev[i].manifest);
-    free((void *)p->ev[i].tags);
-  }
-  if (p->done_msg) msg_free(p->done_msg);
-  free(p->id);
-  free(p);
+/* An event encoded into the worker's buffer, not yet copied into its write. */
+typedef struct pending_event {
+  size_t off, len;      /* payload bytes in bs->buf */
+  const char *manifest; /* a Lua string, alive while the event is on the stack */
+  size_t manifest_len;
+  const char *tags;
+  size_t tags_len;
+  int32_t version;
+} pending_event;
+
+/* Allocates the message and the write in it, with room for `extra` bytes
+ * after `n` events. NULL when out of memory. */
+static persist_write *persist_write_new(size_t n, size_t extra) {
+  size_t head = sizeof(persist_write) + n * sizeof(journal_event);
+  head = (head + 7) & ~(size_t)7;
+  lore_msg *m = msg_new(MSG_SYSTEM, NULL, head + extra, NULL, 0);
+  if (!m) return NULL;
+  persist_write *p = (persist_write *)(void *)m->data;
+  memset(p, 0, head);
+  p->msg = m;
+  m->ptr = p;
+  return p;
 }
 
-static void persist_write_release(void *p) { persist_write_free(p); }
+static void persist_write_free(persist_write *p) { msg_free(p->msg); }
 
-/* On the journal's writer thread: post the outcome to the actor. The message
- * was allocated by the worker and carries the write back to it, so every
- * allocation of a persist is made and freed on the worker's thread: freeing
- * on the writer thread made the two threads fight over malloc's arena lock. */
+/* On the journal's writer thread: post the outcome to the actor. */
 static void persist_write_done(journal_write *w, int status) {
   persist_write *p = w->data;
-  lore_msg *m = p->done_msg;
-  p->done_msg = NULL;
+  lore_msg *m = p->msg;
   m->sub = p->sub;
   m->ival = status;
   m->corr = p->token;
   m->target = p->target;
-  m->ptr = p;
-  m->free_ptr = persist_write_release;
   runtime_send(p->rt, m);
 }
 
@@ -79,17 +83,22 @@ void persist_completion(actor_t *a, lore_msg *m) {
   binding_io_end(a);
 }
 
+/* The first seq and the timestamp of a completed events write (0, 0 for others). */
+void persist_written(lore_msg *m, int64_t *first, int64_t *ts) {
+  persist_write *p = m->ptr;
+  *first = *ts = 0;
+  if (p && p->w.kind == JOURNAL_WRITE_EVENTS && p->w.count > 0) {
+    *first = p->ev[0].seq;
+    *ts = p->ev[0].timestamp_ms;
+  }
+}
+
 /* Hands a filled write to the journal for actor a; its outcome comes back as
  * a `sub` system message carrying `token`. Returns 0, or a journal error
- * (the write is freed then). Raises only when out of memory. */
-static int submit_write(lua_State *L, actor_t *a, persist_write *p, uint32_t sub,
+ * (the write is freed then). */
+static int submit_write(binding_state *bs, actor_t *a, persist_write *p, uint32_t sub,
                         lua_Integer token) {
-  binding_state *bs = worker_bs(L);
   lua_actor *la = actor_persistent(a);
-  if (!(p->done_msg = msg_new(MSG_SYSTEM, NULL, 0, NULL, 0))) {
-    persist_write_free(p);
-    return luaL_error(L, "out of memory");
-  }
   p->w.done = persist_write_done;
   p->w.data = p;
   p->rt = bs->sched->rt;
@@ -107,87 +116,132 @@ static int submit_write(lua_State *L, actor_t *a, persist_write *p, uint32_t sub
   return 0;
 }
 
+/* Grows the worker's scratch list of pending events to hold n. */
+static pending_event *scratch_events(lua_State *L, binding_state *bs, size_t n) {
+  if (n > bs->pending_cap) {
+    size_t cap = bs->pending_cap ? bs->pending_cap : 16;
+    while (cap < n) cap *= 2;
+    pending_event *grown = realloc(bs->pending, cap * sizeof *grown);
+    if (!grown) luaL_error(L, "out of memory");
+    bs->pending = grown;
+    bs->pending_cap = cap;
+  }
+  return bs->pending;
+}
+
+/* Encodes the event at the top of the stack (popped, with everything read
+ * here) into bs->buf as pe; reads its manifest (its `type`, raw) and the
+ * metadata at stack index `metas` (a list of { manifest=, version=, tags= },
+ * or 0). The strings pe points to stay alive after the pops: the tables in
+ * core.persist's arguments hold them. Returns 0, or nonzero with err set. */
+static int encode_event(lua_State *L, binding_state *bs, pending_event *pe, size_t i, size_t n,
+                        int metas, char *err, size_t errlen) {
+  int top = lua_gettop(L) - 1;
+  char root[32];
+  snprintf(root, sizeof root, n > 1 ? "event[%zu]" : "event", i + 1);
+  pe->off = bs->buf.size;
+  pe->manifest = pe->tags = NULL;
+  pe->manifest_len = pe->tags_len = 0;
+  pe->version = 1;
+  if (codec_encode(L, -1, root, &bs->buf, err, errlen)) {
+    lua_settop(L, top);
+    return 1;
+  }
+  pe->len = bs->buf.size - pe->off;
+  if (lua_type(L, -1) == LUA_TTABLE) {
+    lua_pushliteral(L, "type");
+    if (lua_rawget(L, -2) == LUA_TSTRING && lua_rawlen(L, -1) > 0)
+      pe->manifest = lua_tolstring(L, -1, &pe->manifest_len);
+  }
+  if (metas && lua_rawgeti(L, metas, (lua_Integer)i + 1) == LUA_TTABLE) {
+    int mt = lua_gettop(L);
+    if (lua_getfield(L, mt, "manifest") == LUA_TSTRING)
+      pe->manifest = lua_tolstring(L, -1, &pe->manifest_len);
+    if (lua_getfield(L, mt, "tags") == LUA_TSTRING) pe->tags = lua_tolstring(L, -1, &pe->tags_len);
+    if (lua_getfield(L, mt, "version") == LUA_TNUMBER && lua_isinteger(L, -1))
+      pe->version = (int32_t)lua_tointeger(L, -1);
+  }
+  lua_settop(L, top);
+  return 0;
+}
+
 /*
- * core.persist(events, metas, token) -> first_seq, ts | nil, err
+ * core.persist(events, metas, token [, single]) -> first_seq, ts | nil, err
  * Persists `events` (a list of Lua values, already through to_journal
- * adapters) atomically for the CURRENT actor, at the seqs after the last one
- * it handed out: the id, the writer and the seqs are this file's, never the
- * caller's. metas: nil, or a parallel list of { manifest=, version=, tags= }
- * (tags joined by "\n"); by default the manifest is the event's `type`,
- * version 1, no tags. An event that cannot be encoded rejects the whole
- * write before storage (nil + a message naming the path); no seq is used.
+ * adapters; with `single`, arg 1 is one event itself) atomically for the
+ * CURRENT actor, at the seqs after the last one it handed out: the id, the
+ * writer and the seqs are this file's, never the caller's. metas: nil, or a
+ * parallel list of { manifest=, version=, tags= } (tags joined by "\n"); by
+ * default the manifest is the event's `type`, version 1, no tags. An event
+ * that cannot be encoded rejects the whole write before storage (nil + a
+ * message naming the path); no seq is used.
  */
 static int core_persist(lua_State *L) {
   binding_state *bs = bs_of(L);
   lua_actor *la;
   actor_t *a = binding_current_persistent(L, &la);
-  luaL_checktype(L, 1, LUA_TTABLE);
   lua_Integer token = luaL_checkinteger(L, 3);
-  size_t n = (size_t)lua_rawlen(L, 1);
-  persist_write *p = calloc(1, sizeof *p + n * sizeof(journal_event));
-  if (!p || !(p->id = strdup(a->name))) {
-    free(p);
-    return luaL_error(L, "out of memory");
-  }
-  int64_t first = la->next_seq + 1;
-  int64_t ts = binding_now_ms();
+  int single = lua_toboolean(L, 4);
+  if (!single) luaL_checktype(L, 1, LUA_TTABLE);
+  int metas = lua_type(L, 2) == LUA_TTABLE ? 2 : 0;
+  size_t n = single ? 1 : (size_t)lua_rawlen(L, 1);
+  pending_event *pe = scratch_events(L, bs, n);
   char err[CODEC_ERR_MAX];
+  bs->buf.size = 0;
+  size_t id_len = strlen(a->name), extra = id_len + 1;
+  int base = lua_gettop(L);
   for (size_t i = 0; i < n; i++) {
-    journal_event *ev = &p->ev[i];
-    p->w.count = i + 1; /* persist_write_free frees what was filled so far */
-    lua_rawgeti(L, 1, (lua_Integer)i + 1);
-    bs->buf.size = 0;
-    char root[32];
-    snprintf(root, sizeof root, n > 1 ? "event[%zu]" : "event", i + 1);
-    if (codec_encode(L, -1, root, &bs->buf, err, sizeof err)) {
+    if (single)
+      lua_pushvalue(L, 1);
+    else
+      lua_rawgeti(L, 1, (lua_Integer)i + 1);
+    if (encode_event(L, bs, &pe[i], i, n, metas, err, sizeof err)) {
       bs->buf.size = 0;
-      persist_write_free(p);
+      lua_settop(L, base);
       lua_pushnil(L);
       lua_pushstring(L, err);
       return 2;
     }
-    /* The manifest is the event's `type`, read raw (no metamethods). */
-    if (lua_type(L, -1) == LUA_TTABLE) {
-      lua_pushliteral(L, "type");
-      if (lua_rawget(L, -2) == LUA_TSTRING && lua_rawlen(L, -1) > 0)
-        ev->manifest = strdup(lua_tostring(L, -1));
-      lua_pop(L, 1);
-    }
-    lua_pop(L, 1);
-    void *payload = malloc(bs->buf.size ? bs->buf.size : 1);
-    if (!payload) {
-      persist_write_free(p);
-      return luaL_error(L, "out of memory");
-    }
-    memcpy(payload, bs->buf.data, bs->buf.size);
-    ev->payload = payload;
-    ev->payload_len = bs->buf.size;
-    ev->version = 1;
-    /* Explicit metadata (event adapters) overrides the defaults. */
-    if (lua_type(L, 2) == LUA_TTABLE) {
-      if (lua_rawgeti(L, 2, (lua_Integer)i + 1) == LUA_TTABLE) {
-        int mt = lua_gettop(L);
-        if (lua_getfield(L, mt, "manifest") == LUA_TSTRING) {
-          free((void *)ev->manifest);
-          ev->manifest = strdup(lua_tostring(L, -1));
-        }
-        if (lua_getfield(L, mt, "tags") == LUA_TSTRING) ev->tags = strdup(lua_tostring(L, -1));
-        if (lua_getfield(L, mt, "version") == LUA_TNUMBER && lua_isinteger(L, -1))
-          ev->version = (int32_t)lua_tointeger(L, -1);
-        lua_pop(L, 3);
-      }
-      lua_pop(L, 1);
-    }
+    extra += pe[i].len + pe[i].manifest_len + 1 + pe[i].tags_len + 1;
+  }
+  persist_write *p = persist_write_new(n, extra);
+  if (!p) {
+    bs->buf.size = 0;
+    return luaL_error(L, "out of memory");
+  }
+  char *at = (char *)p->msg->data + (((sizeof(persist_write) + n * sizeof(journal_event)) + 7) & ~(size_t)7);
+  p->id = at;
+  memcpy(at, a->name, id_len + 1);
+  at += id_len + 1;
+  int64_t first = la->next_seq + 1;
+  int64_t ts = binding_now_ms();
+  for (size_t i = 0; i < n; i++) {
+    journal_event *ev = &p->ev[i];
+    ev->payload = at;
+    ev->payload_len = pe[i].len;
+    memcpy(at, bs->buf.data + pe[i].off, pe[i].len);
+    at += pe[i].len;
+    ev->manifest = at;
+    if (pe[i].manifest_len) memcpy(at, pe[i].manifest, pe[i].manifest_len);
+    at[pe[i].manifest_len] = '\0';
+    at += pe[i].manifest_len + 1;
+    ev->tags = at;
+    if (pe[i].tags_len) memcpy(at, pe[i].tags, pe[i].tags_len);
+    at[pe[i].tags_len] = '\0';
+    at += pe[i].tags_len + 1;
+    ev->version = pe[i].version;
     ev->id = p->id;
     ev->seq = first + (int64_t)i;
     ev->writer = la->writer;
     ev->timestamp_ms = ts;
     journal_event_seal(ev);
   }
+  bs->buf.size = 0;
+  lua_settop(L, base);
   p->w.count = n;
   p->w.kind = JOURNAL_WRITE_EVENTS;
   p->w.events = p->ev;
-  int r = submit_write(L, a, p, SYS_PERSISTED, token);
+  int r = submit_write(bs, a, p, SYS_PERSISTED, token);
   if (r) {
     lua_pushnil(L);
     lua_pushstring(L, journal_strerror(r));
@@ -227,15 +281,15 @@ static int core_delete_events(lua_State *L) {
     lua_pushliteral(L, "cannot delete up to a negative seq");
     return 2;
   }
-  persist_write *p = calloc(1, sizeof *p);
-  if (!p || !(p->id = strdup(a->name))) {
-    free(p);
-    return luaL_error(L, "out of memory");
-  }
+  size_t id_len = strlen(a->name);
+  persist_write *p = persist_write_new(0, id_len + 1);
+  if (!p) return luaL_error(L, "out of memory");
+  p->id = (char *)p->msg->data + ((sizeof(persist_write) + 7) & ~(size_t)7);
+  memcpy(p->id, a->name, id_len + 1);
   p->w.kind = JOURNAL_WRITE_DELETE;
   p->w.id = p->id;
   p->w.seq = to;
-  int r = submit_write(L, a, p, SYS_DELETED, token);
+  int r = submit_write(bs_of(L), a, p, SYS_DELETED, token);
   if (r) {
     lua_pushnil(L);
     lua_pushstring(L, journal_strerror(r));
@@ -254,17 +308,32 @@ static int core_write_seq(lua_State *L) {
   return 1;
 }
 
+/* A writer id: random, nonzero, 63 bits. A system call per recovery was a
+ * visible part of waking many actors: the worker draws them from splitmix64,
+ * seeded once from the system's random source. */
+static int64_t next_writer_id(binding_state *bs) {
+  if (!bs->writer_seed) {
+    uint64_t seed = 0;
+    if (uv_random(NULL, NULL, &seed, sizeof seed, 0, NULL) != 0)
+      seed = (uint64_t)uv_hrtime() ^ ((uint64_t)(uintptr_t)bs << 17);
+    bs->writer_seed = seed | 1;
+  }
+  for (;;) {
+    uint64_t z = (bs->writer_seed += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    z ^= z >> 31;
+    if (z >> 1) return (int64_t)(z >> 1);
+  }
+}
+
 /* core.new_incarnation(): the actor (re)starts its recovery: a new writer
  * id, and completions of earlier incarnations no longer count. */
 static int core_new_incarnation(lua_State *L) {
   lua_actor *la;
   binding_current_persistent(L, &la);
   la->incarnation++;
-  uint64_t w = 0;
-  while (w == 0) {
-    if (uv_random(NULL, NULL, &w, sizeof w, 0, NULL) != 0) w = (uint64_t)rand() << 32 | (uint64_t)rand();
-  }
-  la->writer = (int64_t)(w >> 1);
+  la->writer = next_writer_id(bs_of(L));
   la->next_seq = la->persisted = 0;
   return 0;
 }
@@ -390,207 +459,6 @@ static int core_recovery_release(lua_State *L) {
   return 0;
 }
 
-/* --- replay: pages read on libuv's thread pool --- */
-
-/* A page travels to the actor inside a MSG_SYSTEM's data: a header, then
- * records, each a rec_hdr followed by manifest, tags and payload. */
-typedef struct page_hdr {
-  int64_t highest;
-  int64_t deleted_to; /* events 1..deleted_to were deleted (bounds, first page only) */
-  int64_t count;
-  int64_t last_seq;
-  int32_t status;
-  int32_t more; /* the page was full: ask for the next one */
-} page_hdr;
-
-typedef struct rec_hdr {
-  int64_t seq, ts, offset, writer;
-  int32_t version;
-  uint32_t manifest_len, tags_len, payload_len;
-} rec_hdr;
-
-typedef struct replay_req {
-  uv_work_t work;
-  lore_runtime *lrt;
-  sched_t *sched;
-  uint64_t aid, token;
-  char *id;
-  int64_t from, to, max;
-  int want_highest;
-  page_hdr hdr;
-  char *buf;
-  size_t len, cap;
-  int oom;
-  int full; /* stopped at REPLAY_PAGE_BYTES */
-} replay_req;
-
-static void buf_put(replay_req *r, const void *p, size_t n) {
-  if (r->oom) return;
-  if (r->len + n > r->cap) {
-    size_t cap = r->cap ? r->cap * 2 : 65536;
-    while (cap < r->len + n) cap *= 2;
-    char *b = realloc(r->buf, cap);
-    if (!b) {
-      r->oom = 1;
-      return;
-    }
-    r->buf = b;
-    r->cap = cap;
-  }
-  memcpy(r->buf + r->len, p, n);
-  r->len += n;
-}
-
-static int collect(const journal_event *ev, void *ud) {
-  replay_req *r = ud;
-  rec_hdr h = {ev->seq,
-               ev->timestamp_ms,
-               ev->offset,
-               ev->writer,
-               ev->version,
-               (uint32_t)strlen(ev->manifest ? ev->manifest : ""),
-               (uint32_t)strlen(ev->tags ? ev->tags : ""),
-               (uint32_t)ev->payload_len};
-  buf_put(r, &h, sizeof h);
-  buf_put(r, ev->manifest ? ev->manifest : "", h.manifest_len);
-  buf_put(r, ev->tags ? ev->tags : "", h.tags_len);
-  buf_put(r, ev->payload, h.payload_len);
-  r->hdr.count++;
-  r->hdr.last_seq = ev->seq;
-  if (r->len >= REPLAY_PAGE_BYTES) r->full = 1;
-  return r->oom || r->full;
-}
-
-static void replay_work(uv_work_t *w) {
-  replay_req *r = w->data;
-  page_hdr blank = {0};
-  r->hdr = blank;
-  buf_put(r, &r->hdr, sizeof r->hdr); /* placeholder, rewritten below */
-  int st = 0;
-  if (r->want_highest) {
-    journal_bounds b;
-    st = journal_bounds_of(r->lrt->journal, r->id, &b);
-    r->hdr.highest = b.highest;
-    r->hdr.deleted_to = b.deleted_to;
-  }
-  int64_t page = r->max >= 0 && r->max < REPLAY_PAGE ? r->max : REPLAY_PAGE;
-  if (st == 0 && page > 0)
-    st = journal_replay(r->lrt->journal, r->id, r->from, r->to, page, collect, r);
-  if (r->oom) st = JOURNAL_ENOMEM;
-  r->hdr.status = st;
-  r->hdr.more = st == 0 && page > 0 &&
-                ((r->hdr.count == page && (r->max < 0 || r->max > page)) ||
-                 (r->full && (r->max < 0 || r->max > r->hdr.count)));
-  if (!r->oom) memcpy(r->buf, &r->hdr, sizeof r->hdr);
-}
-
-static void replay_after(uv_work_t *w, int status) {
-  replay_req *r = w->data;
-  actor_t *a = sched_find(r->sched, r->aid);
-  if (a) {
-    lore_msg *m = NULL;
-    if (!r->oom && status == 0) m = msg_new(MSG_SYSTEM, r->buf, r->len, NULL, 0);
-    if (!m) {
-      page_hdr h = {0};
-      h.status = JOURNAL_ENOMEM;
-      m = msg_new(MSG_SYSTEM, &h, sizeof h, NULL, 0);
-    }
-    if (m) {
-      m->sub = SYS_PAGE;
-      m->corr = r->token;
-      m->target.sched = r->sched->index;
-      m->target.aid = r->aid;
-      actor_enqueue(a, m);
-    }
-    binding_io_end(a);
-  }
-  free(r->buf);
-  free(r->id);
-  free(r);
-}
-
-/* core.replay(from, to, max, token, want_highest): reads one page of the
- * current actor's own stream off-thread; it arrives as a SYS_PAGE system
- * message. */
-static int core_replay(lua_State *L) {
-  binding_state *bs = bs_of(L);
-  lua_actor *la;
-  actor_t *a = binding_current_persistent(L, &la);
-  replay_req *r = calloc(1, sizeof *r);
-  if (!r || !(r->id = strdup(a->name))) {
-    free(r);
-    return luaL_error(L, "out of memory");
-  }
-  r->from = luaL_checkinteger(L, 1);
-  r->to = luaL_checkinteger(L, 2);
-  r->max = luaL_checkinteger(L, 3);
-  r->token = (uint64_t)luaL_checkinteger(L, 4);
-  r->want_highest = lua_toboolean(L, 5);
-  r->lrt = bs->lrt;
-  r->sched = bs->sched;
-  r->aid = a->aid;
-  r->work.data = r;
-  int rc = uv_queue_work(bs->sched->loop, &r->work, replay_work, replay_after);
-  if (rc) {
-    free(r->id);
-    free(r);
-    return luaL_error(L, "cannot queue a replay: %s", uv_strerror(rc));
-  }
-  actor_io_begin(a);
-  return 0;
-}
-
-/* core.page_info(mptr) -> status, highest, count, last_seq, more, deleted_to */
-static int core_page_info(lua_State *L) {
-  lore_msg *m = lua_touserdata(L, 1);
-  luaL_argcheck(L, m && m->len >= sizeof(page_hdr), 1, "not a replay page");
-  page_hdr h;
-  memcpy(&h, m->data, sizeof h);
-  lua_pushinteger(L, h.status);
-  lua_pushinteger(L, h.highest);
-  lua_pushinteger(L, h.count);
-  lua_pushinteger(L, h.last_seq);
-  lua_pushboolean(L, h.more);
-  lua_pushinteger(L, h.deleted_to);
-  return 6;
-}
-
-/* core.page_each(mptr, fn [, want_meta]): calls fn(seq, evt) -- or, with
- * want_meta, fn(seq, evt, manifest, version, tags, ts, offset) -- for each
- * event of the page. A payload that does not decode
- * raises "decode error at seq N: ...". */
-static int core_page_each(lua_State *L) {
-  lore_msg *m = lua_touserdata(L, 1);
-  luaL_argcheck(L, m && m->len >= sizeof(page_hdr), 1, "not a replay page");
-  luaL_checktype(L, 2, LUA_TFUNCTION);
-  int want_meta = lua_toboolean(L, 3); /* strings cost interning: only on request */
-  size_t off = sizeof(page_hdr);
-  char err[CODEC_ERR_MAX];
-  while (off + sizeof(rec_hdr) <= m->len) {
-    rec_hdr h;
-    memcpy(&h, m->data + off, sizeof h);
-    off += sizeof h;
-    const char *p = m->data + off;
-    size_t total = (size_t)h.manifest_len + h.tags_len + h.payload_len;
-    if (off + total > m->len) return luaL_error(L, "replay page is truncated");
-    lua_pushvalue(L, 2);
-    lua_pushinteger(L, h.seq);
-    const char *payload = p + h.manifest_len + h.tags_len;
-    if (codec_decode(L, payload, h.payload_len, err, sizeof err))
-      return luaL_error(L, "decode error at seq %I: %s", (lua_Integer)h.seq, err);
-    if (want_meta) {
-      lua_pushlstring(L, p, h.manifest_len);
-      lua_pushinteger(L, h.version);
-      lua_pushlstring(L, p + h.manifest_len, h.tags_len);
-      lua_pushinteger(L, h.ts);
-      lua_pushinteger(L, h.offset);
-    }
-    lua_call(L, want_meta ? 7 : 2, 0);
-    off += total;
-  }
-  return 0;
-}
-
 /* core.strerror(code) -> the message of a journal, snapshot store or libuv code */
 static int core_strerror(lua_State *L) {
   lua_pushstring(L, binding_strerror((int)luaL_checkinteger(L, 1)));
@@ -619,9 +487,6 @@ int luaopen_lore_core_persist(lua_State *L) {
                                  {"io_pending", core_io_pending},
                                  {"recovery_acquire", core_recovery_acquire},
                                  {"recovery_release", core_recovery_release},
-                                 {"replay", core_replay},
-                                 {"page_info", core_page_info},
-                                 {"page_each", core_page_each},
                                  {"strerror", core_strerror},
                                  {"config", core_config},
                                  {NULL, NULL}};

@@ -177,6 +177,7 @@ static void runtime_object_free(lore_runtime *lrt) {
     log_warn(&lrt->log, "lore_close: the private loop still had handles");
   settings_free(&lrt->cfg);
   free(lrt->stopped_flags);
+  free(lrt->lua_memory);
   free(lrt);
 }
 
@@ -210,7 +211,8 @@ int lore_open(const lore_config *cfg, lore_runtime **out) {
   }
   runtime_config rc = {.workers = lrt->cfg.workers, .log = &lrt->log, .host_loop = lrt->loop};
   if ((r = runtime_create(&rc, &hooks, lrt, &lrt->rt))) goto fail;
-  if (!(lrt->stopped_flags = calloc((size_t)lrt->rt->workers + 1, 1))) {
+  if (!(lrt->stopped_flags = calloc((size_t)lrt->rt->workers + 1, 1)) ||
+      !(lrt->lua_memory = calloc((size_t)lrt->rt->workers + 1, sizeof *lrt->lua_memory))) {
     r = UV_ENOMEM;
     goto fail;
   }

@@ -105,6 +105,9 @@ struct lore_runtime {
   int status; /* lore_shutdown_status */
   int workers_stopped;
   uint8_t *stopped_flags; /* by worker index: told us it stopped */
+  /* By worker index: bytes of that worker's Lua heap, stored (relaxed) by
+   * its allocator, read by lore.stats() on the host. */
+  size_t *lua_memory;
   int closing;            /* host-loop handles still closing at the end */
   uv_timer_t shutdown_timer;
   int timer_on;

@@ -7,18 +7,8 @@
 #include "worker.h"
 #include "log.h"
 #include "lua_actor.h"
-#include "snapshot_store.h"
 
 enum { OP_SAVE, OP_LOAD, OP_DELETE };
-
-/* Every store call runs on libuv's thread pool; its outcome comes back to the
- * actor as a system message whose data starts with this header. */
-typedef struct snap_result {
-  int32_t status;
-  uint32_t incarnation; /* of the actor when it asked */
-  snapshot_meta meta;  /* save/load: the snapshot's; */
-  int64_t oldest_kept; /* save with retention: seq of the oldest kept (0: none) */
-} snap_result;
 
 typedef struct snap_req {
   uv_work_t work;
@@ -188,7 +178,7 @@ static int core_snapshot_save(lua_State *L) {
   return 1;
 }
 
-static snapshot_criteria check_criteria(lua_State *L, int idx) {
+snapshot_criteria binding_check_criteria(lua_State *L, int idx) {
   snapshot_criteria c = snapshot_criteria_latest();
   if (lua_isnoneornil(L, idx)) return c;
   luaL_checktype(L, idx, LUA_TTABLE);
@@ -211,7 +201,7 @@ static snapshot_criteria check_criteria(lua_State *L, int idx) {
 static int core_snapshot_load(lua_State *L) {
   lua_actor *la;
   actor_t *a = binding_current_persistent(L, &la);
-  snapshot_criteria c = check_criteria(L, 1);
+  snapshot_criteria c = binding_check_criteria(L, 1);
   lua_Integer skip = luaL_checkinteger(L, 2);
   lua_Integer token = luaL_checkinteger(L, 3);
   snap_req *r = new_req(L, a, OP_LOAD);
@@ -226,7 +216,7 @@ static int core_snapshot_load(lua_State *L) {
 static int core_snapshot_delete(lua_State *L) {
   lua_actor *la;
   actor_t *a = binding_current_persistent(L, &la);
-  snapshot_criteria c = check_criteria(L, 1);
+  snapshot_criteria c = binding_check_criteria(L, 1);
   lua_Integer token = luaL_checkinteger(L, 2);
   snap_req *r = new_req(L, a, OP_DELETE);
   r->crit = c;

@@ -5,6 +5,11 @@
 #include "worker.h"
 
 #define WATCHDOG_TICK_MS 5
+/* With no handler call seen running on two ticks in a row, it looks ten times
+ * less often: an idle runtime wakes 20 times a second, not 200. A call that
+ * begins meanwhile is hooked at most ~100 ms after it began (its budget
+ * counts from then). */
+#define WATCHDOG_IDLE_TICK_MS 50
 
 /* Every tick the watchdog looks at each worker's state: a handler call seen
  * in progress on two consecutive ticks (so running 5-10 ms) gets the count
@@ -24,18 +29,21 @@ static void watchdog_main(void *arg) {
   watchdog *w = arg;
   int n = w->lrt->rt->workers;
   int armed = w->lrt->cfg.max_instructions > 0; /* else it only waits for an interrupt */
+  int quiet = 0; /* ticks in a row with no call running */
   for (;;) {
-    uv_sleep(WATCHDOG_TICK_MS);
+    uv_sleep(quiet >= 2 ? WATCHDOG_IDLE_TICK_MS : WATCHDOG_TICK_MS);
     uv_mutex_lock(&w->lock);
     if (w->stop) {
       uv_mutex_unlock(&w->lock);
       return;
     }
+    int any = 0;
     for (int i = 1; i <= n; i++) {
       binding_state *bs = w->states[i];
       if (!bs) continue;
       uint64_t gen = __atomic_load_n(&bs->call_gen, __ATOMIC_ACQUIRE);
       int running = __atomic_load_n(&bs->in_call, __ATOMIC_ACQUIRE);
+      any |= running || gen != w->seen_gen[i];
       if (armed && running && gen == w->seen_gen[i] &&
           !__atomic_load_n(&bs->hooked, __ATOMIC_ACQUIRE)) {
         __atomic_store_n(&bs->hooked, 1, __ATOMIC_RELEASE);
@@ -43,6 +51,7 @@ static void watchdog_main(void *arg) {
       }
       w->seen_gen[i] = gen;
     }
+    quiet = any ? 0 : quiet + 1;
     uv_mutex_unlock(&w->lock);
   }
 }

@@ -3,6 +3,9 @@
 #include <lualib.h>
 #include <stdio.h>
 #include <stdlib.h>
+#ifdef LORE_MIMALLOC
+#include <mimalloc.h>
+#endif
 #include <string.h>
 
 #include "log.h"
@@ -11,21 +14,42 @@
 
 /* Counts every byte the state holds, so one scheduler's runaway table fails
  * that handler ("not enough memory") instead of the process. */
+/* The Lua heap of a worker: a mimalloc heap of its own thread when built
+ * with it (LORE_MIMALLOC), else malloc. Counts what the state holds against
+ * memory_limit, and publishes the figure for lore.stats(). */
+static void *heap_realloc(binding_state *bs, void *ptr, size_t nsize) {
+#ifdef LORE_MIMALLOC
+  return mi_heap_realloc(bs->heap, ptr, nsize);
+#else
+  (void)bs;
+  return realloc(ptr, nsize);
+#endif
+}
+
+static void heap_free(void *ptr) {
+#ifdef LORE_MIMALLOC
+  mi_free(ptr);
+#else
+  free(ptr);
+#endif
+}
+
 static void *counting_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
   binding_state *bs = ud;
   size_t old = ptr ? osize : 0;
   if (nsize == 0) {
     bs->mem_used -= old;
-    free(ptr);
+    __atomic_store_n(bs->mem_published, bs->mem_used, __ATOMIC_RELAXED);
+    heap_free(ptr);
     return NULL;
   }
   if (bs->mem_limit && nsize > old && bs->mem_used + (nsize - old) > bs->mem_limit) return NULL;
-  void *p = realloc(ptr, nsize);
+  void *p = heap_realloc(bs, ptr, nsize);
   if (!p) return NULL;
   bs->mem_used = bs->mem_used - old + nsize;
+  __atomic_store_n(bs->mem_published, bs->mem_used, __ATOMIC_RELAXED);
   return p;
 }
-
 
 binding_state *binding_state_get(lua_State *L) {
   lua_getfield(L, LUA_REGISTRYINDEX, BINDING_STATE_KEY);
@@ -78,11 +102,12 @@ static int open_runtime(lua_State *L) {
   luaopen_lore_core(L);
   lua_pushlightuserdata(L, bs);
   lua_call(L, 2, 1); /* runtime.lua gets (core, config) and returns its entry points */
-  static const char *names[] = {"dispatch", "system",   "spawn",   "failed",
-                                "stopped",  "overflow", "upgrade", "reload"};
-  int *refs[] = {&bs->ref_dispatch, &bs->ref_system,   &bs->ref_spawn,   &bs->ref_failed,
-                 &bs->ref_stopped,  &bs->ref_overflow, &bs->ref_upgrade, &bs->ref_reload};
-  for (int i = 0; i < 8; i++) {
+  static const char *names[] = {"dispatch", "system",  "spawn",  "failed",   "stopped",
+                                "overflow", "upgrade", "reload", "persisted"};
+  int *refs[] = {&bs->ref_dispatch, &bs->ref_system,  &bs->ref_spawn,
+                 &bs->ref_failed,   &bs->ref_stopped, &bs->ref_overflow,
+                 &bs->ref_upgrade,  &bs->ref_reload,  &bs->ref_persisted};
+  for (int i = 0; i < 9; i++) {
     lua_getfield(L, -1, names[i]);
     if (!lua_isfunction(L, -1)) return luaL_error(L, "lore.runtime lacks %s", names[i]);
     *refs[i] = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -98,6 +123,18 @@ int worker_state_open(sched_t *s) {
   bs->lrt = lrt;
   bs->budget_left = -1;
   bs->mem_limit = lrt->cfg.memory_limit > 0 ? (size_t)lrt->cfg.memory_limit : 0;
+  bs->mem_published = &lrt->lua_memory[s->index];
+  if (uv_mutex_init(&bs->recover_lock)) {
+    free(bs);
+    return UV_ENOMEM;
+  }
+#ifdef LORE_MIMALLOC
+  if (!(bs->heap = mi_heap_new())) { /* on this worker's thread: its heap */
+    uv_mutex_destroy(&bs->recover_lock);
+    free(bs);
+    return UV_ENOMEM;
+  }
+#endif
   idmap_init(&bs->timers);
   msgpack_sbuffer_init(&bs->buf);
   lua_State *L = lua_newstate(counting_alloc, bs);
@@ -113,11 +150,16 @@ int worker_state_open(sched_t *s) {
     lua_close(L);
     goto fail;
   }
+  codec_strings_init(L, &bs->strings); /* without it (no memory), decoding works uncached */
   s->data = bs;
   return 0;
 fail:
+  uv_mutex_destroy(&bs->recover_lock);
   msgpack_sbuffer_destroy(&bs->buf);
   idmap_free(&bs->timers);
+#ifdef LORE_MIMALLOC
+  mi_heap_delete(bs->heap);
+#endif
   free(bs);
   return UV_ENOMEM;
 }
@@ -130,6 +172,11 @@ void worker_state_close(sched_t *s) {
   entities_worker_close(bs);
   msgpack_sbuffer_destroy(&bs->buf);
   idmap_free(&bs->timers);
+  free(bs->pending);
+  uv_mutex_destroy(&bs->recover_lock);
+#ifdef LORE_MIMALLOC
+  mi_heap_delete(bs->heap); /* empty by now: the state is closed */
+#endif
   free(bs);
   s->data = NULL;
 }

@@ -10,6 +10,7 @@ PACKAGES=(
   libuv1-dev
   libsqlite3-dev sqlite3
   libmsgpack-dev
+  libmimalloc-dev
   libcmocka-dev
   lua-busted lua-check
   procps

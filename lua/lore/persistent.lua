@@ -15,8 +15,31 @@ return function(core, R, ctx_methods)
   local SYS = core.SYS
   local JOURNAL_EREJECTED = core.E.JOURNAL_EREJECTED
   local SNAPSHOT_ENOTFOUND = core.E.SNAPSHOT_ENOTFOUND
-  local BEH <const>, ST <const>, CTX <const> = 1, 2, 3
+  local CONFIG = core.config() -- fixed once the workers run
+  local c_persist, c_current, c_set_current = core.persist, core.current, core.set_current
+  local c_hold, c_release = core.hold, core.release
   local own = R.own
+
+  -- A persistent actor's record keeps its hot fields in the array part, at
+  -- fixed slots after runtime.lua's three (array reads by constant index are
+  -- the VM's fastest, and cost no hash node per actor).
+  local BEH <const>, ST <const>, CTX <const> = 1, 2, 3
+  local SEQ <const> = 4        -- the seq of the last event persisted or replayed (ctx.seq)
+  local RECOVERING <const> = 5 -- replaying (ctx.recovering)
+  local STASHING <const> = 6   -- stashing operations queued (persist, persist_all, defer)
+  local INFLIGHT <const> = 7   -- journal writes and deletes not yet completed
+  local HOLDING <const> = 8    -- the mailbox is held (the internal stash)
+  local INCB <const> = 9       -- a persist callback or deferred handler is running
+  local Q <const> = 10         -- the queue of operations (a table, made on first use), or false
+  local QH <const> = 11        -- the slot before the queue's head operation
+  local QN <const> = 12        -- operations queued
+  P.SEQ, P.RECOVERING, P.INCB = SEQ, RECOVERING, INCB
+
+  -- A new persistent actor's record (runtime.lua's spawn).
+  function P.record(b, ctx, opts, aid, self)
+    return { b, nil, ctx, 0, false, 0, 0, false, false, false, 0, 0,
+      opts = opts, aid = aid, self = self, pid = opts.id, persistent = true }
+  end
 
   local token_seq = 0
   local function next_token()
@@ -24,39 +47,58 @@ return function(core, R, ctx_methods)
     return token_seq
   end
 
-  -- ctx.seq and ctx.recovering read these (runtime.lua's ctx).
-  local function set_seq(rec, seq) rec.seq = seq end
-  local function set_recovering(rec, on) rec.recovering = on end
-
   ---------------------------------------------------------------------------
   -- The queue of operations an actor has issued and not yet seen complete:
   -- journal writes, defers and rejections, handled strictly in issue order.
+  -- One flat table per actor, K slots per operation, reused from slot 1
+  -- whenever it empties: queuing an operation allocates nothing.
   ---------------------------------------------------------------------------
 
-  local function q_new() return { first = 1, last = 0 } end
-  local function q_push(q, v)
-    q.last = q.last + 1
-    q[q.last] = v
+  local K <const> = 8
+  -- slot b+1: the kind, plus STASH when it holds the mailbox
+  local WRITE <const>, DEFER <const>, REJECTED <const>, STASH <const>, LIST <const> = 1, 2, 3, 8, 16
+  -- b+2: the event (or the list of events, kind | LIST), or a defer's fn
+  -- b+3: a write's callback, or false
+  -- b+4: a write's token, or a rejection's error
+  -- b+5: a rejection's first seq
+  -- b+6, b+7, b+8: the command's sender and ask (core.current)
+
+  local function q_push(rec, kind, x, fn, tok, first)
+    local q = rec[Q]
+    if not q then
+      q = {}
+      rec[Q] = q
+    end
+    local n = rec[QN]
+    local b = rec[QH] + n * K
+    local ss, sa, sc = c_current()
+    q[b + 1], q[b + 2], q[b + 3], q[b + 4], q[b + 5], q[b + 6], q[b + 7], q[b + 8] =
+      kind, x, fn or false, tok, first or 0, ss, sa, sc
+    rec[QN] = n + 1
   end
-  local function q_head(q) return q[q.first] end
-  local function q_pop(q)
-    local v = q[q.first]
-    q[q.first] = nil
-    q.first = q.first + 1
-    return v
+
+  -- Removes the head operation (its slots cleared, so its values can be
+  -- collected); returns nothing.
+  local function q_pop(rec)
+    local q, b = rec[Q], rec[QH]
+    for i = b + 1, b + K do q[i] = nil end
+    local n = rec[QN] - 1
+    rec[QN] = n
+    rec[QH] = n == 0 and 0 or b + K
   end
-  local function q_empty(q) return q.first > q.last end
 
   -- The mailbox is held (the internal stash) while recovering, restarting or
   -- while a stashing persist or defer is outstanding.
   local function set_hold(rec)
-    local want = rec.recovering or rec.restarting or rec.stashing > 0
-    if want and not rec.holding then
-      rec.holding = true
-      core.hold()
-    elseif not want and rec.holding then
-      rec.holding = false
-      core.release()
+    local want = rec[RECOVERING] or rec.restarting or rec[STASHING] > 0
+    if want then
+      if not rec[HOLDING] then
+        rec[HOLDING] = true
+        c_hold()
+      end
+    elseif rec[HOLDING] then
+      rec[HOLDING] = false
+      c_release()
     end
   end
 
@@ -70,35 +112,36 @@ return function(core, R, ctx_methods)
   -- apply(state, evt, meta): meta only for an apply that takes it (a table
   -- per event is a cost most behaviours do not want).
   local function apply_meta(rec)
-    local M = rec[BEH].M
-    if rec[BEH].apply_fn ~= M.apply then
-      rec[BEH].apply_fn, rec[BEH].apply_wants_meta = M.apply, core.nparams(M.apply) >= 3
+    local b = rec[BEH]
+    local apply = b.M.apply
+    if b.apply_fn ~= apply then
+      b.apply_fn, b.apply_wants_meta = apply, core.nparams(apply) >= 3
     end
-    return rec[BEH].apply_wants_meta
+    return b.apply_wants_meta
   end
 
   local function maybe_stop(rec)
-    if rec.stop_when_idle and q_empty(rec.pending) and rec.inflight == 0
-      and not rec.recovering and not rec.restarting then
+    if rec.stop_when_idle and rec[QN] == 0 and rec[INFLIGHT] == 0
+      and not rec[RECOVERING] and not rec.restarting then
       R.stop_actor(rec)
     end
   end
 
   local function in_callback(rec, fn, ...)
-    local was = rec.in_callback
-    rec.in_callback = true
+    local was = rec[INCB]
+    rec[INCB] = true
     fn(...)
-    rec.in_callback = was
+    rec[INCB] = was
   end
 
   -- An event that never got stored: the hook sees (as ctx.seq) the seq it
   -- would have had; afterwards ctx.seq is the last persisted one again.
   local function rejected(rec, err, events, first_seq)
-    local seq = rec.seq
+    local seq = rec[SEQ]
     for i, evt in ipairs(events) do
-      rec.seq = first_seq + i - 1
+      rec[SEQ] = first_seq + i - 1
       local ok, herr = pcall(call_hook, rec, "on_persist_rejected", rec[ST], err, evt, rec[CTX])
-      rec.seq = seq
+      rec[SEQ] = seq
       if not ok then error(herr, 0) end
       if not herr then core.log(LOG_WARN, fmt("%s: event rejected: %s", rec.pid, err)) end
     end
@@ -106,74 +149,87 @@ return function(core, R, ctx_methods)
 
   -- An ask whose command lost an event is answered with the error, unless
   -- the actor answers it itself (its hook, or a defer of the same command).
-  local function owe_error(rec, op, err)
-    if op.sc == 0 then return end
+  local function owe_error(rec, ss, sa, sc, err)
+    if sc == 0 then return end
     rec.owed = rec.owed or {}
-    rec.owed[#rec.owed + 1] = { ss = op.ss, sa = op.sa, sc = op.sc, err = err }
+    rec.owed[#rec.owed + 1] = { ss = ss, sa = sa, sc = sc, err = err }
   end
 
   local function settle_owed(rec)
-    local owed, q = rec.owed, rec.pending
+    local owed = rec.owed
     if not owed then return end
+    local q, b = rec[Q], rec[QH]
+    local head_sc = rec[QN] > 0 and q[b + 8] or nil
     local keep = {}
     for _, o in ipairs(owed) do
-      local head = q_head(q)
-      if head and head.sc == o.sc then
+      if head_sc == o.sc then
         keep[#keep + 1] = o -- the command still has operations to run
       elseif not core.was_answered(o.sc) then
-        core.set_current(o.ss, o.sa, o.sc)
+        c_set_current(o.ss, o.sa, o.sc)
         core.reply_error(o.err)
       end
     end
     rec.owed = #keep > 0 and keep or nil
   end
 
-  -- Runs the operations at the head that need no journal answer.
-  local function drain(rec)
-    local q = rec.pending
-    while not q_empty(q) do
-      local op = q_head(q)
-      if op.token then break end -- a journal write still in flight
-      q_pop(q)
-      if op.stashing then rec.stashing = rec.stashing - 1 end
-      core.set_current(op.ss, op.sa, op.sc)
-      if op.defer then
-        in_callback(rec, op.defer, rec[ST])
-      else -- rejected before storage: the actor continues
-        owe_error(rec, op, op.rejected)
-        rejected(rec, op.rejected, op.events, op.first)
-      end
-    end
-    settle_owed(rec)
-    set_hold(rec)
-    maybe_stop(rec)
+  local function as_list(kind, x)
+    if kind & LIST ~= 0 then return x end
+    return { x }
   end
 
-  local function submit(rec, events, fn, stashing, what)
-    if rec.recovering then error(fmt("ctx:%s: cannot persist while recovering", what), 3) end
-    if fn ~= nil and type(fn) ~= "function" then error(fmt("ctx:%s: the callback must be a function", what), 3) end
-    local n = #events
-    if n == 0 then return end
-    local ss, sa, sc = core.current()
-    local op = { events = events, fn = fn, stashing = stashing, ss = ss, sa = sa, sc = sc }
-    local token = next_token()
-    local first, ts = core.persist(events, nil, token)
-    if first then
-      op.token, op.first, op.ts = token, first, ts
-      rec.inflight = rec.inflight + 1
-    else
-      op.rejected, op.first = ts, core.next_seq()
+  -- Runs the operations at the head that need no journal answer.
+  local function drain(rec)
+    local q = rec[Q]
+    while rec[QN] > 0 do
+      local b = rec[QH]
+      local kind = q[b + 1]
+      local what = kind & 7
+      if what == WRITE then break end -- a journal write still in flight
+      local x, err, first = q[b + 2], q[b + 4], q[b + 5]
+      local ss, sa, sc = q[b + 6], q[b + 7], q[b + 8]
+      q_pop(rec)
+      if kind & STASH ~= 0 then rec[STASHING] = rec[STASHING] - 1 end
+      c_set_current(ss, sa, sc)
+      if what == DEFER then
+        in_callback(rec, x, rec[ST])
+      else -- rejected before storage: the actor continues
+        owe_error(rec, ss, sa, sc, err)
+        rejected(rec, err, as_list(kind, x), first)
+      end
     end
-    q_push(rec.pending, op)
-    if stashing then rec.stashing = rec.stashing + 1 end
+    if rec.owed then settle_owed(rec) end
     set_hold(rec)
+    if rec.stop_when_idle then maybe_stop(rec) end
+  end
+
+  -- x is one event (list false) or a list of events (list true).
+  local function submit(rec, x, list, fn, stashing, what)
+    if rec[RECOVERING] then error(fmt("ctx:%s: cannot persist while recovering", what), 3) end
+    if fn ~= nil and type(fn) ~= "function" then error(fmt("ctx:%s: the callback must be a function", what), 3) end
+    local kind = list and WRITE | LIST or WRITE
+    if stashing then kind = kind | STASH end
+    local token = next_token()
+    local first, ts = c_persist(x, nil, token, not list)
+    if first then
+      q_push(rec, kind, x, fn, token)
+      rec[INFLIGHT] = rec[INFLIGHT] + 1
+    else
+      q_push(rec, kind - WRITE + REJECTED, x, fn, ts, core.next_seq())
+    end
+    if stashing then
+      rec[STASHING] = rec[STASHING] + 1
+      if not rec[HOLDING] then
+        rec[HOLDING] = true
+        c_hold()
+      end
+    end
   end
 
   function ctx_methods:persist(evt, fn)
     local rec = own(self, "persist")
     if not rec.persistent then error("ctx:persist: this actor is not persistent (no apply)", 2) end
     if evt == nil then error("ctx:persist(event [, fn]): the event is nil", 2) end
-    submit(rec, { evt }, fn, true, "persist")
+    submit(rec, evt, false, fn, true, "persist")
   end
 
   -- A list with holes ({a, nil, c}) would silently lose events past the hole.
@@ -191,32 +247,32 @@ return function(core, R, ctx_methods)
         if list[i] == nil then error(fmt("ctx:persist_all: event %d of %d is nil", i, max), 3) end
       end
     end
+    return n
   end
 
   function ctx_methods:persist_all(list, fn)
     local rec = own(self, "persist_all")
     if not rec.persistent then error("ctx:persist_all: this actor is not persistent", 2) end
     if type(list) ~= "table" then error("ctx:persist_all(list, fn): list must be a table", 2) end
-    check_list(list)
-    submit(rec, list, fn, true, "persist_all")
+    if check_list(list) == 0 then return end
+    submit(rec, list, true, fn, true, "persist_all")
   end
 
   function ctx_methods:persist_async(evt, fn)
     local rec = own(self, "persist_async")
     if not rec.persistent then error("ctx:persist_async: this actor is not persistent", 2) end
     if evt == nil then error("ctx:persist_async(event [, fn]): the event is nil", 2) end
-    submit(rec, { evt }, fn, false, "persist_async")
+    submit(rec, evt, false, fn, false, "persist_async")
   end
 
   -- Akka: with nothing pending, a deferred handler runs at once; during replay
   -- it is refused (there is nothing to defer to).
   local function defer(rec, fn, stashing, what)
     if type(fn) ~= "function" then error(fmt("ctx:%s(fn): expects a function", what), 3) end
-    if rec.recovering then error(fmt("ctx:%s: cannot defer during replay", what), 3) end
-    if q_empty(rec.pending) then return in_callback(rec, fn, rec[ST]) end
-    local ss, sa, sc = core.current()
-    q_push(rec.pending, { defer = fn, stashing = stashing, ss = ss, sa = sa, sc = sc })
-    if stashing then rec.stashing = rec.stashing + 1 end
+    if rec[RECOVERING] then error(fmt("ctx:%s: cannot defer during replay", what), 3) end
+    if rec[QN] == 0 then return in_callback(rec, fn, rec[ST]) end
+    q_push(rec, stashing and DEFER | STASH or DEFER, fn)
+    if stashing then rec[STASHING] = rec[STASHING] + 1 end
     set_hold(rec)
   end
 
@@ -246,7 +302,7 @@ return function(core, R, ctx_methods)
       if not done then core.log(LOG_WARN, fmt("%s: delete_events: %s", rec.pid, err)) end
       return
     end
-    rec.inflight = rec.inflight + 1
+    rec[INFLIGHT] = rec[INFLIGHT] + 1
   end
 
   ---------------------------------------------------------------------------
@@ -256,17 +312,23 @@ return function(core, R, ctx_methods)
 
   local begin_recovery
 
-  local function release_permit(rec)
-    if rec.has_permit then
-      rec.has_permit = false
-      core.recovery_release()
+  -- Recovery's own state (rc) lives only while it runs: its permit, its
+  -- token (pages of an earlier recovery are ignored), its timeout timer.
+  local function end_recovery(rec)
+    rec[RECOVERING] = false
+    local rc = rec.rc
+    rec.rc = nil
+    if rc then
+      if rc.timer then core.cancel(rc.timer) end
+      if rc.permit then core.recovery_release() end
     end
   end
 
-  local function end_recovery(rec)
-    set_recovering(rec, false)
-    rec.rc = nil
-    release_permit(rec)
+  -- The recovery must make progress (a snapshot or a page arrives) within
+  -- recovery_timeout, or it fails; the timer is cancelled when it ends, so
+  -- an idle actor keeps none.
+  local function arm_timeout(rc)
+    rc.timer = core.schedule_system(CONFIG.recovery_timeout, SYS.RECOVERY_TIMEOUT, rc.token)
   end
 
   local function recovery_failed(rec, err)
@@ -279,14 +341,14 @@ return function(core, R, ctx_methods)
   end
 
   function begin_recovery(rec)
-    rec.has_permit = true
     local rc = rec.rc
+    rc.permit = true
     rc.token = next_token()
     rc.progress = 0
     local mr = rec[BEH].M.recovery
     if mr == false then
       rc.replay_to, rc.replay_left, rc.limited, rc.none = MAXINT, 0, false, true
-      core.replay(1, MAXINT, 0, rc.token, true)
+      core.recover(false, MAXINT, 0, rc.token) -- the bounds only
     else
       if mr ~= nil and type(mr) ~= "table" then
         return recovery_failed(rec, "M.recovery must be a table or false")
@@ -303,7 +365,7 @@ return function(core, R, ctx_methods)
       local sel = mr.snapshot
       if sel == nil then sel = "latest" end
       if sel == "none" then
-        core.replay(1, rc.replay_to, rc.replay_left, rc.token, true)
+        core.recover(false, rc.replay_to, rc.replay_left, rc.token)
       else
         -- The latest snapshot that matches (and is not past to_seq) is offered first.
         local crit = {}
@@ -315,24 +377,20 @@ return function(core, R, ctx_methods)
         if mr.to_seq and (crit.max_seq == nil or crit.max_seq > mr.to_seq) then crit.max_seq = mr.to_seq end
         rc.snap_crit, rc.snap_skip = crit, 0
         rc.snap_required = mr.snapshot_required
-        core.snapshot_load(crit, 0, rc.token)
+        -- the snapshot, the bounds and the first page after it in one read;
+        -- behind snapshot operations still running, the snapshot alone
+        rc.prefetch = core.recover(crit, rc.replay_to, rc.replay_left, rc.token)
+        if not rc.prefetch then core.snapshot_load(crit, 0, rc.token) end
       end
     end
-    -- One timeout timer per actor at a time: a restart's recovery would
-    -- otherwise add a second chain of checks. A timer armed by an earlier
-    -- recovery counts this start as progress, so this one gets a full period.
-    if rec.timeout_armed then
-      rc.progress = 1
-    else
-      rec.timeout_armed = true
-      core.schedule_system(core.config().recovery_timeout, SYS.RECOVERY_TIMEOUT)
-    end
+    if rec.rc == rc then arm_timeout(rc) end -- (not if it already failed above)
   end
 
   local function start_recovery(rec)
     core.new_incarnation() -- a new writer id; C forgets the old incarnation's seqs
+    if rec.rc then end_recovery(rec) end
     rec.rc = {}
-    set_recovering(rec, true)
+    rec[RECOVERING] = true
     set_hold(rec)
     if core.recovery_acquire() then begin_recovery(rec) end
     -- else: SYS.RECOVERY_PERMIT arrives when a permit frees up
@@ -340,7 +398,6 @@ return function(core, R, ctx_methods)
 
   local function complete_recovery(rec)
     end_recovery(rec)
-    rec.restart_ok = true
     call_hook(rec, "on_recovery_completed", rec[ST], rec[CTX]) -- an error here is a failure: restart
     set_hold(rec)
     maybe_stop(rec)
@@ -371,19 +428,28 @@ return function(core, R, ctx_methods)
       if rc.snap_required then return recovery_failed(rec, msg) end
       core.log(LOG_WARN, msg .. "; trying an older one")
       rc.snap_skip = rc.snap_skip + 1
-      return core.snapshot_load(rc.snap_crit, rc.snap_skip, token)
+      if rc.prefetch then
+        -- a page read after this snapshot is on its way: a new token makes
+        -- it (and the timeout armed with the old one) stale
+        rc.prefetch = false
+        rc.token = next_token()
+        if rc.timer then core.cancel(rc.timer) end
+        arm_timeout(rc)
+      end
+      return core.snapshot_load(rc.snap_crit, rc.snap_skip, rc.token)
     end
     local from = 1
     if status == 0 then
       rec[ST] = value
-      set_seq(rec, seq)
+      rec[SEQ] = seq
       rec.last_snap_seq = seq
       from = seq + 1
     elseif rc.snap_required then
       return recovery_failed(rec, fmt("no snapshot of %s matches and one is required", rec.pid))
     end
     rc.from = from
-    core.replay(from, rc.replay_to, rc.replay_left, token, true)
+    if rc.prefetch then return end -- its first page follows
+    core.replay(from, rc.replay_to, rc.replay_left, rc.token, true)
   end
 
   local function on_page(rec, token, mptr)
@@ -394,7 +460,7 @@ return function(core, R, ctx_methods)
     if status ~= 0 then
       -- The page's events before the failing row came back with it: the row
       -- that failed (e.g. its CRC) is the one after the last of them.
-      local after = count > 0 and last or rec.seq
+      local after = count > 0 and last or rec[SEQ]
       return recovery_failed(rec, fmt("journal error at id %s reading the event after seq %d "
         .. "(expected seq %d): %s", rec.pid, after, after + 1, core.strerror(status)))
     end
@@ -422,39 +488,15 @@ return function(core, R, ctx_methods)
       core.replay(last + 1, rc.replay_to, rc.replay_left, token, false)
     end
     if count > 0 then
-      local id, M = rec.pid, rec[BEH].M
-      -- The hot loop of recovery: locals, not table fields, per event.
-      local expect, st, last_seq, apply_fn = rc.expect, rec[ST], rec.seq, M.apply
-      local ok, err
-      if apply_meta(rec) then
-        ok, err = pcall(core.page_each, mptr, function(seq, evt, manifest, version, tags, ts)
-          if expect and seq ~= expect then
-            error(fmt("sequence gap at id %s: expected seq %d, found %d", id, expect, seq), 0)
-          end
-          expect, last_seq = seq + 1, seq
-          rec.seq = seq
-          local ns = apply_fn(st, evt, { seq = seq, ts = ts, id = id, version = version, tags = tags,
-            manifest = manifest })
-          if ns ~= nil then st = ns end
-        end, true)
-      else
-        ok, err = pcall(core.page_each, mptr, function(seq, evt)
-          if expect and seq ~= expect then
-            error(fmt("sequence gap at id %s: expected seq %d, found %d", id, expect, seq), 0)
-          end
-          expect, last_seq = seq + 1, seq
-          rec.seq = seq
-          local ns = apply_fn(st, evt)
-          if ns ~= nil then st = ns end
-        end)
-      end
-      rc.expect, rec[ST] = expect, st
-      set_seq(rec, last_seq)
+      -- The hot loop of recovery runs in C (core.page_apply).
+      local ok, st, expect, last_seq = pcall(core.page_apply, mptr, rec[BEH].M.apply, rec[ST], rec,
+        rc.expect or false, rec.pid, apply_meta(rec), SEQ)
       if not ok then
-        err = tostring(err)
-        if not err:find(id, 1, true) then err = fmt("at id %s: %s", id, err) end
+        local err = tostring(st)
+        if not err:find(rec.pid, 1, true) then err = fmt("at id %s: %s", rec.pid, err) end
         return recovery_failed(rec, err)
       end
+      rc.expect, rec[ST], rec[SEQ] = expect or nil, st, last_seq
     end
     if more then return end
     if not rc.limited and rc.expect and rc.expect - 1 < rc.highest then
@@ -463,8 +505,8 @@ return function(core, R, ctx_methods)
     end
     -- Akka: after recovery (a limited one too) the seq is the journal's
     -- highest, so a new event never reuses a stored seq.
-    set_seq(rec, math.max(rec.seq, rc.highest))
-    core.recovered(rec.seq)
+    rec[SEQ] = math.max(rec[SEQ], rc.highest)
+    core.recovered(rec[SEQ])
     complete_recovery(rec)
   end
 
@@ -476,7 +518,7 @@ return function(core, R, ctx_methods)
     local M = rec[BEH].M
     local value = rec[ST]
     if M.snapshot then value = M.snapshot(rec[ST]) end
-    rec.last_snap_seq = rec.seq
+    rec.last_snap_seq = rec[SEQ]
     local keep = M.keep_snapshots
     if keep ~= nil and (math.type(keep) ~= "integer" or keep < 1) then
       error("M.keep_snapshots must be a positive integer")
@@ -504,7 +546,7 @@ return function(core, R, ctx_methods)
     if rec[BEH].M.delete_events_on_snapshot and oldest_kept > 0 and current and not rec.stopping then
       local ok, derr = core.delete_events(oldest_kept, next_token())
       if ok then
-        rec.inflight = rec.inflight + 1
+        rec[INFLIGHT] = rec[INFLIGHT] + 1
       else
         core.log(LOG_WARN, fmt("%s: deleting events after a snapshot: %s", rec.pid, derr))
       end
@@ -515,7 +557,7 @@ return function(core, R, ctx_methods)
   function ctx_methods:save_snapshot()
     local rec = own(self, "save_snapshot")
     if not rec.persistent then error("ctx:save_snapshot: this actor is not persistent", 2) end
-    if rec.recovering then error("ctx:save_snapshot: not while recovering", 2) end
+    if rec[RECOVERING] then error("ctx:save_snapshot: not while recovering", 2) end
     P.save_snapshot(rec)
   end
 
@@ -536,11 +578,6 @@ return function(core, R, ctx_methods)
   ---------------------------------------------------------------------------
 
   function P.start(rec)
-    rec.pid = rec.opts.id
-    rec.pending = q_new()
-    rec.stashing = 0
-    rec.inflight = 0
-    rec.seq = 0
     local M = rec[BEH].M
     local cap = M.stash_capacity
     if cap ~= nil then
@@ -559,49 +596,67 @@ return function(core, R, ctx_methods)
     drain(rec)
   end
 
-  local function on_persisted(rec, token, status)
-    rec.inflight = rec.inflight - 1
-    local q = rec.pending
-    local op = q_head(q)
-    if not op or op.token ~= token then -- from before a restart: its events are replayed
+  -- A journal write completed (C's entry for it: actor_lua.c); first and
+  -- ts are the write's first seq and timestamp.
+  function P.persisted(rec, token, status, first, ts)
+    rec[INFLIGHT] = rec[INFLIGHT] - 1
+    local q, b = rec[Q], rec[QH]
+    if rec[QN] == 0 or q[b + 4] ~= token or q[b + 1] & 7 ~= WRITE then
+      -- from before a restart: its events are replayed
       if rec.restarting and rec.restart_ready then P.restart_recovery(rec) end
       return
     end
-    q_pop(q)
-    if op.stashing then rec.stashing = rec.stashing - 1 end
-    core.set_current(op.ss, op.sa, op.sc)
+    local kind, x, fn = q[b + 1], q[b + 2], q[b + 3]
+    local ss, sa, sc = q[b + 6], q[b + 7], q[b + 8]
+    q_pop(rec)
+    if kind & STASH ~= 0 then rec[STASHING] = rec[STASHING] - 1 end
+    c_set_current(ss, sa, sc)
     if status == 0 then
       rec.window_start = nil -- the journal works again: the next failure backs off from the start
-      local fn, M = op.fn, rec[BEH].M
-      local apply_fn, meta = M.apply, apply_meta(rec)
-      for i, evt in ipairs(op.events) do
-        local seq = op.first + i - 1
-        set_seq(rec, seq)
+      local M = rec[BEH].M
+      local apply_fn = M.apply
+      if kind & LIST == 0 then
+        rec[SEQ] = first
         local ns
-        if meta then
-          ns = apply_fn(rec[ST], evt, { seq = seq, ts = op.ts, id = rec.pid, version = 1, tags = "" })
+        if apply_meta(rec) then
+          ns = apply_fn(rec[ST], x, { seq = first, ts = ts, id = rec.pid, version = 1, tags = "" })
         else
-          ns = apply_fn(rec[ST], evt)
+          ns = apply_fn(rec[ST], x)
         end
         if ns ~= nil then rec[ST] = ns end
-        if fn then in_callback(rec, fn, rec[ST], evt) end
+        if fn then in_callback(rec, fn, rec[ST], x) end
+      else
+        local meta = apply_meta(rec)
+        for i, evt in ipairs(x) do
+          local seq = first + i - 1
+          rec[SEQ] = seq
+          local ns
+          if meta then
+            ns = apply_fn(rec[ST], evt, { seq = seq, ts = ts, id = rec.pid, version = 1, tags = "" })
+          else
+            ns = apply_fn(rec[ST], evt)
+          end
+          if ns ~= nil then rec[ST] = ns end
+          if fn then in_callback(rec, fn, rec[ST], evt) end
+        end
       end
       local every = M.snapshot_every
-      if every and rec.seq - (rec.last_snap_seq or 0) >= every then P.save_snapshot(rec) end
+      if every and rec[SEQ] - (rec.last_snap_seq or 0) >= every then P.save_snapshot(rec) end
     elseif status == JOURNAL_EREJECTED then
       -- Refused by the journal before storage (e.g. too big): nothing was
       -- stored at these seqs. The journal never stores a hole, so later
       -- writes already in flight fail too; their failure restarts the actor,
       -- which recovers what is stored.
       local err = core.strerror(status)
-      owe_error(rec, op, err)
-      rejected(rec, err, op.events, op.first)
+      owe_error(rec, ss, sa, sc, err)
+      rejected(rec, err, as_list(kind, x), first)
     else
       local err = core.strerror(status)
       core.reply_error(err)
       core.log(LOG_ERROR, fmt("%s: persist failed at seq %d: %s; restarting with back-off", rec.pid,
-        op.first, err))
-      local ok, herr = pcall(call_hook, rec, "on_persist_failure", rec[ST], err, op.events[1], rec[CTX])
+        first, err))
+      local evt1 = kind & LIST ~= 0 and x[1] or x
+      local ok, herr = pcall(call_hook, rec, "on_persist_failure", rec[ST], err, evt1, rec[CTX])
       if not ok then core.log(LOG_WARN, fmt("%s: on_persist_failure: %s", rec.pid, tostring(herr))) end
       if not R.count_failure(rec) then
         core.log(LOG_ERROR, fmt("%s: the journal failed %d times in a row; stopping it for good", rec.pid,
@@ -615,7 +670,7 @@ return function(core, R, ctx_methods)
   end
 
   local function on_deleted(rec, status, seq)
-    rec.inflight = rec.inflight - 1
+    rec[INFLIGHT] = rec[INFLIGHT] - 1
     local ok = status == 0
     if not ok then
       core.log(LOG_WARN, fmt("%s: delete_events failed: %s", rec.pid, core.strerror(status)))
@@ -626,9 +681,7 @@ return function(core, R, ctx_methods)
   end
 
   function P.system(rec, kind, ival, token, mptr)
-    if kind == SYS.PERSISTED then
-      return on_persisted(rec, token, ival)
-    elseif kind == SYS.DELETED then
+    if kind == SYS.DELETED then
       return on_deleted(rec, ival, core.write_seq(mptr))
     elseif kind == SYS.PAGE then
       return on_page(rec, token, mptr)
@@ -649,21 +702,21 @@ return function(core, R, ctx_methods)
         call_hook(rec, "on_snapshots_deleted", true, crit or {}, rec[CTX])
       end
     elseif kind == SYS.RECOVERY_PERMIT then
-      if rec.recovering and not rec.has_permit and not rec.dead then
+      local rc = rec.rc
+      if rec[RECOVERING] and rc and not rc.permit and not rec.dead then
         begin_recovery(rec)
       else
         core.recovery_release() -- nobody here wants it any more: pass it on
       end
     elseif kind == SYS.RECOVERY_TIMEOUT then
-      rec.timeout_armed = false
       local rc = rec.rc
-      if not rec.recovering or not rec.has_permit or not rc then return end
+      if not rc or ival ~= rc.token then return end -- a timer of an earlier recovery
+      rc.timer = nil
       if rc.progress == 0 then
         return recovery_failed(rec, fmt("recovery of %s timed out", rec.pid))
       end
       rc.progress = 0
-      rec.timeout_armed = true
-      core.schedule_system(core.config().recovery_timeout, SYS.RECOVERY_TIMEOUT)
+      arm_timeout(rc)
     elseif kind == SYS.RESTART_RECOVERY then
       -- Only a restart that has not begun its recovery may begin it: a
       -- recovery begun twice applies every event twice.
@@ -692,9 +745,8 @@ return function(core, R, ctx_methods)
     -- it is held; each scheduling another recovery would apply the events
     -- once per recovery onto the same state.
     if rec.restarting then return err end
-    rec.pending = q_new()
-    rec.stashing = 0
-    if rec.recovering then
+    P.drop_pending(rec)
+    if rec[RECOVERING] then
       -- A failure during recovery (e.g. stash overflow "fail"): abandon this
       -- recovery. Its pages would otherwise go on being applied to the fresh
       -- state below, and the restart's own recovery would apply them again.
@@ -720,16 +772,15 @@ return function(core, R, ctx_methods)
   function P.restart_recovery(rec)
     rec.restarting = false
     rec.restart_ready = false
-    set_seq(rec, 0)
+    rec[SEQ] = 0
     start_recovery(rec)
   end
 
   -- Failed too often: stop for good, whatever was pending.
   function P.give_up(rec)
-    if rec.recovering then end_recovery(rec) end
+    if rec[RECOVERING] then end_recovery(rec) end
     rec.restarting = false
-    rec.pending = q_new()
-    rec.stashing = 0
+    P.drop_pending(rec)
     set_hold(rec)
     R.stop_actor(rec)
   end
@@ -744,11 +795,17 @@ return function(core, R, ctx_methods)
   -- recovering, stops now (nothing it holds is lost: a recovery only reads);
   -- one with writes in flight finishes them first (its safe stop is queued).
   function P.shutdown(rec)
-    if rec.restarting or rec.recovering then return P.give_up(rec) end
+    if rec.restarting or rec[RECOVERING] then return P.give_up(rec) end
   end
 
   function P.stopped(rec)
-    if rec.recovering then end_recovery(rec) end
+    if rec[RECOVERING] or rec.rc then end_recovery(rec) end
+  end
+
+  -- Forgets every queued operation (a restart or giving up).
+  function P.drop_pending(rec)
+    if rec[Q] then rec[Q] = {} end
+    rec[QH], rec[QN], rec[STASHING] = 0, 0, 0
   end
 
   return P

@@ -144,7 +144,7 @@ end
 
 function ctx_methods:stash()
   local rec = own(self, "stash")
-  if rec.in_callback then error("ctx:stash() is for the command being received", 2) end
+  if rec[P.INCB] then error("ctx:stash() is for the command being received", 2) end
   core.stash()
 end
 
@@ -285,13 +285,17 @@ function R.spawn(aid, spec)
   else
     self = opts.id and lore.ref(opts.id) or core.addr_ref(aid)
   end
-  local rec = { b, nil, ctx, opts = opts, aid = aid, self = self, pid = opts.id }
+  local rec
+  if persistent then
+    rec = P.record(b, ctx, opts, aid, self)
+  else
+    rec = { b, nil, ctx, opts = opts, aid = aid, self = self, pid = opts.id }
+  end
   local family = spec[4]
   if family then
     rec.parent = family.parent
     rec.sup = family.supervision
   end
-  if persistent then rec.persistent, rec.seq, rec.recovering = true, 0, false end
   local ok, cerr = init_state(rec)
   if not ok then return nil, cerr, "script" end
   local prev = core.current_aid() -- a child spawned in its parent's turn
@@ -598,5 +602,7 @@ function R.overflow(rec)
 end
 
 P = require("lore.persistent")(core, R, ctx_methods)
+R.persisted = P.persisted -- C calls it for every completed journal write
+public.seq, public.recovering = P.SEQ, P.RECOVERING
 
 return R

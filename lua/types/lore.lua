@@ -127,6 +127,7 @@ function lore.shutdown() end
 ---@field journal_writes? integer journal writes
 ---@field recoveries integer recoveries running now
 ---@field recoveries_peak integer the most recoveries that ever ran at once
+---@field lua_memory integer bytes in the workers' Lua heaps (actors' state and records, garbage not yet collected)
 ---@field entities table<string, lore.EntityStats> per entity manager
 
 ---Counters of the running runtime.

@@ -161,6 +161,19 @@ describe("lore.stats", function()
     end)
   end)
 
+  it("reports the workers' Lua memory, which grows with the actors", function()
+    h.run(function()
+      lore.spawn("echo"):ask(1)
+      local before = lore.stats().lua_memory
+      assert.is_true(before > 0, "lua_memory " .. tostring(before))
+      local refs = {}
+      for i = 1, 2000 do refs[i] = lore.spawn("echo") end
+      for i = 1, 2000 do refs[i]:ask(i) end
+      local after = lore.stats().lua_memory
+      assert.is_true(after > before + 2000 * 100, ("%d -> %d"):format(before, after))
+    end)
+  end)
+
   it("reports zeros outside a run", function()
     local s = lore.stats()
     assert.equal(0, s.alive)

@@ -1,0 +1,507 @@
+/* recovery_lua.c: what a persistent actor reads when it recovers: replay
+ * pages of its stream, and the first step of a recovery (its snapshot, the
+ * stream's bounds and the first page after the snapshot), read for many
+ * actors at once on libuv's thread pool. */
+#include <lauxlib.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec.h"
+#include "log.h"
+#include "lua_actor.h"
+#include "worker.h"
+
+#define bs_of worker_bs
+
+/* A replay page holds at most this many events and (past its first event)
+ * this many bytes: recovery's memory is bounded by size, not by rows, so a
+ * stream of large events does not take gigabytes to recover. */
+#define REPLAY_PAGE 4096
+#define REPLAY_PAGE_BYTES ((size_t)4 << 20)
+
+/* Recoveries that begin while a batch is still waiting for a pool thread join
+ * it (at most this many): one job, one wake-up, for many actors. */
+#define RECOVER_BATCH_MAX 256
+
+/* A page travels to the actor inside a MSG_SYSTEM's data: a header, then
+ * records, each a rec_hdr followed by manifest, tags and payload. */
+typedef struct page_hdr {
+  int64_t highest;
+  int64_t deleted_to; /* events 1..deleted_to were deleted (bounds, first page only) */
+  int64_t count;
+  int64_t last_seq;
+  int32_t status;
+  int32_t more; /* the page was full: ask for the next one */
+} page_hdr;
+
+typedef struct rec_hdr {
+  int64_t seq, ts, offset, writer;
+  int32_t version;
+  uint32_t manifest_len, tags_len, payload_len;
+} rec_hdr;
+
+/* One page to read: alone (core.replay), or as a recovery's first page. It
+ * is built in place inside the message that will carry it (m->data), so a
+ * page is never copied. */
+typedef struct page_req {
+  lore_runtime *lrt;
+  char *id;
+  int64_t from, to, max;
+  int want_highest;
+  page_hdr hdr;
+  lore_msg *m; /* m->len bytes used of cap */
+  size_t cap;
+  int oom;
+  int full; /* stopped at REPLAY_PAGE_BYTES */
+} page_req;
+
+static void buf_put(page_req *r, const void *p, size_t n) {
+  if (r->oom) return;
+  size_t len = r->m ? r->m->len : 0;
+  if (!r->m || len + n > r->cap) {
+    /* A recovery's first page is usually a few events; a page after a full
+     * one is usually full too. */
+    size_t cap = r->cap ? r->cap * 2 : r->want_highest ? 4096 : REPLAY_PAGE_BYTES / 8;
+    while (cap < len + n) cap *= 2;
+    lore_msg *m = realloc(r->m, sizeof *m + cap);
+    if (!m) {
+      r->oom = 1;
+      return;
+    }
+    if (!r->m) memset(m, 0, sizeof *m);
+    r->m = m;
+    r->cap = cap;
+  }
+  memcpy(r->m->data + len, p, n);
+  r->m->len = len + n;
+}
+
+static int collect(const journal_event *ev, void *ud) {
+  page_req *r = ud;
+  rec_hdr h = {ev->seq,
+               ev->timestamp_ms,
+               ev->offset,
+               ev->writer,
+               ev->version,
+               (uint32_t)strlen(ev->manifest ? ev->manifest : ""),
+               (uint32_t)strlen(ev->tags ? ev->tags : ""),
+               (uint32_t)ev->payload_len};
+  buf_put(r, &h, sizeof h);
+  buf_put(r, ev->manifest ? ev->manifest : "", h.manifest_len);
+  buf_put(r, ev->tags ? ev->tags : "", h.tags_len);
+  buf_put(r, ev->payload, h.payload_len);
+  r->hdr.count++;
+  r->hdr.last_seq = ev->seq;
+  if (r->m && r->m->len >= REPLAY_PAGE_BYTES) r->full = 1;
+  return r->oom || r->full;
+}
+
+/* On a pool thread: reads the page into r->m (header first). */
+static void read_page(page_req *r) {
+  page_hdr blank = {0};
+  r->hdr = blank;
+  if (r->m) r->m->len = 0;
+  buf_put(r, &r->hdr, sizeof r->hdr); /* placeholder, rewritten below */
+  int st = 0;
+  if (r->want_highest) {
+    journal_bounds b;
+    st = journal_bounds_of(r->lrt->journal, r->id, &b);
+    r->hdr.highest = b.highest;
+    r->hdr.deleted_to = b.deleted_to;
+  }
+  int64_t page = r->max >= 0 && r->max < REPLAY_PAGE ? r->max : REPLAY_PAGE;
+  if (st == 0 && page > 0)
+    st = journal_replay(r->lrt->journal, r->id, r->from, r->to, page, collect, r);
+  if (r->oom) st = JOURNAL_ENOMEM;
+  r->hdr.status = st;
+  r->hdr.more = st == 0 && page > 0 &&
+                ((r->hdr.count == page && (r->max < 0 || r->max > page)) ||
+                 (r->full && (r->max < 0 || r->max > r->hdr.count)));
+  if (!r->oom) memcpy(r->m->data, &r->hdr, sizeof r->hdr);
+}
+
+/* The page as a SYS_PAGE message for actor a (an ENOMEM page if it cannot be
+ * made); NULL only when even that cannot be allocated. */
+static lore_msg *page_msg(page_req *r, actor_t *a, uint64_t token, int failed) {
+  lore_msg *m = NULL;
+  if (!r->oom && !failed && r->m) {
+    m = r->m; /* the page leaves with the message */
+    r->m = NULL;
+  }
+  if (!m) {
+    page_hdr h = {0};
+    h.status = JOURNAL_ENOMEM;
+    m = msg_new(MSG_SYSTEM, &h, sizeof h, NULL, 0);
+  }
+  if (m) {
+    m->kind = MSG_SYSTEM;
+    m->sub = SYS_PAGE;
+    m->corr = token;
+    m->target.sched = a->sched->index;
+    m->target.aid = a->aid;
+  }
+  return m;
+}
+
+/* --- core.replay: one page, alone --- */
+
+typedef struct replay_req {
+  uv_work_t work;
+  sched_t *sched;
+  uint64_t aid, token;
+  page_req page;
+} replay_req;
+
+static void replay_work(uv_work_t *w) {
+  replay_req *r = w->data;
+  read_page(&r->page);
+}
+
+static void replay_after(uv_work_t *w, int status) {
+  replay_req *r = w->data;
+  actor_t *a = sched_find(r->sched, r->aid);
+  if (a) {
+    lore_msg *m = page_msg(&r->page, a, r->token, status != 0);
+    if (m) actor_enqueue(a, m);
+    binding_io_end(a);
+  }
+  free(r->page.m);
+  free(r->page.id);
+  free(r);
+}
+
+/* core.replay(from, to, max, token, want_highest): reads one page of the
+ * current actor's own stream off-thread; it arrives as a SYS_PAGE system
+ * message. */
+static int core_replay(lua_State *L) {
+  binding_state *bs = bs_of(L);
+  lua_actor *la;
+  actor_t *a = binding_current_persistent(L, &la);
+  replay_req *r = calloc(1, sizeof *r);
+  if (!r || !(r->page.id = strdup(a->name))) {
+    free(r);
+    return luaL_error(L, "out of memory");
+  }
+  r->page.from = luaL_checkinteger(L, 1);
+  r->page.to = luaL_checkinteger(L, 2);
+  r->page.max = luaL_checkinteger(L, 3);
+  r->token = (uint64_t)luaL_checkinteger(L, 4);
+  r->page.want_highest = lua_toboolean(L, 5);
+  r->page.lrt = bs->lrt;
+  r->sched = bs->sched;
+  r->aid = a->aid;
+  r->work.data = r;
+  int rc = uv_queue_work(bs->sched->loop, &r->work, replay_work, replay_after);
+  if (rc) {
+    free(r->page.id);
+    free(r);
+    return luaL_error(L, "cannot queue a replay: %s", uv_strerror(rc));
+  }
+  actor_io_begin(a);
+  return 0;
+}
+
+/* --- core.recover: a recovery's first step, batched --- */
+
+/* One actor's first step: its snapshot (unless `snapshot` is 0), then the
+ * bounds of its stream and the first page after the snapshot. */
+typedef struct recover_req {
+  struct recover_req *next;
+  uint64_t aid, token;
+  uint32_t incarnation;
+  int snapshot;
+  snapshot_criteria crit;
+  snap_result res;
+  void *snap_data;
+  size_t snap_len;
+  page_req page;
+} recover_req;
+
+/* Requests read by one pool job. A batch takes new requests until a pool
+ * thread starts on it (`started`, under the worker's recover_lock). */
+typedef struct recover_batch {
+  uv_work_t work;
+  binding_state *bs;
+  recover_req *head, *tail;
+  int count;
+  int started;
+} recover_batch;
+
+static void recover_one(lore_runtime *lrt, recover_req *r) {
+  r->page.from = 1;
+  if (r->snapshot) {
+    r->res.status = snapshot_store_load(lrt->snapshots, r->page.id, &r->crit, 0, &r->res.meta,
+                                        &r->snap_data, &r->snap_len);
+    if (r->res.status == 0) {
+      r->page.from = r->res.meta.seq + 1;
+    } else if (r->res.status != SNAPSHOT_ENOTFOUND) {
+      return; /* the actor decides (fail, or an older snapshot); no page read */
+    }
+  }
+  read_page(&r->page);
+}
+
+static void recover_work(uv_work_t *w) {
+  recover_batch *b = w->data;
+  binding_state *bs = b->bs;
+  uv_mutex_lock(&bs->recover_lock);
+  b->started = 1;
+  if (bs->recover_open == b) bs->recover_open = NULL;
+  uv_mutex_unlock(&bs->recover_lock);
+  for (recover_req *r = b->head; r; r = r->next) recover_one(bs->lrt, r);
+}
+
+static void recover_free(recover_req *r) {
+  free(r->snap_data);
+  free(r->page.m);
+  free(r->page.id);
+  free(r);
+}
+
+/* On the worker: each actor gets its snapshot (if asked), then its page. */
+static void recover_after(uv_work_t *w, int status) {
+  recover_batch *b = w->data;
+  recover_req *r = b->head;
+  while (r) {
+    recover_req *next = r->next;
+    actor_t *a = sched_find(b->bs->sched, r->aid);
+    if (a) {
+      int page_read = r->page.m != NULL || r->page.oom;
+      if (r->snapshot) {
+        if (status) r->res.status = SNAPSHOT_EIO;
+        size_t extra = r->res.status == 0 ? r->snap_len : 0;
+        lore_msg *m = msg_new(MSG_SYSTEM, NULL, sizeof r->res + extra, NULL, 0);
+        if (m) {
+          memcpy(m->data, &r->res, sizeof r->res);
+          if (extra) memcpy(m->data + sizeof r->res, r->snap_data, extra);
+          m->sub = SYS_SNAP_LOADED;
+          m->ival = r->res.status;
+          m->corr = r->token;
+          m->ptr = NULL;
+          m->target.sched = a->sched->index;
+          m->target.aid = a->aid;
+          actor_enqueue(a, m);
+        }
+      }
+      if (page_read || (!r->snapshot && status)) {
+        lore_msg *m = page_msg(&r->page, a, r->token, status != 0);
+        if (m) actor_enqueue(a, m);
+      }
+      binding_io_end(a);
+    }
+    recover_free(r);
+    r = next;
+  }
+  free(b);
+}
+
+/*
+ * core.recover(criteria | false, to, max, token) -> true | false
+ * Begins the current actor's recovery: reads its newest snapshot matching
+ * `criteria` (false: none), then its stream's bounds and the first page
+ * after the snapshot (seqs up to `to`, at most `max` events, -1 for no
+ * limit). The actor gets SYS_SNAP_LOADED (if a snapshot was asked for), then
+ * SYS_PAGE (unless the snapshot store failed), both with `token`. False when
+ * the actor has snapshot operations running (a save of an earlier
+ * incarnation): it must load its snapshot the ordinary way, behind them.
+ */
+static int core_recover(lua_State *L) {
+  binding_state *bs = bs_of(L);
+  lua_actor *la;
+  actor_t *a = binding_current_persistent(L, &la);
+  int snapshot = lua_toboolean(L, 1);
+  if (snapshot && (la->snap_running || la->snap_next)) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  recover_req *r = calloc(1, sizeof *r);
+  if (!r || !(r->page.id = strdup(a->name))) {
+    free(r);
+    return luaL_error(L, "out of memory");
+  }
+  if (snapshot) r->crit = binding_check_criteria(L, 1);
+  r->snapshot = snapshot;
+  r->page.to = luaL_checkinteger(L, 2);
+  r->page.max = luaL_checkinteger(L, 3);
+  r->token = (uint64_t)luaL_checkinteger(L, 4);
+  r->page.want_highest = 1;
+  r->page.lrt = bs->lrt;
+  r->aid = a->aid;
+  r->incarnation = la->incarnation;
+  r->res.incarnation = la->incarnation;
+  uv_mutex_lock(&bs->recover_lock);
+  recover_batch *b = bs->recover_open;
+  int join = b && !b->started && b->count < RECOVER_BATCH_MAX;
+  if (join) {
+    b->tail->next = r;
+    b->tail = r;
+    b->count++;
+  }
+  uv_mutex_unlock(&bs->recover_lock);
+  if (!join) {
+    if (!(b = calloc(1, sizeof *b))) {
+      recover_free(r);
+      return luaL_error(L, "out of memory");
+    }
+    b->bs = bs;
+    b->head = b->tail = r;
+    b->count = 1;
+    b->work.data = b;
+    uv_mutex_lock(&bs->recover_lock);
+    bs->recover_open = b;
+    uv_mutex_unlock(&bs->recover_lock);
+    int rc = uv_queue_work(bs->sched->loop, &b->work, recover_work, recover_after);
+    if (rc) {
+      uv_mutex_lock(&bs->recover_lock);
+      bs->recover_open = NULL;
+      uv_mutex_unlock(&bs->recover_lock);
+      free(b);
+      recover_free(r);
+      return luaL_error(L, "cannot queue a recovery: %s", uv_strerror(rc));
+    }
+  }
+  actor_io_begin(a);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* core.page_info(mptr) -> status, highest, count, last_seq, more, deleted_to */
+static int core_page_info(lua_State *L) {
+  lore_msg *m = lua_touserdata(L, 1);
+  luaL_argcheck(L, m && m->len >= sizeof(page_hdr), 1, "not a replay page");
+  page_hdr h;
+  memcpy(&h, m->data, sizeof h);
+  lua_pushinteger(L, h.status);
+  lua_pushinteger(L, h.highest);
+  lua_pushinteger(L, h.count);
+  lua_pushinteger(L, h.last_seq);
+  lua_pushboolean(L, h.more);
+  lua_pushinteger(L, h.deleted_to);
+  return 6;
+}
+
+/* core.page_each(mptr, fn [, want_meta]): calls fn(seq, evt) -- or, with
+ * want_meta, fn(seq, evt, manifest, version, tags, ts, offset) -- for each
+ * event of the page. A payload that does not decode
+ * raises "decode error at seq N: ...". */
+static int core_page_each(lua_State *L) {
+  lore_msg *m = lua_touserdata(L, 1);
+  luaL_argcheck(L, m && m->len >= sizeof(page_hdr), 1, "not a replay page");
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  int want_meta = lua_toboolean(L, 3); /* strings cost interning: only on request */
+  size_t off = sizeof(page_hdr);
+  char err[CODEC_ERR_MAX];
+  while (off + sizeof(rec_hdr) <= m->len) {
+    rec_hdr h;
+    memcpy(&h, m->data + off, sizeof h);
+    off += sizeof h;
+    const char *p = m->data + off;
+    size_t total = (size_t)h.manifest_len + h.tags_len + h.payload_len;
+    if (off + total > m->len) return luaL_error(L, "replay page is truncated");
+    lua_pushvalue(L, 2);
+    lua_pushinteger(L, h.seq);
+    const char *payload = p + h.manifest_len + h.tags_len;
+    if (codec_decode(L, payload, h.payload_len, err, sizeof err))
+      return luaL_error(L, "decode error at seq %I: %s", (lua_Integer)h.seq, err);
+    if (want_meta) {
+      lua_pushlstring(L, p, h.manifest_len);
+      lua_pushinteger(L, h.version);
+      lua_pushlstring(L, p + h.manifest_len, h.tags_len);
+      lua_pushinteger(L, h.ts);
+      lua_pushinteger(L, h.offset);
+    }
+    lua_call(L, want_meta ? 7 : 2, 0);
+    off += total;
+  }
+  return 0;
+}
+
+/*
+ * core.page_apply(mptr, apply, state, rec, expect, id, want_meta, seq_slot)
+ *   -> state, expect, last_seq
+ * The hot loop of recovery, in C: for each event of the page, rec[seq_slot]
+ * = its seq (ctx.seq), then state = apply(state, evt [, meta]) (the same
+ * state when apply returns nil); meta = { seq, ts, id, version, tags,
+ * manifest } only when want_meta. expect is the seq the first event must
+ * have (false: any); every later one must follow the one before. Raises on
+ * a gap, an undecodable payload, or whatever apply raises (the caller's
+ * pcall catches it). Each apply is a handler call of its own for the
+ * instruction budget.
+ */
+static int core_page_apply(lua_State *L) {
+  lore_msg *m = lua_touserdata(L, 1);
+  luaL_argcheck(L, m && m->len >= sizeof(page_hdr), 1, "not a replay page");
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  luaL_checktype(L, 4, LUA_TTABLE);
+  int checking = lua_isinteger(L, 5);
+  int64_t expect = checking ? lua_tointeger(L, 5) : 0, last = 0;
+  size_t id_len;
+  const char *id = luaL_checklstring(L, 6, &id_len);
+  int want_meta = lua_toboolean(L, 7);
+  lua_Integer seq_slot = luaL_checkinteger(L, 8);
+  binding_state *bs = bs_of(L);
+  lua_settop(L, 8);
+  size_t off = sizeof(page_hdr);
+  char err[CODEC_ERR_MAX];
+  while (off + sizeof(rec_hdr) <= m->len) {
+    rec_hdr h;
+    memcpy(&h, m->data + off, sizeof h);
+    off += sizeof h;
+    const char *p = m->data + off;
+    size_t total = (size_t)h.manifest_len + h.tags_len + h.payload_len;
+    if (off + total > m->len) return luaL_error(L, "replay page is truncated");
+    if (checking && h.seq != expect)
+      return luaL_error(L, "sequence gap at id %s: expected seq %I, found %I", id,
+                        (lua_Integer)expect, (lua_Integer)h.seq);
+    checking = 1;
+    expect = h.seq + 1;
+    last = h.seq;
+    lua_pushinteger(L, h.seq);
+    lua_rawseti(L, 4, seq_slot);
+    lua_pushvalue(L, 2);
+    lua_pushvalue(L, 3);
+    if (codec_decode_cached(L, &bs->strings, p + h.manifest_len + h.tags_len, h.payload_len, err,
+                            sizeof err))
+      return luaL_error(L, "decode error at seq %I: %s", (lua_Integer)h.seq, err);
+    if (want_meta) {
+      lua_createtable(L, 0, 6);
+      lua_pushinteger(L, h.seq);
+      lua_setfield(L, -2, "seq");
+      lua_pushinteger(L, h.ts);
+      lua_setfield(L, -2, "ts");
+      lua_pushlstring(L, id, id_len);
+      lua_setfield(L, -2, "id");
+      lua_pushinteger(L, h.version);
+      lua_setfield(L, -2, "version");
+      lua_pushlstring(L, p + h.manifest_len, h.tags_len);
+      lua_setfield(L, -2, "tags");
+      lua_pushlstring(L, p, h.manifest_len);
+      lua_setfield(L, -2, "manifest");
+    }
+    lua_call(L, want_meta ? 3 : 2, 1);
+    if (lua_isnil(L, -1))
+      lua_pop(L, 1);
+    else
+      lua_replace(L, 3);
+    off += total;
+    budget_restart(bs);
+  }
+  lua_pushvalue(L, 3);
+  if (checking)
+    lua_pushinteger(L, expect);
+  else
+    lua_pushboolean(L, 0);
+  lua_pushinteger(L, last);
+  return 3;
+}
+
+int luaopen_lore_core_recovery(lua_State *L) {
+  static const luaL_Reg fns[] = {{"replay", core_replay},
+                                 {"recover", core_recover},
+                                 {"page_info", core_page_info},
+                                 {"page_each", core_page_each},
+                                 {"page_apply", core_page_apply},
+                                 {NULL, NULL}};
+  luaL_setfuncs(L, fns, 0);
+  return 0;
+}
