@@ -10,6 +10,7 @@ PACKAGES=(
   libuv1-dev
   libsqlite3-dev sqlite3
   libmsgpack-dev
+  libjansson-dev jq # bindings/cli: JSON output; tests/cli: its check
   libcmocka-dev
   lua-busted lua-check
   procps
