@@ -56,11 +56,13 @@ int jcli_open(const char *cmd, const char *db, journal_t **out) {
               ? cli_fail(cmd, "%s: a memory journal lives only inside the process using it", uri)
               : cli_fail(cmd, "no such journal: %s", name);
       break;
-    case JOURNAL_ENOTLORE:
     case JOURNAL_ENOTDB:
+      status = cli_fail(cmd, "%s is not a Lore journal (not an SQLite database)", name);
+      break;
+    case JOURNAL_ENOTLORE:
       status = cli_fail(cmd,
-                        "%s is not a Lore journal (or one from an older Lore that no app has "
-                        "opened since: `lore run` migrates it)",
+                        "%s is not a Lore journal (no journal tables; or a journal of an older "
+                        "Lore, which an app's `lore run` migrates first)",
                         name);
       break;
     case JOURNAL_EISDIR:
