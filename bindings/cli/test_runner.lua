@@ -28,6 +28,13 @@ end
 -- What busted reports that the runtime adds: shutdowns that needed force.
 local files, runtime_errors = 0, 0
 
+-- A spec's lore.shutdown() would end its file's runtime with the file half
+-- run: each file's runtime stops when the file is done, and only then.
+local shutdown = lore.shutdown
+lore.shutdown = function() -- luacheck: ignore 122
+  error("lore.shutdown() is not for specs: `lore test` stops each spec file's runtime when the file ends", 2)
+end
+
 -- busted runs each spec file's whole tree (the file's chunk, its describes
 -- and its tests) through busted.safe("file", ...) from busted.execute: that
 -- call runs here as the application coroutine of a new lore.run, so tests can
@@ -40,11 +47,16 @@ package.loaded["busted.core"] = function(...)
     in_file, files = true, files + 1
     lore.configure(config.defaults)
     local results
+    local context = busted.context.get()
     local ok, done, why = pcall(lore.run, function()
       results = table.pack(safe(descriptor, run, element))
-      lore.shutdown()
+      shutdown()
     end)
     in_file = false
+    if not results then -- the runtime ended under the file (a signal): it never finished
+      while busted.context.get() ~= context do busted.context.pop() end
+      ok, done = false, "the runtime stopped before the spec file finished"
+    end
     if not ok or not done then
       runtime_errors = runtime_errors + 1
       say("%s: %s", tostring(element.name), tostring(ok and why or done))
