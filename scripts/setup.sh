@@ -10,7 +10,7 @@ PACKAGES=(
   libuv1-dev
   libsqlite3-dev sqlite3
   libmsgpack-dev
-  libjansson-dev jq # bindings/cli: JSON output; tests/cli: its check
+  libjansson-dev jq lua-dkjson # bindings/cli: JSON output; its checks (tests/cli, tests/lua)
   libcmocka-dev
   lua-busted lua-check
   procps
