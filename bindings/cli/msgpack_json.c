@@ -73,11 +73,9 @@ static json_t *base64_string(const char *s, size_t n) {
 
 json_t *mpj_bin(const void *data, size_t n) { return tagged("$base64", base64_string(data, n)); }
 
-static json_t *bin(const char *s, size_t n) { return mpj_bin(s, n); }
-
 json_t *mpj_bytes(const char *s, size_t n) {
   json_t *v = json_stringn(s, n); /* NULL when not valid UTF-8 */
-  return v ? v : bin(s, n);
+  return v ? v : mpj_bin(s, n);
 }
 
 static json_t *uint64_value(uint64_t u) {
@@ -249,7 +247,7 @@ static json_t *array(reader *r, uint64_t n, int depth) {
 static json_t *string_of(reader *r, uint64_t n, int is_bin) {
   const unsigned char *b;
   if (take(r, n, &b)) return fail(r, "truncated payload (string)");
-  json_t *v = is_bin ? bin((const char *)b, n) : mpj_bytes((const char *)b, n);
+  json_t *v = is_bin ? mpj_bin(b, n) : mpj_bytes((const char *)b, n);
   return v ? v : fail(r, "out of memory");
 }
 
