@@ -10,7 +10,8 @@ PACKAGES=(
   libuv1-dev
   libsqlite3-dev sqlite3
   libmsgpack-dev
-  libmimalloc-dev
+  libmimalloc-dev # the workers' Lua heaps
+  libjansson-dev jq lua-dkjson # bindings/cli: JSON output; its checks (tests/cli, tests/lua)
   libcmocka-dev
   lua-busted lua-check
   procps

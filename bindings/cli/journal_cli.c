@@ -1,178 +1,260 @@
-/* journal_cli.c: `lore journal ls|events|stats`: inspect a journal from the command line. */
+/* journal_cli.c: `lore journal ls|events|stats` and the dispatch to snapshots and tail. */
+#include <getopt.h>
 #include <inttypes.h>
-#include <msgpack.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
 
-#include "journal.h"
+#include "cli.h"
+#include "journal_cli.h"
+#include "msgpack_json.h"
 
-static int usage(void) {
-  fprintf(stderr,
-          "usage: lore journal ls     [--db URI]\n"
-          "       lore journal events [--db URI] ID [--from N] [--to N] [--json]\n"
-          "       lore journal stats  [--db URI]\n"
-          "  URI: sqlite:PATH (default sqlite:lore.db)\n");
-  return 2;
+static const char journal_usage[] =
+    "usage: lore journal ls        [--db URI] [--json]\n"
+    "       lore journal events    [--db URI] ID [--from N] [--to N] [--json]\n"
+    "       lore journal stats     [--db URI] [--json]\n"
+    "       lore journal snapshots [--db URI] ID [--snapshots URI] [--json]\n"
+    "       lore journal tail      [--db URI] [--tag T] [--from OFFSET] [--json]\n"
+    "\n"
+    "Reads a journal without ever changing it (also while an app writes it).\n"
+    "--db is a URI (sqlite:PATH, postgres:CONNINFO) or a plain path to an SQLite\n"
+    "file; the default is sqlite:lore.db. --json prints one JSON object per line.\n"
+    "'lore journal COMMAND --help' tells more.\n";
+
+enum { OPT_FROM = 256, OPT_TO };
+
+static int ls_help(void) {
+  printf(
+      "usage: lore journal ls [--db URI] [--json]\n"
+      "\n"
+      "Lists every persistence id the journal has seen, sorted, with its highest\n"
+      "sequence number (kept after its events are deleted).\n"
+      "  --db URI   the journal (default sqlite:lore.db; a plain path means an SQLite file)\n"
+      "  --json     one {\"id\": ..., \"highest_seq\": N} per line\n");
+  return CLI_OK;
 }
 
-static void print_json_string(const char *s, size_t n) {
-  putchar('"');
-  for (size_t i = 0; i < n; i++) {
-    unsigned char c = (unsigned char)s[i];
-    if (c == '"' || c == '\\')
-      printf("\\%c", c);
-    else if (c == '\n')
-      fputs("\\n", stdout);
-    else if (c < 0x20 || c == 0x7f)
-      printf("\\u%04x", c);
-    else
-      putchar(c);
-  }
-  putchar('"');
+static int events_help(void) {
+  printf(
+      "usage: lore journal events [--db URI] ID [--from N] [--to N] [--json]\n"
+      "\n"
+      "Prints the events of one persistence id in sequence order: seq, time (UTC),\n"
+      "type, adapter version, tags and the event.\n"
+      "  --db URI   the journal (default sqlite:lore.db; a plain path means an SQLite file)\n"
+      "  --from N   first sequence number (default 1)\n"
+      "  --to N     last sequence number (default: the highest)\n"
+      "  --json     one JSON object per event: id, seq, offset, ts, version, tags,\n"
+      "             manifest (if any), event (see docs/cli.md for the value rules)\n"
+      "An id the journal has never seen is an error (exit status 1).\n");
+  return CLI_OK;
 }
 
-/* MessagePack -> JSON. Map keys that are not strings are printed as strings. */
-static void print_json(const msgpack_object *o) {
-  switch (o->type) {
-    case MSGPACK_OBJECT_NIL: fputs("null", stdout); break;
-    case MSGPACK_OBJECT_BOOLEAN: fputs(o->via.boolean ? "true" : "false", stdout); break;
-    case MSGPACK_OBJECT_POSITIVE_INTEGER: printf("%" PRIu64, o->via.u64); break;
-    case MSGPACK_OBJECT_NEGATIVE_INTEGER: printf("%" PRId64, o->via.i64); break;
-    case MSGPACK_OBJECT_FLOAT32:
-    case MSGPACK_OBJECT_FLOAT64: printf("%.17g", o->via.f64); break;
-    case MSGPACK_OBJECT_STR: print_json_string(o->via.str.ptr, o->via.str.size); break;
-    case MSGPACK_OBJECT_BIN: print_json_string(o->via.bin.ptr, o->via.bin.size); break;
-    case MSGPACK_OBJECT_ARRAY:
-      putchar('[');
-      for (uint32_t i = 0; i < o->via.array.size; i++) {
-        if (i) putchar(',');
-        print_json(&o->via.array.ptr[i]);
+static int stats_help(void) {
+  printf(
+      "usage: lore journal stats [--db URI] [--json]\n"
+      "\n"
+      "Counts ids and stored events, the database's size, the oldest and newest\n"
+      "event times and the highest offset, all by the database's own aggregates.\n"
+      "  --db URI   the journal (default sqlite:lore.db; a plain path means an SQLite file)\n"
+      "  --json     one object: ids, events, bytes, oldest_ts, newest_ts, max_offset\n");
+  return CLI_OK;
+}
+
+int jcli_parse(const char *cmd, int argc, char **argv, const struct option *extra, size_t nextra,
+               jcli_option_fn on_extra, void *ud, int (*help)(void), jcli_common *co, int *first) {
+  struct option opts[16] = {{"db", required_argument, NULL, 'd'},
+                            {"json", no_argument, NULL, 'j'},
+                            {"help", no_argument, NULL, 'h'}};
+  size_t n = 3;
+  for (size_t i = 0; i < nextra && n < 15; i++) opts[n++] = extra[i];
+  opts[n] = (struct option){NULL, 0, NULL, 0};
+  co->db = JCLI_DEFAULT_DB;
+  co->json = 0;
+  cli_getopt_reset();
+  int c;
+  while ((c = getopt_long(argc, argv, ":d:jh", opts, NULL)) != -1) {
+    switch (c) {
+      case 'd':
+        if (!*optarg) return cli_usage_error(cmd, "--db needs a URI or a path");
+        co->db = optarg;
+        break;
+      case 'j':
+        co->json = 1;
+        break;
+      case 'h':
+        return help();
+      case '?':
+      case ':':
+        return cli_option_error(cmd, c, argv);
+      default: {
+        int r = on_extra ? on_extra(c, optarg, ud) : -1;
+        if (r >= 0) return r;
       }
-      putchar(']');
-      break;
-    case MSGPACK_OBJECT_MAP:
-      putchar('{');
-      for (uint32_t i = 0; i < o->via.map.size; i++) {
-        if (i) putchar(',');
-        const msgpack_object *k = &o->via.map.ptr[i].key;
-        if (k->type == MSGPACK_OBJECT_STR) {
-          print_json(k);
-        } else {
-          putchar('"');
-          if (k->type == MSGPACK_OBJECT_POSITIVE_INTEGER) printf("%" PRIu64, k->via.u64);
-          else if (k->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) printf("%" PRId64, k->via.i64);
-          else fputs("?", stdout);
-          putchar('"');
-        }
-        putchar(':');
-        print_json(&o->via.map.ptr[i].val);
-      }
-      putchar('}');
-      break;
-    case MSGPACK_OBJECT_EXT: fputs("\"<ref>\"", stdout); break;
-    default: fputs("null", stdout); break;
+    }
   }
+  *first = optind;
+  return -1;
 }
 
-typedef struct events_opts {
-  int json;
-  int64_t count;
-} events_opts;
+int jcli_no_operands(const char *cmd, int argc, char **argv, int first) {
+  if (first < argc) return cli_usage_error(cmd, "unexpected argument '%s'", argv[first]);
+  return -1;
+}
 
-static int print_event(const journal_event *ev, void *ud) {
-  events_opts *o = ud;
-  msgpack_zone zone;
-  msgpack_zone_init(&zone, 2048);
-  msgpack_object obj;
-  size_t off = 0;
-  int ok = msgpack_unpack(ev->payload, ev->payload_len, &off, &zone, &obj) == MSGPACK_UNPACK_SUCCESS;
-  if (o->json) {
-    printf("{\"seq\":%" PRId64 ",\"type\":", ev->seq);
-    print_json_string(ev->manifest, strlen(ev->manifest));
-    printf(",\"version\":%d,\"timestamp_ms\":%" PRId64 ",\"writer\":\"%" PRId64 "\"", ev->version,
-           ev->timestamp_ms, ev->writer);
-    fputs(",\"event\":", stdout);
-    if (ok) print_json(&obj); else fputs("null", stdout);
-    fputs("}\n", stdout);
-  } else {
-    printf("%8" PRId64 "  %-16s v%d  ", ev->seq, ev->manifest[0] ? ev->manifest : "-", ev->version);
-    if (ok) print_json(&obj); else fputs("<undecodable payload>", stdout);
-    putchar('\n');
+/* ---- ls ---- */
+
+typedef struct ls_state {
+  int json, failed;
+} ls_state;
+
+static void print_id(const char *id, int64_t highest, void *ud) {
+  ls_state *st = ud;
+  if (st->failed) return;
+  if (!st->json) {
+    if (printf("%-40s %" PRId64 "\n", id, highest) < 0) st->failed = 1;
+    return;
   }
-  msgpack_zone_destroy(&zone);
-  o->count++;
+  json_t *o =
+      json_pack("{s:o,s:I}", "id", mpj_bytes(id, strlen(id)), "highest_seq", (json_int_t)highest);
+  if (!o || mpj_print_line(stdout, o, 17)) st->failed = 1;
+  json_decref(o);
+}
+
+static int ls_command(int argc, char **argv) {
+  const char *cmd = "lore journal ls";
+  jcli_common co;
+  int first = 0, r = jcli_parse(cmd, argc, argv, NULL, 0, NULL, NULL, ls_help, &co, &first);
+  if (r >= 0 || (r = jcli_no_operands(cmd, argc, argv, first)) >= 0) return r;
+  journal_t *j;
+  if ((r = jcli_open(cmd, co.db, &j))) return r;
+  ls_state st = {co.json, 0};
+  int err = journal_list_ids(j, print_id, &st);
+  journal_close(j);
+  if (err) return cli_fail(cmd, "%s", journal_strerror(err));
+  return cli_finish_output(cmd, st.failed ? CLI_FAIL : CLI_OK);
+}
+
+/* ---- events ---- */
+
+typedef struct range {
+  const char *cmd;
+  int64_t from, to;
+  int to_given;
+} range;
+
+static int events_option(int c, const char *arg, void *ud) {
+  range *rg = ud;
+  if (c == OPT_FROM && cli_parse_int64(rg->cmd, "--from", arg, 0, &rg->from)) return CLI_USAGE;
+  if (c == OPT_TO && cli_parse_int64(rg->cmd, "--to", arg, 0, &rg->to)) return CLI_USAGE;
+  if (c == OPT_TO) rg->to_given = 1;
+  return -1;
+}
+
+typedef struct printing {
+  int json, failed;
+  int64_t last_seq;
+} printing;
+
+static int print_one(const journal_event *ev, void *ud) {
+  printing *p = ud;
+  if (jcli_print_event(ev, p->json, 0)) {
+    p->failed = 1;
+    return 1;
+  }
+  p->last_seq = ev->seq;
   return 0;
 }
 
-static void print_id(const char *id, int64_t highest, void *ud) {
-  (void)ud;
-  printf("%-40s %" PRId64 "\n", id, highest);
-}
-
-static void print_time(const char *label, int64_t ms) {
-  char buf[64] = "-";
-  if (ms) {
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  }
-  printf("%-10s %s\n", label, buf);
-}
-
-int lore_journal_command(int argc, char **argv) {
-  if (argc < 3) return usage();
-  const char *cmd = argv[2], *db = "sqlite:lore.db", *id = NULL;
-  int64_t from = 1, to = INT64_MAX;
-  events_opts eo = {0, 0};
-  for (int i = 3; i < argc; i++) {
-    if (strcmp(argv[i], "--db") == 0 && i + 1 < argc) db = argv[++i];
-    else if (strcmp(argv[i], "--from") == 0 && i + 1 < argc) from = strtoll(argv[++i], NULL, 10);
-    else if (strcmp(argv[i], "--to") == 0 && i + 1 < argc) to = strtoll(argv[++i], NULL, 10);
-    else if (strcmp(argv[i], "--json") == 0) eo.json = 1;
-    else if (argv[i][0] == '-') return usage();
-    else if (!id) id = argv[i];
-    else return usage();
-  }
-  if (strcmp(cmd, "ls") && strcmp(cmd, "events") && strcmp(cmd, "stats")) return usage();
-  if (strcmp(cmd, "events") == 0 && !id) return usage();
-  if (strncmp(db, "sqlite:", 7) == 0) {
-    struct stat st;
-    if (stat(db + 7, &st) != 0) {
-      fprintf(stderr, "lore journal: %s: no such database\n", db + 7);
-      return 1;
-    }
-  }
-  /* Read-only: never modifies the file, and works while an app writes it. */
-  journal_options opt = {.synchronous_full = 1, .read_only = 1};
+static int events_command(int argc, char **argv) {
+  const char *cmd = "lore journal events";
+  static const struct option extra[] = {{"from", required_argument, NULL, OPT_FROM},
+                                        {"to", required_argument, NULL, OPT_TO}};
+  range rg = {cmd, 1, INT64_MAX, 0};
+  jcli_common co;
+  int first = 0,
+      r = jcli_parse(cmd, argc, argv, extra, 2, events_option, &rg, events_help, &co, &first);
+  if (r >= 0) return r;
+  if (first >= argc) return cli_usage_error(cmd, "missing the persistence ID");
+  if (first + 1 < argc) return cli_usage_error(cmd, "unexpected argument '%s'", argv[first + 1]);
+  if (rg.to_given && rg.to < rg.from)
+    return cli_usage_error(cmd, "--to %" PRId64 " is below --from %" PRId64, rg.to, rg.from);
+  const char *id = argv[first];
   journal_t *j;
-  int r = journal_open(db, &opt, &j);
-  if (r) {
-    fprintf(stderr, "lore journal: cannot open %s: %s\n", db, journal_strerror(r));
-    return 1;
+  if ((r = jcli_open(cmd, co.db, &j))) return r;
+  journal_bounds b = {0, 0};
+  int err = journal_bounds_of(j, id, &b);
+  if (!err && b.highest == 0) {
+    journal_close(j);
+    return cli_fail(cmd, "no such id in %s: '%s' (`lore journal ls` lists them)", co.db, id);
   }
-  int status = 0;
-  if (strcmp(cmd, "ls") == 0) {
-    r = journal_list_ids(j, print_id, NULL);
-  } else if (strcmp(cmd, "events") == 0) {
-    r = journal_replay(j, id, from, to, -1, print_event, &eo);
-  } else {
-    journal_stats_t s = {0};
-    r = journal_stats_of(j, &s);
-    printf("%-10s %" PRId64 "\n%-10s %" PRId64 "\n", "ids", s.ids, "events", s.events);
-    struct stat st;
-    if (strncmp(db, "sqlite:", 7) == 0 && stat(db + 7, &st) == 0)
-      printf("%-10s %lld bytes\n", "size", (long long)st.st_size);
-    print_time("oldest", s.oldest_ms);
-    print_time("newest", s.newest_ms);
-  }
-  if (r) {
-    fprintf(stderr, "lore journal %s: %s\n", cmd, journal_strerror(r));
-    status = 1;
-  }
+  printing p = {co.json, 0, 0};
+  if (!err) err = journal_replay(j, id, rg.from, rg.to, -1, print_one, &p);
   journal_close(j);
-  return status;
+  if (err == JOURNAL_ECORRUPT)
+    return cli_fail(cmd, "'%s': the event after seq %" PRId64 " fails its checksum", id,
+                    p.last_seq);
+  if (err) return cli_fail(cmd, "'%s': %s", id, journal_strerror(err));
+  return cli_finish_output(cmd, p.failed ? CLI_FAIL : CLI_OK);
+}
+
+/* ---- stats ---- */
+
+static int stats_command(int argc, char **argv) {
+  const char *cmd = "lore journal stats";
+  jcli_common co;
+  int first = 0, r = jcli_parse(cmd, argc, argv, NULL, 0, NULL, NULL, stats_help, &co, &first);
+  if (r >= 0 || (r = jcli_no_operands(cmd, argc, argv, first)) >= 0) return r;
+  journal_t *j;
+  if ((r = jcli_open(cmd, co.db, &j))) return r;
+  journal_stats_t s;
+  int err = journal_stats_of(j, &s);
+  journal_close(j);
+  if (err) return cli_fail(cmd, "%s", journal_strerror(err));
+  if (co.json) {
+    json_t *o = json_pack(
+        "{s:I,s:I,s:o,s:o,s:o,s:I}", "ids", (json_int_t)s.ids, "events", (json_int_t)s.events,
+        "bytes", s.bytes >= 0 ? json_integer(s.bytes) : json_null(), "oldest_ts",
+        s.events ? json_integer(s.oldest_ms) : json_null(), "newest_ts",
+        s.events ? json_integer(s.newest_ms) : json_null(), "max_offset", (json_int_t)s.max_offset);
+    int failed = !o || mpj_print_line(stdout, o, 17);
+    json_decref(o);
+    return cli_finish_output(cmd, failed ? CLI_FAIL : CLI_OK);
+  }
+  char oldest[48], newest[48], size[32] = "-";
+  jcli_format_time(s.events ? s.oldest_ms : 0, oldest, sizeof oldest);
+  jcli_format_time(s.events ? s.newest_ms : 0, newest, sizeof newest);
+  if (s.bytes >= 0) snprintf(size, sizeof size, "%" PRId64 " bytes", s.bytes);
+  printf("ids         %" PRId64 "\nevents      %" PRId64
+         "\nsize        %s\noldest      %s\nnewest      %s\nmax offset  %" PRId64 "\n",
+         s.ids, s.events, size, oldest, newest, s.max_offset);
+  return cli_finish_output(cmd, CLI_OK);
+}
+
+/* ---- lore journal ---- */
+
+int cli_journal(int argc, char **argv) {
+  static const struct option opts[] = {{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+  cli_getopt_reset();
+  int c;
+  while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
+    if (c != 'h') return cli_option_error("lore journal", c, argv);
+    fputs(journal_usage, stdout);
+    return cli_finish_output("lore journal", CLI_OK);
+  }
+  if (optind >= argc)
+    return cli_usage_error("lore journal",
+                           "missing what to do: ls, events, stats, snapshots or tail");
+  static const struct {
+    const char *name;
+    int (*run)(int, char **);
+  } subs[] = {{"ls", ls_command},
+              {"events", events_command},
+              {"stats", stats_command},
+              {"snapshots", cli_journal_snapshots},
+              {"tail", cli_journal_tail}};
+  const char *sub = argv[optind];
+  for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++)
+    if (strcmp(subs[i].name, sub) == 0) return subs[i].run(argc - optind, argv + optind);
+  return cli_usage_error("lore journal",
+                         "unknown command '%s' (ls, events, stats, snapshots, tail)", sub);
 }

@@ -1,4 +1,4 @@
--- cli_spec.lua: the lore executable: `lore run` arguments, exit codes, signals, `lore version`.
+-- cli_spec.lua: the lore executable: `lore run` arguments, options, exit codes, signals; `lore version`; `lore` itself.
 local h = require "helpers"
 
 -- Runs an app script (source text) under `lore run` with the given arguments.
@@ -109,15 +109,36 @@ describe("lore run", function()
     assert.matches("/nonexistent/app.lua", err, 1, true)
   end)
 
-  it("exits 2 on bad usage", function()
-    local _, err, code = h.lore()
+  it("exits 2 on bad usage, naming the problem", function()
+    local out, err, code = h.lore("run")
     assert.equal(2, code)
-    assert.matches("usage", err)
-    _, err, code = h.lore("run")
+    assert.equal("", out)
+    assert.matches("lore run: missing the script to run", err, 1, true)
+    assert.matches("Try 'lore run --help'", err, 1, true)
+    out, err, code = h.lore("run", "--bogus", "app.lua")
     assert.equal(2, code)
-    assert.matches("usage", err)
-    _, _, code = h.lore("frobnicate")
-    assert.equal(2, code)
+    assert.matches("unknown option '--bogus'", err, 1, true)
+  end)
+
+  it("prints its help for --help and -h, not a file of that name", function()
+    for _, flag in ipairs { "--help", "-h" } do
+      local out, err, code = h.lore("run", flag)
+      assert.equal(0, code)
+      assert.equal("", err)
+      assert.matches("^usage: lore run APP.lua %[ARGS...%]", out)
+    end
+  end)
+
+  it("runs a script named like an option after --", function()
+    local _, err, code = h.lore("run", "--", "--help")
+    assert.equal(1, code)
+    assert.matches("cannot open --help", err, 1, true)
+  end)
+
+  it("gives the app every argument after the script, options included", function()
+    local out, err, code = run_app("print(...)", "--help", "-x", "--", "plain")
+    assert.equal(0, code, err)
+    assert.equal("--help\t-x\t--\tplain\n", out)
   end)
 
   it("exits 0 promptly on SIGTERM while the app sleeps", function()
@@ -157,5 +178,64 @@ describe("lore version", function()
     local out, _, code = h.lore("version")
     assert.equal(0, code)
     assert.matches("^lore %d+%.%d+%.%d+", out)
+    local out2, _, code2 = h.lore("--version")
+    assert.equal(0, code2)
+    assert.equal(out, out2)
+  end)
+
+  it("has --help, and refuses operands and unknown options with exit 2", function()
+    local out, err, code = h.lore("version", "--help")
+    assert.equal(0, code)
+    assert.equal("", err)
+    assert.matches("^usage: lore version", out)
+    out, err, code = h.lore("version", "extra")
+    assert.equal(2, code)
+    assert.equal("", out)
+    assert.matches("unexpected argument 'extra'", err, 1, true)
+    out, err, code = h.lore("version", "--short")
+    assert.equal(2, code)
+    assert.matches("unknown option '--short'", err, 1, true)
+  end)
+end)
+
+describe("lore", function()
+  it("without arguments prints its usage on stderr and exits 2", function()
+    local out, err, code = h.lore()
+    assert.equal(2, code)
+    assert.equal("", out)
+    assert.matches("^usage: lore ", err)
+  end)
+
+  it("prints its usage on stdout with exit 0 for --help, -h and help", function()
+    for _, args in ipairs { { "--help" }, { "-h" }, { "help" } } do
+      local out, err, code = h.lore(table.unpack(args))
+      assert.equal(0, code)
+      assert.equal("", err)
+      assert.matches("^usage: lore ", out)
+      for _, cmd in ipairs { "run", "test", "journal", "version" } do
+        assert.matches("\n  " .. cmd .. " ", out, 1, true)
+      end
+    end
+  end)
+
+  it("prints a command's help for help COMMAND", function()
+    for _, cmd in ipairs { "run", "test", "journal", "version" } do
+      local out, err, code = h.lore("help", cmd)
+      assert.equal(0, code, err)
+      assert.matches("^usage: lore " .. cmd, out)
+    end
+  end)
+
+  it("exits 2 naming an unknown command or option", function()
+    local out, err, code = h.lore("frobnicate")
+    assert.equal(2, code)
+    assert.equal("", out)
+    assert.matches("unknown command 'frobnicate'", err, 1, true)
+    out, err, code = h.lore("--frob", "run")
+    assert.equal(2, code)
+    assert.matches("unknown option '--frob'", err, 1, true)
+    out, err, code = h.lore("help", "frobnicate")
+    assert.equal(2, code)
+    assert.matches("unknown command 'frobnicate'", err, 1, true)
   end)
 end)
