@@ -16,7 +16,7 @@
 #define CMD "lore test"
 #define MAX_LIST 64
 
-/* The Lua files of bindings/cli, compiled in (embed_cli_lua.cmake). */
+/* The Lua files of bindings/cli, compiled in (scripts/embed_lua.cmake). */
 extern const struct lore_cli_lua {
   const char *name;
   const char *src;

@@ -6,8 +6,8 @@ set -euo pipefail
 LORE=$1
 FUZZ=$2
 if ! command -v jq >/dev/null; then
-  echo "json_check: jq is not installed (scripts/setup.sh installs it)" >&2
-  exit 77
+  echo "json_check: FAILED: jq is not installed (scripts/setup.sh installs it)" >&2
+  exit 1
 fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
