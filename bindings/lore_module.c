@@ -376,10 +376,23 @@ static int l_stats(lua_State *L) {
   return 1;
 }
 
-static void set_str(lua_State *L, char **dst, const char *key) {
+/* A string option: checked, then kept in the table at `staged` until every
+ * option of the call is known to be good. */
+static void stage_str(lua_State *L, int staged, const char *key) {
   if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "lore.configure: %s must be a string", key);
-  free(*dst);
-  *dst = strdup(lua_tostring(L, -1));
+  lua_pushvalue(L, -1);
+  lua_setfield(L, staged, key);
+}
+
+/* Replaces *dst with a copy of staged[key], if the call set it. */
+static void apply_str(lua_State *L, int staged, const char *key, char **dst) {
+  if (lua_getfield(L, staged, key) == LUA_TSTRING) {
+    char *copy = strdup(lua_tostring(L, -1));
+    if (!copy) luaL_error(L, "lore.configure: out of memory");
+    free(*dst);
+    *dst = copy;
+  }
+  lua_pop(L, 1);
 }
 
 static lua_Integer get_int(lua_State *L, const char *key, lua_Integer min, lua_Integer max) {
@@ -401,8 +414,8 @@ static double get_seconds(lua_State *L, const char *key, double max) {
 }
 
 /* scripts: a directory or a list of them, joined with ';' (lore_config's
- * form); checked in full before anything changes. */
-static void set_scripts(lua_State *L, host *h) {
+ * form) and staged like the other strings. */
+static void stage_scripts(lua_State *L, int staged) {
   int t = lua_type(L, -1);
   if (t != LUA_TSTRING && t != LUA_TTABLE)
     luaL_error(L, "lore.configure: scripts must be a directory or a list of them");
@@ -427,31 +440,27 @@ static void set_scripts(lua_State *L, host *h) {
     lua_pushliteral(L, "");
   else
     lua_concat(L, (int)(2 * n - 1));
-  free(h->scripts);
-  h->scripts = strdup(lua_tostring(L, -1));
+  lua_setfield(L, staged, "scripts");
   lua_settop(L, list);
 }
 
 /* lore.configure{...}: before the runtime starts. Unknown keys are errors:
- * a typo must not silently fall back to a default. A bad value changes
- * nothing. */
+ * a typo must not silently fall back to a default. The whole call is checked
+ * before anything changes: a bad value (or key) changes nothing. */
 static int l_configure(lua_State *L) {
   host *h = host_of(L);
   luaL_checktype(L, 1, LUA_TTABLE);
   if (h->lrt) return luaL_error(L, "lore.configure must come before the first spawn");
-  lore_config *c = &h->cfg;
-  lore_config saved = *c;
+  lore_config next = h->cfg, *c = &next;
+  lua_settop(L, 1);
+  lua_newtable(L); /* 2: the string options, staged */
+  const int staged = 2;
   lua_pushnil(L);
   while (lua_next(L, 1)) {
-    if (lua_type(L, -2) != LUA_TSTRING) {
-      *c = saved;
-      return luaL_error(L, "lore.configure: keys are names");
-    }
+    if (lua_type(L, -2) != LUA_TSTRING) return luaL_error(L, "lore.configure: keys are names");
     const char *k = lua_tostring(L, -2);
-    if (strcmp(k, "journal") == 0)
-      set_str(L, &h->journal, k);
-    else if (strcmp(k, "snapshots") == 0)
-      set_str(L, &h->snapshots, k);
+    if (strcmp(k, "journal") == 0 || strcmp(k, "snapshots") == 0)
+      stage_str(L, staged, k);
     else if (strcmp(k, "workers") == 0)
       c->workers = (int)get_int(L, k, 0, 1024);
     else if (strcmp(k, "max_instructions") == 0)
@@ -470,8 +479,15 @@ static int l_configure(lua_State *L) {
         return luaL_error(L, "lore.configure: synchronous is \"full\" or \"normal\"");
       c->synchronous_full = strcmp(v, "full") == 0;
     } else if (strcmp(k, "log_level") == 0) {
-      static const char *const levels[] = {"debug", "info", "warn", "error", "off", NULL};
-      c->log_level = luaL_checkoption(L, -1, NULL, levels);
+      static const char *const levels[] = {"debug", "info", "warn", "error", "off"};
+      const char *v = lua_tostring(L, -1);
+      int found = -1;
+      for (int i = 0; v && found < 0 && i < 5; i++)
+        if (strcmp(v, levels[i]) == 0) found = i;
+      if (found < 0 || lua_type(L, -1) != LUA_TSTRING)
+        return luaL_error(L, "lore.configure: log_level is \"debug\", \"info\", \"warn\", "
+                             "\"error\" or \"off\"");
+      c->log_level = found;
     } else if (strcmp(k, "hot_reload") == 0) {
       if (!lua_isboolean(L, -1)) return luaL_error(L, "lore.configure: hot_reload is a boolean");
       c->hot_reload = lua_toboolean(L, -1);
@@ -480,15 +496,24 @@ static int l_configure(lua_State *L) {
         return luaL_error(L, "lore.configure: handle_signals is a boolean");
       c->handle_signals = lua_toboolean(L, -1);
     } else if (strcmp(k, "scripts") == 0) {
-      set_scripts(L, h);
+      stage_scripts(L, staged);
     } else {
       return luaL_error(L, "lore.configure: unknown option '%s'", k);
     }
     lua_pop(L, 1);
   }
-  c->journal = h->journal;
-  c->snapshots = h->snapshots;
-  c->scripts = h->scripts;
+  /* Everything checked: now it changes, the strings first (only an
+   * out-of-memory error can stop them, and then the old ones stay valid). */
+  apply_str(L, staged, "journal", &h->journal);
+  h->cfg.journal = h->journal; /* never a freed string, even if the next one fails */
+  apply_str(L, staged, "snapshots", &h->snapshots);
+  h->cfg.snapshots = h->snapshots;
+  apply_str(L, staged, "scripts", &h->scripts);
+  h->cfg.scripts = h->scripts;
+  next.journal = h->journal;
+  next.snapshots = h->snapshots;
+  next.scripts = h->scripts;
+  h->cfg = next;
   return 0;
 }
 

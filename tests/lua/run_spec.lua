@@ -87,6 +87,31 @@ describe("lore.configure", function()
     assert.has_error(function() lore.configure("workers=2") end)
   end)
 
+  it("changes nothing when any option of the call is bad (a good journal before a bad key)", function()
+    configure()
+    local dir = os.tmpname()
+    os.remove(dir)
+    -- pairs visits keys in no set order: several bad calls make sure the good
+    -- options were read before the bad one at least once
+    for i = 1, 8 do
+      local bad = { journal = "sqlite:" .. dir .. "-" .. i .. ".db", workers = 3, scripts = { "/nowhere" } }
+      bad["bad_key_" .. i] = true
+      assert.matches("unknown option", h.error_of(lore.configure, bad))
+      assert.matches("log_level", h.error_of(lore.configure, { workers = 3, log_level = "loud" }))
+    end
+    local st, answer
+    lore.run(function()
+      answer = lore.spawn("echo"):ask("still the old scripts")
+      st = lore.stats()
+      lore.shutdown()
+    end)
+    assert.equal("still the old scripts", answer)
+    assert.equal(2, st.workers) -- not the 3 of the refused calls
+    for i = 1, 8 do -- the refused journal was never opened
+      assert.is_nil(io.open(dir .. "-" .. i .. ".db", "r"))
+    end
+  end)
+
   it("leaves the scripts list as it was when the new one is bad", function()
     configure()
     assert.has_error(function() lore.configure { scripts = 5 } end)
