@@ -45,6 +45,44 @@ static void undecodable(binding_state *bs, actor_t *a, lore_msg *m, const char *
   if (m->corr) binding_reply(a->sched->rt, m->sender, m->corr, REPLY_ERROR, err, strlen(err));
 }
 
+/* Decoding happens outside any handler's protected call: a message too big
+ * for the worker's memory_limit would raise a memory error with nothing to
+ * catch it, and Lua would abort the process. It runs under its own lua_pcall
+ * (no budget: it is not script code). */
+static int decode_step(lua_State *L) {
+  binding_state *bs = lua_touserdata(L, 1);
+  const lore_msg *m = lua_touserdata(L, 2);
+  char *err = lua_touserdata(L, 3);
+  lua_settop(L, 0);
+  if (codec_decode_cached(L, &bs->strings, m->data, m->len, err, CODEC_ERR_MAX)) return 0;
+  return 1;
+}
+
+/* Pushes m's decoded value and returns 0; or pushes nothing and returns -1
+ * with the reason in err (CODEC_ERR_MAX bytes): malformed, or no memory. */
+static int decode_message(binding_state *bs, const lore_msg *m, char *err) {
+  lua_State *L = bs->L;
+  int top = lua_gettop(L);
+  err[0] = '\0';
+  if (!lua_checkstack(L, 4)) {
+    snprintf(err, CODEC_ERR_MAX, "Lua stack overflow decoding");
+    return -1;
+  }
+  lua_pushcfunction(L, decode_step);
+  lua_pushlightuserdata(L, bs);
+  lua_pushlightuserdata(L, (void *)m);
+  lua_pushlightuserdata(L, err);
+  int st = lua_pcall(L, 3, LUA_MULTRET, 0);
+  if (st != LUA_OK || lua_gettop(L) != top + 1) {
+    if (st == LUA_ERRMEM || (st != LUA_OK && !err[0]))
+      snprintf(err, CODEC_ERR_MAX, "not enough memory to decode the message (%zu bytes; "
+               "memory_limit)", m->len);
+    lua_settop(L, top);
+    return -1;
+  }
+  return 0;
+}
+
 /* A plain actor's command: state = receive(state, msg, ctx) or the same
  * state, without a Lua dispatch frame (this is the per-message hot path). */
 static void plain_receive(binding_state *bs, actor_t *a, lore_msg *m) {
@@ -66,7 +104,7 @@ static void plain_receive(binding_state *bs, actor_t *a, lore_msg *m) {
   lua_rawgeti(L, -1, BEH_RECEIVE);
   lua_replace(L, -2);
   lua_rawgeti(L, rec, REC_ST);
-  if (codec_decode_cached(L, &bs->strings, m->data, m->len, err, sizeof err)) {
+  if (decode_message(bs, m, err)) {
     lua_settop(L, rec - 1);
     undecodable(bs, a, m, err);
     return;
@@ -100,7 +138,7 @@ static int actor_receive(actor_t *a, lore_msg *m) {
       }
       lua_rawgeti(L, LUA_REGISTRYINDEX, bs->ref_dispatch);
       lua_rawgeti(L, LUA_REGISTRYINDEX, actor_rec_ref(a));
-      if (codec_decode_cached(L, &bs->strings, m->data, m->len, err, sizeof err)) {
+      if (decode_message(bs, m, err)) {
         lua_pop(L, 2);
         undecodable(bs, a, m, err);
         break;
@@ -958,7 +996,7 @@ int worker_sched_message(sched_t *s, lore_msg *m) {
   int top = lua_gettop(L);
   lua_rawgeti(L, LUA_REGISTRYINDEX, bs->ref_spawn);
   lua_pushinteger(L, (lua_Integer)m->ival);
-  if (codec_decode(L, m->data, m->len, err, sizeof err)) {
+  if (decode_message(bs, m, err)) {
     lua_settop(L, top);
     lua_pushstring(L, err);
   } else if (binding_pcall(bs, 2, 3) == LUA_OK) {

@@ -99,4 +99,19 @@ describe("a failing handler", function()
       assert.equal(2, other:ask("inc"))
     end, { workers = 1, memory_limit = 64 * 1024 * 1024 })
   end)
+
+  it("a message too big for what is left of the memory limit is refused with an error, no abort", function()
+    h.run(function()
+      local a = lore.spawn("hostile.hoarder")
+      local keeps = a:ask({ op = "fill", mb = 40 }, 30) -- 40 of the worker's 48 MB
+      assert.equal(40, keeps)
+      local big = string.rep("x", 16 * 1024 * 1024)
+      local err = h.error_of(a.ask, a, { op = "size", data = big }, 30)
+      assert.matches("not enough memory to decode the message", err)
+      a:tell { op = "size", data = big } -- a tell too: dropped, logged, nothing else
+      -- the actor, its state and the process are all still there
+      assert.equal(40, a:ask({ op = "count" }, 30))
+      assert.equal(5, a:ask({ op = "size", data = "small" }, 30))
+    end, { workers = 1, memory_limit = 48 * 1024 * 1024 })
+  end)
 end)
