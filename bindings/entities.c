@@ -1,4 +1,5 @@
-/* entities.c: entity managers: the registry, waking an entity on a message, passivating idle ones. */
+/* entities.c: entity managers: the registry, waking an entity on a message, passivating idle ones.
+ */
 #include "entities.h"
 
 #include <lauxlib.h>
@@ -182,7 +183,8 @@ void entities_stopped(actor_t *a) {
 
 /* A command by name for an entity nobody holds here: spawn the manager's
  * behaviour with {id = name} (runtime.lua's spawn, which starts recovery for
- * a persistent one), then queue m to it. */
+ * a persistent one), then queue m to it; or queue it to the incarnation an
+ * earlier one of the same batch woke. */
 int entities_route_missing(sched_t *s, lore_msg *m) {
   binding_state *bs = s->data;
   lore_runtime *lrt = bs->lrt;
@@ -190,6 +192,13 @@ int entities_route_missing(sched_t *s, lore_msg *m) {
     return ACTOR_CONSUMED;
   entity_manager *em = entities_manager(lrt, (int)m->ival - 1);
   if (!em) return ACTOR_CONSUMED;
+  /* A passivated entity's leftover commands come here one by one: the first
+   * woke its next incarnation, which takes the rest behind it, in order. */
+  actor_t *woken = sched_find_name(s, m->name);
+  if (woken) {
+    actor_enqueue(woken, m);
+    return ACTOR_KEPT;
+  }
   lua_State *L = bs->L;
   int top = lua_gettop(L);
   lua_rawgeti(L, LUA_REGISTRYINDEX, bs->ref_spawn);

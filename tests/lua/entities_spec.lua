@@ -93,4 +93,95 @@ describe("lore.entities", function()
       assert.equal(lore.entities("ent.counter"):ref("x"), counters:ref("x")) -- the same manager
     end)
   end)
+  it("wakes an entity with messages in flight from actors on both workers: each sender's arrive once, in order",
+    function()
+      ph.run({ journal = ph.memory_journal() }, function()
+        local logs = lore.entities("ent.log", { name = "flight", passivate_after = 0.03 })
+        local target = logs:ref("e")
+        local n = 90
+        local drippers = {}
+        for i = 1, 2 do
+          drippers[i] = lore.spawn("ent.dripper")
+          -- pauses around the passivation time: groups arrive while it idles,
+          -- stops, is stopped and recovers
+          drippers[i]:ask { op = "go", to = target, from = "d" .. i, n = n,
+            pauses = i == 1 and { 0.005, 0.045, 0.02, 0.06 } or { 0.05, 0.01, 0.035 } }
+        end
+        assert.are_not.equal(h.worker_of(drippers[1]), h.worker_of(drippers[2]))
+        assert.truthy(h.eventually(function()
+          return drippers[1]:ask { op = "sent" } == n and drippers[2]:ask { op = "sent" } == n
+        end, 20), "the drippers did not finish")
+        local st
+        assert.truthy(h.eventually(function()
+          st = logs:ask("e", { op = "get" }, 5)
+          return st.count >= 2 * n
+        end, 10), "messages were lost")
+        assert.equal(2 * n, st.count)
+        for i = 1, 2 do
+          local list = st.by["d" .. i]
+          assert.equal(n, #list)
+          for k = 1, n do assert.equal(k, list[k], "d" .. i .. ": message " .. k .. " out of order") end
+        end
+        assert.is_true(logs:stats().passivated >= 2, "it was passivated " .. logs:stats().passivated .. " time(s)")
+      end)
+    end)
+
+  it("a ref stored in an event reaches the passivated entity after a restart", function()
+    local journal = ph.memory_journal()
+    ph.run({ journal = journal }, function()
+      local ledgers = lore.entities("ent.ledger", { name = "restarted", passivate_after = 0.1 })
+      assert.equal(10, ledgers:ask("r", { op = "add", amount = 10 }, 5))
+      assert.is_true(lore.spawn("ent.keeper", { id = "keeper" }):ask({ op = "keep", ref = ledgers:ref("r") }, 5))
+    end)
+    ph.run({ journal = journal }, function()
+      local ledgers = lore.entities("ent.ledger", { name = "restarted", passivate_after = 0.1 })
+      local keeper = lore.spawn("ent.keeper", { id = "keeper" }) -- recovers the ref from its event
+      assert.equal("ref(restarted/r)", keeper:ask({ op = "tell_kept", payload = { op = "add", amount = 1 } }, 5))
+      assert.truthy(h.eventually(function() return ledgers:ask("r", { op = "get" }, 5).total == 11 end),
+        "the entity woken through the recovered ref did not get the message")
+      assert.truthy(h.eventually(function() return ledgers:stats().passivated >= 1 end, 3))
+      keeper:ask({ op = "tell_kept", payload = { op = "add", amount = 1 } }, 5) -- and once more, passivated
+      assert.truthy(h.eventually(function() return ledgers:ask("r", { op = "get" }, 5).total == 12 end))
+    end)
+  end)
+
+  it("a hot reload reaches live entities, and passivated ones wake on the new version", function()
+    local dir = h.tmpdir("ent-reload")
+    local function write(v)
+      local f = assert(io.open(dir .. "/ent_room.lua", "w"))
+      f:write(([[
+local M = {}
+M.version = %d
+function M.init() return { total = 0 } end
+function M.apply(state, evt) state.total = state.total + evt.n return state end
+function M.on_upgrade(state, old) state.upgraded_from = old return state end
+function M.receive(state, msg, ctx)
+  if msg.op == "add" then
+    ctx:persist({ n = msg.n }, function() ctx:reply { v = M.version, total = state.total, from = state.upgraded_from } end)
+  end
+end
+return M]]):format(v))
+      f:close()
+    end
+    write(1)
+    local ok, err = pcall(ph.run, { journal = ph.memory_journal(), scripts = { dir, h.fixtures } }, function()
+      local rooms = lore.entities("ent_room", { passivate_after = 0.3 })
+      assert.same({ v = 1, total = 2 }, rooms:ask("asleep", { op = "add", n = 2 }, 5))
+      assert.truthy(h.eventually(function() return rooms:stats().passivated == 1 end, 5))
+      assert.same({ v = 1, total = 1 }, rooms:ask("live", { op = "add", n = 1 }, 5))
+      write(2)
+      assert.is_true(lore.reload("ent_room"))
+      local woken = rooms:stats().woken
+      local got = rooms:ask("live", { op = "add", n = 1 }, 5)
+      if rooms:stats().woken == woken then
+        assert.same({ v = 2, total = 2, from = 1 }, got) -- it stayed awake: on_upgrade converted it
+      else
+        assert.same({ v = 2, total = 2 }, got) -- a slow machine passivated it meanwhile: recovered on 2
+      end
+      assert.same({ v = 2, total = 4 }, rooms:ask("asleep", { op = "add", n = 2 }, 5))
+      assert.same({ v = 2, total = 1 }, rooms:ask("new", { op = "add", n = 1 }, 5))
+    end)
+    os.execute("rm -rf " .. h.quote(dir))
+    assert(ok, err)
+  end)
 end)
