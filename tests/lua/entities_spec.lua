@@ -157,7 +157,9 @@ function M.apply(state, evt) state.total = state.total + evt.n return state end
 function M.on_upgrade(state, old) state.upgraded_from = old return state end
 function M.receive(state, msg, ctx)
   if msg.op == "add" then
-    ctx:persist({ n = msg.n }, function() ctx:reply { v = M.version, total = state.total, from = state.upgraded_from } end)
+    ctx:persist({ n = msg.n }, function()
+      ctx:reply { v = M.version, total = state.total, from = state.upgraded_from }
+    end)
   end
 end
 return M]]):format(v))
