@@ -1,5 +1,4 @@
-/* entities.c: entity managers: the registry, waking an entity on a message, passivating idle ones.
- */
+/* entities.c: entity managers: the registry, waking an entity on a message, passivating idle ones. */
 #include "entities.h"
 
 #include <lauxlib.h>

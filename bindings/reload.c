@@ -1,5 +1,4 @@
-/* reload.c: hot reload of behaviour scripts: a two-phase switch on every worker, and the file
- * watcher. */
+/* reload.c: hot reload of behaviour scripts: a two-phase switch on every worker, and the file watcher. */
 #include "reload.h"
 
 #include <dirent.h>
