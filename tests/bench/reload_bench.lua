@@ -293,7 +293,7 @@ for r = 1, ROUNDS do
 end
 print(fmt("%-64s %s", fmt("messages/s, %d self-telling actors, no reload (%d x %g s)", SPINNERS, ROUNDS, SECONDS),
   mmm(rates.none, 1e-6, "M/s")))
-print(fmt("%-64s %s", fmt("messages/s, the same with lore.reload every 100 ms (%d a round)", median(reload_counts)),
+print(fmt("%-64s %s", fmt("messages/s, the same with lore.reload every 100 ms (%g a round)", median(reload_counts)),
   mmm(rates.reload, 1e-6, "M/s")))
 print(fmt("%-64s %8.3f", "ratio of the medians, with reloads / without", median(rates.reload) / median(rates.none)))
 sh("rm -rf " .. q(dir))
