@@ -11,6 +11,7 @@
 #include "log.h"
 #include "lua_actor.h"
 #include "ref.h"
+#include "reload.h"
 #include "worker.h"
 
 /* The runtime record's slots read by C for a plain actor's command
@@ -916,6 +917,7 @@ int luaopen_lore_core(lua_State *L) {
                                  {NULL, NULL}};
   luaL_newlib(L, fns);
   binding_push_budget_calls(L);
+  reload_push_core_calls(L);
   luaopen_lore_core_persist(L);
   luaopen_lore_core_snapshot(L);
   luaopen_lore_core_recovery(L);

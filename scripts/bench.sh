@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# bench.sh [--smoke] [BUILD_DIR]: builds Release and runs every benchmark.
-#   default  full sizes, 6 rounds a side (figures for the README; 11-14 minutes here)
-#   --smoke  tiny sizes, one round: checks the benchmarks still run (test.sh runs
-#            this; ~10 s)
+# bench.sh [--smoke | --reload | --entities] [BUILD_DIR]: builds Release and runs benchmarks.
+#   default     runtime, snapshot and persistence benchmarks, full sizes, 6 rounds a side
+#               (figures for the README; 11-14 minutes here)
+#   --smoke     every benchmark at tiny sizes, one round: checks they still run (test.sh
+#               runs this; ~15 s)
+#   --reload    the hot reload benchmark alone, full size (~1 minute)
+#   --entities  the entities benchmark alone, full size (1,000,000 entities: minutes)
 # What each figure means: tests/bench/README.md.
 # Benchmarks print figures; they never fail on time. A benchmark that crashes
 # or exits non-zero makes this script exit non-zero.
@@ -10,12 +13,14 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SMOKE=0
+ONLY=
 BUILD_DIR=build
 for a in "$@"; do
   case "$a" in
     --smoke) SMOKE=1 ;;
+    --reload | --entities) ONLY=${a#--} ;;
     -h | --help)
-      sed -n '2,8p' "$0"
+      sed -n '2,11p' "$0"
       exit 0
       ;;
     -*)
@@ -62,11 +67,17 @@ run_if_built() {
   fi
 }
 
-if ((SMOKE)); then
+if [[ $ONLY == reload ]]; then
+  run reload "$BUILD_DIR/lore" run tests/bench/reload_bench.lua
+elif [[ $ONLY == entities ]]; then
+  run entities "$BUILD_DIR/lore" run tests/bench/entities_bench.lua
+elif ((SMOKE)); then
   run runtime "$BUILD_DIR/lore" run tests/bench/runtime_bench.lua 0.01
   run_if_built snapshot "$BUILD_DIR/bench_snapshot" 4096 10
   run snapshot-recovery "$BUILD_DIR/lore" run tests/bench/snapshot_bench.lua 0.005
   run persist "$BUILD_DIR/lore" run tests/bench/persist_bench.lua --smoke
+  run reload "$BUILD_DIR/lore" run tests/bench/reload_bench.lua --smoke
+  run entities "$BUILD_DIR/lore" run tests/bench/entities_bench.lua --smoke
 else
   run runtime "$BUILD_DIR/lore" run tests/bench/runtime_bench.lua
   run_if_built snapshot "$BUILD_DIR/bench_snapshot"

@@ -328,6 +328,7 @@ end
 ---------------------------------------------------------------------------
 
 local staged = {} -- name -> the version prepared, waiting for the commit
+local staged_module -- the module being reloaded
 
 -- The behaviours loaded here that `module` is (or that require it).
 local function users_of(module)
@@ -338,8 +339,7 @@ local function users_of(module)
   return names
 end
 
-function R.reload_prepare(module)
-  staged = {}
+local function prepare(module)
   local names = users_of(module)
   -- not loaded here: only check the file still loads (its error is the
   -- reload's answer); there is nothing to switch
@@ -355,7 +355,31 @@ function R.reload_prepare(module)
   return true
 end
 
+-- Loads from the text the reload stages (reload.c), not the runtime's
+-- current one.
+function R.reload_prepare(module)
+  staged, staged_module = {}, module
+  core.reload_staging(true)
+  local ok, res, err = pcall(prepare, module)
+  core.reload_staging(false)
+  if not ok then error(res, 0) end
+  return res, err
+end
+
 function R.reload_commit()
+  -- A behaviour this worker first loaded after the prepare was loaded from
+  -- the text before this reload: it moves too (the runtime's text is the
+  -- new one by now).
+  for _, name in ipairs(staged_module and users_of(staged_module) or {}) do
+    if not staged[name] then
+      local M, realm = sandbox.load_behaviour(name)
+      if M then
+        staged[name] = new_version(name, M, realm)
+      else
+        core.log(LOG_WARN, fmt("hot reload: '%s' stays on its old code here: %s", name, tostring(realm)))
+      end
+    end
+  end
   local n = 0
   for name, nb in pairs(staged) do
     local old = behaviours[name]
@@ -363,12 +387,12 @@ function R.reload_commit()
     if old then old[NEWER] = nb end
     n = n + 1
   end
-  staged = {}
+  staged, staged_module = {}, nil
   return n
 end
 
 function R.reload_abort()
-  staged = {}
+  staged, staged_module = {}, nil
   return true
 end
 

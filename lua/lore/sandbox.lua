@@ -188,7 +188,11 @@ return function(core, lore)
   -- Returns the module's value, or nil and an error naming file and line.
   local function run_file(realm, name, path)
     local env = new_env(realm)
-    local chunk, err = loadfile(path, "t", env)
+    -- the runtime's text of the file, the same on every worker (reload.c)
+    local text, err = core.source(path)
+    if not text then return nil, err end
+    local chunk
+    chunk, err = raw_load(text, "@" .. path, "t", env)
     if not chunk then return nil, err end
     loading_depth = loading_depth + 1
     local ok, res = raw_pcall(chunk, name)
