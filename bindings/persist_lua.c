@@ -116,6 +116,8 @@ static int submit_write(lua_State *L, actor_t *a, persist_write *p, uint32_t sub
  * (tags joined by "\n"); by default the manifest is the event's `type`,
  * version 1, no tags. An event that cannot be encoded rejects the whole
  * write before storage (nil + a message naming the path); no seq is used.
+ * So does an event whose manifest is one of Lore's own ("lore.*") unless its
+ * meta says internal = true (only the runtime's Lua writes those).
  */
 static int core_persist(lua_State *L) {
   binding_state *bs = bs_of(L);
@@ -163,6 +165,7 @@ static int core_persist(lua_State *L) {
     ev->payload = payload;
     ev->payload_len = bs->buf.size;
     ev->version = 1;
+    int internal = 0;
     /* Explicit metadata (event adapters) overrides the defaults. */
     if (lua_type(L, 2) == LUA_TTABLE) {
       if (lua_rawgeti(L, 2, (lua_Integer)i + 1) == LUA_TTABLE) {
@@ -175,8 +178,18 @@ static int core_persist(lua_State *L) {
         if (lua_getfield(L, mt, "version") == LUA_TNUMBER && lua_isinteger(L, -1))
           ev->version = (int32_t)lua_tointeger(L, -1);
         lua_pop(L, 3);
+        if (lua_getfield(L, mt, "internal") == LUA_TBOOLEAN) internal = lua_toboolean(L, -1);
+        lua_pop(L, 1);
       }
       lua_pop(L, 1);
+    }
+    if (!internal && ev->manifest && manifest_is_internal(ev->manifest, strlen(ev->manifest))) {
+      lua_pushfstring(L, "%s: the event type '%s' is reserved for Lore's own events (\"%s...\")",
+                      root, ev->manifest, INTERNAL_MANIFEST_PREFIX);
+      persist_write_free(p);
+      lua_pushnil(L);
+      lua_insert(L, -2);
+      return 2;
     }
     ev->id = p->id;
     ev->seq = first + (int64_t)i;
@@ -555,15 +568,17 @@ static int core_page_info(lua_State *L) {
   return 6;
 }
 
-/* core.page_each(mptr, fn [, want_meta]): calls fn(seq, evt) -- or, with
- * want_meta, fn(seq, evt, manifest, version, tags, ts, offset) -- for each
- * event of the page. A payload that does not decode
- * raises "decode error at seq N: ...". */
+/* core.page_each(mptr, fn [, want_meta [, internal]]): calls fn(seq, evt) --
+ * or, with want_meta, fn(seq, evt, manifest, version, tags, ts, offset) --
+ * for each event of the page; Lore's own events ("lore.*" manifests) go to
+ * internal(seq, evt, manifest, ts) instead when it is given. A payload that
+ * does not decode raises "decode error at seq N: ...". */
 static int core_page_each(lua_State *L) {
   lore_msg *m = lua_touserdata(L, 1);
   luaL_argcheck(L, m && m->len >= sizeof(page_hdr), 1, "not a replay page");
   luaL_checktype(L, 2, LUA_TFUNCTION);
   int want_meta = lua_toboolean(L, 3); /* strings cost interning: only on request */
+  int internal = lua_isfunction(L, 4);
   size_t off = sizeof(page_hdr);
   char err[CODEC_ERR_MAX];
   while (off + sizeof(rec_hdr) <= m->len) {
@@ -573,11 +588,19 @@ static int core_page_each(lua_State *L) {
     const char *p = m->data + off;
     size_t total = (size_t)h.manifest_len + h.tags_len + h.payload_len;
     if (off + total > m->len) return luaL_error(L, "replay page is truncated");
-    lua_pushvalue(L, 2);
+    int own = internal && manifest_is_internal(p, h.manifest_len);
+    lua_pushvalue(L, own ? 4 : 2);
     lua_pushinteger(L, h.seq);
     const char *payload = p + h.manifest_len + h.tags_len;
     if (codec_decode(L, payload, h.payload_len, err, sizeof err))
       return luaL_error(L, "decode error at seq %I: %s", (lua_Integer)h.seq, err);
+    if (own) {
+      lua_pushlstring(L, p, h.manifest_len);
+      lua_pushinteger(L, h.ts);
+      lua_call(L, 4, 0);
+      off += total;
+      continue;
+    }
     if (want_meta) {
       lua_pushlstring(L, p, h.manifest_len);
       lua_pushinteger(L, h.version);

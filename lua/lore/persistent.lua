@@ -17,6 +17,11 @@ return function(core, R, ctx_methods)
   local SNAPSHOT_ENOTFOUND = core.E.SNAPSHOT_ENOTFOUND
   local BEH <const>, ST <const>, CTX <const> = 1, 2, 3
   local own = R.own
+  -- [internal] Lore's own events in the stream (deliveries, durable timers):
+  -- internal.lua, which hands itself over with P.use_internal. The hooks
+  -- below that call X are marked [internal].
+  local X
+  function P.use_internal(x) X = x end
 
   local token_seq = 0
   local function next_token()
@@ -157,9 +162,18 @@ return function(core, R, ctx_methods)
     local ss, sa, sc = core.current()
     local op = { events = events, fn = fn, stashing = stashing, ss = ss, sa = sa, sc = sc }
     local token = next_token()
-    local first, ts = core.persist(events, nil, token)
+    -- [internal] Lore's own events of this turn go first in the same write
+    -- (all or none with the behaviour's events)
+    local riders = rec.riders
+    local first, ts
+    if riders then
+      first, ts = X.persist_riding(rec, riders, events, token)
+    else
+      first, ts = core.persist(events, nil, token)
+    end
     if first then
       op.token, op.first, op.ts = token, first, ts
+      if riders then op.riders, op.first = riders, first + #riders end
       rec.inflight = rec.inflight + 1
     else
       op.rejected, op.first = ts, core.next_seq()
@@ -167,6 +181,21 @@ return function(core, R, ctx_methods)
     q_push(rec.pending, op)
     if stashing then rec.stashing = rec.stashing + 1 end
     set_hold(rec)
+  end
+
+  -- [internal] Lore's own events of this turn that rode in no write of the
+  -- behaviour's are written alone, without holding commands. Refused before
+  -- storage (the circuit breaker is open, say), they wait for the next write.
+  local NO_EVENTS = {}
+  function P.write_riders(rec)
+    local riders = rec.riders
+    if not riders or rec.recovering or rec.restarting then return end
+    local token = next_token()
+    local first, ts = X.persist_riding(rec, riders, NO_EVENTS, token)
+    if not first then return ts end
+    rec.inflight = rec.inflight + 1
+    q_push(rec.pending, { events = NO_EVENTS, riders = riders, token = token, first = first + #riders,
+      ts = ts, stashing = false, ss = 0, sa = 0, sc = 0 })
   end
 
   function ctx_methods:persist(evt, fn)
@@ -331,6 +360,7 @@ return function(core, R, ctx_methods)
 
   local function start_recovery(rec)
     core.new_incarnation() -- a new writer id; C forgets the old incarnation's seqs
+    X.reset(rec) -- [internal] rebuilt by this recovery
     rec.rc = {}
     set_recovering(rec, true)
     set_hold(rec)
@@ -341,6 +371,7 @@ return function(core, R, ctx_methods)
   local function complete_recovery(rec)
     end_recovery(rec)
     rec.restart_ok = true
+    X.recovered(rec) -- [internal] re-send unconfirmed deliveries, arm durable timers
     call_hook(rec, "on_recovery_completed", rec[ST], rec[CTX]) -- an error here is a failure: restart
     set_hold(rec)
     maybe_stop(rec)
@@ -354,9 +385,11 @@ return function(core, R, ctx_methods)
     if not rc or token ~= rc.token then return end
     rc.progress = rc.progress + 1
     local status, seq, ts = core.snapshot_result(mptr)
-    local value, err
+    local value, err, carried
     if status == 0 then
       value, err = core.snapshot_decode(mptr)
+      -- [internal] Lore's own state saved with the snapshot, apart from the behaviour's
+      if value ~= nil then value, carried = X.unwrap_snapshot(value) end
       local restore = rec[BEH].M.restore
       if value ~= nil and restore then
         local ok, r = pcall(restore, value, { seq = seq, ts = ts })
@@ -376,6 +409,7 @@ return function(core, R, ctx_methods)
     local from = 1
     if status == 0 then
       rec[ST] = value
+      X.restore_snapshot(rec, carried) -- [internal]
       set_seq(rec, seq)
       rec.last_snap_seq = seq
       from = seq + 1
@@ -426,6 +460,15 @@ return function(core, R, ctx_methods)
       -- The hot loop of recovery: locals, not table fields, per event.
       local expect, st, last_seq, apply_fn = rc.expect, rec[ST], rec.seq, M.apply
       local ok, err
+      -- [internal] Lore's own events: to internal.lua, never to apply
+      local function internal(seq, evt, manifest, ts)
+        if expect and seq ~= expect then
+          error(fmt("sequence gap at id %s: expected seq %d, found %d", id, expect, seq), 0)
+        end
+        expect, last_seq = seq + 1, seq
+        rec.seq = seq
+        X.replay(rec, seq, evt, manifest, ts)
+      end
       if apply_meta(rec) then
         ok, err = pcall(core.page_each, mptr, function(seq, evt, manifest, version, tags, ts)
           if expect and seq ~= expect then
@@ -436,7 +479,7 @@ return function(core, R, ctx_methods)
           local ns = apply_fn(st, evt, { seq = seq, ts = ts, id = id, version = version, tags = tags,
             manifest = manifest })
           if ns ~= nil then st = ns end
-        end, true)
+        end, true, internal)
       else
         ok, err = pcall(core.page_each, mptr, function(seq, evt)
           if expect and seq ~= expect then
@@ -446,7 +489,7 @@ return function(core, R, ctx_methods)
           rec.seq = seq
           local ns = apply_fn(st, evt)
           if ns ~= nil then st = ns end
-        end)
+        end, false, internal)
       end
       rc.expect, rec[ST] = expect, st
       set_seq(rec, last_seq)
@@ -476,6 +519,7 @@ return function(core, R, ctx_methods)
     local M = rec[BEH].M
     local value = rec[ST]
     if M.snapshot then value = M.snapshot(rec[ST]) end
+    value = X.wrap_snapshot(rec, value) -- [internal] deliveries and durable timers go with it
     rec.last_snap_seq = rec.seq
     local keep = M.keep_snapshots
     if keep ~= nil and (math.type(keep) ~= "integer" or keep < 1) then
@@ -572,6 +616,7 @@ return function(core, R, ctx_methods)
     core.set_current(op.ss, op.sa, op.sc)
     if status == 0 then
       rec.window_start = nil -- the journal works again: the next failure backs off from the start
+      if op.riders then X.stored(rec, op.riders, op.first - #op.riders, op.ts) end -- [internal]
       local fn, M = op.fn, rec[BEH].M
       local apply_fn, meta = M.apply, apply_meta(rec)
       for i, evt in ipairs(op.events) do
@@ -594,6 +639,7 @@ return function(core, R, ctx_methods)
       -- writes already in flight fail too; their failure restarts the actor,
       -- which recovers what is stored.
       local err = core.strerror(status)
+      if op.riders then X.refused(rec, op.riders, err, #op.events == 0) end -- [internal]
       owe_error(rec, op, err)
       rejected(rec, err, op.events, op.first)
     else
