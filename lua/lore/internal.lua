@@ -172,9 +172,11 @@ return function(core, R, P, ctx_methods)
       return
     end
     if rec.riders then P.write_riders(rec) end
-    if rec.due then T.fire_due(rec) end
+    if rec.due then
+      T.fire_due(rec) -- a turn of its own, whose riders (its "fired" marker) end it
+      if rec.riders and not (rec.dead or rec.recovering or rec.restarting) then P.write_riders(rec) end
+    end
   end
-  X.turn_end = turn_end
 
   local dispatch, system, failed, stopped = R.dispatch, R.system, R.failed, R.stopped
   X.dispatch = dispatch -- a durable timer's firing is a command like any other
@@ -208,13 +210,19 @@ return function(core, R, P, ctx_methods)
     return stopped(rec)
   end
 
-  -- ctx:stop() writes the turn's riders first, so the stop waits for them to be durable.
-  local stop = ctx_methods.stop
-  function ctx_methods:stop()
-    local rec = R.own(self, "stop")
-    if rec.riders and rec.persistent then P.write_riders(rec) end
-    return stop(self)
+  -- ctx:stop(), ctx:defer(fn) and ctx:defer_async(fn) write the turn's riders first: the
+  -- stop, and fn, wait for them to be durable, like for the events persisted before.
+  local function riders_first(name)
+    local f = ctx_methods[name]
+    ctx_methods[name] = function(self, ...)
+      local rec = R.own(self, name)
+      if rec.riders and rec.persistent and not rec.recovering then P.write_riders(rec) end
+      return f(self, ...)
+    end
   end
+  riders_first("stop")
+  riders_first("defer")
+  riders_first("defer_async")
 
   P.use_internal(X)
   return X

@@ -140,11 +140,14 @@ return function(core, R, P, X, ctx_methods)
     end
     X.add(rec, FIRED, marker)
     core.set_current(core.worker(), rec.aid, 0) -- its sender is the actor itself
+    core.keep_awake() -- a firing is activity, as a command is
     X.dispatch(rec, copy(e.msg))
   end
 
-  -- Fires the timers that came due, oldest due first, while the actor is free: a firing
-  -- whose handler persists holds the mailbox, and the rest wait for the end of that.
+  -- Fires the timer that came due first, if the actor is free (a firing whose handler
+  -- persists holds the mailbox: the rest wait for the end of that). One firing per turn:
+  -- each runs under its own instruction budget; a system message (which goes before
+  -- commands) brings the next turn.
   function T.fire_due(rec)
     local due = rec.due
     local tm = rec.tm
@@ -152,23 +155,21 @@ return function(core, R, P, X, ctx_methods)
       rec.due = nil
       return
     end
-    table.sort(due, function(a, b)
-      local ea, eb = tm.live[a], tm.live[b]
-      return (ea and ea.due or huge) < (eb and eb.due or huge)
-    end)
-    while #due > 0 do
-      if rec.holding or rec.stopping or rec.stop_when_idle or rec.dead or rec.recovering
-        or rec.restarting then
-        return
-      end
-      local id = table.remove(due, 1)
-      local e = tm.live[id]
-      if e and e.queued then
-        fire(rec, e)
-        if rec.riders then P.write_riders(rec) end
-      end
+    if rec.holding or rec.stopping or rec.stop_when_idle or rec.dead or rec.recovering
+      or rec.restarting then
+      return
     end
-    if rec.due == due then rec.due = nil end
+    if #due > 1 then
+      table.sort(due, function(a, b)
+        local ea, eb = tm.live[a], tm.live[b]
+        return (ea and ea.due or huge) < (eb and eb.due or huge)
+      end)
+    end
+    local id = table.remove(due, 1)
+    if #due == 0 then rec.due = nil end
+    local e = tm.live[id]
+    if e and e.queued then fire(rec, e) end
+    if rec.due and not rec.dead then core.timer_system(0, SYS_TIMER_DUE, 0) end -- the next one
   end
 
   -- The timer is durable: armed from now on.

@@ -150,6 +150,23 @@ describe("durable timers", function()
     end)
   end)
 
+  it("many due while down fire once each, before the commands that waited for recovery", function()
+    local j = ph.memory_journal()
+    ph.run({ journal = j }, function()
+      local d = lore.spawn("timers.durable", { id = "t-many" })
+      for i = 1, 30 do d:ask({ op = "schedule", tag = "m" .. i, delay = 0.1 + i / 1000 }, 5) end
+    end)
+    ph.run({ journal = j }, function()
+      lore.sleep(0.2)
+      local d = lore.spawn("timers.durable", { id = "t-many" })
+      local f = get(d).fired -- a command that waited for the recovery
+      assert.equal(30, #f)
+      for i = 1, 30 do assert.equal("m" .. i, f[i]) end -- in the order they came due
+      lore.sleep(0.2)
+      assert.equal(30, #get(d).fired)
+    end)
+  end)
+
   it("a cancellation survives a restart, also by key", function()
     local j = ph.memory_journal()
     ph.run({ journal = j }, function()
