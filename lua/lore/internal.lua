@@ -25,6 +25,7 @@ return function(core, R, P, ctx_methods)
   local SYS = core.SYS
   local SYS_REDELIVER, SYS_TIMER_DUE = SYS.REDELIVER, SYS.TIMER_DUE
   local PREFIX = "lore."
+  local RETRY_SECONDS = 1
 
   local kinds = {} -- manifest -> { apply = fn(rec, payload, seq), refused = fn(rec, rider) }
 
@@ -154,6 +155,7 @@ return function(core, R, P, ctx_methods)
   -- Recovery starts (spawn, restart): nothing of an earlier incarnation stays.
   function X.reset(rec)
     rec.riders = nil
+    rec.riders_retry = nil
     D.reset(rec)
     T.reset(rec)
   end
@@ -176,6 +178,12 @@ return function(core, R, P, ctx_methods)
       T.fire_due(rec) -- a turn of its own, whose riders (its "fired" marker) end it
       if rec.riders and not (rec.dead or rec.recovering or rec.restarting) then P.write_riders(rec) end
     end
+    -- Refused before storage (the journal's circuit breaker is open, say): they wait in
+    -- memory for the actor's next write, and a turn a second from now tries again.
+    if rec.riders and not rec.riders_retry and not rec.dead then
+      rec.riders_retry = true
+      core.timer_system(RETRY_SECONDS, SYS_TIMER_DUE, 0)
+    end
   end
 
   local dispatch, system, failed, stopped = R.dispatch, R.system, R.failed, R.stopped
@@ -190,6 +198,7 @@ return function(core, R, P, ctx_methods)
     if kind == SYS_REDELIVER then
       D.tick(rec, token)
     elseif kind == SYS_TIMER_DUE then
+      if ival == 0 then rec.riders_retry = nil end -- a turn to go on with (see turn_end)
       T.came_due(rec, ival, token)
     else
       system(rec, kind, ival, token, mptr)
