@@ -231,7 +231,7 @@ describe("redelivery", function()
     ph.run({}, function()
       local r = lore.spawn("delivery.receiver", { id = "rcv-burst", silent = true })
       local s = lore.spawn("delivery.sender_burst", { id = "snd-burst" })
-      for i = 1, 5 do s:ask({ op = "send", to = r, tag = "t" .. i }, 10) end
+      assert.same({ 1, 2, 3, 4, 5 }, s:ask({ op = "send_many", to = r, tag = "t", n = 5 }, 10))
       local arrivals = eventually(function()
         local a = get(r).arrivals
         return #a >= 9 and a
@@ -319,8 +319,7 @@ describe("recovery", function()
       local s = lore.spawn("delivery.sender_snap", { id = "snd-snap" })
       for i = 1, 3 do s:ask({ op = "send", to = lore.ref("rcv-snap"), tag = "t" .. i }, 10) end
       assert.is_true(s:ask({ op = "confirm", id = 1 }, 5))
-      s:ask({ op = "snapshot" }, 5)
-      lore.sleep(0.2)
+      assert.is_true(s:ask({ op = "snapshot" }, 5).ok)
       s:ask({ op = "delete_all" }, 5) -- recovery now has the snapshot alone
     end)
     ph.run({ journal = j, snapshots = j }, function()
