@@ -136,6 +136,24 @@ static int core_timer_system(lua_State *L) {
   return 1;
 }
 
+/* core.kick(sub [, ival]): a system message of subtype sub from the current actor to
+ * itself, queued now: it comes before the commands waiting in the mailbox, as the
+ * actor's next turn. */
+static int core_kick(lua_State *L) {
+  binding_state *bs = bs_of(L);
+  actor_t *a = binding_current_actor(L);
+  lua_Integer sub = luaL_checkinteger(L, 1);
+  lua_Integer ival = luaL_optinteger(L, 2, 0);
+  lore_msg *m = msg_new(MSG_SYSTEM, NULL, 0, NULL, 0);
+  if (!m) return luaL_error(L, "out of memory");
+  m->sub = (uint32_t)sub;
+  m->ival = ival;
+  m->target.sched = m->sender.sched = bs->sched->index;
+  m->target.aid = m->sender.aid = a->aid;
+  actor_enqueue(a, m);
+  return 0;
+}
+
 /* core.encodable(value) -> true | nil, err: whether value can travel and be
  * stored (checked before it is promised to be delivered). */
 static int core_encodable(lua_State *L) {
@@ -162,11 +180,9 @@ static int core_keep_awake(lua_State *L) {
 }
 
 int luaopen_lore_core_internal(lua_State *L) {
-  static const luaL_Reg fns[] = {{"timer_start", core_timer_start},
-                                 {"timer_system", core_timer_system},
-                                 {"encodable", core_encodable},
-                                 {"keep_awake", core_keep_awake},
-                                 {NULL, NULL}};
+  static const luaL_Reg fns[] = {
+      {"timer_start", core_timer_start}, {"timer_system", core_timer_system}, {"kick", core_kick},
+      {"encodable", core_encodable},     {"keep_awake", core_keep_awake},     {NULL, NULL}};
   luaL_setfuncs(L, fns, 0);
   if (lua_getfield(L, -1, "SYS") == LUA_TTABLE) {
     lua_pushinteger(L, SYS_REDELIVER);

@@ -166,18 +166,19 @@ return function(core, R, P, ctx_methods)
     T.recovered(rec)
   end
 
-  -- The end of a turn: riders no write took are written alone; durable timers that came
-  -- due while the actor was busy fire now that it is free.
-  local function turn_end(rec)
+  -- The end of a turn: riders no write took are written alone; a durable timer that came
+  -- due fires, in a SYS_TIMER_DUE turn (timer_turn) of its own, once the actor is free.
+  local function turn_end(rec, timer_turn)
     if rec.dead or rec.recovering or rec.restarting then
       rec.riders = nil
       return
     end
     if rec.riders then P.write_riders(rec) end
-    if rec.due then
-      T.fire_due(rec) -- a turn of its own, whose riders (its "fired" marker) end it
+    if rec.due and timer_turn then
+      T.fire_due(rec) -- the firing's riders (its "fired" marker) end its turn
       if rec.riders and not (rec.dead or rec.recovering or rec.restarting) then P.write_riders(rec) end
     end
+    if rec.due then T.kick_if_due(rec) end
     -- Refused before storage (the journal's circuit breaker is open, say): they wait in
     -- memory for the actor's next write, and a turn a second from now tries again.
     if rec.riders and not rec.riders_retry and not rec.dead then
@@ -195,21 +196,23 @@ return function(core, R, P, ctx_methods)
   end
 
   function R.system(rec, kind, ival, token, mptr)
+    local timer_turn = kind == SYS_TIMER_DUE
     if kind == SYS_REDELIVER then
       D.tick(rec, token)
-    elseif kind == SYS_TIMER_DUE then
+    elseif timer_turn then
       if ival == 0 then rec.riders_retry = nil end -- a turn to go on with (see turn_end)
       T.came_due(rec, ival, token)
     else
       system(rec, kind, ival, token, mptr)
     end
-    if rec.riders or rec.due then turn_end(rec) end
+    if rec.riders or rec.due then turn_end(rec, timer_turn) end
   end
 
   -- A failed turn's riders are its effects: they go with it (recovery rebuilds the rest).
   function R.failed(rec, raised)
     rec.riders = nil
     rec.due = nil
+    rec.kicked = nil
     return failed(rec, raised)
   end
 

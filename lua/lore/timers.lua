@@ -107,8 +107,12 @@ return function(core, R, P, X, ctx_methods)
   end
 
   -- SYS_TIMER_DUE: the timer waits for the actor to be free (the end of this turn, or of
-  -- the one that releases its mailbox).
+  -- the one that releases its mailbox). id 0: a turn asked for by T.kick_if_due.
   function T.came_due(rec, id, token)
+    if id == 0 then
+      rec.kicked = nil
+      return
+    end
     local tm = rec.tm
     local e = tm and tm.live[id]
     if not e or e.cid ~= token then return end -- cancelled, re-armed, or an earlier incarnation's
@@ -144,10 +148,23 @@ return function(core, R, P, X, ctx_methods)
     X.dispatch(rec, copy(e.msg))
   end
 
-  -- Fires the timer that came due first, if the actor is free (a firing whose handler
-  -- persists holds the mailbox: the rest wait for the end of that). One firing per turn:
-  -- each runs under its own instruction budget; a system message (which goes before
-  -- commands) brings the next turn.
+  local function busy(rec)
+    return rec.holding or rec.stopping or rec.stop_when_idle or rec.dead or rec.recovering or rec.restarting
+  end
+
+  -- Asks for a turn of its own (a system message to itself, which comes before the
+  -- commands waiting) to fire what came due, once the actor is free.
+  function T.kick_if_due(rec)
+    if rec.due and not rec.kicked and not busy(rec) then
+      rec.kicked = true
+      core.kick(SYS_TIMER_DUE, 0)
+    end
+  end
+
+  -- In a SYS_TIMER_DUE turn: fires the timer that came due first, if the actor is free
+  -- (a firing whose handler persists holds the mailbox: the rest wait for the end of
+  -- that). One firing per turn, each under its own instruction budget, as a turn of its
+  -- own (ctx:stash() there cannot take another command).
   function T.fire_due(rec)
     local due = rec.due
     local tm = rec.tm
@@ -155,10 +172,7 @@ return function(core, R, P, X, ctx_methods)
       rec.due = nil
       return
     end
-    if rec.holding or rec.stopping or rec.stop_when_idle or rec.dead or rec.recovering
-      or rec.restarting then
-      return
-    end
+    if busy(rec) then return end
     if #due > 1 then
       table.sort(due, function(a, b)
         local ea, eb = tm.live[a], tm.live[b]
@@ -169,7 +183,6 @@ return function(core, R, P, X, ctx_methods)
     if #due == 0 then rec.due = nil end
     local e = tm.live[id]
     if e and e.queued then fire(rec, e) end
-    if rec.due and not rec.dead then core.timer_system(0, SYS_TIMER_DUE, 0) end -- the next one
   end
 
   -- The timer is durable: armed from now on.
@@ -352,6 +365,7 @@ return function(core, R, P, X, ctx_methods)
     end
     rec.tm = nil
     rec.due = nil
+    rec.kicked = nil
   end
 
   -- Recovery completed: the journal's timers are live again; those already due fire at the

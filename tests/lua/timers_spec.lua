@@ -167,6 +167,26 @@ describe("durable timers", function()
     end)
   end)
 
+  it("firings that persist nothing also come before the commands that waited, each once", function()
+    local j = ph.memory_journal()
+    ph.run({ journal = j }, function()
+      local d = lore.spawn("timers.durable", { id = "t-quiet" })
+      for i = 1, 10 do d:ask({ op = "schedule", tag = "quiet:" .. i, delay = 0.1 + i / 1000 }, 5) end
+    end)
+    ph.run({ journal = j }, function()
+      lore.sleep(0.2)
+      local d = lore.spawn("timers.durable", { id = "t-quiet" })
+      local q = get(d).quiet
+      assert.equal(10, #q)
+      for i = 1, 10 do assert.equal("quiet:" .. i, q[i]) end
+    end)
+    ph.run({ journal = j }, function()
+      local d = lore.spawn("timers.durable", { id = "t-quiet" })
+      lore.sleep(0.2)
+      assert.same({}, get(d).quiet) -- their markers were stored: never again
+    end)
+  end)
+
   it("a cancellation survives a restart, also by key", function()
     local j = ph.memory_journal()
     ph.run({ journal = j }, function()
