@@ -150,14 +150,24 @@ local function demo()
   say("ok")
 end
 
+-- Everyone recovers (and finishes what is due: deliveries, timers), then reports.
 local function status(db, ids)
   configure(db)
-  local w = lore.spawn("warehouse", { id = "warehouse" }):ask({ type = "status" }, 10)
+  local warehouse = lore.spawn("warehouse", { id = "warehouse" })
+  lore.spawn("billing", { id = "billing" })
+  local orders = {}
+  for i, id in ipairs(ids) do orders[i] = lore.spawn("order", { id = id }) end
+  local states = wait_for("the deliveries", function()
+    local list = {}
+    for i, o in ipairs(orders) do
+      list[i] = o:ask({ type = "status" }, 10)
+      if list[i].unconfirmed > 0 then return nil end
+    end
+    return list
+  end)
+  local w = warehouse:ask({ type = "status" }, 10)
   say("warehouse: apple %d, pear %d", w.stock.apple or 0, w.stock.pear or 0)
-  for _, id in ipairs(ids) do
-    local s = lore.spawn("order", { id = id }):ask({ type = "status" }, 10)
-    say("%s: %s, %d deliveries unconfirmed", id, s.status, s.unconfirmed)
-  end
+  for i, id in ipairs(ids) do say("%s: %s, %d deliveries unconfirmed", id, states[i].status, states[i].unconfirmed) end
 end
 
 local db, cmd = args[1], args[2]
