@@ -54,14 +54,18 @@ return function(core, R, P, ctx_methods)
     return nil
   end
 
-  -- core.persist of riders then events, one atomic write: first seq, ts | nil, err.
-  function X.persist_riding(rec, riders, events, token)
+  -- core.persist of riders then events (with their metas, if any: adapters), one atomic
+  -- write: first seq, ts | nil, err.
+  function X.persist_riding(rec, riders, events, token, event_metas)
     local list, metas, n = {}, {}, #riders
     for i = 1, n do
       list[i] = riders[i].payload
       metas[i] = { manifest = riders[i].manifest, internal = true }
     end
-    for i = 1, #events do list[n + i] = events[i] end
+    for i = 1, #events do
+      list[n + i] = events[i]
+      if event_metas then metas[n + i] = event_metas[i] end
+    end
     local first, ts = core.persist(list, metas, token)
     if first then rec.riders = nil end -- else they wait for the next write
     return first, ts

@@ -647,7 +647,9 @@ return function(core, R, ctx_methods)
       core.reply_error(err)
       core.log(LOG_ERROR, fmt("%s: persist failed at seq %d: %s; restarting with back-off", rec.pid,
         op.first, err))
-      local ok, herr = pcall(call_hook, rec, "on_persist_failure", rec[ST], err, op.events[1], rec[CTX])
+      -- [internal] a write of Lore's own events alone names the first one's kind
+      local evt = op.events[1] or (op.riders and { type = op.riders[1].manifest })
+      local ok, herr = pcall(call_hook, rec, "on_persist_failure", rec[ST], err, evt, rec[CTX])
       if not ok then core.log(LOG_WARN, fmt("%s: on_persist_failure: %s", rec.pid, tostring(herr))) end
       if not R.count_failure(rec) then
         core.log(LOG_ERROR, fmt("%s: the journal failed %d times in a row; stopping it for good", rec.pid,
