@@ -942,6 +942,7 @@ int luaopen_lore_core(lua_State *L) {
   set_int(L, "CHILD_FAILED", SYS_CHILD_FAILED);
   set_int(L, "CHILD_STOPPED", SYS_CHILD_STOPPED);
   lua_setfield(L, -2, "SYS");
+  luaopen_lore_core_internal(L); /* adds its calls and its SYS subtypes */
   lua_createtable(L, 0, 4);
   set_int(L, "JOURNAL_EREJECTED", JOURNAL_EREJECTED);
   set_int(L, "SNAPSHOT_ENOTFOUND", SNAPSHOT_ENOTFOUND);

@@ -589,6 +589,9 @@ void host_get_stats(lore_runtime *lrt, host_stats *out) {
   if (lrt->journal) journal_writer_stats(lrt->journal, &batches, &writes);
   out->journal_batches = (long long)batches;
   out->journal_writes = (long long)writes;
+  uint64_t trips = 0;
+  if (lrt->journal) journal_breaker_stats(lrt->journal, &out->breaker_state, &trips);
+  out->breaker_trips = (long long)trips;
   uv_mutex_lock(&lrt->permit_lock);
   out->recoveries = lrt->permits_used;
   out->recoveries_peak = lrt->permits_peak;

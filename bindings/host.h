@@ -49,6 +49,8 @@ typedef struct host_stats {
   long long alive, dead_letters, workers, journal_batches, journal_writes;
   long long recoveries, recoveries_peak; /* recovery permits in use now, and at most */
   long long lua_memory; /* bytes in the workers' Lua heaps */
+  int breaker_state;                     /* the journal's circuit breaker: BREAKER_* */
+  long long breaker_trips;               /* how many times it opened */
 } host_stats;
 void host_get_stats(lore_runtime *lrt, host_stats *out);
 /* Actors alive (spawned or being spawned, not yet stopped) on the workers. */

@@ -82,6 +82,11 @@ typedef struct lore_config {
   int max_concurrent_recoveries; /* in the whole runtime; default 50 */
   double recovery_timeout;       /* seconds without progress; default 30 */
   double shutdown_timeout;       /* seconds before stuck actors are stopped by force; 5 */
+  /* The journal's circuit breaker: after this many failed commits in a row,
+   * persists fail fast (refused before storage) for breaker_reset_timeout
+   * seconds, then one write tries again. 0 turns it off; default 5. */
+  int breaker_max_failures;
+  double breaker_reset_timeout; /* seconds; default 10 */
 } lore_config;
 
 /* Sets every field of *cfg to its default. */

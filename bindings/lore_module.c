@@ -372,6 +372,10 @@ static int l_stats(lua_State *L) {
   if (h->lrt) {
     set_count(L, "journal_batches", st.journal_batches);
     set_count(L, "journal_writes", st.journal_writes);
+    static const char *const breaker[] = {"closed", "open", "half-open"};
+    lua_pushstring(L, breaker[st.breaker_state >= 0 && st.breaker_state <= 2 ? st.breaker_state : 0]);
+    lua_setfield(L, -2, "journal_breaker");
+    set_count(L, "journal_breaker_trips", st.breaker_trips);
   }
   return 1;
 }
@@ -473,6 +477,10 @@ static int l_configure(lua_State *L) {
       c->recovery_timeout = get_seconds(L, k, 1e6);
     else if (strcmp(k, "shutdown_timeout") == 0)
       c->shutdown_timeout = get_seconds(L, k, 3600);
+    else if (strcmp(k, "breaker_max_failures") == 0)
+      c->breaker_max_failures = (int)get_int(L, k, 0, 1000000);
+    else if (strcmp(k, "breaker_reset_timeout") == 0)
+      c->breaker_reset_timeout = get_seconds(L, k, 86400);
     else if (strcmp(k, "synchronous") == 0) {
       const char *v = lua_tostring(L, -1);
       if (!v || (strcmp(v, "full") && strcmp(v, "normal")))

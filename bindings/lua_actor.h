@@ -4,6 +4,7 @@
 
 #include <lua.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "snapshot_store.h"
 #include "worker.h"
@@ -34,6 +35,9 @@ enum {
   SYS_TERMINATED = 29,    /* {ref =, reason =}: an actor this one watched has ended */
   SYS_CHILD_FAILED = 30,  /* a child escalates its failure (data: the error text) */
   SYS_CHILD_STOPPED = 31, /* a child has ended (its parent forgets it) */
+  /* Delivery and durable timers (internal_lua.c): */
+  SYS_REDELIVER = 32, /* time to re-send unconfirmed deliveries */
+  SYS_TIMER_DUE = 33, /* a durable timer came due (ival: its id; corr: the timer armed) */
 };
 
 /*
@@ -96,6 +100,15 @@ static inline int actor_rec_ref(const actor_t *a) {
   return actor_is_bare(a) ? (int)((intptr_t)a->data >> 1) : ((lua_actor *)a->data)->ref;
 }
 
+/* Lore's own events in an actor's stream (deliveries, confirmations,
+ * durable timers: lua/lore/internal.lua) have manifests that begin with
+ * "lore.": replay hands them to the runtime, never to apply, and queries
+ * leave them out unless asked. A behaviour's event may not take such a type. */
+#define INTERNAL_MANIFEST_PREFIX "lore."
+static inline int manifest_is_internal(const char *m, size_t len) {
+  return len >= 5 && memcmp(m, INTERNAL_MANIFEST_PREFIX, 5) == 0;
+}
+
 /* The actor whose turn this is on this worker; raises if there is none
  * (the runtime calls these only from an actor's turn or its spawn). */
 actor_t *binding_current_actor(lua_State *L);
@@ -115,6 +128,7 @@ int luaopen_lore_core(lua_State *L);
 int luaopen_lore_core_persist(lua_State *L);  /* persist_lua.c: journal calls */
 int luaopen_lore_core_snapshot(lua_State *L); /* snapshot_lua.c: snapshot calls */
 int luaopen_lore_core_recovery(lua_State *L); /* recovery_lua.c: replay pages, recoveries */
+int luaopen_lore_core_internal(lua_State *L); /* internal_lua.c: delivery and timer calls */
 void binding_push_budget_calls(lua_State *L); /* budget.c: budget_blown, cocreate */
 
 /* A journal completion reached actor a: the C side's bookkeeping, before the

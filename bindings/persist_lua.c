@@ -143,6 +143,7 @@ static int encode_event(lua_State *L, binding_state *bs, pending_event *pe, size
   pe->manifest = pe->tags = NULL;
   pe->manifest_len = pe->tags_len = 0;
   pe->version = 1;
+  int internal = 0; /* only the runtime's Lua marks its own events so */
   if (codec_encode(L, -1, root, &bs->buf, err, errlen)) {
     lua_settop(L, top);
     return 1;
@@ -160,6 +161,13 @@ static int encode_event(lua_State *L, binding_state *bs, pending_event *pe, size
     if (lua_getfield(L, mt, "tags") == LUA_TSTRING) pe->tags = lua_tolstring(L, -1, &pe->tags_len);
     if (lua_getfield(L, mt, "version") == LUA_TNUMBER && lua_isinteger(L, -1))
       pe->version = (int32_t)lua_tointeger(L, -1);
+    if (lua_getfield(L, mt, "internal") == LUA_TBOOLEAN) internal = lua_toboolean(L, -1);
+  }
+  if (!internal && pe->manifest && manifest_is_internal(pe->manifest, pe->manifest_len)) {
+    snprintf(err, errlen, "%s: the event type '%s' is reserved for Lore's own events (\"%s...\")", root,
+             pe->manifest, INTERNAL_MANIFEST_PREFIX);
+    lua_settop(L, top);
+    return 1;
   }
   lua_settop(L, top);
   return 0;
@@ -174,7 +182,9 @@ static int encode_event(lua_State *L, binding_state *bs, pending_event *pe, size
  * parallel list of { manifest=, version=, tags= } (tags joined by "\n"); by
  * default the manifest is the event's `type`, version 1, no tags. An event
  * that cannot be encoded rejects the whole write before storage (nil + a
- * message naming the path); no seq is used.
+ * message naming the path); no seq is used. So does an event whose manifest
+ * is one of Lore's own ("lore.*") unless its meta says internal = true (only
+ * the runtime's Lua writes those).
  */
 static int core_persist(lua_State *L) {
   binding_state *bs = bs_of(L);

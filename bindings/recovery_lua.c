@@ -380,15 +380,17 @@ static int core_page_info(lua_State *L) {
   return 6;
 }
 
-/* core.page_each(mptr, fn [, want_meta]): calls fn(seq, evt) -- or, with
- * want_meta, fn(seq, evt, manifest, version, tags, ts, offset) -- for each
- * event of the page. A payload that does not decode
- * raises "decode error at seq N: ...". */
+/* core.page_each(mptr, fn [, want_meta [, internal]]): calls fn(seq, evt)
+ * -- or, with want_meta, fn(seq, evt, manifest, version, tags, ts, offset)
+ * -- for each event of the page; Lore's own events ("lore.*" manifests) go
+ * to internal(seq, evt, manifest, ts) instead when it is given. A payload
+ * that does not decode raises "decode error at seq N: ...". */
 static int core_page_each(lua_State *L) {
   lore_msg *m = lua_touserdata(L, 1);
   luaL_argcheck(L, m && m->len >= sizeof(page_hdr), 1, "not a replay page");
   luaL_checktype(L, 2, LUA_TFUNCTION);
   int want_meta = lua_toboolean(L, 3); /* strings cost interning: only on request */
+  int internal = lua_isfunction(L, 4);
   size_t off = sizeof(page_hdr);
   char err[CODEC_ERR_MAX];
   while (off + sizeof(rec_hdr) <= m->len) {
@@ -398,11 +400,19 @@ static int core_page_each(lua_State *L) {
     const char *p = m->data + off;
     size_t total = (size_t)h.manifest_len + h.tags_len + h.payload_len;
     if (off + total > m->len) return luaL_error(L, "replay page is truncated");
-    lua_pushvalue(L, 2);
+    int own = internal && manifest_is_internal(p, h.manifest_len);
+    lua_pushvalue(L, own ? 4 : 2);
     lua_pushinteger(L, h.seq);
     const char *payload = p + h.manifest_len + h.tags_len;
     if (codec_decode(L, payload, h.payload_len, err, sizeof err))
       return luaL_error(L, "decode error at seq %I: %s", (lua_Integer)h.seq, err);
+    if (own) {
+      lua_pushlstring(L, p, h.manifest_len);
+      lua_pushinteger(L, h.ts);
+      lua_call(L, 4, 0);
+      off += total;
+      continue;
+    }
     if (want_meta) {
       lua_pushlstring(L, p, h.manifest_len);
       lua_pushinteger(L, h.version);
@@ -417,8 +427,8 @@ static int core_page_each(lua_State *L) {
 }
 
 /*
- * core.page_apply(mptr, apply, state, rec, expect, id, want_meta, seq_slot)
- *   -> state, expect, last_seq
+ * core.page_apply(mptr, apply, state, rec, expect, id, want_meta, seq_slot
+ *                 [, internal]) -> state, expect, last_seq
  * The hot loop of recovery, in C: for each event of the page, rec[seq_slot]
  * = its seq (ctx.seq), then state = apply(state, evt [, meta]) (the same
  * state when apply returns nil); meta = { seq, ts, id, version, tags,
@@ -426,7 +436,9 @@ static int core_page_each(lua_State *L) {
  * have (false: any); every later one must follow the one before. Raises on
  * a gap, an undecodable payload, or whatever apply raises (the caller's
  * pcall catches it). Each apply is a handler call of its own for the
- * instruction budget.
+ * instruction budget. Lore's own events ("lore.*" manifests: deliveries,
+ * timers) go to internal(seq, evt, manifest, ts) instead of apply when it
+ * is given; they still take their place in the sequence.
  */
 static int core_page_apply(lua_State *L) {
   lore_msg *m = lua_touserdata(L, 1);
@@ -439,8 +451,9 @@ static int core_page_apply(lua_State *L) {
   const char *id = luaL_checklstring(L, 6, &id_len);
   int want_meta = lua_toboolean(L, 7);
   lua_Integer seq_slot = luaL_checkinteger(L, 8);
+  int internal = lua_isfunction(L, 9);
   binding_state *bs = bs_of(L);
-  lua_settop(L, 8);
+  lua_settop(L, 9);
   size_t off = sizeof(page_hdr);
   char err[CODEC_ERR_MAX];
   while (off + sizeof(rec_hdr) <= m->len) {
@@ -458,6 +471,18 @@ static int core_page_apply(lua_State *L) {
     last = h.seq;
     lua_pushinteger(L, h.seq);
     lua_rawseti(L, 4, seq_slot);
+    if (internal && manifest_is_internal(p, h.manifest_len)) {
+      lua_pushvalue(L, 9);
+      lua_pushinteger(L, h.seq);
+      if (codec_decode(L, p + h.manifest_len + h.tags_len, h.payload_len, err, sizeof err))
+        return luaL_error(L, "decode error at seq %I: %s", (lua_Integer)h.seq, err);
+      lua_pushlstring(L, p, h.manifest_len);
+      lua_pushinteger(L, h.ts);
+      lua_call(L, 4, 0);
+      off += total;
+      budget_restart(bs);
+      continue;
+    }
     lua_pushvalue(L, 2);
     lua_pushvalue(L, 3);
     if (codec_decode_cached(L, &bs->strings, p + h.manifest_len + h.tags_len, h.payload_len, err,

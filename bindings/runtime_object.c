@@ -26,6 +26,8 @@ void lore_config_init(lore_config *cfg) {
   cfg->max_concurrent_recoveries = 50;
   cfg->recovery_timeout = 30.0;
   cfg->shutdown_timeout = 5.0;
+  cfg->breaker_max_failures = 5;
+  cfg->breaker_reset_timeout = 10.0;
 }
 
 static void settings_free(lore_settings *s) {
@@ -63,6 +65,11 @@ static int settings_from(const lore_config *cfg, const log_sink *log, lore_setti
   if (!isfinite(cfg->shutdown_timeout) || cfg->shutdown_timeout <= 0 ||
       cfg->shutdown_timeout > 3600)
     return bad_setting(log, "shutdown_timeout must be a number of seconds in (0, 3600]");
+  if (cfg->breaker_max_failures < 0 || cfg->breaker_max_failures > 1000000)
+    return bad_setting(log, "breaker_max_failures must be 0..1000000 (0: no circuit breaker)");
+  if (!isfinite(cfg->breaker_reset_timeout) || cfg->breaker_reset_timeout <= 0 ||
+      cfg->breaker_reset_timeout > 86400)
+    return bad_setting(log, "breaker_reset_timeout must be a number of seconds in (0, 86400]");
   if (cfg->log_level < LOG_DEBUG || cfg->log_level > LOG_OFF)
     return bad_setting(log, "log_level must be one of LORE_LOG_*");
   s->workers = cfg->workers;
@@ -75,6 +82,8 @@ static int settings_from(const lore_config *cfg, const log_sink *log, lore_setti
   s->recovery_timeout = cfg->recovery_timeout;
   s->shutdown_timeout = cfg->shutdown_timeout;
   s->log_level = cfg->log_level;
+  s->breaker_max_failures = cfg->breaker_max_failures;
+  s->breaker_reset_timeout = cfg->breaker_reset_timeout;
   const char *journal = cfg->journal ? cfg->journal : "memory:";
   s->journal = strdup(journal);
   s->snapshots = strdup(cfg->snapshots ? cfg->snapshots : default_snapshots(journal));
@@ -199,7 +208,10 @@ int lore_open(const lore_config *cfg, lore_runtime **out) {
     if ((r = uv_loop_init(&lrt->private_loop))) goto fail;
     lrt->loop = &lrt->private_loop;
   }
-  journal_options jopt = {.synchronous_full = lrt->cfg.synchronous_full, .log = &lrt->log};
+  journal_options jopt = {.synchronous_full = lrt->cfg.synchronous_full,
+                          .log = &lrt->log,
+                          .breaker_max_failures = lrt->cfg.breaker_max_failures,
+                          .breaker_reset_ms = (int)(lrt->cfg.breaker_reset_timeout * 1000.0 + 0.5)};
   if ((r = journal_open(lrt->cfg.journal, &jopt, &lrt->journal))) {
     log_error(&lrt->log, "cannot open journal '%s': %s", lrt->cfg.journal, journal_strerror(r));
     goto fail;

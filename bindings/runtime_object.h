@@ -47,6 +47,8 @@ typedef struct lore_settings {
   double recovery_timeout;
   double shutdown_timeout;
   int log_level;
+  int breaker_max_failures;
+  double breaker_reset_timeout;
 } lore_settings;
 
 /* An actor waiting for a recovery permit. */

@@ -7,6 +7,7 @@
 #include <time.h>
 #include <uv.h>
 
+#include "journal_breaker.h"
 #include "log.h"
 
 /* The writer's first array of batch slots; it grows to the largest batch seen. */
@@ -36,6 +37,7 @@ struct journal {
   int closing;
   int paused;
   uint64_t batches, writes;
+  journal_breaker breaker; /* admit under mu (submit), record on the writer */
   /* Subscribers. Recursive, so that a callback may (un)subscribe: whoever
    * holds it is either the notifying thread or no notification is running. */
   pthread_mutex_t sub_mu;
@@ -82,6 +84,8 @@ const char *journal_strerror(int code) {
       return "journal does not exist";
     case JOURNAL_ESQL:
       return "projection SQL failed";
+    case JOURNAL_EBREAKER:
+      return "journal circuit breaker open: writes fail fast after repeated journal failures";
     default: {
       /* uv_strerror leaks a malloc'd string for codes it does not know; the _r
        * form writes into our buffer instead. Thread-local so callers may race. */
@@ -218,6 +222,17 @@ static int64_t batch_max_offset(journal_write **batch, size_t n) {
   return max;
 }
 
+/* Tells the circuit breaker how a commit went, and the log when it trips or closes. */
+static void note_commit(journal_t *j, int rc) {
+  int changed = journal_breaker_record(&j->breaker, rc < 0, uv_hrtime());
+  if (changed == BREAKER_OPEN)
+    log_warn(j->log, "journal: %d commits failed in a row (%s): circuit breaker open, writes fail "
+             "fast for %.3g s", j->breaker.failures, journal_strerror(rc),
+             (double)j->breaker.reset_ns / 1e9);
+  else if (changed == BREAKER_CLOSED)
+    log_warn(j->log, "journal: a commit succeeded: circuit breaker closed");
+}
+
 static void *writer_main(void *arg) {
   journal_t *j = arg;
   pthread_mutex_lock(&j->mu);
@@ -230,6 +245,7 @@ static void *writer_main(void *arg) {
     int rc = j->backend->write_batch(j->state, j->batch, n);
     if (rc < 0)
       log_debug(j->log, "journal: batch of %zu writes failed: %s", n, journal_strerror(rc));
+    note_commit(j, rc);
     int64_t stored_to = rc < 0 ? 0 : batch_max_offset(j->batch, n);
 
     /* Counted before the callbacks fire, so whoever waits for a callback sees
@@ -288,6 +304,8 @@ int journal_open(const char *uri, const journal_options *opt, journal_t **out) {
   int rc = JOURNAL_ENOMEM;
   j->backend = backend;
   j->log = options.log;
+  journal_breaker_init(&j->breaker, options.breaker_max_failures,
+                       options.breaker_reset_ms > 0 ? (uint64_t)options.breaker_reset_ms : 0);
   j->batch_cap = INITIAL_BATCH_SLOTS;
   j->batch = malloc(j->batch_cap * sizeof *j->batch);
   if (!j->batch) goto fail_batch;
@@ -338,6 +356,15 @@ int journal_submit(journal_t *j, journal_write *w) {
   if (j->closing) {
     pthread_mutex_unlock(&j->mu);
     return JOURNAL_ECLOSED;
+  }
+  /* After the closing check: a write admitted as the breaker's trial is
+   * always queued, so its commit always decides. */
+  int admitted = journal_breaker_state(&j->breaker) == BREAKER_CLOSED
+                     ? 0
+                     : journal_breaker_admit(&j->breaker, uv_hrtime());
+  if (admitted) {
+    pthread_mutex_unlock(&j->mu);
+    return admitted;
   }
   /* The writer only sleeps on an empty queue, so only the first write into
    * an empty queue needs to wake it. */
@@ -484,6 +511,11 @@ void journal_writer_stats(journal_t *j, uint64_t *batches, uint64_t *writes) {
 }
 
 const char *journal_scheme(const journal_t *j) { return j->backend->scheme; }
+
+void journal_breaker_stats(journal_t *j, int *state, uint64_t *trips) {
+  if (state) *state = journal_breaker_state(&j->breaker);
+  if (trips) *trips = __atomic_load_n(&j->breaker.trips, __ATOMIC_RELAXED);
+}
 
 void journal_pause_for_test(journal_t *j, int paused) {
   pthread_mutex_lock(&j->mu);

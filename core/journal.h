@@ -59,6 +59,7 @@ enum {
                                 database was made by a newer Lore */
   JOURNAL_ENOENT = -5015,    /* read-only open of a journal that does not exist */
   JOURNAL_ESQL = -5016,      /* a projection's own SQL failed (message in the session) */
+  JOURNAL_EBREAKER = -5017,  /* refused at submit: the circuit breaker is open (journal_breaker.h) */
 };
 
 const char *journal_strerror(int code);
@@ -161,6 +162,10 @@ typedef struct journal_options {
                            Lore's tables, JOURNAL_ENOENT if it does not exist */
   int pool_size;        /* postgres: read connections (0: 4) */
   const log_sink *log;  /* NULL: log_default() */
+  /* The circuit breaker (journal_breaker.h): after this many failed commits
+   * in a row writes fail fast (JOURNAL_EBREAKER) for breaker_reset_ms; 0: off. */
+  int breaker_max_failures;
+  int breaker_reset_ms;
 } journal_options;
 
 /*
@@ -265,8 +270,8 @@ typedef struct journal journal_t;
 int journal_open(const char *uri, const journal_options *opt, journal_t **out);
 
 /* Queues a request. On success `w->done` fires later on the writer thread. On
- * error (closed, or a read-only journal) returns JOURNAL_ECLOSED /
- * JOURNAL_EREADONLY and `done` never fires. */
+ * error (closed, a read-only journal, or the circuit breaker is open) returns
+ * JOURNAL_ECLOSED / JOURNAL_EREADONLY / JOURNAL_EBREAKER and `done` never fires. */
 int journal_submit(journal_t *j, journal_write *w);
 
 /* Blocking reads, forwarded to the backend (run them off the event loop). */
@@ -309,6 +314,9 @@ void journal_session_close(journal_session *s);
 /* Statistics of the writer: batches committed and writes in them. */
 void journal_writer_stats(journal_t *j, uint64_t *batches, uint64_t *writes);
 const char *journal_scheme(const journal_t *j);
+/* The circuit breaker's state (BREAKER_* of journal_breaker.h) and how many
+ * times it has opened. */
+void journal_breaker_stats(journal_t *j, int *state, uint64_t *trips);
 
 /* Finishes every queued write (their callbacks fire), stops the writer,
  * closes the backend and frees the journal. */

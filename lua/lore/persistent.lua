@@ -19,6 +19,11 @@ return function(core, R, ctx_methods)
   local c_persist, c_current, c_set_current = core.persist, core.current, core.set_current
   local c_hold, c_release = core.hold, core.release
   local own = R.own
+  -- [internal] Lore's own events in the stream (deliveries, durable timers):
+  -- internal.lua, which hands itself over with P.use_internal. The hooks
+  -- below that call X are marked [internal].
+  local X
+  function P.use_internal(x) X = x end
 
   -- A persistent actor's record keeps its hot fields in the array part, at
   -- fixed slots after runtime.lua's three (array reads by constant index are
@@ -33,7 +38,7 @@ return function(core, R, ctx_methods)
   local Q <const> = 10         -- the queue of operations (a table, made on first use), or false
   local QH <const> = 11        -- the slot before the queue's head operation
   local QN <const> = 12        -- operations queued
-  P.SEQ, P.RECOVERING, P.INCB = SEQ, RECOVERING, INCB
+  P.SEQ, P.RECOVERING, P.INCB, P.HOLDING = SEQ, RECOVERING, INCB, HOLDING
 
   -- A new persistent actor's record (runtime.lua's spawn).
   function P.record(b, ctx, opts, aid, self)
@@ -57,10 +62,11 @@ return function(core, R, ctx_methods)
   local K <const> = 8
   -- slot b+1: the kind, plus STASH when it holds the mailbox
   local WRITE <const>, DEFER <const>, REJECTED <const>, STASH <const>, LIST <const> = 1, 2, 3, 8, 16
+  local RIDE <const> = 32 -- [internal] the write carries Lore's own events first
   -- b+2: the event (or the list of events, kind | LIST), or a defer's fn
   -- b+3: a write's callback, or false
   -- b+4: a write's token, or a rejection's error
-  -- b+5: a rejection's first seq
+  -- b+5: a rejection's first seq, or a RIDE write's riders
   -- b+6, b+7, b+8: the command's sender and ask (core.current)
 
   local function q_push(rec, kind, x, fn, tok, first)
@@ -75,6 +81,7 @@ return function(core, R, ctx_methods)
     q[b + 1], q[b + 2], q[b + 3], q[b + 4], q[b + 5], q[b + 6], q[b + 7], q[b + 8] =
       kind, x, fn or false, tok, first or 0, ss, sa, sc
     rec[QN] = n + 1
+    return b
   end
 
   -- Removes the head operation (its slots cleared, so its values can be
@@ -209,9 +216,21 @@ return function(core, R, ctx_methods)
     local kind = list and WRITE | LIST or WRITE
     if stashing then kind = kind | STASH end
     local token = next_token()
-    local first, ts = c_persist(x, nil, token, not list)
+    -- [internal] Lore's own events of this turn go first in the same write
+    -- (all or none with the behaviour's events)
+    local riders = rec.riders
+    local first, ts
+    if riders then
+      first, ts = X.persist_riding(rec, riders, list and x or { x }, token)
+    else
+      first, ts = c_persist(x, nil, token, not list)
+    end
     if first then
-      q_push(rec, kind, x, fn, token)
+      if riders then
+        q_push(rec, kind | RIDE, x, fn, token, riders)
+      else
+        q_push(rec, kind, x, fn, token)
+      end
       rec[INFLIGHT] = rec[INFLIGHT] + 1
     else
       q_push(rec, kind - WRITE + REJECTED, x, fn, ts, core.next_seq())
@@ -223,6 +242,22 @@ return function(core, R, ctx_methods)
         c_hold()
       end
     end
+  end
+
+  -- [internal] Lore's own events of this turn that rode in no write of the
+  -- behaviour's are written alone, without holding commands. Refused before
+  -- storage (the circuit breaker is open, say), they wait for the next write.
+  local NO_EVENTS = {}
+  function P.write_riders(rec)
+    local riders = rec.riders
+    if not riders or rec[RECOVERING] or rec.restarting then return end
+    local token = next_token()
+    local first, ts = X.persist_riding(rec, riders, NO_EVENTS, token)
+    if not first then return ts end
+    rec[INFLIGHT] = rec[INFLIGHT] + 1
+    local b = q_push(rec, WRITE | LIST | RIDE, NO_EVENTS, false, token, riders)
+    local q = rec[Q]
+    q[b + 6], q[b + 7], q[b + 8] = 0, 0, 0 -- no command waits on it
   end
 
   function ctx_methods:persist(evt, fn)
@@ -389,6 +424,7 @@ return function(core, R, ctx_methods)
   local function start_recovery(rec)
     core.new_incarnation() -- a new writer id; C forgets the old incarnation's seqs
     if rec.rc then end_recovery(rec) end
+    X.reset(rec) -- [internal] rebuilt by this recovery
     rec.rc = {}
     rec[RECOVERING] = true
     set_hold(rec)
@@ -398,6 +434,7 @@ return function(core, R, ctx_methods)
 
   local function complete_recovery(rec)
     end_recovery(rec)
+    X.recovered(rec) -- [internal] re-send unconfirmed deliveries, arm durable timers
     call_hook(rec, "on_recovery_completed", rec[ST], rec[CTX]) -- an error here is a failure: restart
     set_hold(rec)
     maybe_stop(rec)
@@ -411,9 +448,11 @@ return function(core, R, ctx_methods)
     if not rc or token ~= rc.token then return end
     rc.progress = rc.progress + 1
     local status, seq, ts = core.snapshot_result(mptr)
-    local value, err
+    local value, err, carried
     if status == 0 then
       value, err = core.snapshot_decode(mptr)
+      -- [internal] Lore's own state saved with the snapshot, apart from the behaviour's
+      if value ~= nil then value, carried = X.unwrap_snapshot(value) end
       local restore = rec[BEH].M.restore
       if value ~= nil and restore then
         local ok, r = pcall(restore, value, { seq = seq, ts = ts })
@@ -441,6 +480,7 @@ return function(core, R, ctx_methods)
     local from = 1
     if status == 0 then
       rec[ST] = value
+      X.restore_snapshot(rec, carried) -- [internal]
       rec[SEQ] = seq
       rec.last_snap_seq = seq
       from = seq + 1
@@ -488,9 +528,10 @@ return function(core, R, ctx_methods)
       core.replay(last + 1, rc.replay_to, rc.replay_left, token, false)
     end
     if count > 0 then
-      -- The hot loop of recovery runs in C (core.page_apply).
+      -- The hot loop of recovery runs in C (core.page_apply); Lore's own
+      -- events go to internal.lua, never to apply [internal].
       local ok, st, expect, last_seq = pcall(core.page_apply, mptr, rec[BEH].M.apply, rec[ST], rec,
-        rc.expect or false, rec.pid, apply_meta(rec), SEQ)
+        rc.expect or false, rec.pid, apply_meta(rec), SEQ, X.replayer(rec))
       if not ok then
         local err = tostring(st)
         if not err:find(rec.pid, 1, true) then err = fmt("at id %s: %s", rec.pid, err) end
@@ -518,6 +559,7 @@ return function(core, R, ctx_methods)
     local M = rec[BEH].M
     local value = rec[ST]
     if M.snapshot then value = M.snapshot(rec[ST]) end
+    value = X.wrap_snapshot(rec, value) -- [internal] deliveries and durable timers go with it
     rec.last_snap_seq = rec[SEQ]
     local keep = M.keep_snapshots
     if keep ~= nil and (math.type(keep) ~= "integer" or keep < 1) then
@@ -608,9 +650,14 @@ return function(core, R, ctx_methods)
     end
     local kind, x, fn = q[b + 1], q[b + 2], q[b + 3]
     local ss, sa, sc = q[b + 6], q[b + 7], q[b + 8]
+    local riders = kind & RIDE ~= 0 and q[b + 5] -- [internal]
     q_pop(rec)
     if kind & STASH ~= 0 then rec[STASHING] = rec[STASHING] - 1 end
     c_set_current(ss, sa, sc)
+    if riders then
+      if status == 0 then X.stored(rec, riders, first, ts) end
+      first = first + #riders
+    end
     if status == 0 then
       rec.window_start = nil -- the journal works again: the next failure backs off from the start
       local M = rec[BEH].M
@@ -648,6 +695,7 @@ return function(core, R, ctx_methods)
       -- writes already in flight fail too; their failure restarts the actor,
       -- which recovers what is stored.
       local err = core.strerror(status)
+      if riders then X.refused(rec, riders, err, kind & LIST ~= 0 and #x == 0) end -- [internal]
       owe_error(rec, ss, sa, sc, err)
       rejected(rec, err, as_list(kind, x), first)
     else
@@ -656,6 +704,8 @@ return function(core, R, ctx_methods)
       core.log(LOG_ERROR, fmt("%s: persist failed at seq %d: %s; restarting with back-off", rec.pid,
         first, err))
       local evt1 = kind & LIST ~= 0 and x[1] or x
+      -- [internal] a write of Lore's own events alone names the first one's kind
+      if evt1 == nil and riders then evt1 = { type = riders[1].manifest } end
       local ok, herr = pcall(call_hook, rec, "on_persist_failure", rec[ST], err, evt1, rec[CTX])
       if not ok then core.log(LOG_WARN, fmt("%s: on_persist_failure: %s", rec.pid, tostring(herr))) end
       if not R.count_failure(rec) then
@@ -667,6 +717,7 @@ return function(core, R, ctx_methods)
       return P.restart(rec, err, true)
     end
     drain(rec)
+    if rec.riders or rec.due then X.turn_end(rec) end -- [internal]
   end
 
   local function on_deleted(rec, status, seq)

@@ -132,15 +132,7 @@ function ctx_methods:log(level, f, ...)
   core.log(n, fmt("actor %s (%s): %s", tostring(rec.self), rec[BEH].name, line))
 end
 
-local timer_mt = { __index = {}, __metatable = "lore.timer" }
-function timer_mt.__index:cancel() return core.cancel(self.id) end
-
-function ctx_methods:schedule(seconds, msg)
-  own(self, "schedule")
-  if type(seconds) ~= "number" then error("ctx:schedule(seconds, msg): seconds must be a number", 2) end
-  if msg == nil then error("ctx:schedule(seconds, msg): the message is nil", 2) end
-  return setmetatable({ id = core.schedule(seconds, msg) }, timer_mt)
-end
+-- ctx:schedule and ctx:cancel_timer: timers.lua (loaded with delivery.lua by internal.lua).
 
 function ctx_methods:stash()
   local rec = own(self, "stash")
@@ -628,5 +620,8 @@ end
 P = require("lore.persistent")(core, R, ctx_methods)
 R.persisted = P.persisted -- C calls it for every completed journal write
 public.seq, public.recovering = P.SEQ, P.RECOVERING
+-- Delivery and timers (internal.lua, delivery.lua, timers.lua): their ctx methods, and the
+-- hooks around dispatch, system, failed and stopped that write and recover their events.
+require("lore.internal")(core, R, P, ctx_methods)
 
 return R

@@ -84,6 +84,10 @@ local lore = {}
 ---@field shutdown_timeout? number
 ---@field log_level? lore.LogLevel default: `$LORE_LOG`, else `"warn"`
 ---@field handle_signals? boolean SIGINT/SIGTERM shut the runtime down
+---the journal's circuit breaker: failed commits in a row after which writes fail fast (refused
+---before storage) for `breaker_reset_timeout`; 0 turns it off; default 5
+---@field breaker_max_failures? integer
+---@field breaker_reset_timeout? number seconds the breaker stays open after the last failure; default 10
 
 ---Sets up the runtime; only before the first `spawn`.
 ---@param config lore.Config
@@ -128,6 +132,8 @@ function lore.shutdown() end
 ---@field recoveries integer recoveries running now
 ---@field recoveries_peak integer the most recoveries that ever ran at once
 ---@field lua_memory integer bytes in the workers' Lua heaps (actors' state and records, garbage not yet collected)
+---@field journal_breaker? "closed"|"open"|"half-open" the journal's circuit breaker (once the runtime runs)
+---@field journal_breaker_trips? integer how many times it opened
 ---@field entities table<string, lore.EntityStats> per entity manager
 
 ---Counters of the running runtime.
@@ -279,13 +285,23 @@ function Ctx:stash() end
 ---Puts every stashed command back in front of the mailbox, in order.
 function Ctx:unstash_all() end
 
----Where a delivery goes: a ref, or the address of an entity (see `lore.entities` in the contract).
----@alias lore.Destination lore.Ref|table
+---An entity's address: the manager's name and the entity's id.
+---@class lore.EntityAddress
+---@field manager string
+---@field id string
 
----At-least-once delivery: sends `make(delivery_id)` to `dest`, and again
----after `M.delivery.redeliver_interval` until `confirm_delivery(delivery_id)`.
+---Where a delivery goes: a ref (by persistence id or entity to outlive restarts), or an entity's
+---address.
+---@alias lore.Destination lore.Ref|lore.EntityAddress
+
+---At-least-once delivery (persistent actors only): journals the intent with this turn's first
+---write (or alone at the end of the turn), then sends `make(delivery_id)` to `dest`, and again
+---every `M.delivery.redeliver_interval` until `confirm_delivery(delivery_id)`, also after a
+---crash. `make` runs once, now; every send is that message. Raises beyond
+---`M.delivery.max_unconfirmed`.
 ---@param dest lore.Destination
 ---@param make fun(delivery_id: integer): lore.Value
+---@return integer delivery_id strictly increasing per actor, without gaps
 function Ctx:deliver(dest, make) end
 
 ---Marks a delivery as confirmed.
@@ -302,12 +318,16 @@ function Ctx:unconfirmed() end
 ---persistent actors: journal the timer so that it survives restarts and crashes (fires once after
 ---recovery if due)
 ---@field durable? boolean
+---a name: a timer scheduled with the same key replaces this one; `ctx:cancel_timer(key)` cancels it
+---(a durable one also after a restart)
+---@field key? string|integer
 
 ---A timer from `ctx:schedule`.
 ---@class lore.Timer
 local Timer = {} -- luacheck: ignore 241 (a class to hang methods on)
 
----Stops the timer if it has not fired yet.
+---Stops the timer if it has not fired yet (a durable one: journalled).
+---@return boolean was_pending
 function Timer:cancel() end
 
 ---Sends `msg` to this actor after `seconds`.
@@ -316,6 +336,11 @@ function Timer:cancel() end
 ---@param opts? lore.ScheduleOpts
 ---@return lore.Timer
 function Ctx:schedule(seconds, msg, opts) end
+
+---Cancels the timer scheduled with `opts.key = key` (a durable one also after a restart).
+---@param key string|integer
+---@return boolean was_pending
+function Ctx:cancel_timer(key) end
 
 ---Asks another actor; `fn(reply, err)` runs later, as a turn of this actor
 ---(`err` is set on a timeout or a failure, `reply` is nil then).
@@ -395,6 +420,13 @@ function Ctx:stop() end
 ---fail recovery rather than replay everything when no snapshot loads
 ---@field snapshot_required? boolean
 
+---One entry of `on_unconfirmed`'s list.
+---@class lore.UnconfirmedDelivery
+---@field id integer the delivery id
+---@field dest lore.Ref
+---@field msg lore.Value
+---@field attempts integer sends so far
+
 ---@class lore.DeliveryConfig
 ---@field redeliver_interval? number seconds between redeliveries (default 5)
 ---@field burst_limit? integer most redeliveries sent at once (default 10000)
@@ -461,8 +493,8 @@ function Ctx:stop() end
 ---@field on_snapshots_deleted? fun(ok: boolean, done: lore.SnapshotCriteria|string, ctx: lore.Ctx)
 ---The outcome of `ctx:delete_events` (refused above the last persisted seq).
 ---@field on_events_deleted? fun(ok: boolean, seq_or_err: integer|string, ctx: lore.Ctx)
----Deliveries still unconfirmed after `delivery.warn_after` attempts.
----@field on_unconfirmed? fun(list: table[], ctx: lore.Ctx)
+---Deliveries still unconfirmed after `delivery.warn_after` sends (once each).
+---@field on_unconfirmed? fun(list: lore.UnconfirmedDelivery[], ctx: lore.Ctx)
 ---Hot reload changed `version`: returns the live state converted.
 ---@field on_upgrade? fun(state: any, old_version: integer?): any
 ---The actor is stopping.
