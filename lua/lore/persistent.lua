@@ -17,6 +17,7 @@ return function(core, R, ctx_methods)
   local SNAPSHOT_ENOTFOUND = core.E.SNAPSHOT_ENOTFOUND
   local BEH <const>, ST <const>, CTX <const> = 1, 2, 3
   local own = R.own
+  local A = R.adapters -- event adapters (adapters.lua): see the [adapters] marks below
 
   local token_seq = 0
   local function next_token()
@@ -157,9 +158,14 @@ return function(core, R, ctx_methods)
     local ss, sa, sc = core.current()
     local op = { events = events, fn = fn, stashing = stashing, ss = ss, sa = sa, sc = sc }
     local token = next_token()
-    local first, ts = core.persist(events, nil, token)
+    -- [adapters] each event's stored form, version and tags; an adapter that
+    -- raises (or a bad tag) refuses the persist before storage, as an event
+    -- that cannot be encoded does: on_persist_rejected, and the actor goes on
+    local stored, metas = A.for_persist(events)
+    local first, ts = nil, metas
+    if stored then first, ts = core.persist(stored, metas, token) end
     if first then
-      op.token, op.first, op.ts = token, first, ts
+      op.token, op.first, op.ts, op.metas = token, first, ts, metas
       rec.inflight = rec.inflight + 1
     else
       op.rejected, op.first = ts, core.next_seq()
@@ -426,15 +432,40 @@ return function(core, R, ctx_methods)
       -- The hot loop of recovery: locals, not table fields, per event.
       local expect, st, last_seq, apply_fn = rc.expect, rec[ST], rec.seq, M.apply
       local ok, err
-      if apply_meta(rec) then
+      -- [adapters] stored events pass through from_journal before apply: one
+      -- event, a list (split), or none (dropped); the meta is the stored one
+      local aok, aerr = A.ensure()
+      if not aok then return recovery_failed(rec, aerr) end
+      if A.active then
+        local from_journal, split_tags = A.from_journal, A.split_tags
         ok, err = pcall(core.page_each, mptr, function(seq, evt, manifest, version, tags, ts)
           if expect and seq ~= expect then
             error(fmt("sequence gap at id %s: expected seq %d, found %d", id, expect, seq), 0)
           end
           expect, last_seq = seq + 1, seq
           rec.seq = seq
-          local ns = apply_fn(st, evt, { seq = seq, ts = ts, id = id, version = version, tags = tags,
-            manifest = manifest })
+          local meta = { seq = seq, ts = ts, id = id, version = version, tags = split_tags(tags),
+            manifest = manifest }
+          local out, list = from_journal(evt, meta)
+          if list then
+            for i = 1, #out do
+              local ns = apply_fn(st, out[i], meta)
+              if ns ~= nil then st = ns end
+            end
+          elseif out ~= nil then
+            local ns = apply_fn(st, out, meta)
+            if ns ~= nil then st = ns end
+          end
+        end, true)
+      elseif apply_meta(rec) then
+        ok, err = pcall(core.page_each, mptr, function(seq, evt, manifest, version, tags, ts)
+          if expect and seq ~= expect then
+            error(fmt("sequence gap at id %s: expected seq %d, found %d", id, expect, seq), 0)
+          end
+          expect, last_seq = seq + 1, seq
+          rec.seq = seq
+          local ns = apply_fn(st, evt, { seq = seq, ts = ts, id = id, version = version,
+            tags = A.split_tags(tags), manifest = manifest })
           if ns ~= nil then st = ns end
         end, true)
       else
@@ -579,7 +610,10 @@ return function(core, R, ctx_methods)
         set_seq(rec, seq)
         local ns
         if meta then
-          ns = apply_fn(rec[ST], evt, { seq = seq, ts = op.ts, id = rec.pid, version = 1, tags = "" })
+          -- [adapters] the version and tags the event was stored with
+          local m = op.metas and op.metas[i]
+          ns = apply_fn(rec[ST], evt, { seq = seq, ts = op.ts, id = rec.pid, version = m and m.version or 1,
+            tags = m and m.list or {} })
         else
           ns = apply_fn(rec[ST], evt)
         end

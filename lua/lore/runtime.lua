@@ -26,6 +26,9 @@ local P -- persistence (persistent.lua), set at the end of this file
 
 local sandbox = require("lore.sandbox")(core, lore)
 R.sandbox = sandbox
+-- Event adapters (adapters.lua): persistent.lua calls them on persist and recovery.
+local adapters = require("lore.adapters")(core, sandbox)
+R.adapters = adapters
 
 ---------------------------------------------------------------------------
 -- ctx: what a behaviour sees of its actor: an empty table per actor, so
@@ -337,6 +340,11 @@ end
 function R.reload_prepare(module)
   staged = {}
   local names = users_of(module)
+  if adapters.concerns(module) then -- an adapter file, or a module one requires
+    local ok, err = adapters.prepare(module)
+    if not ok then return nil, err end
+    if #names == 0 then return true end
+  end
   -- not loaded here: only check the file still loads (its error is the
   -- reload's answer); there is nothing to switch
   if #names == 0 then return sandbox.check(module) end
@@ -352,6 +360,7 @@ function R.reload_prepare(module)
 end
 
 function R.reload_commit()
+  adapters.commit()
   local n = 0
   for name, nb in pairs(staged) do
     local old = behaviours[name]
@@ -364,6 +373,7 @@ function R.reload_commit()
 end
 
 function R.reload_abort()
+  adapters.abort()
   staged = {}
   return true
 end
