@@ -105,7 +105,7 @@ for _, backend in ipairs(backends) do
       end)
     end)
 
-    it("stores what to_journal returns, applies the event the behaviour made, reads back through from_journal", function()
+    it("stores what to_journal returns, applies the event as made, reads back through from_journal", function()
       run(uri, function()
         lore.adapter("renamed", {
           version = 2,
