@@ -365,4 +365,25 @@ describe("adapters", function()
       assert.equal(9, s.metas[4].version)
     end)
   end)
+
+  it("an edited adapter file is swapped in by the hot_reload watcher", function()
+    local dir = script_dir {
+      ["ledger.lua"] = ledger_source(),
+      ["adapters/watched.lua"] = "return { { type = 'w', version = 1 } }",
+    }
+    finally(function() remove_dir(dir) end)
+    ph.run({ journal = ph.memory_journal(), scripts = { dir }, hot_reload = true }, function()
+      local a = lore.spawn("ledger", { id = "hot-1" })
+      persist(a, { type = "w" })
+      local f = assert(io.open(dir .. "/adapters/watched.lua", "w"))
+      f:write("return { { type = 'w', version = 7 } }")
+      f:close()
+      local version = ph.eventually(function()
+        local r = persist(a, { type = "w" })
+        local s = a:ask({ op = "get" }, 5)
+        return s.metas[r.seq].version == 7 and 7
+      end, 10)
+      assert.equal(7, version)
+    end)
+  end)
 end)
