@@ -100,8 +100,9 @@ int luaopen_lore_core(lua_State *L);
 int luaopen_lore_core_persist(lua_State *L);  /* persist_lua.c: journal calls */
 int luaopen_lore_core_snapshot(lua_State *L); /* snapshot_lua.c: snapshot calls */
 void binding_push_budget_calls(lua_State *L); /* budget.c: budget_blown, cocreate */
-void luaopen_lore_core_adapters(lua_State *L); /* adapters_lua.c: adapter files, query pages */
-/* adapters_lua.c: the host's WORKER_ADAPTER_BIND and WORKER_ADAPT_PAGE requests. */
+/* adapters_lua.c: adapter files and query pages for adapters.lua; the host's
+ * WORKER_ADAPTER_BIND and WORKER_ADAPT_PAGE requests. */
+void luaopen_lore_core_adapters(lua_State *L);
 int adapters_worker_message(sched_t *s, lore_msg *m);
 
 /* A journal completion reached actor a: the C side's bookkeeping, before the

@@ -238,6 +238,9 @@ return function(core, sandbox)
     return list
   end
 
+  -- Whether events of this type (manifest) have adapters.
+  function A.adapted(manifest) return chains[manifest] ~= nil end
+
   -- A stored event through the adapters of its type (meta.manifest): returns
   -- the event (and false), a list of events (and true), or nil (dropped).
   -- Each adapter of the chain gets every event the one before produced. An

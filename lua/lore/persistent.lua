@@ -437,16 +437,21 @@ return function(core, R, ctx_methods)
       local aok, aerr = A.ensure()
       if not aok then return recovery_failed(rec, aerr) end
       if A.active then
-        local from_journal, split_tags = A.from_journal, A.split_tags
+        local from_journal, split_tags, adapted = A.from_journal, A.split_tags, A.adapted
+        local wants_meta = apply_meta(rec)
         ok, err = pcall(core.page_each, mptr, function(seq, evt, manifest, version, tags, ts)
           if expect and seq ~= expect then
             error(fmt("sequence gap at id %s: expected seq %d, found %d", id, expect, seq), 0)
           end
           expect, last_seq = seq + 1, seq
           rec.seq = seq
-          local meta = { seq = seq, ts = ts, id = id, version = version, tags = split_tags(tags),
-            manifest = manifest }
-          local out, list = from_journal(evt, meta)
+          local has, meta = adapted(manifest), nil
+          if wants_meta or has then
+            meta = { seq = seq, ts = ts, id = id, version = version, tags = split_tags(tags),
+              manifest = manifest }
+          end
+          local out, list = evt, false
+          if has then out, list = from_journal(evt, meta) end
           if list then
             for i = 1, #out do
               local ns = apply_fn(st, out[i], meta)
