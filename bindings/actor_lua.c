@@ -921,6 +921,7 @@ int luaopen_lore_core(lua_State *L) {
   luaopen_lore_core_persist(L);
   luaopen_lore_core_snapshot(L);
   luaopen_lore_core_recovery(L);
+  luaopen_lore_core_adapters(L);
   lua_createtable(L, 0, 16);
   set_int(L, "RESTART", SYS_RESTART);
   set_int(L, "SHUTDOWN", SYS_SHUTDOWN);
@@ -990,6 +991,8 @@ int worker_sched_message(sched_t *s, lore_msg *m) {
     worker_reload(s, m);
     return ACTOR_CONSUMED;
   }
+  if (m->kind == MSG_SYSTEM && (m->sub == WORKER_ADAPTER_BIND || m->sub == WORKER_ADAPT_PAGE))
+    return adapters_worker_message(s, m);
   if (m->kind != MSG_SPAWN) return ACTOR_CONSUMED;
   char err[CODEC_ERR_MAX];
   int ok = 0, code = LORE_ESCRIPT;

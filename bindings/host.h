@@ -24,6 +24,8 @@ enum {
   WORKER_RELOAD_PREPARE = 1, /* data: a module name; loads what uses it, staged */
   WORKER_RELOAD_COMMIT = 2,  /* switches every staged behaviour */
   WORKER_RELOAD_ABORT = 3,   /* drops what was staged */
+  WORKER_ADAPTER_BIND = 4,   /* data: an adapter from lore.adapter (adapters_lua.c) */
+  WORKER_ADAPT_PAGE = 5,     /* data: a query page for from_journal; answer: the events */
 };
 
 /* The runtime hooks' host half (runtime_object.c dispatches by scheduler). */

@@ -6,10 +6,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "app_wait.h"
 #include "binding.h"
 #include "codec.h"
 #include "entities.h"
 #include "host.h"
+#include "query.h"
 #include "ref.h"
 #include "reload.h"
 #include "worker.h"
@@ -781,6 +783,43 @@ static int l_preload(lua_State *L) {
   return 0;
 }
 
+/* --- waits for the other host-side modules (app_wait.h: queries, adapters) --- */
+
+host *app_host(lua_State *L) {
+  lua_getfield(L, LUA_REGISTRYINDEX, "lore.host_state");
+  host *h = lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  return h;
+}
+
+lore_runtime *app_runtime(lua_State *L, host *h) { return ensure_runtime(L, h); }
+
+uint64_t app_token(lua_State *L, host *h) {
+  check_waitable(L, h);
+  return ++h->next_wait;
+}
+
+static int app_suspend_cont(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  return lua_gettop(L) - (int)ctx;
+}
+
+int app_suspend(lua_State *L, host *h, uint64_t token) {
+  h->wait_id = token;
+  return lua_yieldk(L, 0, (lua_KContext)lua_gettop(L), app_suspend_cont);
+}
+
+int app_wake(host *h, uint64_t token, lua_State *from, int nargs) {
+  if (!(h->co && !h->co_done && h->wait_id == token)) {
+    lua_pop(from, nargs);
+    return 0;
+  }
+  lua_checkstack(h->co, nargs + 1);
+  lua_xmove(from, h->co, nargs);
+  resume_app(h, nargs);
+  return 1;
+}
+
 LORE_EXTERN int luaopen_lore(lua_State *L) {
   binding_state *worker = binding_state_get(L);
   if (worker) return worker_open_lore(L);
@@ -810,6 +849,7 @@ LORE_EXTERN int luaopen_lore(lua_State *L) {
   luaL_newlibtable(L, fns);
   lua_pushlightuserdata(L, h);
   luaL_setfuncs(L, fns, 1);
+  query_module_open(L); /* lore.query, lore.adapter, lore.projection (query_lua.c) */
   lua_pushvalue(L, -1);
   lua_setfield(L, LUA_REGISTRYINDEX, HOST_KEY);
   return 1;

@@ -130,6 +130,10 @@ int luaopen_lore_core_snapshot(lua_State *L); /* snapshot_lua.c: snapshot calls 
 int luaopen_lore_core_recovery(lua_State *L); /* recovery_lua.c: replay pages, recoveries */
 int luaopen_lore_core_internal(lua_State *L); /* internal_lua.c: delivery and timer calls */
 void binding_push_budget_calls(lua_State *L); /* budget.c: budget_blown, cocreate */
+/* adapters_lua.c: adapter files and query pages for adapters.lua; the host's
+ * WORKER_ADAPTER_BIND and WORKER_ADAPT_PAGE requests. */
+void luaopen_lore_core_adapters(lua_State *L);
+int adapters_worker_message(sched_t *s, lore_msg *m);
 
 /* A journal completion reached actor a: the C side's bookkeeping, before the
  * Lua side sees it (persist_lua.c). */

@@ -390,6 +390,7 @@ static int core_page_each(lua_State *L) {
   luaL_argcheck(L, m && m->len >= sizeof(page_hdr), 1, "not a replay page");
   luaL_checktype(L, 2, LUA_TFUNCTION);
   int want_meta = lua_toboolean(L, 3); /* strings cost interning: only on request */
+  binding_state *bs = bs_of(L);
   int internal = lua_isfunction(L, 4);
   size_t off = sizeof(page_hdr);
   char err[CODEC_ERR_MAX];
@@ -422,8 +423,26 @@ static int core_page_each(lua_State *L) {
     }
     lua_call(L, want_meta ? 7 : 2, 0);
     off += total;
+    budget_restart(bs); /* each event is a handler call of its own */
   }
   return 0;
+}
+
+/* Pushes the tags stored as "a\nb" as the list { "a", "b" } (what meta.tags
+ * is everywhere a behaviour sees it). */
+static void push_tag_list(lua_State *L, const char *s, size_t len) {
+  lua_createtable(L, 0, 0);
+  lua_Integer n = 0;
+  size_t i = 0;
+  while (i < len) {
+    const char *nl = memchr(s + i, '\n', len - i);
+    size_t end = nl ? (size_t)(nl - s) : len;
+    if (end > i) {
+      lua_pushlstring(L, s + i, end - i);
+      lua_rawseti(L, -2, ++n);
+    }
+    i = end + 1;
+  }
 }
 
 /*
@@ -498,7 +517,7 @@ static int core_page_apply(lua_State *L) {
       lua_setfield(L, -2, "id");
       lua_pushinteger(L, h.version);
       lua_setfield(L, -2, "version");
-      lua_pushlstring(L, p + h.manifest_len, h.tags_len);
+      push_tag_list(L, p + h.manifest_len, h.tags_len);
       lua_setfield(L, -2, "tags");
       lua_pushlstring(L, p, h.manifest_len);
       lua_setfield(L, -2, "manifest");

@@ -8,6 +8,7 @@
 #include "entities.h"
 #include "host.h"
 #include "lua_actor.h"
+#include "query.h"
 #include "reload.h"
 #include "worker.h"
 
@@ -180,6 +181,7 @@ static void runtime_object_free(lore_runtime *lrt) {
   uv_mutex_destroy(&lrt->permit_lock);
   entities_free(lrt);
   reload_free(lrt);
+  query_free(lrt);
   for (int i = 0; i < lrt->npreloads; i++) free(lrt->preloads[i].name);
   free(lrt->preloads);
   if (lrt->loop == &lrt->private_loop && uv_loop_close(&lrt->private_loop) != 0)
@@ -363,6 +365,7 @@ static void one_closed(lore_runtime *lrt) {
 static void handle_closed(uv_handle_t *h) { one_closed(h->data); }
 static void host_closed(sched_t *host) { one_closed(host->rt->data); }
 static void watcher_closed(lore_runtime *lrt) { one_closed(lrt); }
+static void queries_closed(lore_runtime *lrt) { one_closed(lrt); }
 
 /* Every worker has stopped (or was abandoned): flush and close the stores,
  * answer what the host still waits for, close the host loop's handles. */
@@ -370,6 +373,9 @@ static void finish(lore_runtime *lrt) {
   lrt->phase = RT_CLOSING;
   runtime_join(lrt->rt); /* immediate: each has said it stopped */
   watchdog_stop(lrt);
+  /* Queries and projections leave the journal first (their reads finish,
+   * their sessions close). */
+  int querying = query_shutdown(lrt, queries_closed);
   if (lrt->status != UV_EBUSY) {
     journal_close(lrt->journal); /* every queued write lands first */
     lrt->journal = NULL;
@@ -379,6 +385,7 @@ static void finish(lore_runtime *lrt) {
   host_drop_pending(lrt);
   lrt->closing = 1; /* the host scheduler's handles, counted as one */
   lrt->closing += reload_close(lrt, watcher_closed);
+  lrt->closing += querying;
   if (lrt->signals_on) {
     lrt->closing += 2;
     uv_close((uv_handle_t *)&lrt->sigint, handle_closed);

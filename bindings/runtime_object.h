@@ -89,6 +89,7 @@ struct lore_runtime {
   int nmanagers;
 
   struct reload_state *reload; /* hot reload (reload.c), or NULL */
+  struct query_state *queries; /* queries and projections (query_state.c), or NULL */
 
   native_module *preloads; /* read by workers only after the first spawn */
   int npreloads;

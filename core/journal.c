@@ -397,6 +397,33 @@ int journal_list_ids(journal_t *j, void (*cb)(const char *id, int64_t highest, v
   return j->backend->list_ids(j->state, cb, ud);
 }
 
+/* The fallback for a backend without list_ids_after: the whole listing,
+ * keeping the first `max` ids after `after`. */
+typedef struct ids_after {
+  const char *after;
+  int64_t left;
+  void (*cb)(const char *id, int64_t highest, void *ud);
+  void *ud;
+} ids_after;
+
+static void keep_id_after(const char *id, int64_t highest, void *ud) {
+  ids_after *f = ud;
+  if (f->left == 0 || strcmp(id, f->after) <= 0) return;
+  if (f->left > 0) f->left--;
+  f->cb(id, highest, f->ud);
+}
+
+int journal_list_ids_after(journal_t *j, const char *after, int64_t max,
+                           void (*cb)(const char *id, int64_t highest, void *ud), void *ud) {
+  if (!cb) return JOURNAL_EREJECTED;
+  if (!after) after = "";
+  if (max == 0) return 0;
+  if (j->backend->list_ids_after)
+    return j->backend->list_ids_after(j->state, after, max < 0 ? INT64_MAX : max, cb, ud);
+  ids_after f = {after, max < 0 ? -1 : max, cb, ud};
+  return j->backend->list_ids(j->state, keep_id_after, &f);
+}
+
 int journal_replay_tag(journal_t *j, const char *tag, int64_t after, int64_t max,
                        journal_replay_cb cb, void *ud) {
   if (!tag || !tag[0] || strchr(tag, '\n') || !cb) return JOURNAL_EREJECTED;

@@ -207,6 +207,12 @@ typedef struct journal_backend {
   int (*bounds)(void *state, const char *id, journal_bounds *out);
   /* Calls cb(id, highest_seq, ud) for every id ever written, sorted by id (bytewise). */
   int (*list_ids)(void *state, void (*cb)(const char *id, int64_t highest, void *ud), void *ud);
+  /* Optional: list_ids restricted to the ids sorted after `after` ("": from
+   * the first), at most `max` of them: a listing in pages, so a reader of
+   * a million ids holds one page at a time. NULL: the journal filters
+   * list_ids instead (correct, but every page walks every id). */
+  int (*list_ids_after)(void *state, const char *after, int64_t max,
+                        void (*cb)(const char *id, int64_t highest, void *ud), void *ud);
   /* Events carrying `tag` with offset > after, in offset order, at most `max`
    * (max < 0: no limit); CRC checked as in replay. */
   int (*replay_tag)(void *state, const char *tag, int64_t after, int64_t max, journal_replay_cb cb,
@@ -279,6 +285,10 @@ int journal_replay(journal_t *j, const char *id, int64_t from, int64_t to, int64
                    journal_replay_cb cb, void *ud);
 int journal_bounds_of(journal_t *j, const char *id, journal_bounds *out);
 int journal_list_ids(journal_t *j, void (*cb)(const char *id, int64_t highest, void *ud), void *ud);
+/* The ids sorted (bytewise) after `after` ("" or NULL: from the first), at
+ * most `max` (max < 0: no limit), as list_ids. */
+int journal_list_ids_after(journal_t *j, const char *after, int64_t max,
+                           void (*cb)(const char *id, int64_t highest, void *ud), void *ud);
 int journal_replay_tag(journal_t *j, const char *tag, int64_t after, int64_t max,
                        journal_replay_cb cb, void *ud);
 int journal_replay_all(journal_t *j, int64_t after, int64_t max, journal_replay_cb cb, void *ud);

@@ -421,6 +421,27 @@ static int mem_list_ids(void *state, void (*cb)(const char *id, int64_t highest,
   return 0;
 }
 
+/* Pages of the listing: the ids after `after`, at most max of them. */
+static int mem_list_ids_after(void *state, const char *after, int64_t max,
+                              void (*cb)(const char *id, int64_t highest, void *ud), void *ud) {
+  mem_store *s = ((mem_handle *)state)->store;
+  pthread_mutex_lock(&s->mu);
+  size_t n = 0;
+  id_entry *all = malloc((s->nstreams ? s->nstreams : 1) * sizeof *all);
+  if (!all) {
+    pthread_mutex_unlock(&s->mu);
+    return JOURNAL_ENOMEM;
+  }
+  for (size_t i = 0; i < s->nbuckets; i++)
+    for (mem_stream *st = s->buckets[i]; st; st = st->next)
+      if (strcmp(st->id, after) > 0) all[n++] = (id_entry){st->id, st->highest};
+  pthread_mutex_unlock(&s->mu);
+  qsort(all, n, sizeof *all, cmp_entry);
+  for (size_t i = 0; i < n && (int64_t)i < max; i++) cb(all[i].id, all[i].highest, ud);
+  free(all);
+  return 0;
+}
+
 /* ---- projection sessions: offsets only (no SQL) ---- */
 
 /* Offsets set in the session's transaction reach the store at commit. */
@@ -658,6 +679,7 @@ const journal_backend journal_memory_backend = {
     .replay = mem_replay,
     .bounds = mem_bounds,
     .list_ids = mem_list_ids,
+    .list_ids_after = mem_list_ids_after,
     .replay_tag = mem_replay_tag,
     .replay_all = mem_replay_all,
     .max_offset = mem_max_offset,

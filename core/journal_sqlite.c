@@ -77,9 +77,9 @@ int sq_open_conn(const log_sink *log, const char *path, int flags, int busy_time
 /* ---- the reader pool ---- */
 
 static void reader_free(sq_reader *r) {
-  sqlite3_stmt *stmts[] = {r->replay,     r->bounds,     r->list,         r->replay_all,
-                           r->replay_tag, r->max_offset, r->stats_events, r->stats_ids,
-                           r->page_count, r->page_size};
+  sqlite3_stmt *stmts[] = {r->replay,     r->bounds,     r->list,       r->list_after,
+                           r->replay_all, r->replay_tag, r->max_offset, r->stats_events,
+                           r->stats_ids,  r->page_count, r->page_size};
   for (size_t i = 0; i < sizeof stmts / sizeof stmts[0]; i++) sqlite3_finalize(stmts[i]);
   sqlite3_close(r->db);
   free(r);
@@ -114,6 +114,16 @@ static sq_reader *reader_open(sq_state *s, int *err) {
        " (SELECT deleted_to FROM deletions WHERE id = ?1)",
        &r->bounds},
       {KNOWN_IDS " SELECT id, max(highest) FROM known GROUP BY id ORDER BY id", &r->list},
+      /* KNOWN_IDS from ?1 on, the hop cut after ?2 ids: one page costs ?2
+       * seeks, not a walk of every id. */
+      {"WITH RECURSIVE hop(id, n) AS (SELECT (SELECT min(id) FROM events WHERE id > ?1), 1"
+       " UNION ALL SELECT (SELECT min(id) FROM events WHERE id > hop.id), n + 1 FROM hop"
+       " WHERE hop.id IS NOT NULL AND n < ?2),"
+       " known(id, highest) AS ("
+       " SELECT id, (SELECT max(seq) FROM events e WHERE e.id = hop.id) FROM hop"
+       " WHERE id IS NOT NULL UNION ALL SELECT id, highest FROM deletions WHERE id > ?1)"
+       " SELECT id, max(highest) FROM known GROUP BY id ORDER BY id LIMIT ?2",
+       &r->list_after},
       {"SELECT " EVENT_COLUMNS ", id FROM events WHERE \"offset\" > ?1 ORDER BY \"offset\""
        " LIMIT ?2",
        &r->replay_all},
@@ -367,6 +377,29 @@ static int sq_list_ids(void *state, void (*cb)(const char *id, int64_t highest, 
   return err;
 }
 
+static int sq_list_ids_after(void *state, const char *after, int64_t max,
+                             void (*cb)(const char *id, int64_t highest, void *ud), void *ud) {
+  sq_state *s = state;
+  int err = 0;
+  sq_reader *r = reader_get(s, &err);
+  if (!r) return err;
+  sqlite3_bind_text(r->list_after, 1, after, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(r->list_after, 2, max);
+  int rc;
+  while ((rc = sqlite3_step(r->list_after)) == SQLITE_ROW) {
+    const unsigned char *id = sqlite3_column_text(r->list_after, 0);
+    cb(id ? (const char *)id : "", sqlite3_column_int64(r->list_after, 1), ud);
+  }
+  if (rc != SQLITE_DONE) {
+    log_error(s->log, "journal sqlite: list ids: %s", sqlite3_errmsg(r->db));
+    err = sq_map_err(rc);
+  }
+  sqlite3_reset(r->list_after);
+  sqlite3_clear_bindings(r->list_after); /* `after` is the caller's memory */
+  reader_put(s, r);
+  return err;
+}
+
 /* ---- opening and closing ---- */
 
 static void sq_close(void *state) {
@@ -606,6 +639,7 @@ const journal_backend journal_sqlite_backend = {
     .replay = sq_replay,
     .bounds = sq_bounds,
     .list_ids = sq_list_ids,
+    .list_ids_after = sq_list_ids_after,
     .replay_tag = sq_replay_tag,
     .replay_all = sq_replay_all,
     .max_offset = sq_max_offset,

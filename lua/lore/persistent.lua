@@ -19,6 +19,7 @@ return function(core, R, ctx_methods)
   local c_persist, c_current, c_set_current = core.persist, core.current, core.set_current
   local c_hold, c_release = core.hold, core.release
   local own = R.own
+  local A = R.adapters -- event adapters (adapters.lua): see the [adapters] marks below
   -- [internal] Lore's own events in the stream (deliveries, durable timers):
   -- internal.lua, which hands itself over with P.use_internal. The hooks
   -- below that call X are marked [internal].
@@ -59,7 +60,7 @@ return function(core, R, ctx_methods)
   -- whenever it empties: queuing an operation allocates nothing.
   ---------------------------------------------------------------------------
 
-  local K <const> = 8
+  local K <const> = 9
   -- slot b+1: the kind, plus STASH when it holds the mailbox
   local WRITE <const>, DEFER <const>, REJECTED <const>, STASH <const>, LIST <const> = 1, 2, 3, 8, 16
   local RIDE <const> = 32 -- [internal] the write carries Lore's own events first
@@ -68,6 +69,7 @@ return function(core, R, ctx_methods)
   -- b+4: a write's token, or a rejection's error
   -- b+5: a rejection's first seq, or a RIDE write's riders
   -- b+6, b+7, b+8: the command's sender and ask (core.current)
+  -- b+9: [adapters] a write's metas (the version and tags stored), or nil
 
   local function q_push(rec, kind, x, fn, tok, first)
     local q = rec[Q]
@@ -219,18 +221,32 @@ return function(core, R, ctx_methods)
     -- [internal] Lore's own events of this turn go first in the same write
     -- (all or none with the behaviour's events)
     local riders = rec.riders
-    local first, ts
-    if riders then
-      first, ts = X.persist_riding(rec, riders, list and x or { x }, token)
+    -- [adapters] each event's stored form, version and tags; an adapter that
+    -- raises (or a bad tag) refuses the persist before storage, as an event
+    -- that cannot be encoded does: on_persist_rejected, and the actor goes on
+    local adapt = not A.plain
+    local first, ts, metas
+    if adapt or riders then
+      local stored = list and x or { x }
+      if adapt then stored, metas = A.for_persist(stored) end
+      if not stored then
+        ts, metas = metas, nil -- why the adapters refused it
+      elseif riders then
+        first, ts = X.persist_riding(rec, riders, stored, token, metas)
+      else
+        first, ts = c_persist(stored, metas, token, false)
+      end
     else
       first, ts = c_persist(x, nil, token, not list)
     end
     if first then
+      local b
       if riders then
-        q_push(rec, kind | RIDE, x, fn, token, riders)
+        b = q_push(rec, kind | RIDE, x, fn, token, riders)
       else
-        q_push(rec, kind, x, fn, token)
+        b = q_push(rec, kind, x, fn, token)
       end
+      if metas then rec[Q][b + 9] = metas end
       rec[INFLIGHT] = rec[INFLIGHT] + 1
     else
       q_push(rec, kind - WRITE + REJECTED, x, fn, ts, core.next_seq())
@@ -492,6 +508,46 @@ return function(core, R, ctx_methods)
     core.replay(from, rc.replay_to, rc.replay_left, rc.token, true)
   end
 
+  -- [adapters] A page of the replay when some event type has adapters: each
+  -- stored event passes through from_journal before apply (one event, a list
+  -- of them: split, or none: dropped); the meta is the stored one. Returns
+  -- what core.page_apply does.
+  local function adapted_page(rec, mptr, expect)
+    local id, apply_fn, st, last_seq = rec.pid, rec[BEH].M.apply, rec[ST], 0
+    local from_journal, split_tags, adapted = A.from_journal, A.split_tags, A.adapted
+    local wants_meta = apply_meta(rec)
+    local function follows(seq)
+      if expect and seq ~= expect then
+        error(fmt("sequence gap at id %s: expected seq %d, found %d", id, expect, seq), 0)
+      end
+      expect, last_seq = seq + 1, seq
+      rec[SEQ] = seq
+    end
+    local function internal(seq, evt, manifest, ts) -- [internal]
+      follows(seq)
+      X.replay(rec, seq, evt, manifest, ts)
+    end
+    core.page_each(mptr, function(seq, evt, manifest, version, tags, ts)
+      follows(seq)
+      local has, meta = adapted(manifest), nil
+      if wants_meta or has then
+        meta = { seq = seq, ts = ts, id = id, version = version, tags = split_tags(tags), manifest = manifest }
+      end
+      local out, list = evt, false
+      if has then out, list = from_journal(evt, meta) end
+      if list then
+        for i = 1, #out do
+          local ns = apply_fn(st, out[i], meta)
+          if ns ~= nil then st = ns end
+        end
+      elseif out ~= nil then
+        local ns = apply_fn(st, out, meta)
+        if ns ~= nil then st = ns end
+      end
+    end, true, internal)
+    return st, expect, last_seq
+  end
+
   local function on_page(rec, token, mptr)
     local rc = rec.rc
     if not rc or token ~= rc.token then return end -- a page for an earlier incarnation
@@ -528,10 +584,17 @@ return function(core, R, ctx_methods)
       core.replay(last + 1, rc.replay_to, rc.replay_left, token, false)
     end
     if count > 0 then
+      local aok, aerr = A.ensure() -- [adapters] loaded once per worker
+      if not aok then return recovery_failed(rec, aerr) end
       -- The hot loop of recovery runs in C (core.page_apply); Lore's own
       -- events go to internal.lua, never to apply [internal].
-      local ok, st, expect, last_seq = pcall(core.page_apply, mptr, rec[BEH].M.apply, rec[ST], rec,
-        rc.expect or false, rec.pid, apply_meta(rec), SEQ, X.replayer(rec))
+      local ok, st, expect, last_seq
+      if A.active then
+        ok, st, expect, last_seq = pcall(adapted_page, rec, mptr, rc.expect or false)
+      else
+        ok, st, expect, last_seq = pcall(core.page_apply, mptr, rec[BEH].M.apply, rec[ST], rec,
+          rc.expect or false, rec.pid, apply_meta(rec), SEQ, X.replayer(rec))
+      end
       if not ok then
         local err = tostring(st)
         if not err:find(rec.pid, 1, true) then err = fmt("at id %s: %s", rec.pid, err) end
@@ -651,6 +714,7 @@ return function(core, R, ctx_methods)
     local kind, x, fn = q[b + 1], q[b + 2], q[b + 3]
     local ss, sa, sc = q[b + 6], q[b + 7], q[b + 8]
     local riders = kind & RIDE ~= 0 and q[b + 5] -- [internal]
+    local metas = q[b + 9] -- [adapters] the version and tags the events were stored with
     q_pop(rec)
     if kind & STASH ~= 0 then rec[STASHING] = rec[STASHING] - 1 end
     c_set_current(ss, sa, sc)
@@ -666,7 +730,9 @@ return function(core, R, ctx_methods)
         rec[SEQ] = first
         local ns
         if apply_meta(rec) then
-          ns = apply_fn(rec[ST], x, { seq = first, ts = ts, id = rec.pid, version = 1, tags = "" })
+          local m = metas and metas[1]
+          ns = apply_fn(rec[ST], x, { seq = first, ts = ts, id = rec.pid, version = m and m.version or 1,
+            tags = m and m.list or {} })
         else
           ns = apply_fn(rec[ST], x)
         end
@@ -679,7 +745,9 @@ return function(core, R, ctx_methods)
           rec[SEQ] = seq
           local ns
           if meta then
-            ns = apply_fn(rec[ST], evt, { seq = seq, ts = ts, id = rec.pid, version = 1, tags = "" })
+            local m = metas and metas[i]
+            ns = apply_fn(rec[ST], evt, { seq = seq, ts = ts, id = rec.pid, version = m and m.version or 1,
+              tags = m and m.list or {} })
           else
             ns = apply_fn(rec[ST], evt)
           end

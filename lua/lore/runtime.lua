@@ -26,6 +26,9 @@ local P -- persistence (persistent.lua), set at the end of this file
 
 local sandbox = require("lore.sandbox")(core, lore)
 R.sandbox = sandbox
+-- Event adapters (adapters.lua): persistent.lua calls them on persist and recovery.
+local adapters = require("lore.adapters")(core, sandbox)
+R.adapters = adapters
 
 ---------------------------------------------------------------------------
 -- ctx: what a behaviour sees of its actor: an empty table per actor, so
@@ -333,6 +336,11 @@ end
 
 local function prepare(module)
   local names = users_of(module)
+  if adapters.concerns(module) then -- an adapter file, or a module one requires
+    local ok, err = adapters.prepare(module)
+    if not ok then return nil, err end
+    if #names == 0 then return true end
+  end
   -- not loaded here: only check the file still loads (its error is the
   -- reload's answer); there is nothing to switch
   if #names == 0 then return sandbox.check(module) end
@@ -372,6 +380,7 @@ function R.reload_commit()
       end
     end
   end
+  adapters.commit()
   local n = 0
   for name, nb in pairs(staged) do
     local old = behaviours[name]
@@ -384,6 +393,7 @@ function R.reload_commit()
 end
 
 function R.reload_abort()
+  adapters.abort()
   staged, staged_module = {}, nil
   return true
 end

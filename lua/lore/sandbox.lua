@@ -244,6 +244,20 @@ return function(core, lore)
     return true
   end
 
+  -- Loads module `name` (an adapter file: adapters.lua) into a new realm of
+  -- its own: its value and the realm, or nil and the error naming file and line.
+  function S.load_plain(name)
+    if not valid_name(name) then return nil, fmt("bad module name %q", tostring(name)) end
+    local realm = { modules = {}, loading = {}, files = {} }
+    local m, err = load_module(realm, name)
+    if m == nil then return nil, err end
+    return m, realm
+  end
+
+  -- A fresh environment (its own realm) for functions the application hands
+  -- over as bytecode (lore.adapter: adapters.lua).
+  function S.new_env() return new_env({ modules = {}, loading = {}, files = {} }) end
+
   -- Loads behaviour `name` into a new realm. Returns the module table and the
   -- realm, or nil, an error naming file and line, and why ("nobehaviour":
   -- there is no such script; "script": it does not load).

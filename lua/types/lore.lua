@@ -205,6 +205,171 @@ function Entities:stats() end
 ---@return string? err the load error, with file and line
 function lore.reload(name) end
 
+---------------------------------------------------------------------------
+-- Event adapters
+---------------------------------------------------------------------------
+
+---An event adapter, bound to the events whose `type` is the type given to
+---`lore.adapter` (or its `type` field in an adapter file). Adapters of one
+---type apply in the order they were bound: adapter files (sorted by name),
+---then `lore.adapter` calls. Its functions run on every worker, in the
+---sandbox, under the instruction budget. Given to `lore.adapter`, a function
+---may use no local of the application (no upvalue but `_ENV`).
+---@class lore.Adapter
+---The form to store (it gets a copy; `apply` sees the event as made). Raising refuses the persist
+---(`on_persist_rejected`).
+---@field to_journal? fun(evt: table): lore.Value
+---A stored event as today's code expects it: one event, a list of events (a table without a
+---`type` field: a split), or nil (dropped). Raising fails the recovery (naming the adapter, the id
+---and the seq) or the query.
+---@field from_journal? fun(evt: lore.Value, meta: lore.EventMeta): lore.Value|lore.Value[]|nil
+---Stored with every event of this type written from now on; `meta.version` on reading. The
+---highest version of the type's adapters is stored (1 when none has one).
+---@field version? integer
+---The event's tags: non-empty strings without a newline (an empty tag refuses the persist).
+---@field tags? string[]|fun(evt: table): string[]?
+---@field name? string named in errors
+---@field type? string in an adapter file: the event type it binds to
+
+---Binds an adapter to the events of `type` on every worker; waits until every
+---worker has it (application script only; after `lore.configure`).
+---Adapter files do the same from `scripts`: `adapters/*.lua`, each returning a
+---list of `lore.Adapter` with their `type`.
+---@param type string the event type (its `type` field); "lore." is reserved
+---@param adapter lore.Adapter
+---@return true
+function lore.adapter(type, adapter) end
+
+---------------------------------------------------------------------------
+-- Queries
+---------------------------------------------------------------------------
+
+---@class lore.EventsQueryOpts
+---@field from? integer the first seq (default 1)
+---@field to? integer the last seq (default math.maxinteger)
+---@field follow? boolean go on with events written later (a live query); ends with the run
+---@field internal? boolean also the runtime's own events (types beginning with "lore.")
+
+---@class lore.TagQueryOpts
+---@field from? integer the first offset (default: the first)
+---@field follow? boolean go on with events written later (a live query); ends with the run
+---@field internal? boolean also the runtime's own events
+
+---@class lore.IdsQueryOpts
+---@field follow? boolean go on with ids written for the first time later
+
+---Reads of the journal from the application script. Each is an iterator for a
+---generic `for`; the application's coroutine waits while a page is read (off
+---the runtime's threads), and holds one page at a time. Events pass through the
+---`from_journal` adapters, as in recovery. Leaving the loop early closes it.
+---@class lore.query
+lore.query = {}
+
+---`for seq, evt, meta in lore.query.events(id, opts) do ... end`: the events
+---of one persistence id, in seq order.
+---@param id string
+---@param opts? lore.EventsQueryOpts
+---@return fun(): integer, lore.Value, lore.EventMeta
+function lore.query.events(id, opts) end
+
+---`for offset, evt, meta in lore.query.by_tag(tag, opts) do ... end`: the
+---events carrying `tag`, across ids, in offset order (the order they were
+---committed: never an offset below one already yielded).
+---@param tag string
+---@param opts? lore.TagQueryOpts
+---@return fun(): integer, lore.Value, lore.EventMeta
+function lore.query.by_tag(tag, opts) end
+
+---`for id, highest in lore.query.ids(opts) do ... end`: every persistence id,
+---sorted by its bytes, with its highest seq; live: then each new id, once.
+---@param opts? lore.IdsQueryOpts
+---@return fun(): string, integer
+function lore.query.ids(opts) end
+
+---------------------------------------------------------------------------
+-- Projections
+---------------------------------------------------------------------------
+
+---What a projection's `handle`, `init` and `reset` write through.
+---@class lore.ProjectionCtx
+---@field name string the projection's name
+local ProjectionCtx = {} -- luacheck: ignore 241 (a class to hang methods on)
+
+---Queues one SQL statement with bound parameters (`?1`, `?2`, ...: nil,
+---booleans, numbers, strings) into the projection's own tables, in the
+---journal's SQLite file. It runs when the batch commits, in the same
+---transaction as the projection's offset.
+---@param sql string
+---@param ... nil|boolean|number|string
+function ProjectionCtx:exec(sql, ...) end
+
+---@class lore.ProjectionSpec
+---@field tag string the events it reads
+---Called once per event, in offset order; what it writes through `ctx:exec` commits with the
+---offset (exactly once); anything else it does may happen again after a crash (at least once).
+---Raising stops the projection (its offset stays before the batch).
+---@field handle fun(evt: lore.Value, meta: lore.EventMeta, ctx: lore.ProjectionCtx)
+---Before the first event of each run, in a transaction of its own: create tables here.
+---@field init? fun(ctx: lore.ProjectionCtx)
+---What a reset clears (e.g. `DELETE FROM t`), in the transaction that sets the offset to 0.
+---@field reset? fun(ctx: lore.ProjectionCtx)
+---@field from? integer the first offset to read when nothing is stored (default: the first)
+---@field batch? integer events per transaction (default 100)
+---@field rebuild? boolean reset when it starts, then handle every event again
+
+---@class lore.ProjectionStatus
+---@field name string
+---@field tag string
+---@field state "starting"|"running"|"failed"|"stopped"
+---@field offset integer the offset stored with its last commit
+---@field scanned integer every event of its tag up to here has been handled
+---@field error? string why it stopped
+
+---A projection: started by `lore.projection`, it runs in the background.
+---@class lore.Projection
+local Projection = {} -- luacheck: ignore 241 (a class to hang methods on)
+
+---Waits (application script only) until every event of its tag written
+---before the call has been handled and committed; returns its offset. Raises
+---when it stopped, or after `timeout` seconds.
+---@param timeout? number seconds (default 60)
+---@return integer offset
+function Projection:wait(timeout) end
+
+---@return lore.ProjectionStatus
+function Projection:status() end
+
+---Reads its tables (application script only): a list of rows, each a table
+---of column = value (NULL columns absent).
+---@param sql string
+---@param ... nil|boolean|number|string
+---@return table[] rows
+function Projection:query(sql, ...) end
+
+---Stops it after the batch in progress.
+function Projection:stop() end
+
+---Back to the start: `reset(ctx)` and offset 0 in one transaction, then every
+---event again (also restarts a projection that failed). Waits until the reset
+---is committed.
+---@return true
+function Projection:reset() end
+
+---Starts a projection: a consumer of the events of `spec.tag` that resumes
+---from its stored offset after a restart. Needs a journal with SQL
+---(`sqlite:`) for `ctx:exec`; on `memory:` only its offset is kept.
+---@param name string unique while it runs; its offset is stored under it
+---@param spec lore.ProjectionSpec
+---@return lore.Projection
+function lore.projection(name, spec) end
+
+---Rebuilds projection `name` from scratch: the running one as `p:reset()`;
+---one that does not run here gets its stored offset set to 0 (its tables are
+---then the caller's to clear, or `rebuild = true` when it starts). Waits.
+---@param name string
+---@return true
+function lore.projection_reset(name) end
+
 ---Creates (or finds again) the entity manager for `behaviour`.
 ---@param behaviour string a behaviour module name
 ---@param opts? lore.EntitiesOpts
@@ -399,10 +564,12 @@ function Ctx:stop() end
 ---What `apply` gets with each event (when it takes a third parameter).
 ---@class lore.EventMeta
 ---@field seq integer the event's sequence number
----@field ts number when it was stored (seconds)
+---@field ts integer when it was stored (milliseconds since the epoch)
 ---@field id string the persistence id
----@field version integer the event's schema version (adapters)
----@field tags string[]|string tags given by an adapter
+---@field version integer the version it was stored with (adapters; 1 where none is bound)
+---@field tags string[] the tags it was stored with (adapters), in order
+---@field manifest? string the type it was stored under (recovery, queries)
+---@field offset? integer its place in the whole journal, in commit order (queries)
 
 ---@class lore.SnapshotMeta
 ---@field seq integer the last event the snapshot covers

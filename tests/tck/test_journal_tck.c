@@ -1196,6 +1196,77 @@ static void test_list_ids_sorted(void **state) {
   }
 }
 
+/* Paged listing: each page continues after the last id of the one before,
+ * ids whose events were all deleted included, and the pages together are
+ * exactly the whole listing. */
+typedef struct id_pages {
+  char last[32];
+  int n, total;
+  char all[400][32];
+} id_pages;
+
+static void page_id(const char *id, int64_t h, void *ud) {
+  (void)h;
+  id_pages *p = ud;
+  snprintf(p->last, sizeof p->last, "%s", id);
+  if (p->total < 400) snprintf(p->all[p->total], sizeof p->all[0], "%s", id);
+  p->n++;
+  p->total++;
+}
+
+static void test_list_ids_in_pages(void **state) {
+  fixture *f = *state;
+  assert_int_equal(write_sync(f->j, "c", 1, 2), 0);
+  assert_int_equal(write_sync(f->j, "b", 1, 1), 0);
+  assert_int_equal(write_sync(f->j, "B", 1, 3), 0);
+  assert_int_equal(delete_sync(f->j, "b", INT64_MAX), 0);
+  listed l = {0};
+  assert_int_equal(journal_list_ids_after(f->j, "", 2, collect_id, &l), 0);
+  assert_int_equal(l.n, 2);
+  assert_string_equal(l.ids[0], "B");
+  assert_string_equal(l.ids[1], "a");
+  memset(&l, 0, sizeof l);
+  assert_int_equal(journal_list_ids_after(f->j, "a", 2, collect_id, &l), 0);
+  assert_int_equal(l.n, 2);
+  assert_string_equal(l.ids[0], "b"); /* every event deleted: still listed */
+  assert_int_equal(l.highest[0], 1);
+  assert_string_equal(l.ids[1], "c");
+  assert_int_equal(l.highest[1], 2);
+  memset(&l, 0, sizeof l);
+  assert_int_equal(journal_list_ids_after(f->j, "c", 2, collect_id, &l), 0);
+  assert_int_equal(l.n, 0);
+  assert_int_equal(journal_list_ids_after(f->j, "B", 0, collect_id, &l), 0);
+  assert_int_equal(l.n, 0);
+  assert_int_equal(journal_list_ids_after(f->j, NULL, -1, collect_id, &l), 0);
+  assert_int_equal(l.n, 4);
+
+  /* Many ids, pages of 7: together, the whole listing in order. */
+  for (int i = 0; i < 300; i++) {
+    char id[32];
+    snprintf(id, sizeof id, "k%03d", (i * 37) % 300);
+    assert_int_equal(write_sync(f->j, id, 1, 1 + i % 3), 0);
+  }
+  id_pages *p = calloc(1, sizeof *p);
+  assert_non_null(p);
+  int pages = 0;
+  do {
+    p->n = 0;
+    char after[32];
+    snprintf(after, sizeof after, "%s", p->last);
+    assert_int_equal(journal_list_ids_after(f->j, after, 7, page_id, p), 0);
+    assert_true(p->n <= 7);
+    pages++;
+  } while (p->n == 7);
+  assert_int_equal(p->total, 304);
+  assert_int_equal(pages, 304 / 7 + 1);
+  listed whole = {0};
+  assert_int_equal(journal_list_ids(f->j, collect_id, &whole), 0);
+  assert_int_equal(whole.n, 304);
+  for (int i = 0; i < 8; i++) assert_string_equal(p->all[i], whole.ids[i]);
+  for (int i = 1; i < 304; i++) assert_true(strcmp(p->all[i - 1], p->all[i]) < 0);
+  free(p);
+}
+
 static void test_reopen_keeps_events(void **state) {
   fixture *f = *state;
   const char *uri = reopenable_uri(f);
@@ -2429,6 +2500,7 @@ static const struct CMUnitTest JOURNAL_TCK[] = {
   CASE(test_close_drains_pending_writes),
   CASE(test_submit_after_close_begins),
   CASE(test_list_ids_sorted),
+  CASE(test_list_ids_in_pages),
   CASE(test_reopen_keeps_events),
   CASE(test_concurrent_reads_during_writes),
   CASE(test_uris_and_errors),
