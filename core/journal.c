@@ -7,6 +7,7 @@
 #include <time.h>
 #include <uv.h>
 
+#include "journal_postgres.h"
 #include "log.h"
 
 /* The writer's first array of batch slots; it grows to the largest batch seen. */
@@ -260,8 +261,8 @@ static void *writer_main(void *arg) {
 
 /* Splits "scheme:rest" and finds the backend for the scheme. */
 static const journal_backend *backend_for(const char *uri, const char **rest) {
-  static const journal_backend *const backends[] = {&journal_memory_backend,
-                                                    &journal_sqlite_backend};
+  static const journal_backend *const backends[] = {
+      &journal_memory_backend, &journal_sqlite_backend, &journal_postgres_backend};
   const char *colon = strchr(uri, ':');
   if (!colon) return NULL;
   size_t len = (size_t)(colon - uri);
