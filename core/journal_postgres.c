@@ -456,13 +456,13 @@ static int pgj_open(const char *path, journal_options *opt, void **state) {
   pg_state *s = calloc(1, sizeof *s);
   if (!s) return JOURNAL_ENOMEM;
   s->log = opt->log;
-  int err = pg_target_parse(path, opt, PG_DEFAULT_POOL, s->log, &s->target);
+  /* The options' pool size, unless the URI says otherwise. */
+  int pool = opt->pool_size > 0 && opt->pool_size <= PG_MAX_POOL ? opt->pool_size : PG_DEFAULT_POOL;
+  int err = pg_target_parse(path, opt, pool, s->log, &s->target);
   if (err < 0) {
     free(s);
     return err;
   }
-  if (opt->pool_size > 0 && opt->pool_size <= PG_MAX_POOL && s->target.pool_size != opt->pool_size)
-    s->target.pool_size = opt->pool_size;
   while (s->instance == 0) {
     if (uv_random(NULL, NULL, &s->instance, sizeof s->instance, 0, NULL) != 0)
       s->instance = (uint64_t)rand() << 32 | (uint64_t)rand();

@@ -8,7 +8,8 @@
 #include "journal_postgres_internal.h"
 
 /*
- * "postgres:CONNINFO[?pool=N&schema=NAME]", as the journal's URI. Loads and
+ * "postgres:CONNINFO[?pool=N&schema=NAME]", as the journal's URI (whose
+ * `mode` is accepted and ignored here, so one URI serves both). Loads and
  * saves run on libuv's thread pool: each takes a connection of a small pool
  * (2 unless `pool=`), made when first needed. The table, lore_snapshots, is
  * created on first use (journal_postgres_schema.c); each row keeps the
@@ -152,7 +153,9 @@ static int pgs_open(const char *path, const log_sink *log, void **state) {
   pgs_state *s = calloc(1, sizeof *s);
   if (!s) return SNAPSHOT_ENOMEM;
   s->log = log;
-  int rc = pg_target_parse(path, NULL, SNAPSHOT_POOL, log, &s->target);
+  /* `mode` is taken and ignored, so that one URI serves the journal and the store. */
+  journal_options ignored = {0};
+  int rc = pg_target_parse(path, &ignored, SNAPSHOT_POOL, log, &s->target);
   if (rc < 0) {
     free(s);
     return to_snapshot_code(rc);

@@ -334,6 +334,11 @@ return function(core, R, ctx_methods)
     rec.rc = {}
     set_recovering(rec, true)
     set_hold(rec)
+    -- A journal shared by processes: this process takes the id's lease first (SYS_LEASED).
+    if not rec.leased then
+      if not rec.leasing then rec.leasing = true; rec.leased = core.lease(next_token()) end
+      if not rec.leased then return end
+    end
     if core.recovery_acquire() then begin_recovery(rec) end
     -- else: SYS.RECOVERY_PERMIT arrives when a permit frees up
   end
@@ -597,6 +602,7 @@ return function(core, R, ctx_methods)
       owe_error(rec, op, err)
       rejected(rec, err, op.events, op.first)
     else
+      if status == core.JOURNAL_EFENCED then rec.leased = false end -- the restart leases again
       local err = core.strerror(status)
       core.reply_error(err)
       core.log(LOG_ERROR, fmt("%s: persist failed at seq %d: %s; restarting with back-off", rec.pid,
@@ -648,6 +654,12 @@ return function(core, R, ctx_methods)
       else
         call_hook(rec, "on_snapshots_deleted", true, crit or {}, rec[CTX])
       end
+    elseif kind == core.SYS_LEASED then
+      rec.leasing = false
+      local err = core.lease_result(mptr)
+      if err then return rec.recovering and recovery_failed(rec, err) end
+      rec.leased = true
+      if rec.recovering and not rec.has_permit and core.recovery_acquire() then begin_recovery(rec) end
     elseif kind == SYS.RECOVERY_PERMIT then
       if rec.recovering and not rec.has_permit and not rec.dead then
         begin_recovery(rec)
@@ -749,6 +761,7 @@ return function(core, R, ctx_methods)
 
   function P.stopped(rec)
     if rec.recovering then end_recovery(rec) end
+    if rec.leased then core.unlease(rec.pid) end
   end
 
   return P
