@@ -4,10 +4,10 @@
 #include <string.h>
 
 #include "codec.h"
-#include "entities.h"
-#include "log.h"
-#include "lua_actor.h"
 #include "worker.h"
+#include "log.h"
+#include "entities.h"
+#include "lua_actor.h"
 
 /* A replay page holds at most this many events and (past its first event)
  * this many bytes: recovery's memory is bounded by size, not by rows, so a
@@ -262,8 +262,7 @@ static int core_new_incarnation(lua_State *L) {
   la->incarnation++;
   uint64_t w = 0;
   while (w == 0) {
-    if (uv_random(NULL, NULL, &w, sizeof w, 0, NULL) != 0)
-      w = (uint64_t)rand() << 32 | (uint64_t)rand();
+    if (uv_random(NULL, NULL, &w, sizeof w, 0, NULL) != 0) w = (uint64_t)rand() << 32 | (uint64_t)rand();
   }
   la->writer = (int64_t)(w >> 1);
   la->next_seq = la->persisted = 0;
