@@ -10,7 +10,7 @@
 /* A read page holds at most this many rows, and stops after the row that
  * takes it past PAGE_BYTES of payload: libpq keeps a whole result in memory,
  * and a page of 64 MB events must not take gigabytes. */
-#define PAGE_ROWS 2000
+#define PAGE_ROWS 4096
 #define PAGE_BYTES (8 << 20)
 
 /* The columns every read returns, in row_event's order; reads across ids add the id. */
@@ -94,6 +94,7 @@ static const stmt read_stmts[] = {
 
 static void reader_free(pg_reader *r) {
   if (!r) return;
+  PQclear(r->last);
   PQfinish(r->conn);
   free(r);
 }
@@ -169,6 +170,12 @@ static PGresult *run_read(pg_state *s, pg_reader *r, const char *name, int n,
   return pg_run(r->conn, s->log, name, 1, n, values, lengths, formats, err);
 }
 
+/* A page is done with: kept until the next page has arrived (see pg_reader). */
+static void page_done(pg_reader *r, PGresult *res) {
+  PQclear(r->last);
+  r->last = res;
+}
+
 /* Fills ev from a row (EVENT_COLUMNS, then the id if `id` is NULL);
  * JOURNAL_ECORRUPT if the payload does not match its CRC. */
 static int row_event(const PGresult *res, int row, const char *id, journal_event *ev) {
@@ -242,7 +249,7 @@ static int pgj_replay(void *state, const char *id, int64_t from, int64_t to, int
     PGresult *res = run_read(s, r, "replay", 5, v, len, fmt, &err);
     if (!res) break;
     err = page_rows(s, res, id, 0, cb, ud, &got, &last, &bytes, &stop);
-    PQclear(res);
+    page_done(r, res);
     left -= got;
     /* The stream or the range ended: the page came back short, and not
      * because of its byte cap. */
@@ -280,7 +287,7 @@ static int replay_offsets(pg_state *s, const char *tag, int64_t after, int64_t m
     }
     if (!res) break;
     err = page_rows(s, res, NULL, 1, cb, ud, &got, &last, &bytes, &stop);
-    PQclear(res);
+    page_done(r, res);
     left -= got;
     if ((got < page && bytes < PAGE_BYTES) || got == 0) break;
     after = last;
@@ -479,6 +486,10 @@ static int pgj_open(const char *path, journal_options *opt, void **state) {
   } else {
     err = pg_writer_open(s);
     if (!err) err = find_channel(s, s->wconn);
+    /* One reader made now, not by the first recovery (connecting and
+     * preparing cost more than reading a page). */
+    pg_reader *r = err ? NULL : pg_reader_get(s, &err);
+    if (r) pg_reader_put(s, r);
   }
   if (err < 0) {
     pgj_close(s);

@@ -112,6 +112,10 @@ int pg_schema_prepare(PGconn *c, const log_sink *log, const char *schema, int co
 
 typedef struct pg_reader {
   PGconn *conn;
+  /* The last page read, freed when the next one has arrived: freeing each
+   * result before the next is allocated makes malloc give the memory back
+   * and take it again every page (brk/munmap and a TLB flush each time). */
+  PGresult *last;
   struct pg_reader *next;
 } pg_reader;
 

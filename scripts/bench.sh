@@ -67,11 +67,15 @@ if ((SMOKE)); then
   run_if_built snapshot "$BUILD_DIR/bench_snapshot" 4096 10
   run snapshot-recovery "$BUILD_DIR/lore" run tests/bench/snapshot_bench.lua 0.005
   run persist "$BUILD_DIR/lore" run tests/bench/persist_bench.lua --smoke
+  # On the cluster LORE_TEST_PG names, or a private one (scripts/pg-cluster.sh).
+  run postgres "$ROOT/scripts/pg-cluster.sh" run "$BUILD_DIR/lore" run tests/bench/postgres_bench.lua --smoke
 else
   run runtime "$BUILD_DIR/lore" run tests/bench/runtime_bench.lua
   run_if_built snapshot "$BUILD_DIR/bench_snapshot"
   run snapshot-recovery "$BUILD_DIR/lore" run tests/bench/snapshot_bench.lua
   run persist "$BUILD_DIR/lore" run tests/bench/persist_bench.lua
+  # Lore vs raw libpq; with nact too: scripts/bench-nact.sh.
+  run postgres "$ROOT/scripts/pg-cluster.sh" run "$BUILD_DIR/lore" run tests/bench/postgres_bench.lua
 fi
 
 echo
