@@ -692,7 +692,8 @@ int pg_write_batch(void *state, journal_write **writes, size_t n) {
     }
     pg_leases_give(s, writes, n);
   } else {
-    for (size_t i = 0; i < n; i++) writes[i]->status = rc;
+    for (size_t i = 0; i < n; i++)
+      if (writes[i]->status == 0) writes[i]->status = rc; /* refusals of their own stay */
   }
   if (s->wconn && PQstatus(s->wconn) != CONNECTION_OK) drop_connection(s);
   pthread_mutex_unlock(&s->wmu);
