@@ -115,7 +115,7 @@ stop() {
 answers() {
   [[ -n ${LORE_TEST_PG:-} ]] || return 1
   command -v psql >/dev/null 2>&1 || return 0 # no client to ask with: trust the caller
-  psql "$LORE_TEST_PG" -Atqc 'SELECT 1' >/dev/null 2>&1
+  env -u LD_PRELOAD psql "$LORE_TEST_PG" -Atqc 'SELECT 1' >/dev/null 2>&1
 }
 
 run() {
