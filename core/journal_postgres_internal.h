@@ -129,8 +129,7 @@ typedef struct pg_lease {
 
 /* A LEASE that waits (seq 1) for another process to let go. */
 typedef struct pg_lease_waiter {
-  journal_write *w;
-  journal_write_cb done; /* the caller's: fired by the lease thread */
+  journal_write *w; /* the caller's: completed by the lease thread */
   struct pg_lease_waiter *next;
 } pg_lease_waiter;
 
@@ -158,6 +157,8 @@ typedef struct pg_state {
   idmap leases;        /* id -> pg_lease */
   pg_buf arrays[12];   /* a batch's parameters */
   pg_lease_waiter *waiters;
+  /* Stands in the journal's batch for a waiting LEASE (see add_waiter). */
+  journal_write parked;
   int lease_thread_started, lease_stop;
   pthread_t lease_thread;
   pthread_cond_t lease_cv;
@@ -176,7 +177,8 @@ int pg_write_batch(void *state, journal_write **writes, size_t n);
 int pg_writer_connection(pg_state *s);
 
 /* journal_postgres_lease.c (wmu held unless said otherwise) */
-/* Before the batch's transaction: its LEASEs. */
+/* Before the batch's transaction: its LEASEs. A waiting one is taken out of
+ * `writes` (its slot then points to s->parked). */
 void pg_leases_take(pg_state *s, journal_write **writes, size_t n);
 /* After it: its UNLEASEs. */
 void pg_leases_give(pg_state *s, journal_write **writes, size_t n);

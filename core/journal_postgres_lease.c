@@ -91,7 +91,12 @@ static int granted(pg_state *s, const char *id, int64_t key) {
 
 static void *lease_main(void *arg);
 
-static int add_waiter(pg_state *s, journal_write *w) {
+/* The journal's writer reads a batch's writes again after write_batch (to
+ * fire their callbacks), while the lease thread may complete and hand back a
+ * waiting LEASE at any time: so the waiting write leaves the batch, and its
+ * slot points to s->parked instead, which has no callback and is never freed. */
+static int add_waiter(pg_state *s, journal_write **slot) {
+  journal_write *w = *slot;
   pg_lease_waiter *lw = calloc(1, sizeof *lw);
   if (!lw) return JOURNAL_ENOMEM;
   if (!s->lease_thread_started) {
@@ -102,10 +107,9 @@ static int add_waiter(pg_state *s, journal_write *w) {
     pthread_setname_np(s->lease_thread, "lore-pg-lease");
     s->lease_thread_started = 1;
   }
-  /* The journal calls no callback for it now: the lease thread will. */
   lw->w = w;
-  lw->done = w->done;
-  w->done = NULL;
+  s->parked = (journal_write){.kind = JOURNAL_WRITE_LEASE, .status = 1};
+  *slot = &s->parked;
   pg_lease_waiter **pp = &s->waiters;
   while (*pp) pp = &(*pp)->next;
   *pp = lw;
@@ -128,10 +132,10 @@ void pg_leases_take(pg_state *s, journal_write **writes, size_t n) {
       w->status = got;
     else if (got)
       w->status = granted(s, w->id, key);
-    else if (w->seq == 1)
-      w->status = add_waiter(s, w);
-    else
+    else if (w->seq != 1)
       w->status = JOURNAL_ELOCKED;
+    else if ((got = add_waiter(s, &writes[i])) < 0)
+      w->status = got; /* still in the batch: the journal fires its callback */
   }
 }
 
@@ -193,8 +197,7 @@ static void *lease_main(void *arg) {
     while (done) {
       pg_lease_waiter *lw = done;
       done = lw->next;
-      lw->w->done = lw->done;
-      if (lw->done) lw->done(lw->w, lw->w->status);
+      if (lw->w->done) lw->w->done(lw->w, lw->w->status);
       free(lw);
     }
     pthread_mutex_lock(&s->wmu);
@@ -221,8 +224,7 @@ void pg_leases_close(pg_state *s) {
     pg_lease_waiter *lw = s->waiters;
     s->waiters = lw->next;
     lw->w->status = JOURNAL_ECLOSED;
-    lw->w->done = lw->done;
-    if (lw->done) lw->done(lw->w, JOURNAL_ECLOSED);
+    if (lw->w->done) lw->w->done(lw->w, JOURNAL_ECLOSED);
     free(lw);
   }
   idmap_each(&s->leases, free_lease, NULL);

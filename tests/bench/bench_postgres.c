@@ -289,8 +289,8 @@ static int cmd_fill(const char *conninfo, const char *schema, const char *id, lo
 
 static int cmd_replay(const char *conninfo, const char *schema, const char *id, long events) {
   PGconn *c = connect_or_die(conninfo, schema);
-  PGresult *r = PQprepare(c, "sel", "SELECT seq, payload FROM events WHERE pid = $1 ORDER BY seq",
-                          0, NULL);
+  PGresult *r =
+      PQprepare(c, "sel", "SELECT seq, payload FROM events WHERE pid = $1 ORDER BY seq", 0, NULL);
   check(c, r, "prepare");
   PQclear(r);
   const char *v[] = {id};
