@@ -117,7 +117,13 @@ describe("a postgres journal", function()
       outs[i] = tmp .. "/w" .. i
       pids[i] = app_in_background(outs[i], outs[i] .. ".err", journal, "write", "acct-" .. i, "60")
     end
-    for i = 1, 3 do wait_until(function() return not alive(pids[i]) end, 60, "writer " .. i) end
+    finally(function()
+      for _, pid in pairs(pids) do os.execute("kill -9 " .. pid .. " 2>/dev/null") end
+    end)
+    for i = 1, 3 do
+      wait_until(function() return not alive(pids[i]) end, 60, "writer " .. i)
+      pids[i] = nil
+    end
     for i = 1, 3 do
       assert.are.same({ 60, 1830 }, { last_ack(read_file(outs[i])) }, read_file(outs[i] .. ".err"))
       local out, err, code = app(journal, "get", "acct-" .. i)
@@ -126,44 +132,50 @@ describe("a postgres journal", function()
     end
   end)
 
-  it("refuses an id another process holds, then hands it over after kill -9 with every acknowledged event", function()
+  it("refuses an id another process holds; after kill -9 of the holder, the other takes it over"
+    .. " with every acknowledged event", function()
     local out_a, err_a = tmp .. "/a.out", tmp .. "/a.err"
-    local pid = app_in_background(out_a, err_a, journal, "forever", "acct")
-    local killed = false
-    finally(function() if not killed then os.execute("kill -9 " .. pid .. " 2>/dev/null") end end)
+    local out_b, err_b = tmp .. "/b.out", tmp .. "/b.err"
+    local pid_a = app_in_background(out_a, err_a, journal, "forever", "acct")
+    local pid_b
+    local running = { [pid_a] = true } -- never kill a pid once its process is known gone
+    finally(function()
+      for pid in pairs(running) do os.execute("kill -9 " .. pid .. " 2>/dev/null") end
+    end)
     wait_until(function() return (last_ack(read_file(out_a)) or 0) >= 30 end, 60,
       "the first process's acknowledgements (" .. read_file(err_a) .. ")")
 
-    -- While the first process lives, a second one spawning the same id fails, saying why.
+    -- A process that spawns the id while the first lives fails, saying why.
     local out, err, code = app(journal, "get", "acct")
     assert.are_not.equal(0, code)
     assert.is_truthy(err:find("id acct is held by another process", 1, true), err)
     assert.is_nil(out:match("state"))
-    assert.is_true(alive(pid))
 
-    os.execute("kill -9 " .. pid)
-    killed = true
-    wait_until(function() return not alive(pid) end, 10, "the first process to die")
+    -- A second one that keeps trying is refused as long as the first lives...
+    pid_b = app_in_background(out_b, err_b, journal, "takeover", "acct", "2")
+    running[pid_b] = true
+    wait_until(function() return read_file(out_b):find("refused", 1, true) end, 60, "a refusal")
+    assert.is_truthy(read_file(err_b):find("id acct is held by another process", 1, true), read_file(err_b))
+    assert.is_true(alive(pid_a))
+    assert.is_nil(read_file(out_b):match("state"))
+
+    -- ...and takes the id over once the first dies: its lease went with its session.
+    os.execute("kill -9 " .. pid_a)
+    wait_until(function() return not alive(pid_a) end, 10, "the first process to die")
+    running[pid_a] = nil
     local acked, acked_total = last_ack(read_file(out_a))
-
-    -- The lease went with the dead process's session: the next process takes the id over
-    -- (PostgreSQL may take a moment to notice the session is gone).
-    local n, total
-    wait_until(function()
-      out, err, code = app(journal, "get", "acct")
-      if code == 0 then
-        n, total = state_of(out)
-        return true
-      end
-      assert.is_truthy(err:find("held by another process", 1, true), err)
-      return false
-    end, 30, "the takeover")
+    wait_until(function() return not alive(pid_b) end, 90, "the second process to finish")
+    running[pid_b] = nil
+    local n, total = state_of(read_file(out_b))
+    assert.is_truthy(n, read_file(out_b) .. read_file(err_b))
     -- Every acknowledged event is there; at most the one in flight at the kill is there too.
     assert.is_true(n >= acked and n <= acked + 1, string.format("recovered %d, acknowledged %d", n, acked))
     assert.are.equal(n * (n + 1) // 2, total)
     assert.is_true(total >= acked_total)
-    out, err, code = app(journal, "write", "acct", "2")
+    -- and it writes on from there
+    assert.are.equal(n + 2, (last_ack(read_file(out_b))))
+    out, err, code = app(journal, "get", "acct")
     assert.are.equal(0, code, err)
-    assert.are.equal(n + 2, (last_ack(out)))
+    assert.are.equal(n + 2, (state_of(out)))
   end)
 end)
