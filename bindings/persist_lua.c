@@ -338,8 +338,9 @@ static int core_lease(lua_State *L) {
   return 1;
 }
 
-/* core.lease_result(mptr) -> nil (the current actor holds its id) | err.
- * Ends the lease's I/O. */
+/* core.lease_result(mptr) -> nil (the current actor holds its id) | err,
+ * storage (true when the journal failed rather than another process holding
+ * the id: worth trying again). Ends the lease's I/O. */
 static int core_lease_result(lua_State *L) {
   lua_actor *la;
   actor_t *a = binding_current_persistent(L, &la);
@@ -352,7 +353,8 @@ static int core_lease_result(lua_State *L) {
     lua_pushfstring(L, "id %s is held by another process", a->name);
   else
     lua_pushfstring(L, "cannot take the lease on id %s: %s", a->name, journal_strerror(m->ival));
-  return 1;
+  lua_pushboolean(L, m->ival != JOURNAL_ELOCKED && m->ival != JOURNAL_EREJECTED);
+  return 2;
 }
 
 static void unlease_done(journal_write *w, int status) {

@@ -99,12 +99,8 @@ static void reader_free(pg_reader *r) {
   free(r);
 }
 
-static pg_reader *reader_open(pg_state *s, int *err) {
-  pg_reader *r = calloc(1, sizeof *r);
-  if (!r) {
-    *err = JOURNAL_ENOMEM;
-    return NULL;
-  }
+/* Connects r and prepares the reads on it. */
+static int reader_connect(pg_state *s, pg_reader *r) {
   int rc = pg_connect(&s->target, s->log, "reader", &r->conn);
   const stmt *pages[] = {&replay_stmt, &all_stmt, &tag_stmt};
   for (size_t i = 0; rc == 0 && i < 3; i++)
@@ -112,6 +108,16 @@ static pg_reader *reader_open(pg_state *s, int *err) {
   for (size_t i = 0; rc == 0 && i < sizeof read_stmts / sizeof read_stmts[0]; i++)
     rc = pg_prepare(r->conn, s->log, read_stmts[i].name, read_stmts[i].sql, read_stmts[i].n,
                     read_stmts[i].types);
+  return rc;
+}
+
+static pg_reader *reader_open(pg_state *s, int *err) {
+  pg_reader *r = calloc(1, sizeof *r);
+  if (!r) {
+    *err = JOURNAL_ENOMEM;
+    return NULL;
+  }
+  int rc = reader_connect(s, r);
   if (rc < 0) {
     reader_free(r);
     *err = rc;
@@ -164,9 +170,23 @@ void pg_reader_put(pg_state *s, pg_reader *r) {
 
 /* ---- reads ---- */
 
+/* A read whose connection turns out to be broken (the server restarted, the
+ * network dropped it) is tried once more on a new one: reads change nothing. */
 static PGresult *run_read(pg_state *s, pg_reader *r, const char *name, int n,
                           const char *const *values, const int *lengths, const int *formats,
                           int *err) {
+  PGresult *res = pg_run(r->conn, s->log, name, 1, n, values, lengths, formats, err);
+  if (res || PQstatus(r->conn) == CONNECTION_OK) return res;
+  log_info(s->log, "postgres: reader: connecting again");
+  PQclear(r->last);
+  r->last = NULL;
+  PQfinish(r->conn);
+  r->conn = NULL;
+  int rc = reader_connect(s, r);
+  if (rc < 0) {
+    *err = rc;
+    return NULL;
+  }
   return pg_run(r->conn, s->log, name, 1, n, values, lengths, formats, err);
 }
 

@@ -207,12 +207,19 @@ static void match_params(params *p, const char *id, const snapshot_criteria *c) 
   put_i64(p, 4, c->max_ts);
 }
 
-/* Runs a prepared statement on a pooled connection. */
+/* Runs a prepared statement on a pooled connection. One found broken (the
+ * server restarted) is replaced and the statement run once more: every
+ * statement here can run twice to the same effect. */
 static PGresult *run(pgs_state *s, const char *name, int n, params *p, int *err) {
   conn *k = conn_get(s, err);
   if (!k) return NULL;
   int jerr = 0;
   PGresult *r = pg_run(k->c, s->log, name, 1, n, p->v, p->len, p->fmt, &jerr);
+  if (!r && PQstatus(k->c) != CONNECTION_OK) {
+    conn_put(s, k); /* dropped */
+    if (!(k = conn_get(s, err))) return NULL;
+    r = pg_run(k->c, s->log, name, 1, n, p->v, p->len, p->fmt, &jerr);
+  }
   conn_put(s, k);
   *err = to_snapshot_code(jerr);
   return r;

@@ -656,7 +656,8 @@ return function(core, R, ctx_methods)
       end
     elseif kind == core.SYS_LEASED then
       rec.leasing = false
-      local err = core.lease_result(mptr)
+      local err, storage = core.lease_result(mptr) -- storage: the journal failed, not a holder
+      if err and rec.recovering and storage and R.count_failure(rec) then return P.restart(rec, err, true) end
       if err then return rec.recovering and recovery_failed(rec, err) end
       rec.leased = true
       if rec.recovering and not rec.has_permit and core.recovery_acquire() then begin_recovery(rec) end
