@@ -54,6 +54,16 @@ static persist_write *persist_write_new(size_t n, size_t extra) {
 
 static void persist_write_free(persist_write *p) { msg_free(p->msg); }
 
+/* A write with no events (a delete, a lease) for actor a's id, copied in. */
+static persist_write *persist_write_of_id(actor_t *a) {
+  size_t id_len = strlen(a->name);
+  persist_write *p = persist_write_new(0, id_len + 1);
+  if (!p) return NULL;
+  p->id = (char *)p->msg->data + ((sizeof(persist_write) + 7) & ~(size_t)7);
+  memcpy(p->id, a->name, id_len + 1);
+  return p;
+}
+
 /* On the journal's writer thread: post the outcome to the actor. */
 static void persist_write_done(journal_write *w, int status) {
   persist_write *p = w->data;
@@ -291,11 +301,8 @@ static int core_delete_events(lua_State *L) {
     lua_pushliteral(L, "cannot delete up to a negative seq");
     return 2;
   }
-  size_t id_len = strlen(a->name);
-  persist_write *p = persist_write_new(0, id_len + 1);
+  persist_write *p = persist_write_of_id(a);
   if (!p) return luaL_error(L, "out of memory");
-  p->id = (char *)p->msg->data + ((sizeof(persist_write) + 7) & ~(size_t)7);
-  memcpy(p->id, a->name, id_len + 1);
   p->w.kind = JOURNAL_WRITE_DELETE;
   p->w.id = p->id;
   p->w.seq = to;
@@ -377,6 +384,84 @@ static int core_io_pending(lua_State *L) {
   la->want_io_idle = a->pending_io > 0;
   lua_pushinteger(L, (lua_Integer)a->pending_io);
   return 1;
+}
+
+/* --- leases: one writer per id across processes (journals that have them) --- */
+
+/* The subtype of a lease's completion. Kept here, out of lua_actor.h's list
+ * and well above it, so that the two never collide; persistent.lua reads it
+ * as core.SYS_LEASED. */
+#define SYS_LEASED 64
+
+/* Only a journal several processes share has leases: elsewhere one process
+ * owns the journal, and the lease would be a round trip through the writer
+ * for nothing. */
+static int journal_has_leases(journal_t *j) { return strcmp(journal_scheme(j), "postgres") == 0; }
+
+/* core.lease(token) -> true: granted (a journal without leases); false: the
+ * current actor's LEASE is on its way to the journal, and its outcome comes
+ * back as a SYS_LEASED system message (core.lease_result). */
+static int core_lease(lua_State *L) {
+  binding_state *bs = bs_of(L);
+  lua_actor *la;
+  actor_t *a = binding_current_persistent(L, &la);
+  lua_Integer token = luaL_checkinteger(L, 1);
+  if (!journal_has_leases(bs->lrt->journal)) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  persist_write *p = persist_write_of_id(a);
+  if (!p) return luaL_error(L, "out of memory");
+  p->w.kind = JOURNAL_WRITE_LEASE;
+  p->w.id = p->id;
+  p->w.seq = 0; /* held elsewhere: refused at once, not waited for */
+  int r = submit_write(bs, a, p, SYS_LEASED, token);
+  if (r) return luaL_error(L, "cannot take the lease on %s: %s", a->name, journal_strerror(r));
+  lua_pushboolean(L, 0);
+  return 1;
+}
+
+/* core.lease_result(mptr) -> nil (the current actor holds its id) | err,
+ * storage (true when the journal failed rather than another process holding
+ * the id: worth trying again). Ends the lease's I/O. */
+static int core_lease_result(lua_State *L) {
+  lua_actor *la;
+  actor_t *a = binding_current_persistent(L, &la);
+  lore_msg *m = lua_touserdata(L, 1);
+  persist_write *p = m ? m->ptr : NULL;
+  luaL_argcheck(L, p != NULL && p->w.kind == JOURNAL_WRITE_LEASE, 1, "not a lease's completion");
+  binding_io_end(a);
+  if (m->ival == 0) return 0;
+  if (m->ival == JOURNAL_ELOCKED)
+    lua_pushfstring(L, "id %s is held by another process", a->name);
+  else
+    lua_pushfstring(L, "cannot take the lease on id %s: %s", a->name, journal_strerror(m->ival));
+  lua_pushboolean(L, m->ival != JOURNAL_ELOCKED && m->ival != JOURNAL_EREJECTED);
+  return 2;
+}
+
+static void unlease_done(journal_write *w, int status) {
+  (void)status;
+  free(w);
+}
+
+/* core.unlease(id): gives the lease on `id` back (the actor that held it has
+ * stopped). Nothing to wait for: a failure leaves the lock to the end of the
+ * journal's session. */
+static int core_unlease(lua_State *L) {
+  binding_state *bs = bs_of(L);
+  size_t len;
+  const char *id = luaL_checklstring(L, 1, &len);
+  if (!bs->lrt->journal || !journal_has_leases(bs->lrt->journal)) return 0;
+  journal_write *w = calloc(1, sizeof *w + len + 1);
+  if (!w) return luaL_error(L, "out of memory");
+  char *copy = (char *)(w + 1);
+  memcpy(copy, id, len + 1);
+  w->kind = JOURNAL_WRITE_UNLEASE;
+  w->id = copy;
+  w->done = unlease_done;
+  if (journal_submit(bs->lrt->journal, w) != 0) free(w);
+  return 0;
 }
 
 /* --- recovery permits: at most max_concurrent_recoveries in the process --- */
@@ -499,7 +584,14 @@ int luaopen_lore_core_persist(lua_State *L) {
                                  {"recovery_release", core_recovery_release},
                                  {"strerror", core_strerror},
                                  {"config", core_config},
+                                 {"lease", core_lease},
+                                 {"lease_result", core_lease_result},
+                                 {"unlease", core_unlease},
                                  {NULL, NULL}};
   luaL_setfuncs(L, fns, 0);
+  lua_pushinteger(L, SYS_LEASED);
+  lua_setfield(L, -2, "SYS_LEASED");
+  lua_pushinteger(L, JOURNAL_EFENCED);
+  lua_setfield(L, -2, "JOURNAL_EFENCED");
   return 0;
 }

@@ -8,6 +8,7 @@
 #include <uv.h>
 
 #include "journal_breaker.h"
+#include "journal_postgres.h"
 #include "log.h"
 
 /* The writer's first array of batch slots; it grows to the largest batch seen. */
@@ -276,8 +277,8 @@ static void *writer_main(void *arg) {
 
 /* Splits "scheme:rest" and finds the backend for the scheme. */
 static const journal_backend *backend_for(const char *uri, const char **rest) {
-  static const journal_backend *const backends[] = {&journal_memory_backend,
-                                                    &journal_sqlite_backend};
+  static const journal_backend *const backends[] = {
+      &journal_memory_backend, &journal_sqlite_backend, &journal_postgres_backend};
   const char *colon = strchr(uri, ':');
   if (!colon) return NULL;
   size_t len = (size_t)(colon - uri);

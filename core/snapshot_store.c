@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "journal_postgres.h"
 #include "log.h"
 
 struct snapshot_store {
@@ -34,6 +35,7 @@ static const snapshot_backend *const backends[] = {
     &snapshot_memory_backend,
     &snapshot_sqlite_backend,
     &snapshot_dir_backend,
+    &snapshot_postgres_backend,
 };
 
 int snapshot_store_open(const char *uri, const log_sink *log, snapshot_store_t **out) {

@@ -78,11 +78,15 @@ elif ((SMOKE)); then
   run persist "$BUILD_DIR/lore" run tests/bench/persist_bench.lua --smoke
   run reload "$BUILD_DIR/lore" run tests/bench/reload_bench.lua --smoke
   run entities "$BUILD_DIR/lore" run tests/bench/entities_bench.lua --smoke
+  # On the cluster LORE_TEST_PG names, or a private one (scripts/pg-cluster.sh).
+  run postgres "$ROOT/scripts/pg-cluster.sh" run "$BUILD_DIR/lore" run tests/bench/postgres_bench.lua --smoke
 else
   run runtime "$BUILD_DIR/lore" run tests/bench/runtime_bench.lua
   run_if_built snapshot "$BUILD_DIR/bench_snapshot"
   run snapshot-recovery "$BUILD_DIR/lore" run tests/bench/snapshot_bench.lua
   run persist "$BUILD_DIR/lore" run tests/bench/persist_bench.lua
+  # Lore vs raw libpq; with nact too: scripts/bench-nact.sh.
+  run postgres "$ROOT/scripts/pg-cluster.sh" run "$BUILD_DIR/lore" run tests/bench/postgres_bench.lua
 fi
 
 echo

@@ -9,6 +9,7 @@ PACKAGES=(
   liblua5.4-dev lua5.4
   libuv1-dev
   libsqlite3-dev sqlite3
+  libpq-dev postgresql # the "postgres:" journal; its tests run a private cluster (scripts/pg-cluster.sh)
   libmsgpack-dev
   libmimalloc-dev # the workers' Lua heaps
   libjansson-dev jq lua-dkjson # bindings/cli: JSON output; its checks (tests/cli, tests/lua)

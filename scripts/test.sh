@@ -4,6 +4,11 @@
 #   (scripts/install-test.sh), busted (tests/lua), luacheck,
 #   the crash smoke test (tests/crash/run.sh, when present), and the
 #   benchmark smoke run (scripts/bench.sh --smoke: the benchmarks still run).
+# PostgreSQL: a private cluster (scripts/pg-cluster.sh) runs for the whole
+# test run, named by LORE_TEST_PG for the postgres TCKs (ctest) and
+# tests/lua/postgres_spec.lua, and is stopped at the end; a caller that set
+# LORE_TEST_PG already (.ci/run) lends its own. If it cannot start, the
+# PostgreSQL tests fail (and so does the "postgres" suite): never skipped.
 # Every suite runs even when an earlier one failed; the last line is
 # "N passed, M failed" (suites), and the exit status is non-zero when M > 0.
 # Each suite has a time limit so the whole run stays well under 10 minutes.
@@ -70,6 +75,19 @@ fi
 
 suite build 360 "$ROOT/scripts/build.sh" "$BUILD"
 if ((failed)); then summary; fi
+
+if [[ -z ${LORE_TEST_PG:-} ]]; then
+  banner "postgres: a private cluster (scripts/pg-cluster.sh start)"
+  if pg_env=$("$ROOT/scripts/pg-cluster.sh" start); then
+    eval "$pg_env"
+    trap '"$ROOT/scripts/pg-cluster.sh" stop "$LORE_TEST_PG_DIR" || true' EXIT
+    echo "== postgres: $LORE_TEST_PG"
+  else
+    failed=$((failed + 1))
+    failed_names+=(postgres)
+    echo "== postgres: FAILED: the cluster did not start; the PostgreSQL tests fail too" >&2
+  fi
+fi
 
 suite ctest 300 ctest --test-dir "$BUILD" --output-on-failure -j2
 # cmake --install into a temporary prefix; a host built against it with

@@ -444,6 +444,15 @@ return function(core, R, ctx_methods)
     rec.rc = {}
     rec[RECOVERING] = true
     set_hold(rec)
+    -- A journal shared by processes: this process takes the id's lease first (SYS_LEASED).
+    if not rec.leased then
+      if rec.leasing then return end -- asked already: SYS_LEASED goes on from here
+      if not core.lease(next_token()) then
+        rec.leasing = true
+        return
+      end
+      rec.leased = true -- (at once when the journal has no leases)
+    end
     if core.recovery_acquire() then begin_recovery(rec) end
     -- else: SYS.RECOVERY_PERMIT arrives when a permit frees up
   end
@@ -767,6 +776,7 @@ return function(core, R, ctx_methods)
       owe_error(rec, ss, sa, sc, err)
       rejected(rec, err, as_list(kind, x), first)
     else
+      if status == core.JOURNAL_EFENCED then rec.leased = false end -- the restart leases again
       local err = core.strerror(status)
       core.reply_error(err)
       core.log(LOG_ERROR, fmt("%s: persist failed at seq %d: %s; restarting with back-off", rec.pid,
@@ -820,6 +830,14 @@ return function(core, R, ctx_methods)
       else
         call_hook(rec, "on_snapshots_deleted", true, crit or {}, rec[CTX])
       end
+    elseif kind == core.SYS_LEASED then
+      rec.leasing = false
+      local err, storage = core.lease_result(mptr) -- storage: the journal failed, not a holder
+      if err and rec[RECOVERING] and storage and R.count_failure(rec) then return P.restart(rec, err, true) end
+      if err then return rec[RECOVERING] and recovery_failed(rec, err) end
+      rec.leased = true
+      local rc = rec.rc
+      if rec[RECOVERING] and rc and not rc.permit and core.recovery_acquire() then begin_recovery(rec) end
     elseif kind == SYS.RECOVERY_PERMIT then
       local rc = rec.rc
       if rec[RECOVERING] and rc and not rc.permit and not rec.dead then
@@ -919,6 +937,7 @@ return function(core, R, ctx_methods)
 
   function P.stopped(rec)
     if rec[RECOVERING] or rec.rc then end_recovery(rec) end
+    if rec.leased then core.unlease(rec.pid) end
   end
 
   -- Forgets every queued operation (a restart or giving up).

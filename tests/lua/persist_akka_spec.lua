@@ -189,12 +189,14 @@ describe("PersistentActorBoundedStashingSpec", function()
     local j = ph.memory_journal()
     ph.run({ journal = j }, function()
       local a = lore.spawn("persist.acc", { id = "overflow-tell" })
-      for k = 0, 8 do a:ask({ op = "add_all", vs = ph.range(k * 500 + 1, k * 500 + 500) }, 20) end
+      for k = 0, 17 do a:ask({ op = "add_all", vs = ph.range(k * 500 + 1, k * 500 + 500) }, 20) end
     end)
     ph.run({ journal = j, max_instructions = 0 }, function()
       local teller = lore.spawn("overflow_teller")
-      -- a replay slow enough (a few hundred ms) that the flood always lands while it holds
-      local a = lore.spawn("persist.reply", { id = "overflow-tell", slow = 50000 })
+      -- A replay slow enough (a few hundred ms a page) that the flood lands while the first
+      -- page applies, and three pages long: a worker may apply the second page (read while
+      -- the first applied) before it takes in the flood, never the third as well.
+      local a = lore.spawn("persist.reply", { id = "overflow-tell", slow = 25000 })
       teller:ask({ op = "flood", to = a, n = 40 }, 10)
       local got = ph.eventually(function()
         local g = teller:ask({ op = "got" }, 5)

@@ -7,6 +7,7 @@
 #include <cmocka.h>
 
 #include <dirent.h>
+#include <libpq-fe.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -22,7 +23,14 @@
 
 #include "snapshot_store.h"
 
-typedef enum { K_MEMORY, K_MEMORY_NAMED, K_SQLITE, K_DIR } kind_t;
+/*
+ * Every case runs against every store LORE_TCK_BACKENDS names (comma
+ * separated: memory (both memory: and memory:NAME), sqlite, dir, postgres;
+ * default memory,sqlite,dir). "postgres" needs LORE_TEST_PG, a libpq conninfo
+ * of a database the suite may create schemas in (scripts/pg-cluster.sh): each
+ * case gets a schema of its own.
+ */
+typedef enum { K_MEMORY, K_MEMORY_NAMED, K_SQLITE, K_DIR, K_POSTGRES } kind_t;
 
 typedef struct backend_cfg {
   kind_t kind;
@@ -33,10 +41,11 @@ static backend_cfg cfg_memory = {K_MEMORY};
 static backend_cfg cfg_memory_named = {K_MEMORY_NAMED};
 static backend_cfg cfg_sqlite = {K_SQLITE};
 static backend_cfg cfg_dir = {K_DIR};
+static backend_cfg cfg_postgres = {K_POSTGRES};
 
 typedef struct fixture {
   kind_t kind;
-  char path[PATH_MAX]; /* sqlite file, dir, or memory store name */
+  char path[PATH_MAX]; /* sqlite file, dir, memory store name or postgres schema */
   char uri[PATH_MAX + 16];
   snapshot_store_t *s;
 } fixture;
@@ -164,6 +173,29 @@ static int count_files(const char *dir, const char *prefix) {
   return n;
 }
 
+static const char *pg_conninfo(void) {
+  const char *c = getenv("LORE_TEST_PG");
+  return c && c[0] ? c : NULL;
+}
+
+/* Runs SQL in a postgres case's schema, from outside the store. */
+static void pg_exec_in(const char *schema, const char *sql) {
+  PGconn *c = PQconnectdb(pg_conninfo());
+  assert_int_equal(PQstatus(c), CONNECTION_OK);
+  char set[PATH_MAX + 64];
+  snprintf(set, sizeof set, "SET client_min_messages = warning; SET search_path TO %s", schema);
+  PGresult *r = PQexec(c, set);
+  assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+  PQclear(r);
+  r = PQexec(c, sql);
+  ExecStatusType st = PQresultStatus(r);
+  if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+    fprintf(stderr, "%s: %s\n", sql, PQresultErrorMessage(r));
+  assert_true(st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK);
+  PQclear(r);
+  PQfinish(c);
+}
+
 static int is_persistent(const fixture *f) { return f->kind != K_MEMORY; }
 
 static void reopen(fixture *f) {
@@ -195,6 +227,10 @@ static int setup(void **state) {
     snprintf(f->path, sizeof f->path, "%s/case-%u.snapdir", run_dir, n);
     snprintf(f->uri, sizeof f->uri, "dir:%s", f->path);
     break;
+  case K_POSTGRES:
+    snprintf(f->path, sizeof f->path, "snap_tck_%ld_%u", (long)getpid(), n);
+    snprintf(f->uri, sizeof f->uri, "postgres:%.3000s?schema=%.63s", pg_conninfo(), f->path);
+    break;
   }
   *state = f;
   if (snapshot_store_open(f->uri, NULL, &f->s) != SNAPSHOT_OK) return -1;
@@ -222,6 +258,10 @@ static int teardown(void **state) {
     /* A save must never leave its temporary file behind. */
     if (count_files(f->path, ".tmp") > 0) rc = -1;
     if (rm_dir(f->path) != 0) rc = -1;
+  } else if (f->kind == K_POSTGRES) {
+    char sql[PATH_MAX + 64];
+    snprintf(sql, sizeof sql, "DROP SCHEMA IF EXISTS %s CASCADE", f->path);
+    pg_exec_in("public", sql);
   }
   free(f);
   return rc;
@@ -477,13 +517,16 @@ static void sql_exec(const char *path, const char *sql) {
 
 static void test_corrupt_snapshot_falls_back(void **state) {
   fixture *f = *state;
-  if (f->kind != K_SQLITE && f->kind != K_DIR) {
+  if (f->kind != K_SQLITE && f->kind != K_DIR && f->kind != K_POSTGRES) {
     skip(); /* memory holds no bytes that can rot */
     return;
   }
   char file[PATH_MAX + 64];
   if (f->kind == K_SQLITE) {
     sql_exec_blob_flip(f->path, 15);
+  } else if (f->kind == K_POSTGRES) {
+    pg_exec_in(f->path, "UPDATE lore_snapshots SET data = set_byte(data, 2, 255)"
+                        " WHERE id = 'p' AND seq = 15");
   } else {
     snprintf(file, sizeof file, "%s/70-15-1500.snap", f->path);
     flip_byte(file, -3); /* inside the data */
@@ -507,6 +550,11 @@ static void test_corrupt_variants(void **state) {
     sql_exec(f->path, "UPDATE snapshots SET data = substr(data, 1, length(data) - 1) "
                       "WHERE seq = 13");
     sql_exec(f->path, "UPDATE snapshots SET crc = -1 WHERE seq = 12");
+  } else if (f->kind == K_POSTGRES) {
+    pg_exec_in(f->path, "UPDATE lore_snapshots SET crc = (crc + 1) % 4294967296 WHERE seq = 14;"
+                        "UPDATE lore_snapshots SET data = substring(data from 1 for"
+                        " length(data) - 1) WHERE seq = 13;"
+                        "UPDATE lore_snapshots SET crc = -1 WHERE seq = 12");
   } else if (f->kind == K_DIR) {
     char file[PATH_MAX + 64];
     snprintf(file, sizeof file, "%s/70-14-1400.snap", f->path);
@@ -676,6 +724,11 @@ static void test_uri_parsing(void **state) {
   assert_int_equal(snapshot_store_open("mem:", NULL, &s), SNAPSHOT_EURI);
   assert_int_equal(snapshot_store_open("sqlite:", NULL, &s), SNAPSHOT_EURI);
   assert_int_equal(snapshot_store_open("dir:", NULL, &s), SNAPSHOT_EURI);
+  /* postgres: a conninfo libpq refuses, and parameters that are not Lore's or libpq's. */
+  assert_int_equal(snapshot_store_open("postgres:x", NULL, &s), SNAPSHOT_EURI);
+  assert_int_equal(snapshot_store_open("postgres:dbname=x?pool=0", NULL, &s), SNAPSHOT_EURI);
+  assert_int_equal(snapshot_store_open("postgres:dbname=x?mode=xx", NULL, &s), SNAPSHOT_EURI);
+  assert_int_equal(snapshot_store_open("postgres:dbname=x?bogus=1", NULL, &s), SNAPSHOT_EURI);
   assert_int_equal(snapshot_store_open("", NULL, &s), SNAPSHOT_EURI);
   assert_int_equal(snapshot_store_open(NULL, NULL, &s), SNAPSHOT_EURI);
   assert_int_equal(snapshot_store_open("memory:", NULL, NULL), SNAPSHOT_EINVAL);
@@ -892,6 +945,35 @@ static void test_dir_sweeps_stale_temps(void **state) {
   }
 // clang-format on
 
+/* Whether `name` is in the comma-separated list. */
+static int selected(const char *list, const char *name) {
+  size_t len = strlen(name);
+  for (const char *p = list; *p;) {
+    const char *end = strchr(p, ',');
+    size_t n = end ? (size_t)(end - p) : strlen(p);
+    if (n == len && strncmp(p, name, n) == 0) return 1;
+    if (!end) break;
+    p = end + 1;
+  }
+  return 0;
+}
+
+/* The PostgreSQL cases fail, never skip, when there is no database to run them on. */
+static int postgres_reachable(void) {
+  if (!pg_conninfo()) {
+    fprintf(stderr, "snapshot tck: postgres: FAILED: LORE_TEST_PG is not set (a libpq conninfo; "
+                    "scripts/pg-cluster.sh start makes a cluster and prints it)\n");
+    return 0;
+  }
+  PGconn *c = PQconnectdb(pg_conninfo());
+  int ok = PQstatus(c) == CONNECTION_OK;
+  if (!ok)
+    fprintf(stderr, "snapshot tck: postgres: FAILED: cannot connect to LORE_TEST_PG (%s): %s\n",
+            pg_conninfo(), PQerrorMessage(c));
+  PQfinish(c);
+  return ok;
+}
+
 int main(void) {
   const char *base = getenv("LORE_TEST_TMP");
   if (!base || !*base) base = "/tmp";
@@ -909,6 +991,7 @@ int main(void) {
   const struct CMUnitTest memory_named[] = TCK_SUITE(cfg_memory_named);
   const struct CMUnitTest sqlite[] = TCK_SUITE(cfg_sqlite);
   const struct CMUnitTest dir[] = TCK_SUITE(cfg_dir);
+  const struct CMUnitTest postgres[] = TCK_SUITE(cfg_postgres);
   const struct CMUnitTest general[] = {
       cmocka_unit_test(test_uri_parsing),
       cmocka_unit_test(test_strerror_and_criteria),
@@ -919,12 +1002,36 @@ int main(void) {
       cmocka_unit_test(test_dir_sweeps_stale_temps),
   };
 
-  int failed = 0;
-  failed += cmocka_run_group_tests_name("snapshot store (general)", general, NULL, NULL);
-  failed += cmocka_run_group_tests_name("snapshot TCK memory:", memory, NULL, NULL);
-  failed += cmocka_run_group_tests_name("snapshot TCK memory:NAME", memory_named, NULL, NULL);
-  failed += cmocka_run_group_tests_name("snapshot TCK sqlite:", sqlite, NULL, NULL);
-  failed += cmocka_run_group_tests_name("snapshot TCK dir:", dir, NULL, NULL);
+  const char *list = getenv("LORE_TCK_BACKENDS");
+  if (!list || !list[0]) list = "memory,sqlite,dir";
+  int failed = 0, ran = 0;
+  /* The checks of no store in particular (and of sqlite's and dir's own ways). */
+  if (selected(list, "sqlite") || selected(list, "dir"))
+    failed += cmocka_run_group_tests_name("snapshot store (general)", general, NULL, NULL);
+  if (selected(list, "memory")) {
+    failed += cmocka_run_group_tests_name("snapshot TCK memory:", memory, NULL, NULL);
+    failed += cmocka_run_group_tests_name("snapshot TCK memory:NAME", memory_named, NULL, NULL);
+    ran++;
+  }
+  if (selected(list, "sqlite")) {
+    failed += cmocka_run_group_tests_name("snapshot TCK sqlite:", sqlite, NULL, NULL);
+    ran++;
+  }
+  if (selected(list, "dir")) {
+    failed += cmocka_run_group_tests_name("snapshot TCK dir:", dir, NULL, NULL);
+    ran++;
+  }
+  if (selected(list, "postgres")) {
+    ran++;
+    if (postgres_reachable())
+      failed += cmocka_run_group_tests_name("snapshot TCK postgres:", postgres, NULL, NULL);
+    else
+      failed++;
+  }
+  if (!ran) {
+    fprintf(stderr, "LORE_TCK_BACKENDS=%s names no known snapshot store\n", list);
+    failed++;
+  }
 
   /* Every case cleaned up after itself, so the run directory must be empty now. */
   if (rmdir(run_dir) != 0) {
