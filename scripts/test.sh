@@ -2,7 +2,7 @@
 # test.sh: installs what is missing, builds into build/, and runs every suite:
 #   ctest (cmocka: core, bindings, tck, embed), the install test
 #   (scripts/install-test.sh), busted (tests/lua), luacheck,
-#   the crash smoke test (tests/crash/run.sh, when present), and the
+#   the crash smoke tests (tests/crash/run.sh and delivery.sh), and the
 #   benchmark smoke run (scripts/bench.sh --smoke: the benchmarks still run).
 # PostgreSQL: a private cluster (scripts/pg-cluster.sh) runs for the whole
 # test run, named by LORE_TEST_PG for the postgres TCKs (ctest) and
@@ -100,9 +100,8 @@ suite busted 240 bash "$ROOT/scripts/run-busted.sh" "$BUILD"
 lua_paths=()
 for p in lua tests/lua examples; do [[ -d $p ]] && lua_paths+=("$p"); done
 suite luacheck 60 luacheck --no-color "${lua_paths[@]}"
-if [[ -e tests/crash/run.sh ]]; then
-  suite crash 180 bash tests/crash/run.sh "$BUILD" --short
-fi
+suite crash 180 bash tests/crash/run.sh "$BUILD" --short
+suite crash-delivery 180 bash tests/crash/delivery.sh "$BUILD" --short
 suite bench-smoke 120 "$ROOT/scripts/bench.sh" --smoke "$BUILD"
 
 summary

@@ -22,48 +22,9 @@ set -uo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
-BUILD=${1:-build}
-shift || true
-CYCLES=3
-while (($#)); do
-  case "$1" in
-    --short) CYCLES=3 ;;
-    --long) CYCLES=50 ;;
-    --cycles)
-      CYCLES=${2:?--cycles needs a number}
-      shift
-      ;;
-    *)
-      echo "run.sh: unknown argument $1 (usage: run.sh BUILD_DIR [--short|--long|--cycles N])" >&2
-      exit 2
-      ;;
-  esac
-  shift
-done
-[[ "$BUILD" = /* ]] || BUILD="$ROOT/$BUILD"
-LORE="$BUILD/lore"
-if [[ ! -x "$LORE" ]]; then
-  echo "crash: $LORE not found (build first: scripts/build.sh)" >&2
-  exit 2
-fi
-
-SEED=${CRASH_SEED:-$(( $(date +%s) % 100000 ))}
-RANDOM=$SEED
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/lore-crash.XXXXXX")
-DB="$TMP/journal.db"
-ACK="$TMP/acks.txt"
-: >"$ACK"
-cleanup() {
-  if [[ -n "${WPID:-}" ]] && kill -0 "$WPID" 2>/dev/null; then kill -9 "$WPID" 2>/dev/null; fi
-  if [[ "${CRASH_KEEP:-0}" == 1 ]]; then echo "crash: files kept in $TMP"; else rm -rf "$TMP"; fi
-}
-trap cleanup EXIT
-
-fail() {
-  echo "crash: FAILED in cycle $cycle of $CYCLES (seed $SEED): $*" >&2
-  CRASH_KEEP=1
-  exit 1
-}
+# shellcheck source=common.sh
+source "$HERE/common.sh"
+crash_setup "crash" lore-crash 50 "$@"
 
 echo "crash: $CYCLES kill -9 cycles, seed $SEED, journal $DB"
 start=$SECONDS
