@@ -534,9 +534,10 @@ static int core_ask(lua_State *L) {
   return 2;
 }
 
-/* core.notify(ref, sub [, value]): a system message of subtype sub (SYS_WATCH
- * and the like) to ref, from the current actor (if any): it goes before the
- * target's commands and reaches it even while its mailbox is held. */
+/* core.notify(ref, sub [, value [, ival]]): a system message of subtype sub
+ * (SYS_WATCH and the like) to ref, from the current actor (if any), carrying
+ * value (encoded) and the integer ival: it goes before the target's commands
+ * and reaches it even while its mailbox is held. */
 static int core_notify(lua_State *L) {
   binding_state *bs = bs_of(L);
   lore_ref *r = ref_check(L, 1);
@@ -546,6 +547,7 @@ static int core_notify(lua_State *L) {
   lore_msg *m = msg_new(MSG_SYSTEM, data, len, r->name_len ? r->name : NULL, r->name_len);
   if (!m) return luaL_error(L, "out of memory");
   m->sub = (uint32_t)sub;
+  m->ival = luaL_optinteger(L, 4, 0);
   if (!r->name_len) {
     m->target.sched = r->sched;
     m->target.aid = r->aid;

@@ -91,7 +91,8 @@ function ctx_methods:ask(ref, msg, timeout, fn)
   if msg == nil then error("ctx:ask: the message is nil", 2) end
   local corr, timer = core.ask(ref, msg, timeout)
   rec.asks = rec.asks or {}
-  rec.asks[corr] = { fn = fn, timer = timer, target = tostring(ref), timeout = timeout }
+  -- (the ref itself: its name is only made if the ask times out)
+  rec.asks[corr] = { fn = fn, timer = timer, target = ref, timeout = timeout }
 end
 
 local later_mt = { __index = {}, __metatable = "lore.reply_handle" }
@@ -202,8 +203,9 @@ function ctx_methods:spawn(behaviour, opts)
     core.spawn_remote(target, aid, spec) -- a later failure there (id live, init) is logged there
   end
   local ref = id and lore.ref(id) or core.addr_ref(aid)
+  -- keyed by aid (unique in the runtime): the child's SYS.CHILD_STOPPED names it so
   rec.children = rec.children or {}
-  rec.children[tostring(ref)] = ref
+  rec.children[aid] = ref
   return ref
 end
 
@@ -446,7 +448,7 @@ function R.system(rec, kind, ival, token, mptr)
   elseif kind == SYS.ASK_TIMEOUT then
     local entry = rec.asks and rec.asks[ival]
     if not entry then return end
-    return ask_done(rec, ival, false, fmt("timeout: %s did not answer within %s s", entry.target,
+    return ask_done(rec, ival, false, fmt("timeout: %s did not answer within %s s", tostring(entry.target),
       tostring(entry.timeout)))
   elseif kind == SYS.WATCH then
     local w = core.sender()
@@ -469,8 +471,7 @@ function R.system(rec, kind, ival, token, mptr)
     if type(f) == "function" then f(rec[ST], notice.ref, notice.reason, rec[CTX]) end
     return
   elseif kind == SYS.CHILD_STOPPED then
-    local child = core.msg_value(mptr)
-    if child and rec.children then rec.children[tostring(child)] = nil end
+    if rec.children then rec.children[ival] = nil end -- ival: the child's aid
     return
   elseif kind == SYS.CHILD_FAILED then
     return R.failed(rec, core.msg_value(mptr) or "a child failed")
@@ -613,7 +614,7 @@ function R.stopped(rec)
     local notice = { ref = rec.self, reason = rec.end_reason or "stopped" }
     for _, w in pairs(rec.watchers) do core.notify(w, SYS.TERMINATED, notice) end
   end
-  if rec.parent then core.notify(rec.parent, SYS.CHILD_STOPPED, rec.self) end
+  if rec.parent then core.notify(rec.parent, SYS.CHILD_STOPPED, nil, rec.aid) end
 end
 
 -- The internal stash is full: 0 fail, 1 drop, 2 reply with an error.
