@@ -132,6 +132,7 @@ static int actor_receive(actor_t *a, lore_msg *m) {
   switch (m->kind) {
     case MSG_USER:
     case MSG_TIMER: {
+      if (entities_refuse_holder(a, m)) break;
       if (!actor_is_bare(a)) entities_touch(a);
       if (actor_is_plain(a)) {
         plain_receive(bs, a, m);

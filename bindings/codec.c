@@ -570,6 +570,230 @@ static inline int dec_cb_ext(dec_user *u, const char *b, const char *p, uint32_t
 #define msgpack_unpack_user dec_user
 #include <msgpack/unpack_template.h>
 
+/* ---------------------------------------------------------------- checking */
+
+/*
+ * codec_check runs the same parser again (the template is meant to be
+ * instantiated more than once) with callbacks that build nothing and refuse
+ * exactly what decoding refuses: the nesting limit, unknown extensions,
+ * malformed refs, nil and NaN map keys. So bytes the host accepts are bytes an
+ * actor can decode, without a Lua state on the host's thread.
+ */
+
+enum { CHK_OTHER, CHK_NIL, CHK_NAN, CHK_STR };
+
+typedef struct {
+  const char *key; /* codec_root.key */
+  size_t key_len;
+  int why;
+  int ext_type;
+} chk_user;
+
+/* One parsed value: what a map key must not be, and a string's bytes; a
+ * container also keeps what codec_root reports about it. */
+typedef struct {
+  unsigned char kind;
+  unsigned char found; /* array: its first item seen; map: codec_root.key seen */
+  unsigned char found_str;
+  uint32_t items;
+  const char *p; /* CHK_STR: the bytes; container: the reported string */
+  uint32_t l;
+} chk_obj;
+
+static inline chk_obj chk_cb_root(chk_user *u) {
+  (void)u;
+  chk_obj o = {0};
+  return o;
+}
+
+static inline int chk_plain(chk_obj *o, unsigned char kind) {
+  chk_obj z = {0};
+  *o = z;
+  o->kind = kind;
+  return 0;
+}
+
+#define CHK_INT(name, type)                                         \
+  static inline int chk_cb##name(chk_user *u, type d, chk_obj *o) { \
+    (void)u;                                                        \
+    (void)d;                                                        \
+    return chk_plain(o, CHK_OTHER);                                 \
+  }
+CHK_INT(_uint8, uint8_t)
+CHK_INT(_uint16, uint16_t)
+CHK_INT(_uint32, uint32_t)
+CHK_INT(_uint64, uint64_t)
+CHK_INT(_int8, int8_t)
+CHK_INT(_int16, int16_t)
+CHK_INT(_int32, int32_t)
+CHK_INT(_int64, int64_t)
+
+static inline int chk_cb_float(chk_user *u, float d, chk_obj *o) {
+  (void)u;
+  return chk_plain(o, d != d ? CHK_NAN : CHK_OTHER);
+}
+
+static inline int chk_cb_double(chk_user *u, double d, chk_obj *o) {
+  (void)u;
+  return chk_plain(o, d != d ? CHK_NAN : CHK_OTHER);
+}
+
+static inline int chk_cb_nil(chk_user *u, chk_obj *o) {
+  (void)u;
+  return chk_plain(o, CHK_NIL);
+}
+
+static inline int chk_cb_true(chk_user *u, chk_obj *o) {
+  (void)u;
+  return chk_plain(o, CHK_OTHER);
+}
+
+static inline int chk_cb_false(chk_user *u, chk_obj *o) {
+  (void)u;
+  return chk_plain(o, CHK_OTHER);
+}
+
+static inline int chk_cb_array(chk_user *u, uint32_t n, chk_obj *o) {
+  (void)u;
+  (void)n;
+  return chk_plain(o, CHK_OTHER);
+}
+
+static inline int chk_cb_array_item(chk_user *u, chk_obj *c, chk_obj o) {
+  (void)u;
+  if (c->items++ == 0) {
+    c->found = 1;
+    c->found_str = o.kind == CHK_STR;
+    c->p = o.kind == CHK_STR ? o.p : NULL;
+    c->l = o.kind == CHK_STR ? o.l : 0;
+  }
+  return 0;
+}
+
+static inline int chk_cb_map(chk_user *u, uint32_t n, chk_obj *o) {
+  (void)u;
+  (void)n;
+  return chk_plain(o, CHK_OTHER);
+}
+
+static inline int chk_cb_map_item(chk_user *u, chk_obj *c, chk_obj k, chk_obj v) {
+  if (k.kind == CHK_NIL) {
+    u->why = DEC_NIL_KEY;
+    return DEC_CALLBACK_ERROR;
+  }
+  if (k.kind == CHK_NAN) {
+    u->why = DEC_NAN_KEY;
+    return DEC_CALLBACK_ERROR;
+  }
+  c->items++;
+  if (u->key && k.kind == CHK_STR && k.l == u->key_len && memcmp(k.p, u->key, k.l) == 0) {
+    c->found = 1;
+    c->found_str = v.kind == CHK_STR;
+    c->p = v.kind == CHK_STR ? v.p : NULL;
+    c->l = v.kind == CHK_STR ? v.l : 0;
+  }
+  return 0;
+}
+
+static inline int chk_cb_str(chk_user *u, const char *b, const char *p, uint32_t l, chk_obj *o) {
+  (void)u;
+  (void)b;
+  chk_plain(o, CHK_STR);
+  o->p = p;
+  o->l = l;
+  return 0;
+}
+
+static inline int chk_cb_bin(chk_user *u, const char *b, const char *p, uint32_t l, chk_obj *o) {
+  return chk_cb_str(u, b, p, l, o);
+}
+
+static inline int chk_cb_ext(chk_user *u, const char *b, const char *p, uint32_t l, chk_obj *o) {
+  (void)b;
+  chk_plain(o, CHK_OTHER);
+  if (l == 0) {
+    u->why = DEC_BAD_REF;
+    return DEC_CALLBACK_ERROR;
+  }
+  if ((int8_t)p[0] != REF_EXT_TYPE) {
+    u->why = DEC_EXT_TYPE;
+    u->ext_type = (int8_t)p[0];
+    return DEC_CALLBACK_ERROR;
+  }
+  if (!ref_serialized_valid(p + 1, l - 1)) {
+    u->why = DEC_BAD_REF;
+    return DEC_CALLBACK_ERROR;
+  }
+  return 0;
+}
+
+#define msgpack_unpack_func(ret, name) static inline ret chk_unpack##name
+#define msgpack_unpack_callback(name) chk_cb##name
+#define msgpack_unpack_struct(name) struct chk_unpack##name
+#define msgpack_unpack_object chk_obj
+#define msgpack_unpack_user chk_user
+#include <msgpack/unpack_template.h>
+
+/* The message for a failed parse: the same words for decoding and checking. */
+static void parse_error(int ret, size_t off, size_t len, int why, int ext_type, char *err,
+                        size_t errlen) {
+  if (!err || !errlen) return;
+  if (ret == 1) {
+    snprintf(err, errlen, "trailing bytes after the MessagePack value (%zu of %zu bytes used)", off,
+             len);
+  } else if (ret == 0) {
+    snprintf(err, errlen, "truncated MessagePack data (%zu bytes)", len);
+  } else if (ret == MSGPACK_UNPACK_NOMEM_ERROR) {
+    /* the template's only use of NOMEM is a container opened CODEC_MAX_DEPTH deep */
+    snprintf(err, errlen, "MessagePack nesting deeper than %d at byte %zu", CODEC_MAX_DEPTH, off);
+  } else if (ret == DEC_CALLBACK_ERROR && why == DEC_EXT_TYPE) {
+    snprintf(err, errlen, "unknown MessagePack extension type %d at byte %zu", ext_type, off);
+  } else if (ret == DEC_CALLBACK_ERROR && why == DEC_BAD_REF) {
+    snprintf(err, errlen, "malformed ref (extension type %d) at byte %zu", REF_EXT_TYPE, off);
+  } else if (ret == DEC_CALLBACK_ERROR && why == DEC_NIL_KEY) {
+    snprintf(err, errlen, "nil map key in MessagePack data at byte %zu", off);
+  } else if (ret == DEC_CALLBACK_ERROR && why == DEC_NAN_KEY) {
+    snprintf(err, errlen, "NaN map key in MessagePack data at byte %zu", off);
+  } else {
+    snprintf(err, errlen, "malformed MessagePack data at byte %zu", off);
+  }
+}
+
+int codec_check(const char *data, size_t len, codec_root *root, char *err, size_t errlen) {
+  struct chk_unpack_context ctx;
+  size_t off = 0;
+  chk_unpack_init(&ctx);
+  ctx.user.key = root ? root->key : NULL;
+  ctx.user.key_len = ctx.user.key ? strlen(ctx.user.key) : 0;
+  ctx.user.why = DEC_OK;
+  ctx.user.ext_type = 0;
+  if (root) {
+    root->type = CODEC_ROOT_OTHER;
+    root->found = root->found_str = 0;
+    root->str = NULL;
+    root->str_len = 0;
+  }
+  int ret = data && len > 0 ? chk_unpack_execute(&ctx, data, len, &off) : 0;
+  if (ret != 1 || off != len) {
+    parse_error(ret, off, len, ctx.user.why, ctx.user.ext_type, err, errlen);
+    return -1;
+  }
+  if (root) {
+    unsigned char head = (unsigned char)data[0];
+    int is_array = (head >= 0x90 && head <= 0x9f) || head == 0xdc || head == 0xdd;
+    int is_map = (head >= 0x80 && head <= 0x8f) || head == 0xde || head == 0xdf;
+    chk_obj o = chk_unpack_data(&ctx);
+    root->type = is_array ? CODEC_ROOT_ARRAY : is_map ? CODEC_ROOT_MAP : CODEC_ROOT_OTHER;
+    if (is_array || is_map) {
+      root->found = o.found;
+      root->found_str = o.found_str;
+      root->str = o.p;
+      root->str_len = o.l;
+    }
+  }
+  return 0;
+}
+
 int codec_strings_init(lua_State *L, codec_strings *c) {
   memset(c, 0, sizeof *c);
   c->ref = LUA_NOREF;
@@ -619,26 +843,6 @@ int codec_decode_cached(lua_State *L, codec_strings *c, const char *data, size_t
   }
 
   lua_settop(L, base);  /* drop the partly built value */
-  if (ret == 1) {
-    snprintf(err, errlen, "trailing bytes after the MessagePack value (%zu of %zu bytes used)",
-             off, len);
-  } else if (ret == 0) {
-    snprintf(err, errlen, "truncated MessagePack data (%zu bytes)", len);
-  } else if (ret == MSGPACK_UNPACK_NOMEM_ERROR) {
-    /* the template's only use of NOMEM is a container opened CODEC_MAX_DEPTH deep */
-    snprintf(err, errlen, "MessagePack nesting deeper than %d at byte %zu", CODEC_MAX_DEPTH,
-             off);
-  } else if (ret == DEC_CALLBACK_ERROR && ctx.user.why == DEC_EXT_TYPE) {
-    snprintf(err, errlen, "unknown MessagePack extension type %d at byte %zu",
-             ctx.user.ext_type, off);
-  } else if (ret == DEC_CALLBACK_ERROR && ctx.user.why == DEC_BAD_REF) {
-    snprintf(err, errlen, "malformed ref (extension type %d) at byte %zu", REF_EXT_TYPE, off);
-  } else if (ret == DEC_CALLBACK_ERROR && ctx.user.why == DEC_NIL_KEY) {
-    snprintf(err, errlen, "nil map key in MessagePack data at byte %zu", off);
-  } else if (ret == DEC_CALLBACK_ERROR && ctx.user.why == DEC_NAN_KEY) {
-    snprintf(err, errlen, "NaN map key in MessagePack data at byte %zu", off);
-  } else {
-    snprintf(err, errlen, "malformed MessagePack data at byte %zu", off);
-  }
+  parse_error(ret, off, len, ctx.user.why, ctx.user.ext_type, err, errlen);
   return -1;
 }

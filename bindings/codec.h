@@ -36,6 +36,25 @@ int codec_encode(lua_State *L, int idx, const char *root, msgpack_sbuffer *buf, 
 int codec_decode(lua_State *L, const char *data, size_t len, char *err, size_t errlen);
 
 /*
+ * Checks that data[0..len) is exactly one value codec_decode would accept (the
+ * same parser, limits and refusals) without building it: for the host side,
+ * which has no Lua state. Returns 0, or -1 with a message in err (err may be
+ * NULL). When root is not NULL it also reports the value's top level: its
+ * type, and for an array its first item, for a map the value under root->key
+ * (found: there is one; found_str: it is a string, at str/str_len, pointing
+ * into data).
+ */
+enum { CODEC_ROOT_OTHER, CODEC_ROOT_ARRAY, CODEC_ROOT_MAP };
+typedef struct codec_root {
+  const char *key; /* in: the map key to look for (NULL: none) */
+  int type;
+  int found, found_str;
+  const char *str;
+  size_t str_len;
+} codec_root;
+int codec_check(const char *data, size_t len, codec_root *root, char *err, size_t errlen);
+
+/*
  * The strings a decoder made recently (map keys above all: the same few in
  * every message), so that decoding one again skips Lua's interning: a
  * direct-mapped table of short strings, anchored in a Lua table. One per Lua

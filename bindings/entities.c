@@ -234,3 +234,32 @@ int entities_route_missing(sched_t *s, lore_msg *m) {
   actor_enqueue(a, m);
   return ACTOR_KEPT;
 }
+
+/* Entity ids are one namespace with every other persistence id (an entity's
+ * persistence id is its id). A command for entity (manager, id) that finds
+ * the id held by another manager's entity, or by an actor that is no entity,
+ * would otherwise run that actor's behaviour on it: it is refused instead
+ * (a dead letter; an asker gets an error naming both), and the holder never
+ * sees it. */
+int entities_refuse_holder(actor_t *a, const lore_msg *m) {
+  if (m->kind != MSG_USER || m->ival <= 0) return 0;
+  const lua_actor *la = actor_is_bare(a) ? NULL : actor_lua(a);
+  int64_t held_by = la ? la->manager : 0;
+  if (held_by == m->ival) return 0;
+  binding_state *bs = a->sched->data;
+  entity_manager *want = entities_manager(bs->lrt, (int)m->ival - 1);
+  entity_manager *have = held_by > 0 ? entities_manager(bs->lrt, (int)held_by - 1) : NULL;
+  char text[600];
+  int n = snprintf(text, sizeof text,
+                   "entity id collision: '%s' of entity manager '%s' is held by %s%s%s "
+                   "(entity ids share one namespace with every persistence id)",
+                   m->name ? m->name : "?", want ? want->name : "?",
+                   have ? "an entity of manager '" : "an actor that is not an entity",
+                   have ? have->name : "", have ? "'" : "");
+  size_t len = n < 0 ? 0 : (size_t)n < sizeof text ? (size_t)n : sizeof text - 1;
+  /* counted and logged as a dead letter is (a script could send many) */
+  __atomic_add_fetch(&a->sched->rt->dead_letters, 1, __ATOMIC_RELAXED);
+  log_debug(&bs->lrt->log, "dead letter: %s", text);
+  if (m->corr) binding_reply(a->sched->rt, m->sender, m->corr, REPLY_ERROR, text, len);
+  return 1;
+}

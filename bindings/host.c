@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "binding.h"
+#include "codec.h"
 #include "entities.h"
 #include "ids.h"
 #include "ref.h"
@@ -83,16 +84,12 @@ static lore_msg *msg_to(lore_runtime *lrt, const lore_ref *to, uint32_t kind, co
   return m;
 }
 
-/* Whether bytes are exactly one MessagePack value: a malformed message is
- * refused at the call (LORE_EBADMSG), not dropped later by its receiver. */
+/* Whether bytes are exactly one value an actor can decode: a malformed
+ * message is refused at the call (LORE_EBADMSG), not dropped later by its
+ * receiver. The codec's own check, so the host takes what actors take (the
+ * same nesting limit above all). */
 static int one_value(const void *data, size_t len) {
-  if (!data || !len) return 0;
-  msgpack_unpacked u;
-  msgpack_unpacked_init(&u);
-  size_t off = 0;
-  int ok = msgpack_unpack_next(&u, data, len, &off) == MSGPACK_UNPACK_SUCCESS && off == len;
-  msgpack_unpacked_destroy(&u);
-  return ok;
+  return data && len && codec_check(data, len, NULL, NULL, 0) == 0;
 }
 
 int lore_tell(lore_runtime *rt, const lore_ref *to, const void *msg, size_t len) {
@@ -130,21 +127,12 @@ typedef struct pending_ask {
 static void raised_text(const char *data, size_t len, const char **text, size_t *tlen) {
   *text = data;
   *tlen = len;
-  msgpack_unpacked u;
-  msgpack_unpacked_init(&u);
-  size_t off = 0;
-  if (msgpack_unpack_next(&u, data, len, &off) == MSGPACK_UNPACK_SUCCESS &&
-      u.data.type == MSGPACK_OBJECT_ARRAY && u.data.via.array.size >= 1 &&
-      u.data.via.array.ptr[0].type == MSGPACK_OBJECT_STR) {
-    /* the string's bytes point into `data` (no copy for a str object) */
-    const char *p = u.data.via.array.ptr[0].via.str.ptr;
-    size_t n = u.data.via.array.ptr[0].via.str.size;
-    if (p >= data && p + n <= data + len) { /* it points into the reply's bytes */
-      *text = p;
-      *tlen = n;
-    }
+  codec_root root = {0};
+  if (codec_check(data, len, &root, NULL, 0) == 0 && root.type == CODEC_ROOT_ARRAY &&
+      root.found_str) {
+    *text = root.str; /* points into the reply's bytes */
+    *tlen = root.str_len;
   }
-  msgpack_unpacked_destroy(&u);
 }
 
 static void ask_free(void *p) { free(p); }
@@ -263,27 +251,11 @@ static void spawn_wait_post(void *p) {
 static int opts_id(const void *opts, size_t len, char **id) {
   *id = NULL;
   if (!opts || !len) return 0;
-  msgpack_unpacked u;
-  msgpack_unpacked_init(&u);
-  size_t off = 0;
-  int rc = msgpack_unpack_next(&u, opts, len, &off) == MSGPACK_UNPACK_SUCCESS && off == len &&
-                   u.data.type == MSGPACK_OBJECT_MAP
-               ? 0
-               : UV_EINVAL;
-  for (uint32_t i = 0; rc == 0 && i < u.data.via.map.size; i++) {
-    msgpack_object_kv *kv = &u.data.via.map.ptr[i];
-    if (kv->key.type != MSGPACK_OBJECT_STR || kv->key.via.str.size != 2 ||
-        memcmp(kv->key.via.str.ptr, "id", 2) != 0)
-      continue;
-    if (kv->val.type != MSGPACK_OBJECT_STR ||
-        id_problem(kv->val.via.str.ptr, kv->val.via.str.size)) {
-      rc = UV_EINVAL;
-      break;
-    }
-    if (!(*id = strndup(kv->val.via.str.ptr, kv->val.via.str.size))) rc = UV_ENOMEM;
-  }
-  msgpack_unpacked_destroy(&u);
-  return rc;
+  codec_root root = {.key = "id"};
+  if (codec_check(opts, len, &root, NULL, 0) != 0 || root.type != CODEC_ROOT_MAP) return UV_EINVAL;
+  if (!root.found) return 0;
+  if (!root.found_str || id_problem(root.str, root.str_len)) return UV_EINVAL;
+  return (*id = strndup(root.str, root.str_len)) ? 0 : UV_ENOMEM;
 }
 
 /* The spawn message: {behaviour, opts} as MessagePack, placed by opts.id. */

@@ -25,7 +25,8 @@ extern "C" {
  * program talks to it from ONE thread, the one that runs the host loop:
  * either the host's own uv_loop_t (cfg.loop) or a private loop that
  * lore_run() drives. Every function below is called from that thread, and
- * every callback Lore makes (replies, endpoint messages, shutdown) runs on it.
+ * every callback Lore makes (replies, endpoint messages, shutdown) runs on it,
+ * except cfg.log, which any of Lore's threads may call (see lore_config).
  *
  * Ownership: strings and buffers passed in are copied before the call
  * returns; buffers passed to callbacks are valid only during the callback.
@@ -72,7 +73,15 @@ typedef struct lore_config {
   uv_loop_t *loop;       /* the host's loop: replies and messages to host
                             endpoints are delivered on it; NULL: lore_run() */
   int handle_signals;    /* 1: SIGINT/SIGTERM shut Lore down (lore run does) */
-  void (*log)(void *ud, int level, const char *line); /* NULL: stderr */
+  /* NULL: stderr. NOT called on the host thread only: any of Lore's threads
+   * calls it, at the same time as others, with no lock taken by Lore: the
+   * host thread, every worker, the journal writer (and the SQLite
+   * checkpointer, the PostgreSQL listener and lease threads), libuv's thread
+   * pool (snapshot stores, recovery reads). So it must be
+   * thread-safe, should return quickly (the thread that logged waits for it,
+   * the journal writer too) and must not call any lore_ function. `line` is
+   * valid during the call only. */
+  void (*log)(void *ud, int level, const char *line);
   void *log_ud;
   /* Added after the fixed fields above; lore_config_init sets every one. */
   int log_level;                 /* LORE_LOG_*; default: $LORE_LOG or warn */

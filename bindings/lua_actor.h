@@ -145,6 +145,10 @@ void persist_written(lore_msg *m, int64_t *first, int64_t *ts);
 int entities_route_missing(sched_t *s, lore_msg *m);
 void entities_touch(actor_t *a);
 void entities_stopped(actor_t *a);
+/* 1 when m, a command for an entity, reached an actor that is not that
+ * manager's entity (its id is held by another): refused (an asker gets the
+ * error). 0 for every other message. */
+int entities_refuse_holder(actor_t *a, const lore_msg *m);
 void entities_worker_close(binding_state *bs);
 
 /* Recovery permits (persist_lua.c): give one back (to the next waiter, if

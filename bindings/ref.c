@@ -131,20 +131,25 @@ size_t ref_serialize(const lore_ref *r, char *buf, size_t cap) {
   return 13;
 }
 
-int ref_push_serialized(lua_State *L, const char *buf, size_t len) {
-  if (len == 13 && buf[0] == 1) {
-    ref_push_addr(L, (uint32_t)get_be(buf + 1, 4), get_be(buf + 5, 8));
-    return 0;
-  }
-  if (len >= 2 && len <= REF_SERIALIZED_MAX && buf[0] == 2) {
-    ref_push_name(L, buf + 1, len - 1);
-    return 0;
-  }
+int ref_serialized_valid(const char *buf, size_t len) {
+  if (len == 13 && buf[0] == 1) return 1;
+  if (len >= 2 && len <= REF_SERIALIZED_MAX && buf[0] == 2) return 1;
   if (len >= 4 && len <= REF_SERIALIZED_MAX && buf[0] == 3) {
     size_t mlen = (unsigned char)buf[1];
-    if (mlen == 0 || len < 3 + mlen) return -1;
-    ref_push_entity(L, buf + 2, mlen, buf + 2 + mlen, len - 2 - mlen);
-    return 0;
+    return mlen != 0 && len >= 3 + mlen;
   }
-  return -1;
+  return 0;
+}
+
+int ref_push_serialized(lua_State *L, const char *buf, size_t len) {
+  if (!ref_serialized_valid(buf, len)) return -1;
+  if (buf[0] == 1) {
+    ref_push_addr(L, (uint32_t)get_be(buf + 1, 4), get_be(buf + 5, 8));
+  } else if (buf[0] == 2) {
+    ref_push_name(L, buf + 1, len - 1);
+  } else {
+    size_t mlen = (unsigned char)buf[1];
+    ref_push_entity(L, buf + 2, mlen, buf + 2 + mlen, len - 2 - mlen);
+  }
+  return 0;
 }

@@ -45,6 +45,8 @@ lore_ref *ref_test(lua_State *L, int idx);
 lore_ref *ref_check(lua_State *L, int idx);
 /* Writes the bytes of r into buf; returns their length, or 0 if cap is too small. */
 size_t ref_serialize(const lore_ref *r, char *buf, size_t cap);
+/* Whether those bytes are a well-formed serialized ref (no Lua needed). */
+int ref_serialized_valid(const char *buf, size_t len);
 /* Pushes the ref those bytes describe; returns 0, or -1 (nothing pushed) if malformed. */
 int ref_push_serialized(lua_State *L, const char *buf, size_t len);
 

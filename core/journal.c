@@ -531,6 +531,10 @@ void journal_session_close(journal_session *s) {
   free(s);
 }
 
+size_t journal_writer_ids(journal_t *j) {
+  return j && j->backend->writer_ids ? j->backend->writer_ids(j->state) : 0;
+}
+
 void journal_writer_stats(journal_t *j, uint64_t *batches, uint64_t *writes) {
   pthread_mutex_lock(&j->mu);
   if (batches) *batches = j->batches;

@@ -166,6 +166,10 @@ typedef struct journal_options {
    * in a row writes fail fast (JOURNAL_EBREAKER) for breaker_reset_ms; 0: off. */
   int breaker_max_failures;
   int breaker_reset_ms;
+  /* sqlite, postgres: how many ids' highest seqs the writer keeps between
+   * batches (the least recently written go first, and are read again from
+   * the database when written again); 0: SEQMAP_DEFAULT_LIMIT (65536). */
+  size_t writer_ids_max;
 } journal_options;
 
 /*
@@ -227,6 +231,8 @@ typedef struct journal_backend {
    * another process committed events (postgres LISTEN/NOTIFY); the journal
    * passes that on to its subscribers. */
   void (*set_notify)(void *state, void (*fn)(void *ud, int64_t max_offset), void *ud);
+  /* Optional: how many ids the writer's seq map holds now (any thread). */
+  size_t (*writer_ids)(void *state);
 
   /* Projection sessions (optional): a connection of its own to the journal's
    * database, so a projection's writes to its own tables and its stored offset
@@ -323,6 +329,9 @@ void journal_session_close(journal_session *s);
 
 /* Statistics of the writer: batches committed and writes in them. */
 void journal_writer_stats(journal_t *j, uint64_t *batches, uint64_t *writes);
+/* How many ids the writer's seq map holds now (0 for a backend without one):
+ * for tests and stats, bounded by journal_options.writer_ids_max. */
+size_t journal_writer_ids(journal_t *j);
 const char *journal_scheme(const journal_t *j);
 /* The circuit breaker's state (BREAKER_* of journal_breaker.h) and how many
  * times it has opened. */

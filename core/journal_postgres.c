@@ -524,6 +524,7 @@ static int pgj_open(const char *path, journal_options *opt, void **state) {
       s->instance = (uint64_t)rand() << 32 | (uint64_t)rand();
   }
   seqmap_init(&s->highest);
+  if (opt->writer_ids_max) s->highest.limit = opt->writer_ids_max;
   idmap_init(&s->leases);
   pthread_mutex_init(&s->pool_mu, NULL);
   pthread_cond_init(&s->pool_cv, NULL);
@@ -548,7 +549,10 @@ static int pgj_open(const char *path, journal_options *opt, void **state) {
   return 0;
 }
 
+static size_t pgj_writer_ids(void *state) { return seqmap_shared_count(&((pg_state *)state)->highest); }
+
 const journal_backend journal_postgres_backend = {
+    .writer_ids = pgj_writer_ids,
     .scheme = "postgres",
     .open = pgj_open,
     .write_batch = pg_write_batch,

@@ -25,8 +25,6 @@
  * at a time, each in a savepoint, so that write alone fails.
  */
 
-/* Past this many ids the map is dropped and reloaded lazily. */
-#define SEQMAP_MAX_IDS (1u << 20)
 /* One INSERT carries at most this much payload; a batch of large events
  * takes several. */
 #define CHUNK_BYTES ((size_t)32 << 20)
@@ -604,7 +602,7 @@ static void reset_attempt(batch *b) {
 
 static int events_and_deletes(batch *b) {
   pg_state *s = b->s;
-  if (s->highest.count > SEQMAP_MAX_IDS) seqmap_clear(&s->highest);
+  seqmap_trim(&s->highest);
   int rc = load_highest(b);
   if (rc < 0) return rc;
   if (seqmap_begin(&s->highest, b->n) < 0) return JOURNAL_ENOMEM;

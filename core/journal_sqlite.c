@@ -616,6 +616,7 @@ static int sq_open(const char *uri_path, journal_options *opt, void **state) {
   s->synchronous_full = opt->synchronous_full;
   s->busy_timeout_ms = opt->busy_timeout_ms > 0 ? opt->busy_timeout_ms : SQ_DEFAULT_BUSY_TIMEOUT_MS;
   seqmap_init(&s->highest);
+  if (opt->writer_ids_max) s->highest.limit = opt->writer_ids_max;
   if (pthread_mutex_init(&s->pool_mu, NULL) != 0) {
     free(s);
     free(path);
@@ -632,7 +633,10 @@ static int sq_open(const char *uri_path, journal_options *opt, void **state) {
   return 0;
 }
 
+static size_t sq_writer_ids(void *state) { return seqmap_shared_count(&((sq_state *)state)->highest); }
+
 const journal_backend journal_sqlite_backend = {
+    .writer_ids = sq_writer_ids,
     .scheme = "sqlite",
     .open = sq_open,
     .write_batch = sq_write_batch,

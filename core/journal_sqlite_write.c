@@ -6,10 +6,6 @@
 #include "journal_sqlite.h"
 #include "journal_sqlite_internal.h"
 
-/* Past this many ids the map is dropped and reloaded lazily: its memory stays
- * bounded whatever the number of ids a long-lived process writes. */
-#define SEQMAP_MAX_IDS (1u << 20)
-
 int sq_writer_prepare(sq_state *s) {
   struct {
     const char *sql;
@@ -237,7 +233,7 @@ static int fail_batch(sq_state *s, journal_write **writes, size_t n, int rc, con
 /* BEGIN, and the first offset of the batch: after the last row, and after
  * every offset ever given (the newest rows may have been deleted). */
 static int begin_batch(sq_state *s, journal_write **writes, size_t n) {
-  if (s->highest.count > SEQMAP_MAX_IDS) seqmap_clear(&s->highest);
+  seqmap_trim(&s->highest);
   if (seqmap_begin(&s->highest, n) < 0) return fail_batch(s, writes, n, SQLITE_NOMEM, "batch");
   int rc = run(s->begin);
   if (rc != SQLITE_DONE) return fail_batch(s, writes, n, rc, "BEGIN");
@@ -323,6 +319,7 @@ static int write_batch(sq_state *s, journal_write **writes, size_t n) {
 int sq_write_batch(void *state, journal_write **writes, size_t n) {
   sq_state *s = state;
   int rc = write_batch(s, writes, n);
+  seqmap_trim(&s->highest); /* between batches: the map's bound */
   if (rc == 0 && s->checkpointer)
     sq_checkpointer_restart(s->checkpointer, s->db, s->busy_timeout_ms);
   /* Offsets are only meaningful on stored events. */

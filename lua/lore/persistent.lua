@@ -665,7 +665,7 @@ return function(core, R, ctx_methods)
         core.log(LOG_WARN, fmt("%s: deleting events after a snapshot: %s", rec.pid, derr))
       end
     end
-    call_hook(rec, "on_snapshot", true, { seq = seq, timestamp = ts }, rec[CTX])
+    call_hook(rec, "on_snapshot", true, { seq = seq, ts = ts, timestamp = ts }, rec[CTX]) -- timestamp: the old name
   end
 
   function ctx_methods:save_snapshot()

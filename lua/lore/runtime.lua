@@ -479,7 +479,14 @@ function R.system(rec, kind, ival, token, mptr)
     if rec.persistent then return P.stop_requested(rec) end
     return stop_actor(rec)
   elseif kind == SYS.RESTART then
+    if not rec.backing_off then return end -- it stopped meanwhile
+    rec.backing_off = nil
     core.release(rec.aid)
+  elseif kind == SYS.STOP_PENDING and not rec.persistent then
+    -- ref:stop() or the shutdown while the mailbox is held for a back-off:
+    -- stop wins at once (what the mailbox holds becomes dead letters), as
+    -- for a persistent actor (persistent.lua)
+    return R.shutdown(rec)
   else
     return P.system(rec, kind, ival, token, mptr)
   end
@@ -594,16 +601,23 @@ end
 function R.backoff(rec)
   local delay = R.backoff_delay(rec)
   if delay > 0 then
+    rec.backing_off = true
     core.hold()
     core.schedule_system(delay, SYS.RESTART)
   end
 end
 
--- The runtime is shutting down: an actor waiting out a restart back-off
--- stops now (its held commands become dead letters) rather than holding the
--- shutdown for up to 10 s.
+-- A stop arrived while the mailbox is held (ref:stop(), or the runtime
+-- shutting down, which stops every actor): a plain actor waiting out a
+-- restart back-off stops now (its held commands become dead letters) rather
+-- than holding the stop for up to the back-off's max.
 function R.shutdown(rec)
   if rec.persistent then return P.shutdown(rec) end
+  if rec.backing_off then
+    rec.backing_off = nil
+    core.release(rec.aid)
+    return stop_actor(rec)
+  end
 end
 
 -- The actor has ended: its watchers and its parent hear of it.

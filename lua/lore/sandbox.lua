@@ -153,6 +153,38 @@ return function(core, lore)
 
   local natives = {} -- name -> module value: native modules the host preloaded (trusted)
 
+  -- A native module is opened once per worker, so its table is one object
+  -- there: a realm gets a read-only view of it instead, so a behaviour cannot
+  -- replace a function (or a value in a table inside it) for the others.
+  -- Views are made lazily, one per table and realm; functions and other
+  -- values pass through as they are.
+  local function read_only_view(realm, name, t)
+    if type(t) ~= "table" then return t end
+    local views = realm.views
+    if not views then
+      views = raw_setmetatable({}, { __mode = "k" })
+      realm.views = views
+    end
+    local v = views[t]
+    if v then return v end
+    local function refuse()
+      error(fmt("module '%s' is read-only (it is shared with other behaviours)", name), 2)
+    end
+    local function view_next(_, k)
+      local nk, nv = next(t, k)
+      if nk ~= nil then return nk, read_only_view(realm, name, nv) end
+    end
+    v = raw_setmetatable({}, {
+      __index = function(_, k) return read_only_view(realm, name, t[k]) end,
+      __newindex = refuse,
+      __pairs = function() return view_next, v, nil end,
+      __len = function() return #t end,
+      __metatable = false,
+    })
+    views[t] = v
+    return v
+  end
+
   local load_module
 
   local function new_env(realm)
@@ -214,8 +246,9 @@ return function(core, lore)
       if open then natives[name] = open(name) or true end
     end
     if natives[name] ~= nil then
-      realm.modules[name] = natives[name]
-      return natives[name]
+      m = read_only_view(realm, name, natives[name])
+      realm.modules[name] = m
+      return m
     end
     if realm.loading[name] then return nil, fmt("module '%s' requires itself (a loop)", name) end
     local path = find_file(name)

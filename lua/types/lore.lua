@@ -433,11 +433,12 @@ function Ctx:save_snapshot() end
 ---@param to_seq integer
 function Ctx:delete_events(to_seq) end
 
+---Snapshot timestamps are milliseconds since the epoch (`lore.SnapshotMeta.ts`).
 ---@class lore.SnapshotCriteria
 ---@field max_seq? integer
 ---@field min_seq? integer
----@field max_ts? number
----@field min_ts? number
+---@field max_ts? integer milliseconds since the epoch
+---@field min_ts? integer milliseconds since the epoch
 
 ---Deletes this actor's snapshots that match; the result arrives in
 ---`M.on_snapshots_deleted`.
@@ -573,11 +574,12 @@ function Ctx:stop() end
 
 ---@class lore.SnapshotMeta
 ---@field seq integer the last event the snapshot covers
----@field ts number when it was taken (seconds)
+---@field ts integer when it was taken (milliseconds since the epoch)
+---@field timestamp? integer `on_snapshot` only: the same as `ts` (its older name)
 
 ---@class lore.RecoverySnapshotLimit
 ---@field max_seq? integer
----@field max_ts? number
+---@field max_ts? integer milliseconds since the epoch
 
 ---@class lore.RecoveryConfig
 ---which snapshot to start from (default "latest")
