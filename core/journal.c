@@ -460,6 +460,7 @@ journal_sub *journal_subscribe(journal_t *j, void (*fn)(void *ud, int64_t max_of
   s->next = j->subs;
   j->subs = s;
   pthread_mutex_unlock(&j->sub_mu);
+  if (j->backend->subscribers_changed) j->backend->subscribers_changed(j->state, 1);
   return s;
 }
 
@@ -481,6 +482,7 @@ void journal_unsubscribe(journal_t *j, journal_sub *sub) {
     }
   }
   pthread_mutex_unlock(&j->sub_mu);
+  if (j->backend->subscribers_changed) j->backend->subscribers_changed(j->state, -1);
 }
 
 int journal_session_open(journal_t *j, journal_session **out) {

@@ -233,6 +233,13 @@ typedef struct journal_backend {
   void (*set_notify)(void *state, void (*fn)(void *ud, int64_t max_offset), void *ud);
   /* Optional: how many ids the writer's seq map holds now (any thread). */
   size_t (*writer_ids)(void *state);
+  /* Optional: the journal's subscribers came (+1) or went (-1). A backend
+   * whose hearing of other processes costs every commit something (postgres:
+   * a LISTEN session woken by each one) listens only while some are there;
+   * +1 returns once later commits of other processes will be heard (a
+   * bounded wait). Called outside the journal's locks, between set_notify
+   * and close. */
+  void (*subscribers_changed)(void *state, int delta);
 
   /* Projection sessions (optional): a connection of its own to the journal's
    * database, so a projection's writes to its own tables and its stored offset
@@ -305,7 +312,8 @@ int journal_stats_of(journal_t *j, journal_stats_t *out);
  * Live readers: fn(ud, max_offset) runs after every commit that stored events
  * (on the writer thread, before the batch's write callbacks: post to a loop
  * and return) and when the backend
- * learns of another process's commits. Returns a handle for
+ * learns of another process's commits (those committed after subscribe
+ * returned are all heard). Returns a handle for
  * journal_unsubscribe, or NULL when out of memory. After unsubscribe returns,
  * fn is never called again.
  */

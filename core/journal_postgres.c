@@ -565,6 +565,7 @@ const journal_backend journal_postgres_backend = {
     .max_offset = pgj_max_offset,
     .stats = pgj_stats,
     .set_notify = pg_set_notify,
+    .subscribers_changed = pg_subscribers_changed,
     .session_open = pg_session_open,
     .session_begin = pg_session_begin,
     .session_exec = pg_session_exec,

@@ -190,6 +190,7 @@ void pg_leases_close(pg_state *s);
 
 /* journal_postgres_notify.c */
 void pg_set_notify(void *state, void (*fn)(void *ud, int64_t max_offset), void *ud);
+void pg_subscribers_changed(void *state, int delta);
 void pg_notify_stop(pg_state *s);
 
 /* journal_postgres.c: the reader pool */

@@ -16,10 +16,11 @@
  * sees the second batch's events also sees the first's: no reader can ever
  * find an offset appear below one it has already read.
  *
- * A batch is one round trip: BEGIN, the offset update, the events (one
- * multi-row INSERT from arrays, a few if the payloads are large), their tags,
- * deletes, the notification to other processes and COMMIT go out together
- * in pipeline mode. Gaps and duplicates are refused from `highest` (id ->
+ * A batch is one round trip. Events alone (the usual batch) are one
+ * statement in autocommit (w_batch): the offset update, the events (one
+ * multi-row INSERT from arrays), their tags and the notification to other
+ * processes. A batch with deletes sends BEGIN, the same steps as separate
+ * statements, the deletes and COMMIT together in pipeline mode. Gaps and duplicates are refused from `highest` (id ->
  * highest seq) without a query. If the database still finds a duplicate
  * (a row this process did not know of), the batch is written again one write
  * at a time, each in a savepoint, so that write alone fails.
@@ -48,7 +49,7 @@ enum {
 static const struct {
   const char *name, *sql;
   int n;
-  Oid types[11];
+  Oid types[14];
 } writer_stmts[] = {
     /* The highest seq of each of some ids (stored, or kept by a delete). */
     {"w_bounds",
@@ -76,6 +77,26 @@ static const struct {
      {PG_OID_INT8, PG_OID_INT8, PG_OID_TEXT_ARRAY, PG_OID_INT8_ARRAY, PG_OID_TEXT_ARRAY,
       PG_OID_INT4_ARRAY, PG_OID_TEXT_ARRAY, PG_OID_INT8_ARRAY, PG_OID_INT8_ARRAY,
       PG_OID_BYTEA_ARRAY, PG_OID_INT8_ARRAY}},
+    /* A batch of events alone (the usual one) as a single statement in
+     * autocommit: the offset update, the events, their tags and the
+     * notification in one transaction, without BEGIN, COMMIT and three more
+     * statements for the server to run. The UPDATE's row lock is taken first
+     * and held until the commit, as in the pipelined form. */
+    {"w_batch",
+     "WITH n AS (UPDATE lore_journal_info SET value = value + $1 WHERE key = 'last_offset'"
+     " RETURNING value),"
+     " e AS (INSERT INTO lore_events(\"offset\", id, seq, manifest, version, tags, writer, ts,"
+     " payload, crc) SELECT n.value - $1 + u.ord, u.id, u.seq, u.manifest, u.version, u.tags,"
+     " u.writer, u.ts, u.payload, u.crc FROM n, unnest($2::text[], $3::int8[], $4::text[],"
+     " $5::int4[], $6::text[], $7::int8[], $8::int8[], $9::bytea[], $10::int8[])"
+     " WITH ORDINALITY AS u(id, seq, manifest, version, tags, writer, ts, payload, crc, ord)),"
+     " t AS (INSERT INTO lore_event_tags(tag, \"offset\") SELECT u.tag, n.value - $1 + u.k"
+     " FROM n, unnest($11::text[], $12::int8[]) AS u(tag, k) ON CONFLICT DO NOTHING)"
+     " SELECT n.value, pg_notify($13, $14 || ':' || n.value) FROM n",
+     14,
+     {PG_OID_INT8, PG_OID_TEXT_ARRAY, PG_OID_INT8_ARRAY, PG_OID_TEXT_ARRAY, PG_OID_INT4_ARRAY,
+      PG_OID_TEXT_ARRAY, PG_OID_INT8_ARRAY, PG_OID_INT8_ARRAY, PG_OID_BYTEA_ARRAY,
+      PG_OID_INT8_ARRAY, PG_OID_TEXT_ARRAY, PG_OID_INT8_ARRAY, PG_OID_TEXT, PG_OID_TEXT}},
     /* A tag listed twice on one event is stored once. */
     {"w_tags",
      "INSERT INTO lore_event_tags(tag, \"offset\") SELECT u.tag,"
@@ -466,6 +487,50 @@ static int read_pipeline(batch *b, int64_t *last) {
   return first_err;
 }
 
+/* Relative offsets (1, 2, ... across the batch) made absolute from
+ * last_offset after the batch. */
+static void offsets_from(batch *b, int64_t last) {
+  int64_t base = last - b->events;
+  for (size_t i = 0; i < b->n; i++) {
+    journal_write *w = b->writes[i];
+    if (w->kind == JOURNAL_WRITE_EVENTS && w->status == 0)
+      for (size_t k = 0; k < w->count; k++) w->events[k].offset += base;
+  }
+}
+
+/* Events without deletes, planned into the arrays: one statement (w_batch).
+ * Returns 0 (last_offset after it in *last), JOURNAL_ECONFLICT (nothing
+ * stored) or another failure. */
+static int run_single(batch *b, int64_t *last) {
+  pg_state *s = b->s;
+  for (int i = A_ID; i <= A_TAG_IDX; i++) pg_array_end(&s->arrays[i]);
+  if (arrays_oom(s)) return JOURNAL_ENOMEM;
+  char p_n[8], instance[20];
+  bind_i64(p_n, b->events);
+  snprintf(instance, sizeof instance, "%016llx", (unsigned long long)s->instance);
+  const char *v[14] = {p_n};
+  int len[14] = {8}, fmt[14] = {1};
+  for (int i = A_ID; i <= A_TAG_IDX; i++) {
+    v[1 + i] = s->arrays[i].data;
+    len[1 + i] = (int)s->arrays[i].len;
+    fmt[1 + i] = 1;
+  }
+  v[12] = s->channel;
+  v[13] = instance;
+  PGresult *r = PQexecPrepared(s->wconn, "w_batch", 14, v, len, fmt, 1);
+  int rc = r ? pg_result_code(r) : JOURNAL_EIO;
+  if (rc < 0 && rc != JOURNAL_ECONFLICT) {
+    const char *m = r ? PQresultErrorMessage(r) : PQerrorMessage(s->wconn);
+    log_error(s->log, "postgres: writer: batch failed: %.*s", (int)strcspn(m, "\n"), m);
+  }
+  if (rc == 0 && PQntuples(r) == 1)
+    *last = pg_get_int(r, 0, 0);
+  else if (rc == 0)
+    rc = JOURNAL_EIO;
+  PQclear(r);
+  return rc;
+}
+
 /* The fast path: everything in one pipeline. Returns 0, JOURNAL_ECONFLICT
  * (a duplicate the map did not know of: nothing stored, try write by write)
  * or another failure (nothing stored). */
@@ -478,6 +543,12 @@ static int attempt_pipelined(batch *b) {
     if (b->writes[i]->status == 0) rc = plan_write(b, b->writes[i]);
   if (rc < 0) return rc;
   if (b->events == 0 && b->ndeletes == 0) return 0;
+  int64_t last = 0;
+  if (b->ndeletes == 0) {
+    rc = run_single(b, &last);
+    if (rc == 0) offsets_from(b, last);
+    return rc;
+  }
   if (!PQenterPipelineMode(s->wconn)) {
     log_error(s->log, "postgres: writer: %s", PQerrorMessage(s->wconn));
     return JOURNAL_EIO;
@@ -500,17 +571,9 @@ static int attempt_pipelined(batch *b) {
   if (rc == 0 && b->events > 0) rc = send_notify(b, 1);
   if (rc == 0) rc = send_plain(b, 1, "COMMIT");
   if (!PQpipelineSync(s->wconn) && rc == 0) rc = JOURNAL_EIO;
-  int64_t last = 0;
   int prc = read_pipeline(b, &last);
   if (rc == 0) rc = prc;
-  if (rc == 0 && b->events > 0) {
-    int64_t base = last - b->events;
-    for (size_t i = 0; i < b->n; i++) {
-      journal_write *w = b->writes[i];
-      if (w->kind == JOURNAL_WRITE_EVENTS && w->status == 0)
-        for (size_t k = 0; k < w->count; k++) w->events[k].offset += base;
-    }
-  }
+  if (rc == 0 && b->events > 0) offsets_from(b, last);
   return rc;
 }
 

@@ -5,7 +5,7 @@
 --   LORE_TEST_PG=CONNINFO lore run tests/bench/postgres_bench.lua [--smoke] [--rounds N]
 --                                                                [--nact "node .../postgres_nact_round.js"]
 --
--- Every figure runs its sides in alternating rounds (N each, default 5; 1 with --smoke, which
+-- Every figure runs its sides in alternating rounds (N each, default 7; 1 with --smoke, which
 -- also shrinks every size), each round a fresh process on the same database: Lore rounds are
 -- postgres_rounds.lua under bench_stamp, baseline rounds bench_postgres, nact rounds the
 -- --nact command. Writing figures use a fresh schema per round; the recovery figure reads one
@@ -13,7 +13,7 @@
 local args = { ... }
 local fmt = string.format
 
-local SMOKE, ROUNDS, NACT = false, 5, nil
+local SMOKE, ROUNDS, NACT = false, 7, nil
 do
   local i = 1
   while args[i] do
