@@ -365,6 +365,14 @@ int journal_replay(journal_t *j, const char *id, int64_t from, int64_t to, int64
   return j->backend->replay(j->state, id, from, to, max, cb, ud);
 }
 
+int journal_read_hold(journal_t *j) {
+  return j->backend->read_hold ? j->backend->read_hold(j->state) : 0;
+}
+
+void journal_read_release(journal_t *j) {
+  if (j->backend->read_release) j->backend->read_release(j->state);
+}
+
 int journal_bounds_of(journal_t *j, const char *id, journal_bounds *out) {
   if (!id || !out) return JOURNAL_EREJECTED;
   if (!j->backend->bounds) return JOURNAL_ENOTSUP;
