@@ -540,7 +540,9 @@ void journal_pause_for_test(journal_t *j, int paused) {
 }
 
 /* Must not be called from a write's callback: it joins the writer thread that
- * runs the callbacks. */
+ * runs the callbacks. Nor while another thread may still be in journal_submit,
+ * which signals the writer after releasing the lock (the runtime closes the
+ * journal once its workers have stopped). */
 void journal_close(journal_t *j) {
   if (!j) return;
   pthread_mutex_lock(&j->mu);
