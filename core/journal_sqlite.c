@@ -464,6 +464,7 @@ static void sq_close(void *state) {
     reader_free(r);
   }
   sq_writer_finalize(s);
+  sq_walspace_close(s);
   /* Closed last, the write connection checkpoints the WAL into the database. */
   if (s->db && sqlite3_close(s->db) != SQLITE_OK)
     log_error(s->log, "journal sqlite: closing %s: %s", s->path ? s->path : "?",
