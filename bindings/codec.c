@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "codec_fast.h"
 #include "ref.h"
 
 /*
@@ -816,7 +817,7 @@ int codec_decode(lua_State *L, const char *data, size_t len, char *err, size_t e
   return codec_decode_cached(L, NULL, data, len, err, errlen);
 }
 
-int codec_decode_cached(lua_State *L, codec_strings *c, const char *data, size_t len, char *err,
+int codec_decode_parser(lua_State *L, codec_strings *c, const char *data, size_t len, char *err,
                         size_t errlen) {
   int base = lua_gettop(L);
   if (!lua_checkstack(L, DEC_STACK + 1)) {
@@ -845,4 +846,22 @@ int codec_decode_cached(lua_State *L, codec_strings *c, const char *data, size_t
   lua_settop(L, base);  /* drop the partly built value */
   parse_error(ret, off, len, ctx.user.why, ctx.user.ext_type, err, errlen);
   return -1;
+}
+
+int codec_decode_cached(lua_State *L, codec_strings *c, const char *data, size_t len, char *err,
+                        size_t errlen) {
+  int base = lua_gettop(L);
+  int anchor = 0;
+  if (c && c->ref != LUA_NOREF && c->ref != LUA_REFNIL) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, c->ref);
+    anchor = lua_gettop(L);
+  } else {
+    c = NULL;
+  }
+  if (codec_decode_fast(L, c, anchor, data, len) == 0) {
+    if (anchor) lua_remove(L, anchor);
+    return 0;
+  }
+  lua_settop(L, base); /* the fast path gave up: the parser decides */
+  return codec_decode_parser(L, c, data, len, err, errlen);
 }

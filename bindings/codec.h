@@ -76,5 +76,9 @@ void codec_strings_free(lua_State *L, codec_strings *c);
 /* codec_decode, with the string cache c (NULL: none). */
 int codec_decode_cached(lua_State *L, codec_strings *c, const char *data, size_t len, char *err,
                         size_t errlen);
+/* codec_decode_cached without its fast path (codec_fast.c): libmsgpack's parser alone, which
+ * has the last word on every input the fast path does not take. Tests compare the two. */
+int codec_decode_parser(lua_State *L, codec_strings *c, const char *data, size_t len, char *err,
+                        size_t errlen);
 
 #endif

@@ -4,7 +4,6 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <uv.h>
 
 #include "journal_breaker.h"
@@ -155,34 +154,12 @@ static size_t take_batch(journal_t *j) {
   size_t taken = 0;
   while (j->head && taken < j->batch_cap) {
     journal_write *w = j->head;
-    __atomic_store_n(&j->head, w->next, __ATOMIC_RELEASE); /* spin_for_work reads it unlocked */
+    j->head = w->next;
     w->next = NULL;
     j->batch[taken++] = w;
   }
   if (!j->head) j->tail = NULL;
   return taken;
-}
-
-/* A lone actor persisting one event at a time submits its next write a few
- * tens of microseconds after its completion was posted. Sleeping on the
- * condition variable in between costs a futex wake-up per event (~40 us on a
- * small VM); watching the queue for a short while first catches that write
- * at once. Under load the queue is never empty here, so this never spins. */
-#define WRITER_SPIN_NS 150000
-
-static void spin_for_work(journal_t *j) {
-  struct timespec t0, t;
-  clock_gettime(CLOCK_MONOTONIC, &t0);
-  for (;;) {
-    for (int i = 0; i < 64; i++) {
-      if (__atomic_load_n(&j->head, __ATOMIC_ACQUIRE)) return;
-#if defined(__x86_64__) || defined(__i386__)
-      __builtin_ia32_pause();
-#endif
-    }
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    if ((t.tv_sec - t0.tv_sec) * 1000000000L + (t.tv_nsec - t0.tv_nsec) > WRITER_SPIN_NS) return;
-  }
 }
 
 static void notify_subscribers(journal_t *j, int64_t max_offset) {
@@ -268,7 +245,6 @@ static void *writer_main(void *arg) {
       if (rc < 0 && w->status == 0) w->status = rc;
       if (w->done) w->done(w, w->status);
     }
-    spin_for_work(j);
     pthread_mutex_lock(&j->mu);
   }
   pthread_mutex_unlock(&j->mu);
@@ -368,15 +344,18 @@ int journal_submit(journal_t *j, journal_write *w) {
     return admitted;
   }
   /* The writer only sleeps on an empty queue, so only the first write into
-   * an empty queue needs to wake it. */
+   * an empty queue needs to wake it. Signalled after the unlock: a writer
+   * woken while the lock is still held blocks on it at once, and its second
+   * wake-up was a visible part of a lone actor's persist. The writer checks
+   * the queue under the lock before it sleeps, so no wake-up is lost. */
   int was_empty = j->head == NULL;
   if (j->tail)
     j->tail->next = w;
   else
-    __atomic_store_n(&j->head, w, __ATOMIC_RELEASE);
+    j->head = w;
   j->tail = w;
-  if (was_empty) pthread_cond_signal(&j->wake);
   pthread_mutex_unlock(&j->mu);
+  if (was_empty) pthread_cond_signal(&j->wake);
   return 0;
 }
 
@@ -384,6 +363,14 @@ int journal_replay(journal_t *j, const char *id, int64_t from, int64_t to, int64
                    journal_replay_cb cb, void *ud) {
   if (!id || !cb) return JOURNAL_EREJECTED;
   return j->backend->replay(j->state, id, from, to, max, cb, ud);
+}
+
+int journal_read_hold(journal_t *j) {
+  return j->backend->read_hold ? j->backend->read_hold(j->state) : 0;
+}
+
+void journal_read_release(journal_t *j) {
+  if (j->backend->read_release) j->backend->read_release(j->state);
 }
 
 int journal_bounds_of(journal_t *j, const char *id, journal_bounds *out) {
@@ -559,7 +546,9 @@ void journal_pause_for_test(journal_t *j, int paused) {
 }
 
 /* Must not be called from a write's callback: it joins the writer thread that
- * runs the callbacks. */
+ * runs the callbacks. Nor while another thread may still be in journal_submit,
+ * which signals the writer after releasing the lock (the runtime closes the
+ * journal once its workers have stopped). */
 void journal_close(journal_t *j) {
   if (!j) return;
   pthread_mutex_lock(&j->mu);

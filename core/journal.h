@@ -263,6 +263,12 @@ typedef struct journal_backend {
   void (*session_close)(void *session);
 
   void (*close)(void *state);
+  /* Optional: the calling thread's reads until read_release share one read
+   * transaction (one snapshot of the store): a batch of small reads pays
+   * for one transaction instead of one per statement. Nesting is not
+   * supported; a failed read_hold leaves the reads as they were. */
+  int (*read_hold)(void *state);
+  void (*read_release)(void *state);
 } journal_backend;
 
 extern const journal_backend journal_memory_backend;
@@ -292,6 +298,14 @@ int journal_open(const char *uri, const journal_options *opt, journal_t **out);
  * error (closed, a read-only journal, or the circuit breaker is open) returns
  * JOURNAL_ECLOSED / JOURNAL_EREADONLY / JOURNAL_EBREAKER and `done` never fires. */
 int journal_submit(journal_t *j, journal_write *w);
+
+/* The calling thread's journal reads until journal_read_release see one
+ * snapshot of the store and share one read transaction (where the backend
+ * has them; elsewhere both do nothing). Reads only: hold it briefly, since
+ * a held snapshot keeps the store from reclaiming what writes replace.
+ * Returns 0 or a negative code (then nothing is held). */
+int journal_read_hold(journal_t *j);
+void journal_read_release(journal_t *j);
 
 /* Blocking reads, forwarded to the backend (run them off the event loop). */
 int journal_replay(journal_t *j, const char *id, int64_t from, int64_t to, int64_t max,

@@ -79,7 +79,8 @@ int sq_open_conn(const log_sink *log, const char *path, int flags, int busy_time
 static void reader_free(sq_reader *r) {
   sqlite3_stmt *stmts[] = {r->replay,     r->bounds,     r->list,       r->list_after,
                            r->replay_all, r->replay_tag, r->max_offset, r->stats_events,
-                           r->stats_ids,  r->page_count, r->page_size};
+                           r->stats_ids,  r->page_count, r->page_size,  r->begin,
+                           r->commit};
   for (size_t i = 0; i < sizeof stmts / sizeof stmts[0]; i++) sqlite3_finalize(stmts[i]);
   sqlite3_close(r->db);
   free(r);
@@ -139,6 +140,8 @@ static sq_reader *reader_open(sq_state *s, int *err) {
       {KNOWN_IDS " SELECT count(DISTINCT id) FROM known", &r->stats_ids},
       {"PRAGMA page_count", &r->page_count},
       {"PRAGMA page_size", &r->page_size},
+      {"BEGIN", &r->begin},
+      {"COMMIT", &r->commit},
   };
   for (size_t i = 0; rc == SQLITE_OK && i < sizeof stmts / sizeof stmts[0]; i++)
     rc = sq_prepare(s->log, r->db, stmts[i].sql, stmts[i].st);
@@ -150,9 +153,18 @@ static sq_reader *reader_open(sq_state *s, int *err) {
   return r;
 }
 
-/* A connection for this call: an idle one, or a new one when all are busy.
- * The pool never shrinks, so it ends as large as the most concurrent reads. */
+/* The connection this thread holds a read transaction on (read_hold), and
+ * whose journal it belongs to. */
+static _Thread_local struct {
+  sq_state *s;
+  sq_reader *r;
+} held;
+
+/* A connection for this call: the one this thread holds, an idle one, or a
+ * new one when all are busy. The pool never shrinks, so it ends as large as
+ * the most concurrent reads. */
 static sq_reader *reader_get(sq_state *s, int *err) {
+  if (held.s == s) return held.r;
   pthread_mutex_lock(&s->pool_mu);
   sq_reader *r = s->pool;
   if (r) s->pool = r->next;
@@ -161,10 +173,48 @@ static sq_reader *reader_get(sq_state *s, int *err) {
 }
 
 static void reader_put(sq_state *s, sq_reader *r) {
+  if (held.r == r) return; /* read_release gives it back */
   pthread_mutex_lock(&s->pool_mu);
   r->next = s->pool;
   s->pool = r;
   pthread_mutex_unlock(&s->pool_mu);
+}
+
+/* BEGIN only opens the transaction: the snapshot is taken by the first read. */
+static int sq_read_hold(void *state) {
+  sq_state *s = state;
+  if (held.s) return JOURNAL_EREJECTED;
+  int err = 0;
+  sq_reader *r = reader_get(s, &err);
+  if (!r) return err;
+  int rc = sqlite3_step(r->begin);
+  sqlite3_reset(r->begin);
+  if (rc != SQLITE_DONE) {
+    reader_put(s, r);
+    return sq_map_err(rc);
+  }
+  held.s = s;
+  held.r = r;
+  return 0;
+}
+
+static void sq_read_release(void *state) {
+  sq_state *s = state;
+  if (held.s != s) return;
+  sq_reader *r = held.r;
+  held.s = NULL;
+  held.r = NULL;
+  /* A failed read may have ended the transaction already. */
+  if (!sqlite3_get_autocommit(r->db)) {
+    int rc = sqlite3_step(r->commit);
+    sqlite3_reset(r->commit);
+    if (rc != SQLITE_DONE) {
+      log_warn(s->log, "journal sqlite: ending a read transaction: %s", sqlite3_errmsg(r->db));
+      reader_free(r); /* a connection stuck in its transaction is of no further use */
+      return;
+    }
+  }
+  reader_put(s, r);
 }
 
 /* ---- reads ---- */
@@ -414,6 +464,7 @@ static void sq_close(void *state) {
     reader_free(r);
   }
   sq_writer_finalize(s);
+  sq_walspace_close(s);
   /* Closed last, the write connection checkpoints the WAL into the database. */
   if (s->db && sqlite3_close(s->db) != SQLITE_OK)
     log_error(s->log, "journal sqlite: closing %s: %s", s->path ? s->path : "?",
@@ -658,4 +709,6 @@ const journal_backend journal_sqlite_backend = {
     .session_rollback = sq_session_rollback,
     .session_close = sq_session_close,
     .close = sq_close,
+    .read_hold = sq_read_hold,
+    .read_release = sq_read_release,
 };

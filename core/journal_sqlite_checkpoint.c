@@ -54,6 +54,10 @@ static int on_wal_commit(void *ud, sqlite3 *db, const char *name, int pages) {
   return SQLITE_OK;
 }
 
+int sq_checkpointer_frames(sq_checkpointer *ck) {
+  return __atomic_load_n(&ck->pages, __ATOMIC_ACQUIRE);
+}
+
 void sq_checkpointer_watch(sq_checkpointer *ck, sqlite3 *db) {
   /* Replaces the automatic checkpoint (itself a WAL hook) on this connection. */
   sqlite3_wal_hook(db, on_wal_commit, ck);

@@ -17,6 +17,7 @@ typedef struct sq_reader {
   sqlite3 *db;
   sqlite3_stmt *replay, *bounds, *list, *list_after, *replay_all, *replay_tag, *max_offset;
   sqlite3_stmt *stats_events, *stats_ids, *page_count, *page_size;
+  sqlite3_stmt *begin, *commit; /* read_hold's transaction */
   struct sq_reader *next;
 } sq_reader;
 
@@ -43,6 +44,11 @@ typedef struct sq_state {
   int64_t high_water;  /* the largest offset given before the newest rows were deleted */
   int64_t next_offset; /* within a batch: the next event's offset */
   int batch_deleted;   /* within a batch: a delete removed rows (store the high water) */
+  /* journal_sqlite_walspace.c: the WAL file, written ahead of its frames. */
+  int wal_fd;          /* open descriptor of "PATH-wal" when wal_open */
+  int wal_open, wal_off; /* wal_off: given up (an error, or no WAL to extend) */
+  int64_t wal_size;    /* bytes the WAL file is known to have */
+  int wal_page_size;
 } sq_state;
 
 /* SQLite result codes -> JOURNAL_E* (reads and the writer's transaction). */
@@ -70,6 +76,15 @@ void sq_checkpointer_watch(sq_checkpointer *ck, sqlite3 *db);
 /* On the writer, after a commit: the RESTART checkpoint that lets the WAL
  * start over, when passive ones could not (a no-op while the WAL is short). */
 void sq_checkpointer_restart(sq_checkpointer *ck, sqlite3 *db, int busy_timeout_ms);
+/* The WAL's length in frames after the last commit of the writer connection. */
+int sq_checkpointer_frames(sq_checkpointer *ck);
+
+/* journal_sqlite_walspace.c: called on the writer inside its transaction
+ * (holding the WAL's write lock), before the commit: makes sure the WAL file
+ * has room for the next frames, so that a commit overwrites blocks the file
+ * already has rather than growing it. Never fails (it gives up instead). */
+void sq_walspace_reserve(sq_state *s);
+void sq_walspace_close(sq_state *s);
 
 /* journal_sqlite_session.c: projection sessions. */
 int sq_session_open(void *state, void **session);

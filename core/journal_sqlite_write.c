@@ -237,6 +237,7 @@ static int begin_batch(sq_state *s, journal_write **writes, size_t n) {
   if (seqmap_begin(&s->highest, n) < 0) return fail_batch(s, writes, n, SQLITE_NOMEM, "batch");
   int rc = run(s->begin);
   if (rc != SQLITE_DONE) return fail_batch(s, writes, n, rc, "BEGIN");
+  sq_walspace_reserve(s);
   rc = sqlite3_step(s->max_rowid);
   int64_t last = rc == SQLITE_ROW ? sqlite3_column_int64(s->max_rowid, 0) : 0;
   sqlite3_reset(s->max_rowid);

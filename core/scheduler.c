@@ -341,20 +341,12 @@ static void drain_inbox(sched_t *s) {
   while ((m = msg_queue_pop(&q))) route(s, m);
 }
 
-/* A scheduler whose actors wait for the journal would otherwise sleep in
- * epoll and pay a thread wake-up (tens of microseconds on a small VM) for
- * each completion: a lone actor persisting one event at a time pays it per
- * event. So after a run that did work while I/O is in flight, the loop keeps
- * polling (the idle handle: zero poll timeout) for a short while. */
-#define SCHED_SPIN_NS 120000
-
 void sched_run(sched_t *s) {
   if (s->running) return;
   s->running = 1;
   sched_t *prev = sched_enter(s); /* workers: already current; the host: while it runs */
   drain_inbox(s);
   int budget = SCHED_RUN_BUDGET;
-  int had_work = s->ready_head != NULL;
   while (budget > 0 && s->ready_head) {
     actor_t *a = s->ready_head;
     s->ready_head = a->next_ready;
@@ -370,8 +362,11 @@ void sched_run(sched_t *s) {
   s->running = 0;
   sched_leave(prev);
   if (s->closed) return;
-  if (s->index && s->io_pending && had_work) s->spin_until = uv_hrtime() + SCHED_SPIN_NS;
-  if (s->ready_head || (s->io_pending && s->spin_until && uv_hrtime() < s->spin_until))
+  /* No polling while journal I/O is in flight: on a machine whose cores are
+   * all busy, a polling worker holds the core that the journal's writer (or
+   * the next completion's thread) needs, and delayed every wake-up by the
+   * polling time; sleeping in epoll costs ~10 us a wake-up. */
+  if (s->ready_head)
     uv_idle_start(&s->idle, sched_idle_cb);
   else
     uv_idle_stop(&s->idle);

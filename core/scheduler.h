@@ -131,7 +131,6 @@ struct sched {
   idmap by_aid, by_name;
   size_t actors;
   uint64_t io_pending;  /* sum of the actors' pending_io */
-  uint64_t spin_until;  /* uv_hrtime() until which an idle loop keeps polling */
   int shutting_down, running, closed;
   int loop_closed;     /* uv_loop_close done (internal) */
   int handles_open;    /* the scheduler's own handles not yet closed */

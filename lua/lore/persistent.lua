@@ -362,6 +362,7 @@ return function(core, R, ctx_methods)
   ---------------------------------------------------------------------------
 
   local begin_recovery
+  local NO_CRITERIA = {} -- an empty table that is only ever read, never written to
 
   -- Recovery's own state (rc) lives only while it runs: its permit, its
   -- token (pages of an earlier recovery are ignored), its timeout timer.
@@ -404,7 +405,7 @@ return function(core, R, ctx_methods)
       if mr ~= nil and type(mr) ~= "table" then
         return recovery_failed(rec, "M.recovery must be a table or false")
       end
-      mr = mr or {}
+      mr = mr or NO_CRITERIA -- M.recovery absent: every option its default (only read)
       if mr.deleted ~= nil and mr.deleted ~= "fail" and mr.deleted ~= "skip" then
         return recovery_failed(rec, "M.recovery.deleted must be \"fail\" or \"skip\"")
       end
@@ -419,7 +420,9 @@ return function(core, R, ctx_methods)
         core.recover(false, rc.replay_to, rc.replay_left, rc.token)
       else
         -- The latest snapshot that matches (and is not past to_seq) is offered first.
-        local crit = {}
+        -- The common case, the latest with no bound, shares one empty table (only read).
+        local crit = NO_CRITERIA
+        if type(sel) == "table" or mr.to_seq then crit = {} end
         if type(sel) == "table" then
           crit.max_seq, crit.max_ts, crit.min_seq, crit.min_ts = sel.max_seq, sel.max_ts, sel.min_seq, sel.min_ts
         elseif sel ~= "latest" then

@@ -1,7 +1,9 @@
 -- persist_bench.lua: Lore's persistence and recovery beside the fastest hand-written SQLite
 -- store (figures, never pass/fail). See tests/bench/README.md for what each figure means.
 --
---   lore run tests/bench/persist_bench.lua [--smoke] [--rounds N]
+--   lore run tests/bench/persist_bench.lua [--smoke] [--rounds N] [--only ROWS]
+--
+-- --only takes a comma-separated list of chain, one, wake, replay, idle (default: all).
 --
 -- Every figure runs Lore rounds and baseline rounds alternately (N each, default 6; 1 with
 -- --smoke, which also shrinks every size), each round a fresh process: Lore rounds are
@@ -12,7 +14,7 @@
 local args = { ... }
 local fmt = string.format
 
-local SMOKE, ROUNDS = false, 6
+local SMOKE, ROUNDS, ONLY = false, 6, nil
 do
   local i = 1
   while args[i] do
@@ -21,8 +23,12 @@ do
     elseif args[i] == "--rounds" then
       i = i + 1
       ROUNDS = math.tointeger(tonumber(args[i])) or error("--rounds needs a positive integer", 0)
+    elseif args[i] == "--only" then
+      i = i + 1
+      ONLY = {}
+      for w in (args[i] or ""):gmatch("[^,]+") do ONLY[w] = true end
     else
-      error("usage: persist_bench.lua [--smoke] [--rounds N]", 0)
+      error("usage: persist_bench.lua [--smoke] [--rounds N] [--only chain,one,wake,replay,idle]", 0)
     end
     i = i + 1
   end
@@ -263,15 +269,20 @@ local ok, err = pcall(function()
     f:close()
   end
   header()
+  local function wanted(name) return not ONLY or ONLY[name] end
   local events = scaled(100, 2)
-  chain(1000, events)
-  chain(10, events)
-  chain(100, events)
-  chain(10000, events)
-  one(scaled(1000, 20))
-  wake(scaled(2000, 200), 5)
-  for _, m in ipairs(SMOKE and { 100, 1000, 10000 } or { 10000, 100000, 1000000 }) do replay(m) end
-  idle(scaled(100000, 2000))
+  if wanted("chain") then
+    chain(1000, events)
+    chain(10, events)
+    chain(100, events)
+    chain(10000, events)
+  end
+  if wanted("one") then one(scaled(1000, 20)) end
+  if wanted("wake") then wake(scaled(2000, 200), 5) end
+  if wanted("replay") then
+    for _, m in ipairs(SMOKE and { 100, 1000, 10000 } or { 10000, 100000, 1000000 }) do replay(m) end
+  end
+  if wanted("idle") then idle(scaled(100000, 2000)) end
 end)
 os.execute("rm -rf " .. q(dir))
 if not ok then error(err, 0) end

@@ -33,6 +33,9 @@ assert(MODE and DB, "usage: lore run persist_rounds.lua MODE DB ARGS...")
 lore.configure {
   journal = "sqlite:" .. DB, synchronous = "full", workers = 2,
   scripts = { here .. "behaviours" }, log_level = "warn",
+  -- Stopping 100,000 idle actors can take longer than the default 5 s on a
+  -- loaded VM; a forced stop there made the round (not the figure) fail.
+  shutdown_timeout = 300,
 }
 
 local function mark(name)

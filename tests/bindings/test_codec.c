@@ -12,6 +12,7 @@
 #include <lualib.h>
 
 #include "codec.h"
+#include "codec_fast.h"
 #include "ref.h"
 
 /* Deep equality that is stricter than ==: integers and floats differ (math.type), 0.0 and -0.0
@@ -543,6 +544,110 @@ static void test_fuzz(void **state) {
   assert_true(ok > 0);
 }
 
+/* The fast path (codec_fast.c) against the parser alone: whatever the fast path accepts, the
+ * parser accepts too, as the same value; with a string cache as well. `*fast_ok` counts the
+ * inputs the fast path took. */
+static void compare_one(lua_State *L, codec_strings *c, const char *data, size_t len,
+                        int *fast_ok) {
+  char err[CODEC_ERR_MAX];
+  int base = lua_gettop(L);
+  int anchor = 0;
+  if (c) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, c->ref);
+    anchor = lua_gettop(L);
+  }
+  int fast = codec_decode_fast(L, c, anchor, data, len);
+  if (fast != 0) {
+    lua_settop(L, base);
+    return;
+  }
+  (*fast_ok)++;
+  assert_int_equal(lua_gettop(L), anchor ? base + 2 : base + 1);
+  if (anchor) lua_remove(L, anchor);
+  if (codec_decode_parser(L, c, data, len, err, sizeof err) != 0)
+    fail_msg("the fast path took an input the parser refuses: %s", err);
+  /* deq matches keys with rawget, so a value with table or ref keys (found by address, not
+   * by contents) is only checked for having them on both sides. */
+  assert_int_equal(luaL_dostring(L,
+                                 "local function odd(v)\n"
+                                 "  if type(v) ~= 'table' then return false end\n"
+                                 "  for k, x in next, v do\n"
+                                 "    if type(k) == 'table' or type(k) == 'userdata' or odd(k) or odd(x)"
+                                 " then return true end\n"
+                                 "  end\n"
+                                 "  return false\n"
+                                 "end\n"
+                                 "return function(a, b)\n"
+                                 "  if odd(a) then return odd(b) end\n"
+                                 "  return deq(a, b)\n"
+                                 "end"),
+                   LUA_OK);
+  lua_pushvalue(L, -3);
+  lua_pushvalue(L, -3);
+  lua_call(L, 2, 1);
+  if (!lua_toboolean(L, -1)) fail_msg("the fast path and the parser decoded different values");
+  lua_settop(L, base);
+}
+
+static void test_fast_path_matches_parser(void **state) {
+  lua_State *L = *state;
+  codec_strings cache;
+  assert_int_equal(codec_strings_init(L, &cache), 0);
+  char err[CODEC_ERR_MAX];
+  msgpack_sbuffer sb;
+  msgpack_sbuffer_init(&sb);
+  int fast_ok = 0;
+  /* the sample (refs, floats, nesting, every integer width) is taken whole */
+  assert_int_equal(encode_expr(L, SAMPLE, "message", &sb, err), 0);
+  compare_one(L, NULL, sb.data, sb.size, &fast_ok);
+  compare_one(L, &cache, sb.data, sb.size, &fast_ok);
+  compare_one(L, &cache, sb.data, sb.size, &fast_ok); /* the cache's strings this time */
+  assert_int_equal(fast_ok, 3);
+  /* what it gives up on, codec_decode still decides through the parser */
+  static const struct {
+    const char *bytes;
+    size_t len;
+  } refused[] = {
+      {"\x81\xc0\x01", 3},         /* a nil key */
+      {"\x81\xcb\x7f\xf8\0\0\0\0\0\0\x01", 11}, /* a NaN key */
+      {"\x92\x01", 2},              /* truncated */
+      {"\x01\x02", 2},              /* trailing bytes */
+      {"\xd4\x07\x00", 3},         /* an unknown extension */
+      {"\xc1", 1},                   /* a byte never used */
+  };
+  for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+    int base = lua_gettop(L);
+    assert_int_not_equal(codec_decode_fast(L, NULL, 0, refused[i].bytes, refused[i].len), 0);
+    lua_settop(L, base);
+    assert_int_not_equal(codec_decode(L, refused[i].bytes, refused[i].len, err, sizeof err), 0);
+    assert_int_equal(lua_gettop(L), base);
+  }
+  /* nesting past the fast path's depth: the parser takes it */
+  char deep[40];
+  memset(deep, 0x91, 39);
+  deep[39] = 0x01;
+  int base = lua_gettop(L);
+  assert_int_not_equal(codec_decode_fast(L, NULL, 0, deep, sizeof deep), 0);
+  lua_settop(L, base);
+  decode_ok(L, deep, sizeof deep);
+  lua_settop(L, base);
+  /* random mutations of the sample */
+  char *m = malloc(sb.size);
+  assert_non_null(m);
+  int before = fast_ok;
+  for (int i = 0; i < 20000; i++) {
+    memcpy(m, sb.data, sb.size);
+    int flips = 1 + (int)(rng() % 3);
+    for (int f = 0; f < flips; f++) m[rng() % sb.size] = (char)rng();
+    size_t len = rng() % 8 == 0 ? rng() % sb.size : sb.size;
+    compare_one(L, i % 2 ? &cache : NULL, m, len, &fast_ok);
+  }
+  assert_true(fast_ok > before); /* some mutations stay valid and were compared */
+  free(m);
+  msgpack_sbuffer_destroy(&sb);
+  codec_strings_free(L, &cache);
+}
+
 /* The buffer is appended to, so a caller can frame several values in one buffer. */
 static void test_appends(void **state) {
   lua_State *L = *state;
@@ -583,6 +688,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_decode_depth, setup, teardown),
       cmocka_unit_test_setup_teardown(test_decode_other_forms, setup, teardown),
       cmocka_unit_test_setup_teardown(test_fuzz, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_fast_path_matches_parser, setup, teardown),
       cmocka_unit_test_setup_teardown(test_appends, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
