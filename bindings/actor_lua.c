@@ -1,4 +1,5 @@
-/* actor_lua.c: actors whose behaviour is Lua: the actor_ops and the `core` table runtime.lua uses. */
+/* actor_lua.c: actors whose behaviour is Lua: the actor_ops and the `core` table runtime.lua uses.
+ */
 #include <lauxlib.h>
 #include <math.h>
 #include <stdint.h>
@@ -76,8 +77,10 @@ static int decode_message(binding_state *bs, const lore_msg *m, char *err) {
   int st = lua_pcall(L, 3, LUA_MULTRET, 0);
   if (st != LUA_OK || lua_gettop(L) != top + 1) {
     if (st == LUA_ERRMEM || (st != LUA_OK && !err[0]))
-      snprintf(err, CODEC_ERR_MAX, "not enough memory to decode the message (%zu bytes; "
-               "memory_limit)", m->len);
+      snprintf(err, CODEC_ERR_MAX,
+               "not enough memory to decode the message (%zu bytes; "
+               "memory_limit)",
+               m->len);
     lua_settop(L, top);
     return -1;
   }
@@ -118,7 +121,6 @@ static void plain_receive(binding_state *bs, actor_t *a, lore_msg *m) {
   }
   lua_settop(L, rec - 1);
 }
-
 
 static int actor_receive(actor_t *a, lore_msg *m) {
   binding_state *bs = a->sched->data;
@@ -259,7 +261,6 @@ static void actor_overflow(actor_t *a, lore_msg *m) {
     actor_requeue(a, m);
   }
 }
-
 
 static void actor_stopped(actor_t *a) {
   binding_state *bs = a->sched->data;
@@ -639,7 +640,7 @@ static int core_stash(lua_State *L) {
   if (!m || (m->kind != MSG_USER && m->kind != MSG_TIMER))
     return luaL_error(L, "ctx:stash(): there is no command being received to stash");
   if (m->sub == UINT32_MAX) return 0; /* already stashed */
-  m->sub = UINT32_MAX;                 /* actor_receive sees it and keeps m */
+  m->sub = UINT32_MAX;                /* actor_receive sees it and keeps m */
   actor_stash(a, m);
   return 0;
 }
@@ -703,8 +704,8 @@ static lua_Integer start_timer(lua_State *L, lua_Number secs, lore_msg *m) {
   t->bs = bs;
   t->id = ++bs->next_timer;
   t->m = m;
-  sched_timer *h = sched_timer_start(bs->sched, (uint64_t)(secs * 1000.0 + 0.5), timer_fire, t,
-                                     timer_drop);
+  sched_timer *h =
+      sched_timer_start(bs->sched, (uint64_t)(secs * 1000.0 + 0.5), timer_fire, t, timer_drop);
   if (!h) {
     msg_free(m);
     free(t);
@@ -870,7 +871,6 @@ static int core_native(lua_State *L) {
   }
   return 0;
 }
-
 
 static void set_int(lua_State *L, const char *k, lua_Integer v) {
   lua_pushinteger(L, v);

@@ -4,9 +4,9 @@
 
 #include <lua.h>
 
-#include "codec.h"
 #include <msgpack.h>
 #include <stdint.h>
+#include "codec.h"
 
 #include "runtime_object.h"
 
@@ -45,20 +45,20 @@ typedef struct binding_state {
    * budget hook has been installed for it. */
   uint64_t call_gen;
   int in_call, hooked;
-  int blown;     /* the running handler spent its budget: it cannot be caught */
-  int interrupt; /* atomic: the runtime shuts down; every hook raises */
+  int blown;                        /* the running handler spent its budget: it cannot be caught */
+  int interrupt;                    /* atomic: the runtime shuts down; every hook raises */
   uint64_t answered[ANSWERED_RING]; /* the last asks answered here (core.was_answered) */
   unsigned answered_next;
   size_t mem_used, mem_limit;
   struct pending_event *pending; /* persist_lua.c's scratch: events being encoded */
   size_t pending_cap;
-  size_t *mem_published;
-  codec_strings strings;                /* the decoder's string cache (codec.h) */
-  uint64_t writer_seed;                 /* writer ids (persist_lua.c) */
-  uv_mutex_t recover_lock;              /* guards recover_open (recovery_lua.c) */
-  struct recover_batch *recover_open;   /* recoveries not yet taken by a pool thread */
-  struct mi_heap_s *heap; /* the Lua state's mimalloc heap (LORE_MIMALLOC), or unused */ /* lore_runtime.lua_memory[worker]: mem_used for lore.stats() */
-  struct worker_entities *entities; /* this worker's entities (entities.c), or NULL */
+  size_t *mem_published;   /* lore_runtime.lua_memory[worker]: mem_used for lore.stats() */
+  codec_strings strings;   /* the decoder's string cache (codec.h) */
+  uint64_t writer_seed;    /* writer ids (persist_lua.c) */
+  uv_mutex_t recover_lock; /* guards recover_open (recovery_lua.c) */
+  struct recover_batch *recover_open; /* recoveries not yet taken by a pool thread */
+  struct mi_heap_s *heap;             /* the Lua state's mimalloc heap (LORE_MIMALLOC), or unused */
+  struct worker_entities *entities;   /* this worker's entities (entities.c), or NULL */
 } binding_state;
 
 binding_state *binding_state_get(lua_State *L);

@@ -40,8 +40,8 @@ enum { KEY_INT, KEY_STACK, KEY_OTHER };
 /* The key under which the value at one nesting level is being encoded, kept so an error can
  * name the path: a store or two per value, while the path text is only built on error. */
 typedef struct {
-  int kind;      /* KEY_INT: array index `i`; KEY_STACK: the key at Lua stack index `idx`; */
-  int idx;       /* KEY_OTHER: we are inside a map key itself, rendered "[?]" */
+  int kind; /* KEY_INT: array index `i`; KEY_STACK: the key at Lua stack index `idx`; */
+  int idx;  /* KEY_OTHER: we are inside a map key itself, rendered "[?]" */
   lua_Integer i;
 } enc_key;
 
@@ -52,10 +52,10 @@ typedef struct {
   const char *root;
   char *err;
   size_t errlen;
-  int depth;                          /* tables open on the current path */
-  size_t values;                      /* encoded so far (CODEC_MAX_VALUES) */
-  const void *open[CODEC_MAX_DEPTH];  /* those tables, for cycle detection */
-  enc_key key[CODEC_MAX_DEPTH];       /* key[d]: where we are inside open[d] */
+  int depth;                         /* tables open on the current path */
+  size_t values;                     /* encoded so far (CODEC_MAX_VALUES) */
+  const void *open[CODEC_MAX_DEPTH]; /* those tables, for cycle detection */
+  enc_key key[CODEC_MAX_DEPTH];      /* key[d]: where we are inside open[d] */
 } enc;
 
 /* A bounded string builder: once full it ends in "..." and ignores further appends. */
@@ -83,9 +83,10 @@ static void pb_add(pathbuf *pb, const char *s, size_t n) {
 static void pb_str(pathbuf *pb, const char *s) { pb_add(pb, s, strlen(s)); }
 
 static int is_identifier(const char *s, size_t n) {
-  static const char *const keywords[] = {
-      "and", "break", "do", "else", "elseif", "end", "false", "for", "function", "goto", "if",
-      "in", "local", "nil", "not", "or", "repeat", "return", "then", "true", "until", "while"};
+  static const char *const keywords[] = {"and",   "break", "do",       "else", "elseif", "end",
+                                         "false", "for",   "function", "goto", "if",     "in",
+                                         "local", "nil",   "not",      "or",   "repeat", "return",
+                                         "then",  "true",  "until",    "while"};
   if (n == 0 || n > PATH_KEY_MAX) return 0;
   for (size_t i = 0; i < n; i++) {
     unsigned char c = (unsigned char)s[i];
@@ -136,7 +137,7 @@ static void render_path(enc *e, int levels, pathbuf *pb) {
       pb_str(pb, tmp);
     } else if (k->kind == KEY_STACK && lua_type(L, k->idx) == LUA_TSTRING) {
       size_t n;
-      const char *s = lua_tolstring(L, k->idx, &n);  /* a real string: no in-place conversion */
+      const char *s = lua_tolstring(L, k->idx, &n); /* a real string: no in-place conversion */
       if (is_identifier(s, n)) {
         pb_add(pb, ".", 1);
         pb_add(pb, s, n);
@@ -341,7 +342,7 @@ static int enc_value(enc *e, int idx) {
       return enc_table(e, idx);
     case LUA_TUSERDATA: {
       const lore_ref *r = ref_test(L, idx);
-      return r ? enc_ref(e, r) : enc_type_error(e, idx);  /* other userdata are not values */
+      return r ? enc_ref(e, r) : enc_type_error(e, idx); /* other userdata are not values */
     }
     default:
       return enc_type_error(e, idx);
@@ -384,8 +385,8 @@ enum { DEC_OK, DEC_EXT_TYPE, DEC_BAD_REF, DEC_NIL_KEY, DEC_NAN_KEY };
 
 typedef struct {
   lua_State *L;
-  size_t budget;  /* table slots we may still pre-size (see dec_presize) */
-  int why;        /* DEC_* once a callback fails */
+  size_t budget; /* table slots we may still pre-size (see dec_presize) */
+  int why;       /* DEC_* once a callback fails */
   int ext_type;
   codec_strings *strings; /* or NULL */
   int anchor;             /* stack index of strings' anchor table */
@@ -416,11 +417,11 @@ static inline dec_obj dec_cb_root(dec_user *u) {
   return o;
 }
 
-#define DEC_PUSH_INT(name, type)                                     \
-  static inline int dec_cb##name(dec_user *u, type d, dec_obj *o) {  \
-    o->next = 0;                                                     \
-    lua_pushinteger(u->L, (lua_Integer)d);                           \
-    return 0;                                                        \
+#define DEC_PUSH_INT(name, type)                                    \
+  static inline int dec_cb##name(dec_user *u, type d, dec_obj *o) { \
+    o->next = 0;                                                    \
+    lua_pushinteger(u->L, (lua_Integer)d);                          \
+    return 0;                                                       \
   }
 DEC_PUSH_INT(_uint8, uint8_t)
 DEC_PUSH_INT(_uint16, uint16_t)
@@ -843,7 +844,7 @@ int codec_decode_parser(lua_State *L, codec_strings *c, const char *data, size_t
     return 0;
   }
 
-  lua_settop(L, base);  /* drop the partly built value */
+  lua_settop(L, base); /* drop the partly built value */
   parse_error(ret, off, len, ctx.user.why, ctx.user.ext_type, err, errlen);
   return -1;
 }

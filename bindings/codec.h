@@ -6,7 +6,7 @@
 #include <msgpack.h>
 #include <stddef.h>
 
-#define CODEC_MAX_DEPTH 64  /* deeper nesting is refused */
+#define CODEC_MAX_DEPTH 64 /* deeper nesting is refused */
 /* One message, event or snapshot encodes at most this many values and bytes:
  * a table that shares subtables (t = {a = t2, b = t2} forty levels deep is
  * 2 KB of Lua and 2^40 values) is refused instead of hanging the sender. */

@@ -1,4 +1,5 @@
-/* entities.h: entity managers: actors woken by their first message, routed by id, passivated when idle. */
+/* entities.h: entity managers: actors woken by their first message, routed by id, passivated when
+ * idle. */
 #ifndef LORE_ENTITIES_H
 #define LORE_ENTITIES_H
 

@@ -12,14 +12,14 @@
 #include "ref.h"
 
 /* Every lore_ call comes from the host loop's thread. */
-#define HOST_THREAD_CHECK(lrt)                                                         \
-  do {                                                                                 \
-    uv_thread_t self_ = uv_thread_self();                                              \
-    if (!uv_thread_equal(&self_, &(lrt)->host_thread)) return LORE_ETHREAD;            \
+#define HOST_THREAD_CHECK(lrt)                                              \
+  do {                                                                      \
+    uv_thread_t self_ = uv_thread_self();                                   \
+    if (!uv_thread_equal(&self_, &(lrt)->host_thread)) return LORE_ETHREAD; \
   } while (0)
 
-#define RUNNING_CHECK(lrt)                          \
-  do {                                              \
+#define RUNNING_CHECK(lrt)                                 \
+  do {                                                     \
     if ((lrt)->phase != RT_RUNNING) return LORE_ESHUTDOWN; \
   } while (0)
 
@@ -471,7 +471,6 @@ int host_after(lore_runtime *lrt, double seconds, void (*cb)(void *ud), void *ud
 
 /* --- what arrives on the host scheduler --- */
 
-
 int host_sched_message(sched_t *s, lore_msg *m) {
   lore_runtime *lrt = s->rt->data;
   if (m->kind == MSG_SYSTEM) {
@@ -485,11 +484,21 @@ int host_sched_message(sched_t *s, lore_msg *m) {
   if (!a) return ACTOR_CONSUMED; /* a late answer (after a timeout): dropped */
   int status = 0;
   switch (m->sub) {
-    case REPLY_VALUE: status = 0; break;
-    case REPLY_ERROR: status = LORE_EFAILED; break;
-    case REPLY_DEAD: status = LORE_EDEADLETTER; break;
-    case REPLY_RAISED: status = LORE_EFAILED; break;
-    default: status = (int)m->ival; break;
+    case REPLY_VALUE:
+      status = 0;
+      break;
+    case REPLY_ERROR:
+      status = LORE_EFAILED;
+      break;
+    case REPLY_DEAD:
+      status = LORE_EDEADLETTER;
+      break;
+    case REPLY_RAISED:
+      status = LORE_EFAILED;
+      break;
+    default:
+      status = (int)m->ival;
+      break;
   }
   if (m->sub == REPLY_RAISED && !a->raw_errors) { /* a C host gets the text */
     const char *text;

@@ -10,10 +10,10 @@
  * an actor's pending ask the same way.
  */
 enum {
-  REPLY_VALUE = 0, /* data: the MessagePack reply */
-  REPLY_ERROR = 1, /* data: the error text (the actor raised) */
-  REPLY_DEAD = 2,  /* data: why no actor took it */
-  REPLY_CODE = 3,  /* ival: a Lore error code; data: its detail (spawns) */
+  REPLY_VALUE = 0,  /* data: the MessagePack reply */
+  REPLY_ERROR = 1,  /* data: the error text (the actor raised) */
+  REPLY_DEAD = 2,   /* data: why no actor took it */
+  REPLY_CODE = 3,   /* ival: a Lore error code; data: its detail (spawns) */
   REPLY_RAISED = 4, /* data: the MessagePack array {text, value}: a handler raised a
                        value that is not a string (the asker gets it intact) */
 };
@@ -50,7 +50,7 @@ void host_spawn_answer(runtime_t *rt, lore_msg *m, int status, const char *detai
 typedef struct host_stats {
   long long alive, dead_letters, workers, journal_batches, journal_writes;
   long long recoveries, recoveries_peak; /* recovery permits in use now, and at most */
-  long long lua_memory; /* bytes in the workers' Lua heaps */
+  long long lua_memory;                  /* bytes in the workers' Lua heaps */
   int breaker_state;                     /* the journal's circuit breaker: BREAKER_* */
   long long breaker_trips;               /* how many times it opened */
 } host_stats;

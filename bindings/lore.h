@@ -59,7 +59,13 @@ enum {
 };
 
 /* Log levels of cfg.log and cfg.log_level. */
-enum { LORE_LOG_DEBUG = 0, LORE_LOG_INFO = 1, LORE_LOG_WARN = 2, LORE_LOG_ERROR = 3, LORE_LOG_OFF = 4 };
+enum {
+  LORE_LOG_DEBUG = 0,
+  LORE_LOG_INFO = 1,
+  LORE_LOG_WARN = 2,
+  LORE_LOG_ERROR = 3,
+  LORE_LOG_OFF = 4
+};
 
 typedef struct lore_runtime lore_runtime; /* opaque */
 typedef struct lore_ref lore_ref;         /* opaque, owned by the caller */

@@ -65,7 +65,8 @@ static lore_runtime *ensure_runtime(lua_State *L, host *h) {
   int r = lore_open(&h->cfg, &h->lrt);
   if (r) {
     h->lrt = NULL;
-    luaL_error(L, "cannot start the runtime: %s", h->last_error[0] ? h->last_error : lore_strerror(r));
+    luaL_error(L, "cannot start the runtime: %s",
+               h->last_error[0] ? h->last_error : lore_strerror(r));
   }
   h->lrt->on_event = on_event;
   h->lrt->on_event_ud = h;
@@ -138,8 +139,9 @@ static int yield_for(lua_State *L, host *h, app_wait *w, lua_KFunction k) {
 
 static void check_waitable(lua_State *L, host *h) {
   if (L != h->co || !lua_isyieldable(L))
-    luaL_error(L, "this call waits; make it from the application script's own coroutine "
-                  "(the function given to lore.run), not from a nested coroutine");
+    luaL_error(L,
+               "this call waits; make it from the application script's own coroutine "
+               "(the function given to lore.run), not from a nested coroutine");
 }
 
 /* After a wait: (true, value) or (false, error) are on top. */
@@ -375,7 +377,8 @@ static int l_stats(lua_State *L) {
     set_count(L, "journal_batches", st.journal_batches);
     set_count(L, "journal_writes", st.journal_writes);
     static const char *const breaker[] = {"closed", "open", "half-open"};
-    lua_pushstring(L, breaker[st.breaker_state >= 0 && st.breaker_state <= 2 ? st.breaker_state : 0]);
+    lua_pushstring(L,
+                   breaker[st.breaker_state >= 0 && st.breaker_state <= 2 ? st.breaker_state : 0]);
     lua_setfield(L, -2, "journal_breaker");
     set_count(L, "journal_breaker_trips", st.breaker_trips);
   }
@@ -495,8 +498,9 @@ static int l_configure(lua_State *L) {
       for (int i = 0; v && found < 0 && i < 5; i++)
         if (strcmp(v, levels[i]) == 0) found = i;
       if (found < 0 || lua_type(L, -1) != LUA_TSTRING)
-        return luaL_error(L, "lore.configure: log_level is \"debug\", \"info\", \"warn\", "
-                             "\"error\" or \"off\"");
+        return luaL_error(L,
+                          "lore.configure: log_level is \"debug\", \"info\", \"warn\", "
+                          "\"error\" or \"off\"");
       c->log_level = found;
     } else if (strcmp(k, "hot_reload") == 0) {
       if (!lua_isboolean(L, -1)) return luaL_error(L, "lore.configure: hot_reload is a boolean");
@@ -569,9 +573,9 @@ static int l_run(lua_State *L) {
   }
   if (status) {
     lua_pushboolean(L, 0);
-    lua_pushfstring(L, "shutdown: %s", status == UV_EBUSY
-                                         ? "a worker was stuck and had to be abandoned"
-                                         : "actors had to be stopped by force");
+    lua_pushfstring(L, "shutdown: %s",
+                    status == UV_EBUSY ? "a worker was stuck and had to be abandoned"
+                                       : "actors had to be stopped by force");
     return 2;
   }
   lua_pushboolean(L, 1);
@@ -757,9 +761,8 @@ static int l_entities(lua_State *L) {
   m->index = index;
   snprintf(m->name, sizeof m->name, "%s", name);
   if (luaL_newmetatable(L, MANAGER_MT)) {
-    static const luaL_Reg methods[] = {{"ref", mgr_ref},     {"tell", mgr_tell},
-                                       {"ask", mgr_ask},     {"stats", mgr_stats},
-                                       {NULL, NULL}};
+    static const luaL_Reg methods[] = {
+        {"ref", mgr_ref}, {"tell", mgr_tell}, {"ask", mgr_ask}, {"stats", mgr_stats}, {NULL, NULL}};
     luaL_newlib(L, methods);
     lua_setfield(L, -2, "__index");
     lua_pushcfunction(L, mgr_tostring);
@@ -839,13 +842,11 @@ LORE_EXTERN int luaopen_lore(lua_State *L) {
   lua_setmetatable(L, -2);
   lua_setfield(L, LUA_REGISTRYINDEX, "lore.host_state"); /* lives as long as the state */
   ref_methods_register(L, &h->bs);
-  static const luaL_Reg fns[] = {{"configure", l_configure}, {"spawn", l_spawn},
-                                 {"ref", binding_l_ref},     {"sleep", l_sleep},
-                                 {"shutdown", l_shutdown},   {"run", l_run},
-                                 {"stats", l_stats},         {"version", l_version},
-                                 {"preload", l_preload},     {"entities", l_entities},
-                                 {"reload", l_reload},
-                                 {NULL, NULL}};
+  static const luaL_Reg fns[] = {
+      {"configure", l_configure}, {"spawn", l_spawn},       {"ref", binding_l_ref},
+      {"sleep", l_sleep},         {"shutdown", l_shutdown}, {"run", l_run},
+      {"stats", l_stats},         {"version", l_version},   {"preload", l_preload},
+      {"entities", l_entities},   {"reload", l_reload},     {NULL, NULL}};
   luaL_newlibtable(L, fns);
   lua_pushlightuserdata(L, h);
   luaL_setfuncs(L, fns, 1);
@@ -854,4 +855,3 @@ LORE_EXTERN int luaopen_lore(lua_State *L) {
   lua_setfield(L, LUA_REGISTRYINDEX, HOST_KEY);
   return 1;
 }
-

@@ -4,10 +4,10 @@
 #include <string.h>
 
 #include "codec.h"
-#include "worker.h"
-#include "log.h"
 #include "entities.h"
+#include "log.h"
 #include "lua_actor.h"
+#include "worker.h"
 
 #define bs_of worker_bs
 
@@ -174,8 +174,8 @@ static int encode_event(lua_State *L, binding_state *bs, pending_event *pe, size
     if (lua_getfield(L, mt, "internal") == LUA_TBOOLEAN) internal = lua_toboolean(L, -1);
   }
   if (!internal && pe->manifest && manifest_is_internal(pe->manifest, pe->manifest_len)) {
-    snprintf(err, errlen, "%s: the event type '%s' is reserved for Lore's own events (\"%s...\")", root,
-             pe->manifest, INTERNAL_MANIFEST_PREFIX);
+    snprintf(err, errlen, "%s: the event type '%s' is reserved for Lore's own events (\"%s...\")",
+             root, pe->manifest, INTERNAL_MANIFEST_PREFIX);
     lua_settop(L, top);
     return 1;
   }
@@ -229,7 +229,8 @@ static int core_persist(lua_State *L) {
     bs->buf.size = 0;
     return luaL_error(L, "out of memory");
   }
-  char *at = (char *)p->msg->data + (((sizeof(persist_write) + n * sizeof(journal_event)) + 7) & ~(size_t)7);
+  char *at = (char *)p->msg->data +
+             (((sizeof(persist_write) + n * sizeof(journal_event)) + 7) & ~(size_t)7);
   p->id = at;
   memcpy(at, a->name, id_len + 1);
   at += id_len + 1;

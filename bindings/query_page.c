@@ -98,9 +98,7 @@ int qpage_next(const char *buf, size_t len, size_t *off, qrec_view *out) {
   return 1;
 }
 
-int qpage_internal(const char *manifest, size_t len) {
-  return manifest_is_internal(manifest, len);
-}
+int qpage_internal(const char *manifest, size_t len) { return manifest_is_internal(manifest, len); }
 
 /* tags: '\n'-joined (no tag is empty) -> a list */
 static void push_tags(lua_State *L, const char *tags, size_t len) {

@@ -20,11 +20,11 @@
 #define REF_SERIALIZED_MAX 4096 /* longest accepted name is REF_SERIALIZED_MAX - 1 */
 
 typedef struct lore_ref {
-  uint32_t sched;      /* scheduler index (address refs) */
-  uint64_t aid;        /* actor id; 0 for a ref by name */
-  size_t name_len;     /* 0 for an address ref */
-  size_t manager_len;  /* entity refs: the manager's name follows the id */
-  char name[];         /* persistence id, NUL; then the manager's name, NUL */
+  uint32_t sched;     /* scheduler index (address refs) */
+  uint64_t aid;       /* actor id; 0 for a ref by name */
+  size_t name_len;    /* 0 for an address ref */
+  size_t manager_len; /* entity refs: the manager's name follows the id */
+  char name[];        /* persistence id, NUL; then the manager's name, NUL */
 } lore_ref;
 
 #define REF_MANAGER_MAX 255 /* longest entity manager name */

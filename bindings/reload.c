@@ -1,4 +1,5 @@
-/* reload.c: hot reload of behaviour scripts: a two-phase switch on every worker, and the file watcher. */
+/* reload.c: hot reload of behaviour scripts: a two-phase switch on every worker, and the file
+ * watcher. */
 #include "reload.h"
 
 #include <dirent.h>

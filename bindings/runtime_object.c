@@ -60,8 +60,7 @@ static int settings_from(const lore_config *cfg, const log_sink *log, lore_setti
   if (cfg->memory_limit < 0) return bad_setting(log, "memory_limit must be >= 0");
   if (cfg->max_concurrent_recoveries < 1 || cfg->max_concurrent_recoveries > 1000000)
     return bad_setting(log, "max_concurrent_recoveries must be 1..1000000");
-  if (!isfinite(cfg->recovery_timeout) || cfg->recovery_timeout <= 0 ||
-      cfg->recovery_timeout > 1e6)
+  if (!isfinite(cfg->recovery_timeout) || cfg->recovery_timeout <= 0 || cfg->recovery_timeout > 1e6)
     return bad_setting(log, "recovery_timeout must be a number of seconds in (0, 1e6]");
   if (!isfinite(cfg->shutdown_timeout) || cfg->shutdown_timeout <= 0 ||
       cfg->shutdown_timeout > 3600)
@@ -416,17 +415,28 @@ void lore_close(lore_runtime *rt) {
 
 const char *lore_strerror(int code) {
   switch (code) {
-    case LORE_OK: return "ok";
-    case LORE_ENOBEHAVIOUR: return "no such behaviour";
-    case LORE_ESCRIPT: return "the behaviour script failed to load or start";
-    case LORE_EFAILED: return "the actor failed while handling the message";
-    case LORE_EDEADLETTER: return "no actor is running at that ref";
-    case LORE_ELIVE: return "an actor with that persistence id is already live";
-    case LORE_ESHUTDOWN: return "the runtime is shutting down";
-    case LORE_ETHREAD: return "called from a thread that does not run the host loop";
-    case LORE_ECONFIG: return "a configuration value is out of range";
-    case LORE_EBADMSG: return "not one MessagePack value";
-    default: break;
+    case LORE_OK:
+      return "ok";
+    case LORE_ENOBEHAVIOUR:
+      return "no such behaviour";
+    case LORE_ESCRIPT:
+      return "the behaviour script failed to load or start";
+    case LORE_EFAILED:
+      return "the actor failed while handling the message";
+    case LORE_EDEADLETTER:
+      return "no actor is running at that ref";
+    case LORE_ELIVE:
+      return "an actor with that persistence id is already live";
+    case LORE_ESHUTDOWN:
+      return "the runtime is shutting down";
+    case LORE_ETHREAD:
+      return "called from a thread that does not run the host loop";
+    case LORE_ECONFIG:
+      return "a configuration value is out of range";
+    case LORE_EBADMSG:
+      return "not one MessagePack value";
+    default:
+      break;
   }
   if (code <= -5001 && code > -5100) return journal_strerror(code);
   if (code <= -5101 && code > -5200) return snapshot_strerror(code);

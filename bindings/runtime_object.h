@@ -1,4 +1,5 @@
-/* runtime_object.h: the runtime object lore.h is the face of: settings, stores, lifecycle (no Lua). */
+/* runtime_object.h: the runtime object lore.h is the face of: settings, stores, lifecycle (no Lua).
+ */
 #ifndef LORE_RUNTIME_OBJECT_H
 #define LORE_RUNTIME_OBJECT_H
 
@@ -111,7 +112,7 @@ struct lore_runtime {
   /* By worker index: bytes of that worker's Lua heap, stored (relaxed) by
    * its allocator, read by lore.stats() on the host. */
   size_t *lua_memory;
-  int closing;            /* host-loop handles still closing at the end */
+  int closing; /* host-loop handles still closing at the end */
   uv_timer_t shutdown_timer;
   int timer_on;
   void (*done)(void *ud);

@@ -4,13 +4,14 @@
 
 #include "binding.h"
 #include "codec.h"
-#include "host.h"
 #include "entities.h"
+#include "host.h"
 #include "ids.h"
 #include "ref.h"
 #include "worker.h"
 
-const char *binding_encode(lua_State *L, binding_state *bs, int idx, const char *root, size_t *len) {
+const char *binding_encode(lua_State *L, binding_state *bs, int idx, const char *root,
+                           size_t *len) {
   char err[CODEC_ERR_MAX];
   bs->buf.size = 0;
   if (codec_encode(L, idx, root, &bs->buf, err, sizeof err)) {
@@ -96,12 +97,12 @@ static int ref_id(lua_State *L) {
   return 1;
 }
 
-
 static int ref_ask(lua_State *L) {
   binding_state *bs = sending_state(L);
   if (!bs->is_host)
-    return luaL_error(L, "ref:ask is for the application script; an actor replies to "
-                         "ctx.sender with tell instead");
+    return luaL_error(L,
+                      "ref:ask is for the application script; an actor replies to "
+                      "ctx.sender with tell instead");
   return host_ask(L);
 }
 
@@ -113,8 +114,8 @@ void ref_methods_register(lua_State *L, binding_state *bs) {
   lua_getfield(L, -1, "__index");
   if (lua_isnil(L, -1)) {
     lua_pop(L, 1);
-    static const luaL_Reg methods[] = {{"tell", ref_tell}, {"ask", ref_ask}, {"stop", ref_stop},
-                                       {"id", ref_id},     {NULL, NULL}};
+    static const luaL_Reg methods[] = {
+        {"tell", ref_tell}, {"ask", ref_ask}, {"stop", ref_stop}, {"id", ref_id}, {NULL, NULL}};
     luaL_newlibtable(L, methods);
     lua_pushlightuserdata(L, bs);
     luaL_setfuncs(L, methods, 1);

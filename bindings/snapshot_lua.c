@@ -4,9 +4,9 @@
 #include <string.h>
 
 #include "codec.h"
-#include "worker.h"
 #include "log.h"
 #include "lua_actor.h"
+#include "worker.h"
 
 enum { OP_SAVE, OP_LOAD, OP_DELETE };
 
@@ -46,7 +46,9 @@ static void snap_work(uv_work_t *w) {
           snapshot_criteria older = all;
           older.max_seq = r->res.oldest_kept - 1;
           int st = snapshot_store_delete(s, r->id, &older);
-          if (st) log_warn(&r->lrt->log, "snapshots of %s: retention delete failed: %s", r->id, snapshot_strerror(st));
+          if (st)
+            log_warn(&r->lrt->log, "snapshots of %s: retention delete failed: %s", r->id,
+                     snapshot_strerror(st));
         }
       }
       free(list);
@@ -82,7 +84,9 @@ static void snap_after(uv_work_t *w, int status) {
     if (m) {
       memcpy(m->data, &r->res, sizeof r->res);
       if (extra) memcpy(m->data + sizeof r->res, r->data, extra);
-      m->sub = r->op == OP_SAVE ? SYS_SNAP_SAVED : r->op == OP_LOAD ? SYS_SNAP_LOADED : SYS_SNAP_DELETED;
+      m->sub = r->op == OP_SAVE   ? SYS_SNAP_SAVED
+               : r->op == OP_LOAD ? SYS_SNAP_LOADED
+                                  : SYS_SNAP_DELETED;
       m->ival = r->res.status;
       m->corr = r->token;
       m->target.sched = r->sched->index;
@@ -139,7 +143,6 @@ static void submit(lua_State *L, actor_t *a, snap_req *r) {
   }
   snap_start(a, r);
 }
-
 
 /* core.snapshot_save(value, keep, token) -> timestamp_ms | nil, err: a
  * snapshot of the current actor at the seq it has persisted up to. The value
@@ -257,12 +260,10 @@ static int core_snapshot_decode(lua_State *L) {
 }
 
 int luaopen_lore_core_snapshot(lua_State *L) {
-  static const luaL_Reg fns[] = {{"snapshot_save", core_snapshot_save},
-                                 {"snapshot_load", core_snapshot_load},
-                                 {"snapshot_delete", core_snapshot_delete},
-                                 {"snapshot_result", core_snapshot_result},
-                                 {"snapshot_decode", core_snapshot_decode},
-                                 {NULL, NULL}};
+  static const luaL_Reg fns[] = {
+      {"snapshot_save", core_snapshot_save},     {"snapshot_load", core_snapshot_load},
+      {"snapshot_delete", core_snapshot_delete}, {"snapshot_result", core_snapshot_result},
+      {"snapshot_decode", core_snapshot_decode}, {NULL, NULL}};
   luaL_setfuncs(L, fns, 0);
   return 0;
 }

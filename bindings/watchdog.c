@@ -29,7 +29,7 @@ static void watchdog_main(void *arg) {
   watchdog *w = arg;
   int n = w->lrt->rt->workers;
   int armed = w->lrt->cfg.max_instructions > 0; /* else it only waits for an interrupt */
-  int quiet = 0; /* ticks in a row with no call running */
+  int quiet = 0;                                /* ticks in a row with no call running */
   for (;;) {
     uv_sleep(quiet >= 2 ? WATCHDOG_IDLE_TICK_MS : WATCHDOG_TICK_MS);
     uv_mutex_lock(&w->lock);

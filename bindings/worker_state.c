@@ -146,7 +146,8 @@ int worker_state_open(sched_t *s) {
   lua_pushcfunction(L, open_runtime);
   lua_pushlightuserdata(L, bs);
   if (lua_pcall(L, 1, 0, 0)) {
-    log_error(&lrt->log, "worker %u: cannot start the Lua runtime: %s", s->index, lua_tostring(L, -1));
+    log_error(&lrt->log, "worker %u: cannot start the Lua runtime: %s", s->index,
+              lua_tostring(L, -1));
     lua_close(L);
     goto fail;
   }
@@ -180,7 +181,6 @@ void worker_state_close(sched_t *s) {
   free(bs);
   s->data = NULL;
 }
-
 
 int binding_load_embedded(lua_State *L, const char *name) {
   for (const struct lore_embedded_lua *e = lore_embedded_lua; e->name; e++) {

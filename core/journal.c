@@ -204,9 +204,10 @@ static int64_t batch_max_offset(journal_write **batch, size_t n) {
 static void note_commit(journal_t *j, int rc) {
   int changed = journal_breaker_record(&j->breaker, rc < 0, uv_hrtime());
   if (changed == BREAKER_OPEN)
-    log_warn(j->log, "journal: %d commits failed in a row (%s): circuit breaker open, writes fail "
-             "fast for %.3g s", j->breaker.failures, journal_strerror(rc),
-             (double)j->breaker.reset_ns / 1e9);
+    log_warn(j->log,
+             "journal: %d commits failed in a row (%s): circuit breaker open, writes fail "
+             "fast for %.3g s",
+             j->breaker.failures, journal_strerror(rc), (double)j->breaker.reset_ns / 1e9);
   else if (changed == BREAKER_CLOSED)
     log_warn(j->log, "journal: a commit succeeded: circuit breaker closed");
 }

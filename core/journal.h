@@ -59,7 +59,7 @@ enum {
                                 database was made by a newer Lore */
   JOURNAL_ENOENT = -5015,    /* read-only open of a journal that does not exist */
   JOURNAL_ESQL = -5016,      /* a projection's own SQL failed (message in the session) */
-  JOURNAL_EBREAKER = -5017,  /* refused at submit: the circuit breaker is open (journal_breaker.h) */
+  JOURNAL_EBREAKER = -5017, /* refused at submit: the circuit breaker is open (journal_breaker.h) */
 };
 
 const char *journal_strerror(int code);

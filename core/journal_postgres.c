@@ -84,7 +84,8 @@ static const stmt read_stmts[] = {
      " UNION ALL SELECT (SELECT min(id) FROM lore_events WHERE id > hop.id), n + 1 FROM hop"
      " WHERE hop.id IS NOT NULL AND n < $2),"
      " known(id, highest) AS (SELECT id, (SELECT max(seq) FROM lore_events e WHERE e.id = hop.id)"
-     " FROM hop WHERE id IS NOT NULL UNION ALL SELECT id, highest FROM lore_deletions WHERE id > $1)"
+     " FROM hop WHERE id IS NOT NULL UNION ALL SELECT id, highest FROM lore_deletions WHERE id > "
+     "$1)"
      " SELECT id, max(highest) FROM known GROUP BY id ORDER BY id LIMIT $2",
      2,
      {PG_OID_TEXT, PG_OID_INT8}},
@@ -549,7 +550,9 @@ static int pgj_open(const char *path, journal_options *opt, void **state) {
   return 0;
 }
 
-static size_t pgj_writer_ids(void *state) { return seqmap_shared_count(&((pg_state *)state)->highest); }
+static size_t pgj_writer_ids(void *state) {
+  return seqmap_shared_count(&((pg_state *)state)->highest);
+}
 
 const journal_backend journal_postgres_backend = {
     .writer_ids = pgj_writer_ids,

@@ -20,10 +20,10 @@
  * statement in autocommit (w_batch): the offset update, the events (one
  * multi-row INSERT from arrays), their tags and the notification to other
  * processes. A batch with deletes sends BEGIN, the same steps as separate
- * statements, the deletes and COMMIT together in pipeline mode. Gaps and duplicates are refused from `highest` (id ->
- * highest seq) without a query. If the database still finds a duplicate
- * (a row this process did not know of), the batch is written again one write
- * at a time, each in a savepoint, so that write alone fails.
+ * statements, the deletes and COMMIT together in pipeline mode. Gaps and duplicates are refused
+ * from `highest` (id -> highest seq) without a query. If the database still finds a duplicate (a
+ * row this process did not know of), the batch is written again one write at a time, each in a
+ * savepoint, so that write alone fails.
  */
 
 /* One INSERT carries at most this much payload; a batch of large events

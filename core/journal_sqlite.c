@@ -684,7 +684,9 @@ static int sq_open(const char *uri_path, journal_options *opt, void **state) {
   return 0;
 }
 
-static size_t sq_writer_ids(void *state) { return seqmap_shared_count(&((sq_state *)state)->highest); }
+static size_t sq_writer_ids(void *state) {
+  return seqmap_shared_count(&((sq_state *)state)->highest);
+}
 
 const journal_backend journal_sqlite_backend = {
     .writer_ids = sq_writer_ids,

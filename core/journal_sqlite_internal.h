@@ -45,9 +45,9 @@ typedef struct sq_state {
   int64_t next_offset; /* within a batch: the next event's offset */
   int batch_deleted;   /* within a batch: a delete removed rows (store the high water) */
   /* journal_sqlite_walspace.c: the WAL file, written ahead of its frames. */
-  int wal_fd;          /* open descriptor of "PATH-wal" when wal_open */
+  int wal_fd;            /* open descriptor of "PATH-wal" when wal_open */
   int wal_open, wal_off; /* wal_off: given up (an error, or no WAL to extend) */
-  int64_t wal_size;    /* bytes the WAL file is known to have */
+  int64_t wal_size;      /* bytes the WAL file is known to have */
   int wal_page_size;
 } sq_state;
 

@@ -39,9 +39,9 @@ void log_print_stderr(int level, const char *line);
 void log_line(const log_sink *s, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-#define LORE_LOG_AT_(s, lvl, ...)                          \
-  do {                                                     \
-    const log_sink *log_s_ = (s);                          \
+#define LORE_LOG_AT_(s, lvl, ...)                                     \
+  do {                                                                \
+    const log_sink *log_s_ = (s);                                     \
     if (log_enabled(log_s_, lvl)) log_line(log_s_, lvl, __VA_ARGS__); \
   } while (0)
 #define log_debug(s, ...) LORE_LOG_AT_(s, LOG_DEBUG, __VA_ARGS__)

@@ -4,7 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-lore_msg *msg_new(uint32_t kind, const void *payload, size_t len, const char *name, size_t name_len) {
+lore_msg *msg_new(uint32_t kind, const void *payload, size_t len, const char *name,
+                  size_t name_len) {
   size_t extra = name ? name_len + 1 : 0;
   lore_msg *m = malloc(sizeof *m + len + extra);
   if (!m) return NULL;

@@ -468,8 +468,7 @@ static void timer_closed(uv_handle_t *h);
 /* Closes what the scheduler opened on its loop, and nothing else: on an
  * embedder's loop the embedder's handles are none of ours. */
 static void close_own_handles(sched_t *s) {
-  uv_handle_t *own[] = {(uv_handle_t *)&s->wake, (uv_handle_t *)&s->idle,
-                        (uv_handle_t *)&s->flush};
+  uv_handle_t *own[] = {(uv_handle_t *)&s->wake, (uv_handle_t *)&s->idle, (uv_handle_t *)&s->flush};
   for (size_t i = 0; i < sizeof own / sizeof own[0]; i++)
     if (!uv_is_closing(own[i])) uv_close(own[i], own_handle_closed);
   for (sched_timer *t = s->timers; t; t = t->next)
@@ -542,7 +541,6 @@ void sched_destroy(sched_t *s) {
 }
 
 /* --- timers --- */
-
 
 static void timer_closed(uv_handle_t *h) {
   sched_timer *t = h->data;

@@ -7,8 +7,8 @@
 #include <uv.h>
 
 #include "idmap.h"
-#include "log.h"
 #include "inbox.h"
+#include "log.h"
 #include "msg.h"
 #include "msg_queue.h"
 
@@ -119,7 +119,7 @@ typedef struct runtime_config {
 struct sched {
   runtime_t *rt;
   uint32_t index;
-  uv_loop_t *loop;   /* own_loop, or the embedder's (host scheduler only) */
+  uv_loop_t *loop; /* own_loop, or the embedder's (host scheduler only) */
   uv_loop_t own_loop;
   uv_async_t wake;
   uv_idle_t idle;     /* keeps the loop spinning while actors are ready */
@@ -130,14 +130,14 @@ struct sched {
   actor_t *ready_head, *ready_tail;
   idmap by_aid, by_name;
   size_t actors;
-  uint64_t io_pending;  /* sum of the actors' pending_io */
+  uint64_t io_pending; /* sum of the actors' pending_io */
   int shutting_down, running, closed;
-  int loop_closed;     /* uv_loop_close done (internal) */
-  int handles_open;    /* the scheduler's own handles not yet closed */
+  int loop_closed;                    /* uv_loop_close done (internal) */
+  int handles_open;                   /* the scheduler's own handles not yet closed */
   void (*handles_closed)(sched_t *s); /* called once they all are (sched_close_handles) */
-  struct sched_timer *timers; /* the timers started and not yet closed */
-  int abandoned;       /* a worker thread given up on at shutdown: never freed */
-  void *data;      /* the binding's (its Lua state) */
+  struct sched_timer *timers;         /* the timers started and not yet closed */
+  int abandoned;                      /* a worker thread given up on at shutdown: never freed */
+  void *data;                         /* the binding's (its Lua state) */
 };
 
 struct runtime {

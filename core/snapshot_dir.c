@@ -409,7 +409,8 @@ static int read_snapshot(dir_state *d, const char *name, const char *id, const d
   buf = NULL;
   goto out;
 corrupt:
-  log_warn(d->log, "snapshot dir %s: %s is corrupt (size, header or checksum mismatch)", d->path, name);
+  log_warn(d->log, "snapshot dir %s: %s is corrupt (size, header or checksum mismatch)", d->path,
+           name);
   rc = SNAPSHOT_ECORRUPT;
 out:
   close(fd);

@@ -20,14 +20,16 @@ typedef struct sql_state {
 
 /* The journal owns `events` and `journal_meta` in the same file; this table is ours alone.
  * crc is the CRC-32C of data, so a damaged page shows up as SNAPSHOT_ECORRUPT, not garbage. */
-static const char schema[] = "CREATE TABLE IF NOT EXISTS snapshots("
-                             "id TEXT NOT NULL, seq INTEGER NOT NULL, ts INTEGER NOT NULL, "
-                             "data BLOB NOT NULL, crc INTEGER NOT NULL, PRIMARY KEY(id, seq))";
+static const char schema[] =
+    "CREATE TABLE IF NOT EXISTS snapshots("
+    "id TEXT NOT NULL, seq INTEGER NOT NULL, ts INTEGER NOT NULL, "
+    "data BLOB NOT NULL, crc INTEGER NOT NULL, PRIMARY KEY(id, seq))";
 
 #define MATCH "id = ?1 AND seq BETWEEN ?2 AND ?3 AND ts BETWEEN ?4 AND ?5"
 
 static int map_err(sql_state *s, int rc, const char *what) {
-  log_error(s->log, "snapshot sqlite: %s: %s (%d)", what, s->db ? sqlite3_errmsg(s->db) : "no db", rc);
+  log_error(s->log, "snapshot sqlite: %s: %s (%d)", what, s->db ? sqlite3_errmsg(s->db) : "no db",
+            rc);
   return (rc & 0xFF) == SQLITE_NOMEM ? SNAPSHOT_ENOMEM : SNAPSHOT_EIO;
 }
 
@@ -171,7 +173,8 @@ static int sql_load(void *state, const char *id, const snapshot_criteria *crit, 
       out = SNAPSHOT_ENOMEM;
     } else if (type != SQLITE_BLOB || n < 0 || stored < 0 || stored > (int64_t)UINT32_MAX ||
                crc32c(0, blob, (size_t)n) != (uint32_t)stored) {
-      log_warn(s->log, "snapshot sqlite: snapshot %s@%lld fails its checksum", id, (long long)meta->seq);
+      log_warn(s->log, "snapshot sqlite: snapshot %s@%lld fails its checksum", id,
+               (long long)meta->seq);
       out = SNAPSHOT_ECORRUPT;
     } else {
       void *copy = malloc(n ? (size_t)n : 1);

@@ -15,14 +15,22 @@ struct snapshot_store {
 
 const char *snapshot_strerror(int code) {
   switch (code) {
-  case SNAPSHOT_OK: return "ok";
-  case SNAPSHOT_EIO: return "snapshot store I/O error";
-  case SNAPSHOT_ENOTFOUND: return "no snapshot matches";
-  case SNAPSHOT_ECORRUPT: return "snapshot is corrupt (checksum or length mismatch)";
-  case SNAPSHOT_EURI: return "bad snapshot store URI";
-  case SNAPSHOT_ENOMEM: return "out of memory";
-  case SNAPSHOT_EINVAL: return "invalid argument";
-  default: return "unknown snapshot store error";
+    case SNAPSHOT_OK:
+      return "ok";
+    case SNAPSHOT_EIO:
+      return "snapshot store I/O error";
+    case SNAPSHOT_ENOTFOUND:
+      return "no snapshot matches";
+    case SNAPSHOT_ECORRUPT:
+      return "snapshot is corrupt (checksum or length mismatch)";
+    case SNAPSHOT_EURI:
+      return "bad snapshot store URI";
+    case SNAPSHOT_ENOMEM:
+      return "out of memory";
+    case SNAPSHOT_EINVAL:
+      return "invalid argument";
+    default:
+      return "unknown snapshot store error";
   }
 }
 
@@ -116,4 +124,3 @@ void snapshot_store_close(snapshot_store_t *s) {
   s->be->close(s->state);
   free(s);
 }
-

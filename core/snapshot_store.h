@@ -86,5 +86,4 @@ extern const snapshot_backend snapshot_memory_backend;
 extern const snapshot_backend snapshot_sqlite_backend;
 extern const snapshot_backend snapshot_dir_backend;
 
-
 #endif

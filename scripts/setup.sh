@@ -17,6 +17,7 @@ PACKAGES=(
   lua-busted lua-check
   procps
   clang libclang-rt-dev # scripts/fuzz.sh: libFuzzer and clang's sanitizer runtimes
+  clang-format # .ci/run checks the C sources against .clang-format
 )
 
 missing=()

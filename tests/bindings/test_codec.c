@@ -78,8 +78,7 @@ static void roundtrip(lua_State *L, const char *expr) {
   if (codec_encode(L, -1, "message", &sb, err, sizeof err) != 0)
     fail_msg("encode %s: %s", expr, err);
   assert_int_equal(lua_gettop(L), base + 1);
-  if (codec_decode(L, sb.data, sb.size, err, sizeof err) != 0)
-    fail_msg("decode %s: %s", expr, err);
+  if (codec_decode(L, sb.data, sb.size, err, sizeof err) != 0) fail_msg("decode %s: %s", expr, err);
   assert_int_equal(lua_gettop(L), base + 2);
   lua_getglobal(L, "deq");
   lua_pushvalue(L, -3);
@@ -159,12 +158,49 @@ static void check_top(lua_State *L, const char *pred) {
 
 static void test_scalars(void **state) {
   lua_State *L = *state;
-  static const char *const values[] = {
-      "nil", "true", "false", "0", "1", "-1", "127", "128", "255", "256", "65535", "65536",
-      "-31", "-32", "-33", "-128", "-129", "-32768", "-32769", "-2147483648", "-2147483649",
-      "1 << 31", "1 << 32", "2147483647", "4294967295", "4294967296", "math.maxinteger",
-      "math.mininteger", "0.0", "-0.0", "1.0", "-1.0", "1.5", "1e308", "-1e308", "5e-324",
-      "math.huge", "-math.huge", "0/0", "0.1", "2^53", "2^63", "math.pi"};
+  static const char *const values[] = {"nil",
+                                       "true",
+                                       "false",
+                                       "0",
+                                       "1",
+                                       "-1",
+                                       "127",
+                                       "128",
+                                       "255",
+                                       "256",
+                                       "65535",
+                                       "65536",
+                                       "-31",
+                                       "-32",
+                                       "-33",
+                                       "-128",
+                                       "-129",
+                                       "-32768",
+                                       "-32769",
+                                       "-2147483648",
+                                       "-2147483649",
+                                       "1 << 31",
+                                       "1 << 32",
+                                       "2147483647",
+                                       "4294967295",
+                                       "4294967296",
+                                       "math.maxinteger",
+                                       "math.mininteger",
+                                       "0.0",
+                                       "-0.0",
+                                       "1.0",
+                                       "-1.0",
+                                       "1.5",
+                                       "1e308",
+                                       "-1e308",
+                                       "5e-324",
+                                       "math.huge",
+                                       "-math.huge",
+                                       "0/0",
+                                       "0.1",
+                                       "2^53",
+                                       "2^63",
+                                       "math.pi"};
   for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) roundtrip(L, values[i]);
 }
 
@@ -174,8 +210,9 @@ static void test_strings(void **state) {
   roundtrip(L, "'a'");
   roundtrip(L, "'a\\0b\\0\\0c\\0'");
   roundtrip(L, "'\\0'");
-  roundtrip(L, "(function() local t = {} for i = 0, 255 do t[#t + 1] = string.char(i) end "
-               "return table.concat(t) end)()");
+  roundtrip(L,
+            "(function() local t = {} for i = 0, 255 do t[#t + 1] = string.char(i) end "
+            "return table.concat(t) end)()");
   roundtrip(L, "string.rep('x', 31)");
   roundtrip(L, "string.rep('x', 32)");
   roundtrip(L, "string.rep('x', 255)");
@@ -207,11 +244,19 @@ static void test_exact_encodings(void **state) {
   expect_bytes(L, "nil", "\xc0", 1);
   expect_bytes(L, "false", "\xc2", 1);
   expect_bytes(L, "true", "\xc3", 1);
-  expect_bytes(L, "'ab'", "\xa2" "ab", 3);
+  expect_bytes(L, "'ab'",
+               "\xa2"
+               "ab",
+               3);
   /* tables: empty -> empty map, 1..n -> array, anything else -> map */
   expect_bytes(L, "{}", "\x80", 1);
   expect_bytes(L, "{1, 2}", "\x92\x01\x02", 3);
-  expect_bytes(L, "{[2] = 'b', [1] = 'a'}", "\x92\xa1" "a" "\xa1" "b", 5);
+  expect_bytes(L, "{[2] = 'b', [1] = 'a'}",
+               "\x92\xa1"
+               "a"
+               "\xa1"
+               "b",
+               5);
   expect_bytes(L, "{x = 1}", "\x81\xa1x\x01", 4);
   expect_bytes(L, "{[2] = 1}", "\x81\x02\x01", 3);
   expect_bytes(L, "{[0] = 1}", "\x81\x00\x01", 3);
@@ -221,9 +266,11 @@ static void test_exact_encodings(void **state) {
   char err[CODEC_ERR_MAX];
   msgpack_sbuffer sb;
   msgpack_sbuffer_init(&sb);
-  assert_int_equal(encode_expr(L, "return (function() local t = {} for i = 1, 16 do "
-                                  "t['k' .. i] = true end return {m = t} end)()",
-                               "message", &sb, err), 0);
+  assert_int_equal(encode_expr(L,
+                               "return (function() local t = {} for i = 1, 16 do "
+                               "t['k' .. i] = true end return {m = t} end)()",
+                               "message", &sb, err),
+                   0);
   assert_int_equal(sb.size, 1 + 2 + 3 + 9 * 4 + 7 * 5); /* k1..k9, k10..k16 = true */
   assert_memory_equal(sb.data, "\x81\xa1m\xde\x00\x10", 6);
   msgpack_sbuffer_destroy(&sb);
@@ -244,9 +291,10 @@ static void test_tables(void **state) {
   roundtrip(L, "{[1] = 1, [2] = 2, [-1] = 0}");
   roundtrip(L, "{[0] = 'zero'}");
   /* maps with integer, float, boolean and string keys */
-  roundtrip(L, "{[7] = 'i', [-3] = 'n', [2.5] = 'f', [-0.25] = 'g', [1e300] = 'h', "
-               "[math.huge] = 'inf', [true] = 't', [false] = 'f', s = 's', ['odd key'] = 1, "
-               "[''] = 'empty', ['\\0'] = 'nul', [math.mininteger] = 1, [math.maxinteger] = 2}");
+  roundtrip(L,
+            "{[7] = 'i', [-3] = 'n', [2.5] = 'f', [-0.25] = 'g', [1e300] = 'h', "
+            "[math.huge] = 'inf', [true] = 't', [false] = 'f', s = 's', ['odd key'] = 1, "
+            "[''] = 'empty', ['\\0'] = 'nul', [math.mininteger] = 1, [math.maxinteger] = 2}");
   roundtrip(L, "{type = 'add', sku = 'apple', qty = 3}");
   /* maps past fixmap size (map16, map32 headers), also nested and after other values */
   static const char *const big_maps[] = {"15", "16", "17", "255", "65535", "65536", "70000"};
@@ -268,9 +316,10 @@ static void test_tables(void **state) {
   msgpack_sbuffer_init(&sb);
   assert_int_equal(encode_expr(L, "{[{1, 2}] = 'v'}", "message", &sb, err), 0);
   decode_ok(L, sb.data, sb.size);
-  check_top(L, "function(t) local k, v = next(t) "
-               "return type(k) == 'table' and k[1] == 1 and k[2] == 2 and #k == 2 and v == 'v' "
-               "and next(t, k) == nil end");
+  check_top(L,
+            "function(t) local k, v = next(t) "
+            "return type(k) == 'table' and k[1] == 1 and k[2] == 2 and #k == 2 and v == 'v' "
+            "and next(t, k) == nil end");
   msgpack_sbuffer_destroy(&sb);
 }
 
@@ -280,34 +329,40 @@ static void test_numbers_stay_distinct(void **state) {
   msgpack_sbuffer sb;
   char err[CODEC_ERR_MAX];
   msgpack_sbuffer_init(&sb);
-  assert_int_equal(encode_expr(L, "{m = {i = 1, f = 1.0, n = {3, 3.0, -0.0}}}", "message", &sb,
-                               err), 0);
+  assert_int_equal(
+      encode_expr(L, "{m = {i = 1, f = 1.0, n = {3, 3.0, -0.0}}}", "message", &sb, err), 0);
   decode_ok(L, sb.data, sb.size);
-  check_top(L, "function(t) return math.type(t.m.i) == 'integer' and math.type(t.m.f) == 'float'"
-               " and math.type(t.m.n[1]) == 'integer' and math.type(t.m.n[2]) == 'float'"
-               " and 1 / t.m.n[3] == -math.huge end");
+  check_top(L,
+            "function(t) return math.type(t.m.i) == 'integer' and math.type(t.m.f) == 'float'"
+            " and math.type(t.m.n[1]) == 'integer' and math.type(t.m.n[2]) == 'float'"
+            " and 1 / t.m.n[3] == -math.huge end");
   msgpack_sbuffer_destroy(&sb);
 }
 
 static void test_nesting_limits(void **state) {
   lua_State *L = *state;
-  roundtrip(L, "return (function() local t = 'leaf' for i = 1, 60 do t = {a = t} end return t "
-               "end)()");
+  roundtrip(L,
+            "return (function() local t = 'leaf' for i = 1, 60 do t = {a = t} end return t "
+            "end)()");
   roundtrip(L, "return (function() local t = 1 for i = 1, 64 do t = {t} end return t end)()");
   roundtrip(L, "return (function() local t = {} for i = 1, 63 do t = {k = t} end return t end)()");
-  expect_encode_error(L, "return (function() local t = 1 for i = 1, 65 do t = {a = t} end "
-                         "return t end)()",
+  expect_encode_error(L,
+                      "return (function() local t = 1 for i = 1, 65 do t = {a = t} end "
+                      "return t end)()",
                       "message", "nesting deeper than 64 at message.a.a.a.a");
-  expect_encode_error(L, "return (function() local t = {} for i = 1, 64 do t = {t} end "
-                         "return t end)()",
+  expect_encode_error(L,
+                      "return (function() local t = {} for i = 1, 64 do t = {t} end "
+                      "return t end)()",
                       "message", "nesting deeper than 64 at message[1][1][1]");
   /* long paths are cut short, with ... */
   char err[CODEC_ERR_MAX];
   msgpack_sbuffer sb;
   msgpack_sbuffer_init(&sb);
-  assert_int_equal(encode_expr(L, "return (function() local t = 1 for i = 1, 100 do "
-                                  "t = {abcdefghijklmnop = t} end return t end)()",
-                               "message", &sb, err), -1);
+  assert_int_equal(encode_expr(L,
+                               "return (function() local t = 1 for i = 1, 100 do "
+                               "t = {abcdefghijklmnop = t} end return t end)()",
+                               "message", &sb, err),
+                   -1);
   assert_non_null(strstr(err, "nesting deeper than 64 at message.abcdefghijklmnop.abcdef"));
   assert_non_null(strstr(err, "..."));
   assert_true(strlen(err) < 220);
@@ -322,8 +377,7 @@ static void test_refs(void **state) {
   msgpack_sbuffer sb;
   char err[CODEC_ERR_MAX];
   msgpack_sbuffer_init(&sb);
-  assert_int_equal(encode_expr(L, "{by_name = R_NAME, by_addr = R_ADDR}", "message", &sb, err),
-                   0);
+  assert_int_equal(encode_expr(L, "{by_name = R_NAME, by_addr = R_ADDR}", "message", &sb, err), 0);
   decode_ok(L, sb.data, sb.size);
   lua_getfield(L, -1, "by_name");
   lore_ref *r = ref_test(L, -1);
@@ -344,7 +398,10 @@ static void test_refs(void **state) {
   assert_int_equal(codec_encode(L, -1, "message", &sb, err, sizeof err), 0);
   lua_pop(L, 1);
   assert_int_equal(sb.size, 6);
-  assert_memory_equal(sb.data, "\xc7\x03\x01\x02" "ab", 6);
+  assert_memory_equal(sb.data,
+                      "\xc7\x03\x01\x02"
+                      "ab",
+                      6);
   /* a name too long for the wire is refused with its path */
   char *big = malloc(REF_SERIALIZED_MAX + 10);
   memset(big, 'n', REF_SERIALIZED_MAX + 10);
@@ -368,8 +425,8 @@ static void test_encode_errors(void **state) {
                       "message", "cycle at message.a.b (table refers to itself)");
   expect_encode_error(L, "return (function() local t = {} t.self = t return t end)()", "message",
                       "cycle at message.self (table refers to itself)");
-  expect_encode_error(L, "return (function() local t = {1, 2} t[3] = t return t end)()",
-                      "message", "cycle at message[3]");
+  expect_encode_error(L, "return (function() local t = {1, 2} t[3] = t return t end)()", "message",
+                      "cycle at message[3]");
   expect_encode_error(L, "return (function() local t = {} t[t] = 1 return t end)()", "message",
                       "cycle at message[?]");
   /* key rendering: identifiers, integers, other strings, other types */
@@ -420,7 +477,7 @@ static void test_decode_errors(void **state) {
   expect_decode_error(L, "\xd4\x05\x00", 3, "unknown MessagePack extension type 5");
   expect_decode_error(L, "\x91\xd4\x7f\x00", 4, "extension type 127");
   expect_decode_error(L, "\xd4\x01\x07", 3, "malformed ref");
-  expect_decode_error(L, "\xd4\x01\x02", 3, "malformed ref");        /* name ref, empty name */
+  expect_decode_error(L, "\xd4\x01\x02", 3, "malformed ref");         /* name ref, empty name */
   expect_decode_error(L, "\xc7\x02\x01\x01\x00", 5, "malformed ref"); /* short address ref */
   expect_decode_error(L, "\xc7\x00\x01", 3, "malformed ref");
   /* keys a Lua table cannot hold */
@@ -429,7 +486,10 @@ static void test_decode_errors(void **state) {
   /* huge claimed sizes do not allocate, they are just truncated */
   expect_decode_error(L, "\xdd\xff\xff\xff\xff\x01", 6, "truncated");
   expect_decode_error(L, "\xdf\xff\xff\xff\xff\x01\x02", 7, "truncated");
-  expect_decode_error(L, "\xdb\xff\xff\xff\xff" "abc", 8, "truncated");
+  expect_decode_error(L,
+                      "\xdb\xff\xff\xff\xff"
+                      "abc",
+                      8, "truncated");
   expect_decode_error(L, "\xc9\xff\xff\xff\xff\x01", 6, NULL);
   msgpack_sbuffer_destroy(&sb);
 }
@@ -470,7 +530,10 @@ static void test_decode_depth(void **state) {
 static void test_decode_other_forms(void **state) {
   lua_State *L = *state;
   /* bin decodes to a string, float32 to a float, a uint64 above maxinteger to a float */
-  decode_ok(L, "\xc4\x03" "a\0c", 5);
+  decode_ok(L,
+            "\xc4\x03"
+            "a\0c",
+            5);
   check_top(L, "function(v) return v == 'a\\0c' end");
   decode_ok(L, "\xca\x3f\xc0\x00\x00", 5);
   check_top(L, "function(v) return math.type(v) == 'float' and v == 1.5 end");
@@ -568,20 +631,21 @@ static void compare_one(lua_State *L, codec_strings *c, const char *data, size_t
     fail_msg("the fast path took an input the parser refuses: %s", err);
   /* deq matches keys with rawget, so a value with table or ref keys (found by address, not
    * by contents) is only checked for having them on both sides. */
-  assert_int_equal(luaL_dostring(L,
-                                 "local function odd(v)\n"
-                                 "  if type(v) ~= 'table' then return false end\n"
-                                 "  for k, x in next, v do\n"
-                                 "    if type(k) == 'table' or type(k) == 'userdata' or odd(k) or odd(x)"
-                                 " then return true end\n"
-                                 "  end\n"
-                                 "  return false\n"
-                                 "end\n"
-                                 "return function(a, b)\n"
-                                 "  if odd(a) then return odd(b) end\n"
-                                 "  return deq(a, b)\n"
-                                 "end"),
-                   LUA_OK);
+  assert_int_equal(
+      luaL_dostring(L,
+                    "local function odd(v)\n"
+                    "  if type(v) ~= 'table' then return false end\n"
+                    "  for k, x in next, v do\n"
+                    "    if type(k) == 'table' or type(k) == 'userdata' or odd(k) or odd(x)"
+                    " then return true end\n"
+                    "  end\n"
+                    "  return false\n"
+                    "end\n"
+                    "return function(a, b)\n"
+                    "  if odd(a) then return odd(b) end\n"
+                    "  return deq(a, b)\n"
+                    "end"),
+      LUA_OK);
   lua_pushvalue(L, -3);
   lua_pushvalue(L, -3);
   lua_call(L, 2, 1);
@@ -608,12 +672,12 @@ static void test_fast_path_matches_parser(void **state) {
     const char *bytes;
     size_t len;
   } refused[] = {
-      {"\x81\xc0\x01", 3},         /* a nil key */
+      {"\x81\xc0\x01", 3},                      /* a nil key */
       {"\x81\xcb\x7f\xf8\0\0\0\0\0\0\x01", 11}, /* a NaN key */
-      {"\x92\x01", 2},              /* truncated */
-      {"\x01\x02", 2},              /* trailing bytes */
-      {"\xd4\x07\x00", 3},         /* an unknown extension */
-      {"\xc1", 1},                   /* a byte never used */
+      {"\x92\x01", 2},                          /* truncated */
+      {"\x01\x02", 2},                          /* trailing bytes */
+      {"\xd4\x07\x00", 3},                      /* an unknown extension */
+      {"\xc1", 1},                              /* a byte never used */
   };
   for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
     int base = lua_gettop(L);
@@ -661,8 +725,9 @@ static void test_appends(void **state) {
   assert_int_equal(sb.size, 4);
   assert_memory_equal(sb.data, "HDR\x05", 4);
   /* a map whose header grows after its entries are written stays after what came before */
-  push_lua(L, "return (function() local t = {} for i = 1, 40 do t['k' .. i] = i end "
-              "return t end)()");
+  push_lua(L,
+           "return (function() local t = {} for i = 1, 40 do t['k' .. i] = i end "
+           "return t end)()");
   assert_int_equal(codec_encode(L, -1, "message", &sb, err, sizeof err), 0);
   assert_memory_equal(sb.data, "HDR\x05\xde\x00\x28", 7);
   decode_ok(L, sb.data + 4, sb.size - 4);

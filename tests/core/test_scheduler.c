@@ -184,7 +184,8 @@ static void t_stopped(actor_t *a) {
   iinc(&t->stopped);
 }
 
-static const actor_ops test_ops = {.receive = t_receive, .overflow = t_overflow, .stopped = t_stopped};
+static const actor_ops test_ops = {
+    .receive = t_receive, .overflow = t_overflow, .stopped = t_stopped};
 
 static tact *tact_new(size_t cap) {
   tact *t = calloc(1, sizeof *t);

@@ -20,7 +20,6 @@
 
 #include <cmocka.h>
 
-
 /* usage: drive_embed_server SERVER_EXE SCRIPTS_DIR */
 static const char *server_exe, *scripts_dir;
 static char journal[600];

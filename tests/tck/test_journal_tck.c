@@ -120,9 +120,10 @@ static const sql_dialect sqlite_sql = {
     .script = "CREATE TABLE t2(x); INSERT INTO t2 VALUES (3); SELECT x FROM t2;",
     .insert_t2 = "INSERT INTO t2 VALUES (?1)",
     .count_a = "SELECT count(*) FROM events WHERE id = 'a'",
-    .dup_a7 = "INSERT INTO events(id, seq, manifest, version, tags, writer, ts, payload, crc)"
-              " SELECT id, 7, manifest, version, tags, writer, ts, payload, crc FROM events"
-              " WHERE id = 'a' AND seq = 5",
+    .dup_a7 =
+        "INSERT INTO events(id, seq, manifest, version, tags, writer, ts, payload, crc)"
+        " SELECT id, 7, manifest, version, tags, writer, ts, payload, crc FROM events"
+        " WHERE id = 'a' AND seq = 5",
     .undup_a7 = "DELETE FROM events WHERE id = 'a' AND seq = 7",
     .corrupt_a3 = NULL,
     .newer_schema = "UPDATE journal_info SET value = 99 WHERE key = 'schema_version'",
@@ -164,8 +165,9 @@ static void postgres_cleanup(const char *schema) {
 }
 
 static const sql_dialect postgres_sql = {
-    .create_proj = "CREATE TABLE proj(k text PRIMARY KEY, n bigint, f double precision, b bytea,"
-                   " z text)",
+    .create_proj =
+        "CREATE TABLE proj(k text PRIMARY KEY, n bigint, f double precision, b bytea,"
+        " z text)",
     .insert_proj = "INSERT INTO proj VALUES ($1, $2, $3, $4, $5)",
     .select_proj = "SELECT k, n, f, b, z AS zed FROM proj WHERE k = $1",
     .unique_msg = "unique constraint",
@@ -174,19 +176,20 @@ static const sql_dialect postgres_sql = {
     .script = "CREATE TABLE t2(x bigint); INSERT INTO t2 VALUES (3); SELECT x FROM t2;",
     .insert_t2 = "INSERT INTO t2 VALUES ($1)",
     .count_a = "SELECT count(*) FROM lore_events WHERE id = 'a'",
-    .dup_a7 = "INSERT INTO lore_events SELECT \"offset\" + 1000000, id, 7, manifest, version,"
-              " tags, writer, ts, payload, crc FROM lore_events WHERE id = 'a' AND seq = 5",
+    .dup_a7 =
+        "INSERT INTO lore_events SELECT \"offset\" + 1000000, id, 7, manifest, version,"
+        " tags, writer, ts, payload, crc FROM lore_events WHERE id = 'a' AND seq = 5",
     .undup_a7 = "DELETE FROM lore_events WHERE id = 'a' AND seq = 7",
-    .corrupt_a3 = "UPDATE lore_events SET payload = set_byte(payload, 0, get_byte(payload, 0) # 32)"
-                  " WHERE id = 'a' AND seq = 3",
+    .corrupt_a3 =
+        "UPDATE lore_events SET payload = set_byte(payload, 0, get_byte(payload, 0) # 32)"
+        " WHERE id = 'a' AND seq = 3",
     .newer_schema = "UPDATE lore_schema SET version = 99 WHERE component = 'journal'",
 };
 
 static const backend_case BACKENDS[] = {
     {"memory", memory_fresh, NULL, 0, 0, 0, 0, 0, NULL, NULL},
     {"sqlite", sqlite_fresh, remove_db, 1, 1, 1, 1, 0, sqlite_exec_sql, &sqlite_sql},
-    {"postgres", postgres_fresh, postgres_cleanup, 0, 0, 1, 0, 1, postgres_exec_sql,
-     &postgres_sql},
+    {"postgres", postgres_fresh, postgres_cleanup, 0, 0, 1, 0, 1, postgres_exec_sql, &postgres_sql},
 };
 
 /* base + "?params" or "&params" (params without the '?'; "" adds nothing). */
@@ -1078,8 +1081,13 @@ static void test_sqlite_wal_space_ahead(void **state) {
   }
   waiter *wt = waiter_new();
   for (int w = 0; w < 20; w++) {
-    journal_event ev = {.id = "ahead", .seq = w + 1, .manifest = "m", .version = 1, .tags = "",
-                        .payload = "xyz", .payload_len = 3};
+    journal_event ev = {.id = "ahead",
+                        .seq = w + 1,
+                        .manifest = "m",
+                        .version = 1,
+                        .tags = "",
+                        .payload = "xyz",
+                        .payload_len = 3};
     journal_event_seal(&ev);
     journal_write jw = {
         .kind = JOURNAL_WRITE_EVENTS, .events = &ev, .count = 1, .done = on_done, .data = wt};
@@ -1588,14 +1596,15 @@ static void test_uri_parameters(void **state) {
   const char *const *good = NULL, *const *own_bad = NULL;
   static const char *const sq_good[] = {"?synchronous=normal&busy_timeout=5000",
                                         "?synchronous=full&mode=rw", "?busy_timeout=1", "?", NULL};
-  static const char *const sq_bad[] = {"?synchronous=off",  "?busy_timeout=abc",
-                                       "?busy_timeout=0",   "?busy_timeout=-5",
+  static const char *const sq_bad[] = {"?synchronous=off",          "?busy_timeout=abc",
+                                       "?busy_timeout=0",           "?busy_timeout=-5",
                                        "?busy_timeout=99999999999", NULL};
   /* Lore's own (pool, schema) and libpq's (handed over as they are). */
   static const char *const pg_good[] = {"?pool=1", "?pool=2&mode=rw", "?connect_timeout=10",
                                         "?application_name=tck&pool=8", NULL};
-  static const char *const pg_bad[] = {"?pool=0", "?pool=x", "?pool=100000", "?schema=Bad-Name",
-                                       "?synchronous=normal", "?connect_timeout", NULL};
+  static const char *const pg_bad[] = {
+      "?pool=0",          "?pool=x", "?pool=100000", "?schema=Bad-Name", "?synchronous=normal",
+      "?connect_timeout", NULL};
   if (f->bc->sqlite) {
     good = sq_good;
     own_bad = sq_bad;

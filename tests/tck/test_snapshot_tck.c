@@ -7,10 +7,10 @@
 #include <cmocka.h>
 
 #include <dirent.h>
-#include <libpq-fe.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <libpq-fe.h>
 #include <limits.h>
 #include <pthread.h>
 #include <sqlite3.h>
@@ -214,23 +214,25 @@ static int setup(void **state) {
   f->kind = cfg->kind;
   unsigned n = ++case_no;
   switch (f->kind) {
-  case K_MEMORY: snprintf(f->uri, sizeof f->uri, "memory:"); break;
-  case K_MEMORY_NAMED:
-    snprintf(f->path, sizeof f->path, "tck-%ld-%u", (long)getpid(), n);
-    snprintf(f->uri, sizeof f->uri, "memory:%s", f->path);
-    break;
-  case K_SQLITE:
-    snprintf(f->path, sizeof f->path, "%s/case-%u.db", run_dir, n);
-    snprintf(f->uri, sizeof f->uri, "sqlite:%s", f->path);
-    break;
-  case K_DIR:
-    snprintf(f->path, sizeof f->path, "%s/case-%u.snapdir", run_dir, n);
-    snprintf(f->uri, sizeof f->uri, "dir:%s", f->path);
-    break;
-  case K_POSTGRES:
-    snprintf(f->path, sizeof f->path, "snap_tck_%ld_%u", (long)getpid(), n);
-    snprintf(f->uri, sizeof f->uri, "postgres:%.3000s?schema=%.63s", pg_conninfo(), f->path);
-    break;
+    case K_MEMORY:
+      snprintf(f->uri, sizeof f->uri, "memory:");
+      break;
+    case K_MEMORY_NAMED:
+      snprintf(f->path, sizeof f->path, "tck-%ld-%u", (long)getpid(), n);
+      snprintf(f->uri, sizeof f->uri, "memory:%s", f->path);
+      break;
+    case K_SQLITE:
+      snprintf(f->path, sizeof f->path, "%s/case-%u.db", run_dir, n);
+      snprintf(f->uri, sizeof f->uri, "sqlite:%s", f->path);
+      break;
+    case K_DIR:
+      snprintf(f->path, sizeof f->path, "%s/case-%u.snapdir", run_dir, n);
+      snprintf(f->uri, sizeof f->uri, "dir:%s", f->path);
+      break;
+    case K_POSTGRES:
+      snprintf(f->path, sizeof f->path, "snap_tck_%ld_%u", (long)getpid(), n);
+      snprintf(f->uri, sizeof f->uri, "postgres:%.3000s?schema=%.63s", pg_conninfo(), f->path);
+      break;
   }
   *state = f;
   if (snapshot_store_open(f->uri, NULL, &f->s) != SNAPSHOT_OK) return -1;
@@ -525,8 +527,9 @@ static void test_corrupt_snapshot_falls_back(void **state) {
   if (f->kind == K_SQLITE) {
     sql_exec_blob_flip(f->path, 15);
   } else if (f->kind == K_POSTGRES) {
-    pg_exec_in(f->path, "UPDATE lore_snapshots SET data = set_byte(data, 2, 255)"
-                        " WHERE id = 'p' AND seq = 15");
+    pg_exec_in(f->path,
+               "UPDATE lore_snapshots SET data = set_byte(data, 2, 255)"
+               " WHERE id = 'p' AND seq = 15");
   } else {
     snprintf(file, sizeof file, "%s/70-15-1500.snap", f->path);
     flip_byte(file, -3); /* inside the data */
@@ -547,14 +550,16 @@ static void test_corrupt_variants(void **state) {
   fixture *f = *state;
   if (f->kind == K_SQLITE) {
     sql_exec(f->path, "UPDATE snapshots SET crc = (crc + 1) % 4294967296 WHERE seq = 14");
-    sql_exec(f->path, "UPDATE snapshots SET data = substr(data, 1, length(data) - 1) "
-                      "WHERE seq = 13");
+    sql_exec(f->path,
+             "UPDATE snapshots SET data = substr(data, 1, length(data) - 1) "
+             "WHERE seq = 13");
     sql_exec(f->path, "UPDATE snapshots SET crc = -1 WHERE seq = 12");
   } else if (f->kind == K_POSTGRES) {
-    pg_exec_in(f->path, "UPDATE lore_snapshots SET crc = (crc + 1) % 4294967296 WHERE seq = 14;"
-                        "UPDATE lore_snapshots SET data = substring(data from 1 for"
-                        " length(data) - 1) WHERE seq = 13;"
-                        "UPDATE lore_snapshots SET crc = -1 WHERE seq = 12");
+    pg_exec_in(f->path,
+               "UPDATE lore_snapshots SET crc = (crc + 1) % 4294967296 WHERE seq = 14;"
+               "UPDATE lore_snapshots SET data = substring(data from 1 for"
+               " length(data) - 1) WHERE seq = 13;"
+               "UPDATE lore_snapshots SET crc = -1 WHERE seq = 12");
   } else if (f->kind == K_DIR) {
     char file[PATH_MAX + 64];
     snprintf(file, sizeof file, "%s/70-14-1400.snap", f->path);
@@ -784,9 +789,10 @@ static void test_sqlite_shares_journal_file(void **state) {
   char path[PATH_MAX], uri[PATH_MAX + 16];
   snprintf(path, sizeof path, "%s/shared-journal.db", run_dir);
   snprintf(uri, sizeof uri, "sqlite:%s", path);
-  sql_exec(path, "PRAGMA journal_mode=WAL; CREATE TABLE events(id TEXT, seq INTEGER, x BLOB);"
-                 "CREATE TABLE journal_meta(id TEXT PRIMARY KEY, hi INTEGER);"
-                 "INSERT INTO events VALUES('p', 1, x'01'), ('p', 2, x'02');");
+  sql_exec(path,
+           "PRAGMA journal_mode=WAL; CREATE TABLE events(id TEXT, seq INTEGER, x BLOB);"
+           "CREATE TABLE journal_meta(id TEXT PRIMARY KEY, hi INTEGER);"
+           "INSERT INTO events VALUES('p', 1, x'01'), ('p', 2, x'02');");
   snapshot_store_t *s = NULL;
   assert_int_equal(snapshot_store_open(uri, NULL, &s), SNAPSHOT_OK);
   save_str(s, "p", 2, 20, "after two events");
@@ -961,8 +967,9 @@ static int selected(const char *list, const char *name) {
 /* The PostgreSQL cases fail, never skip, when there is no database to run them on. */
 static int postgres_reachable(void) {
   if (!pg_conninfo()) {
-    fprintf(stderr, "snapshot tck: postgres: FAILED: LORE_TEST_PG is not set (a libpq conninfo; "
-                    "scripts/pg-cluster.sh start makes a cluster and prints it)\n");
+    fprintf(stderr,
+            "snapshot tck: postgres: FAILED: LORE_TEST_PG is not set (a libpq conninfo; "
+            "scripts/pg-cluster.sh start makes a cluster and prints it)\n");
     return 0;
   }
   PGconn *c = PQconnectdb(pg_conninfo());
