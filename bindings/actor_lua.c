@@ -66,12 +66,14 @@ static int decode_message(binding_state *bs, const lore_msg *m, char *err) {
   lua_State *L = bs->L;
   int top = lua_gettop(L);
   err[0] = '\0';
-  /* A decoded value takes at most about 64 bytes of Lua heap per encoded
-   * byte (an empty table: 1 byte encoded, 56 in the heap). With that much
-   * room under memory_limit the decode cannot run out of memory, and skips
-   * the protected call (most messages: a pcall each is a cost that shows). */
+  /* A decoded value takes well under 128 bytes of Lua heap per encoded byte
+   * (the worst is a list of empty tables: 1 byte encoded, a 56-byte table
+   * plus its 16-byte slot in the heap, before the allocator rounds up). With
+   * that much room under memory_limit the decode cannot run out of memory,
+   * and skips the protected call (most messages: a pcall each costs about
+   * 40% of a tell). */
   if (bs->mem_limit && bs->mem_used < bs->mem_limit &&
-      (bs->mem_limit - bs->mem_used) / 64 > m->len + 1024 && lua_checkstack(L, 4)) {
+      (bs->mem_limit - bs->mem_used) / 128 > m->len + 1024 && lua_checkstack(L, 4)) {
     if (codec_decode_cached(L, &bs->strings, m->data, m->len, err, CODEC_ERR_MAX) == 0) return 0;
     lua_settop(L, top);
     return -1;
