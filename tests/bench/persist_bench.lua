@@ -97,25 +97,8 @@ end
 -- Statistics and the table
 ---------------------------------------------------------------------------
 
-local function sorted(xs)
-  local s = {}
-  for i, x in ipairs(xs) do s[i] = x end
-  table.sort(s)
-  return s
-end
-
-local function median(xs)
-  local s = sorted(xs)
-  local n = #s
-  return n % 2 == 1 and s[(n + 1) // 2] or (s[n // 2] + s[n // 2 + 1]) / 2
-end
-
-local function si(x)
-  if x >= 1e6 then return fmt("%.2fM", x / 1e6) end
-  if x >= 1e4 then return fmt("%.1fk", x / 1e3) end
-  if x >= 1e3 then return fmt("%.2fk", x / 1e3) end
-  return fmt("%.0f", x)
-end
+local stats = dofile(here .. "/stats.lua")
+local median, si = stats.median, stats.si
 
 -- 10000 -> "10,000"
 local function count(n)
@@ -136,10 +119,7 @@ local UNITS = {
   B = function(x) return fmt("%.0f", x) end,
 }
 
-local function spread(xs, unit)
-  local s, show = sorted(xs), UNITS[unit]
-  return fmt("%s / %s / %s %s", show(s[1]), show(median(xs)), show(s[#s]), unit)
-end
+local function spread(xs, unit) return stats.spread(xs, UNITS[unit]) .. " " .. unit end
 
 local LINE = "%-52s %-34s %-34s %s"
 local function header()

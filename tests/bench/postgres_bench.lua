@@ -104,30 +104,12 @@ end
 -- Statistics and the table
 ---------------------------------------------------------------------------
 
-local function sorted(xs)
-  local s = {}
-  for i, x in ipairs(xs) do s[i] = x end
-  table.sort(s)
-  return s
-end
-
-local function median(xs)
-  local s = sorted(xs)
-  local n = #s
-  return n % 2 == 1 and s[(n + 1) // 2] or (s[n // 2] + s[n // 2 + 1]) / 2
-end
-
-local function si(x)
-  if x >= 1e6 then return fmt("%.2fM", x / 1e6) end
-  if x >= 1e4 then return fmt("%.1fk", x / 1e3) end
-  if x >= 1e3 then return fmt("%.2fk", x / 1e3) end
-  return fmt("%.0f", x)
-end
+local stats = dofile(here .. "/stats.lua")
+local median = stats.median
 
 local function spread(xs)
   if not xs then return "-" end
-  local s = sorted(xs)
-  return fmt("%s / %s / %s", si(s[1]), si(median(xs)), si(s[#s]))
+  return stats.spread(xs)
 end
 
 local LINE = "%-40s %-26s %-26s %-26s %s"

@@ -227,20 +227,8 @@ local function parse_samples(out)
   return t
 end
 
-local function sorted(list)
-  local s = {}
-  for i, x in ipairs(list) do s[i] = x end
-  table.sort(s)
-  return s
-end
-
-local function median(list)
-  local s = sorted(list)
-  local n = #s
-  if n == 0 then return 0 / 0 end
-  if n % 2 == 1 then return s[(n + 1) // 2] end
-  return (s[n // 2] + s[n // 2 + 1]) / 2
-end
+local stats = dofile(here .. "/stats.lua")
+local sorted, median = stats.sorted, stats.median
 
 local function mmm(list, scale, unit)
   local s = sorted(list)
