@@ -252,3 +252,24 @@ int shutdown_and_wait(lore_runtime *rt, uv_loop_t *loop, double seconds) {
   if (lore_shutdown(rt, count_done, &done) != 0) return 0;
   return run_until(loop, &done, seconds);
 }
+
+int host_prepare(char *dir, size_t cap, const char *tag, const char *const *scripts,
+                 uv_loop_t *loop, lore_config *cfg) {
+  if (tmpdir_make(dir, cap, tag)) return -1;
+  for (const char *const *s = scripts; s && s[0]; s += 2)
+    if (file_write(dir, s[0], s[1])) return -1;
+  if (uv_loop_init(loop)) return -1;
+  lore_config_init(cfg);
+  cfg->loop = loop;
+  cfg->scripts = dir;
+  cfg->workers = 2;
+  return 0;
+}
+
+int host_finish(lore_runtime *rt, uv_loop_t *loop, const char *dir) {
+  int ok = shutdown_and_wait(rt, loop, 10);
+  lore_close(rt);
+  int closed = uv_loop_close(loop); /* Lore left nothing on the host's loop */
+  tmpdir_remove(dir);
+  return ok && closed == 0 ? 0 : -1;
+}

@@ -114,4 +114,15 @@ int ask_and_wait(lore_runtime *rt, uv_loop_t *loop, const lore_ref *to, mp_out *
 /* lore_shutdown, then runs `loop` until `done` has run; returns 1 if it did. */
 int shutdown_and_wait(lore_runtime *rt, uv_loop_t *loop, double seconds);
 
+/* A test file's host: makes a temp dir named after `tag` holding `scripts`
+ * (file name, text, ..., NULL), initialises `loop`, and fills cfg for a
+ * runtime on that loop with those scripts and 2 workers (the caller adjusts
+ * it, then calls lore_open). Returns 0 or -1. */
+int host_prepare(char *dir, size_t cap, const char *tag, const char *const *scripts,
+                 uv_loop_t *loop, lore_config *cfg);
+/* Shuts rt down on `loop` (10 s at most), closes it and the loop, removes
+ * dir. Returns 0, or -1 if the shutdown did not finish or Lore left
+ * something on the loop. */
+int host_finish(lore_runtime *rt, uv_loop_t *loop, const char *dir);
+
 #endif

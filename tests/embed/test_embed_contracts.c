@@ -36,15 +36,9 @@ typedef struct fixture {
 static int setup(void **state) {
   static fixture f;
   memset(&f, 0, sizeof f);
-  if (tmpdir_make(f.dir, sizeof f.dir, "known-bugs")) return -1;
-  if (file_write(f.dir, "echo.lua", echo_lua) || file_write(f.dir, "ledger.lua", ledger_lua))
-    return -1;
-  if (uv_loop_init(&f.loop)) return -1;
+  static const char *const scripts[] = {"echo.lua", echo_lua, "ledger.lua", ledger_lua, NULL};
   lore_config cfg;
-  lore_config_init(&cfg);
-  cfg.loop = &f.loop;
-  cfg.scripts = f.dir;
-  cfg.workers = 2;
+  if (host_prepare(f.dir, sizeof f.dir, "known-bugs", scripts, &f.loop, &cfg)) return -1;
   cfg.log_level = LORE_LOG_OFF;
   if (lore_open(&cfg, &f.rt)) return -1;
   *state = &f;
@@ -53,11 +47,7 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
   fixture *f = *state;
-  int ok = shutdown_and_wait(f->rt, &f->loop, 10);
-  lore_close(f->rt);
-  int closed = uv_loop_close(&f->loop);
-  tmpdir_remove(f->dir);
-  return ok && closed == 0 ? 0 : -1;
+  return host_finish(f->rt, &f->loop, f->dir);
 }
 
 static int luaopen_empty(lua_State *L) {

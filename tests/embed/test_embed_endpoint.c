@@ -59,14 +59,9 @@ static void on_message(void *ud, const void *msg, size_t len) {
 static int setup(void **state) {
   static fixture f;
   memset(&f, 0, sizeof f);
-  if (tmpdir_make(f.dir, sizeof f.dir, "endpoint")) return -1;
-  if (file_write(f.dir, "relay.lua", relay_lua)) return -1;
-  if (uv_loop_init(&f.loop)) return -1;
+  static const char *const scripts[] = {"relay.lua", relay_lua, NULL};
   lore_config cfg;
-  lore_config_init(&cfg);
-  cfg.loop = &f.loop;
-  cfg.scripts = f.dir;
-  cfg.workers = 2;
+  if (host_prepare(f.dir, sizeof f.dir, "endpoint", scripts, &f.loop, &cfg)) return -1;
   cfg.log_level = LORE_LOG_ERROR;
   if (lore_open(&cfg, &f.rt)) return -1;
   *state = &f;
@@ -75,11 +70,7 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
   fixture *f = *state;
-  int ok = shutdown_and_wait(f->rt, &f->loop, 10);
-  lore_close(f->rt);
-  int closed = uv_loop_close(&f->loop);
-  tmpdir_remove(f->dir);
-  return ok && closed == 0 ? 0 : -1;
+  return host_finish(f->rt, &f->loop, f->dir);
 }
 
 static int per_test(void **state) {

@@ -31,14 +31,9 @@ typedef struct fixture {
 static int setup(void **state) {
   static fixture f;
   memset(&f, 0, sizeof f);
-  if (tmpdir_make(f.dir, sizeof f.dir, "deep")) return -1;
-  if (file_write(f.dir, "deep.lua", deep_lua)) return -1;
-  if (uv_loop_init(&f.loop)) return -1;
+  static const char *const scripts[] = {"deep.lua", deep_lua, NULL};
   lore_config cfg;
-  lore_config_init(&cfg);
-  cfg.loop = &f.loop;
-  cfg.scripts = f.dir;
-  cfg.workers = 2;
+  if (host_prepare(f.dir, sizeof f.dir, "deep", scripts, &f.loop, &cfg)) return -1;
   if (lore_open(&cfg, &f.rt)) return -1;
   *state = &f;
   return 0;
@@ -46,11 +41,7 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
   fixture *f = *state;
-  int ok = shutdown_and_wait(f->rt, &f->loop, 10);
-  lore_close(f->rt);
-  int closed = uv_loop_close(&f->loop);
-  tmpdir_remove(f->dir);
-  return ok && closed == 0 ? 0 : -1;
+  return host_finish(f->rt, &f->loop, f->dir);
 }
 
 /* `depth` arrays, one inside the other, around the integer 7. */

@@ -48,17 +48,11 @@ typedef struct fixture {
 static int setup(void **state) {
   static fixture f;
   memset(&f, 0, sizeof f);
-  if (tmpdir_make(f.dir, sizeof f.dir, "messages")) return -1;
-  if (file_write(f.dir, "echo.lua", echo_lua) || file_write(f.dir, "broken.lua", broken_lua) ||
-      file_write(f.dir, "ledger.lua", ledger_lua))
-    return -1;
-  if (uv_loop_init(&f.loop)) return -1;
-  log_capture_init(&f.log);
+  static const char *const scripts[] = {"echo.lua",   echo_lua,   "broken.lua", broken_lua,
+                                        "ledger.lua", ledger_lua, NULL};
   lore_config cfg;
-  lore_config_init(&cfg);
-  cfg.loop = &f.loop;
-  cfg.scripts = f.dir;
-  cfg.workers = 2;
+  if (host_prepare(f.dir, sizeof f.dir, "messages", scripts, &f.loop, &cfg)) return -1;
+  log_capture_init(&f.log);
   cfg.log = log_capture_line;
   cfg.log_ud = &f.log;
   cfg.log_level = LORE_LOG_DEBUG;
@@ -69,12 +63,9 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
   fixture *f = *state;
-  int ok = shutdown_and_wait(f->rt, &f->loop, 10);
-  lore_close(f->rt);
-  int closed = uv_loop_close(&f->loop); /* Lore left nothing on the host's loop */
+  int rc = host_finish(f->rt, &f->loop, f->dir);
   log_capture_free(&f->log);
-  tmpdir_remove(f->dir);
-  return ok && closed == 0 ? 0 : -1;
+  return rc;
 }
 
 static lore_ref *spawn_echo(fixture *f) {

@@ -81,16 +81,11 @@ static int setup(void **state) {
   static fixture f;
   memset(&f, 0, sizeof f);
   uv_mutex_init(&opens_lock);
-  if (tmpdir_make(f.dir, sizeof f.dir, "preload")) return -1;
-  if (file_write(f.dir, "multiplier.lua", multiplier_lua) ||
-      file_write(f.dir, "squarer.lua", squarer_lua) ||
-      file_write(f.dir, "needs_missing.lua", needs_missing_lua))
-    return -1;
-  if (uv_loop_init(&f.loop)) return -1;
+  static const char *const scripts[] = {
+      "multiplier.lua",    multiplier_lua,    "squarer.lua", squarer_lua,
+      "needs_missing.lua", needs_missing_lua, NULL};
   lore_config cfg;
-  lore_config_init(&cfg);
-  cfg.loop = &f.loop;
-  cfg.scripts = f.dir;
+  if (host_prepare(f.dir, sizeof f.dir, "preload", scripts, &f.loop, &cfg)) return -1;
   cfg.workers = WORKERS;
   cfg.log_level = LORE_LOG_OFF;
   if (lore_open(&cfg, &f.rt)) return -1;
@@ -100,12 +95,9 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
   fixture *f = *state;
-  int ok = shutdown_and_wait(f->rt, &f->loop, 10);
-  lore_close(f->rt);
-  int closed = uv_loop_close(&f->loop);
-  tmpdir_remove(f->dir);
+  int rc = host_finish(f->rt, &f->loop, f->dir);
   uv_mutex_destroy(&opens_lock);
-  return ok && closed == 0 ? 0 : -1;
+  return rc;
 }
 
 static void preload_before_spawn(void **state) {
