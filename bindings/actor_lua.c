@@ -736,19 +736,6 @@ static lua_Number check_delay(lua_State *L, int idx) {
   return secs;
 }
 
-/* core.schedule(seconds, msg) -> timer id: msg to the current actor later */
-static int core_schedule(lua_State *L) {
-  binding_state *bs = bs_of(L);
-  binding_current_actor(L);
-  lua_Number secs = check_delay(L, 1);
-  size_t len;
-  const char *data = binding_encode(L, bs, 2, "message", &len);
-  lore_msg *m = msg_new(MSG_TIMER, data, len, NULL, 0);
-  if (!m) return luaL_error(L, "out of memory");
-  lua_pushinteger(L, start_timer(L, secs, m));
-  return 1;
-}
-
 /* core.schedule_system(seconds, sub [, ival]): a runtime-internal timer (a
  * payload-less system message of that subtype to the current actor). */
 static int core_schedule_system(lua_State *L) {
@@ -914,7 +901,6 @@ int luaopen_lore_core(lua_State *L) {
                                  {"hold", core_hold},
                                  {"release", core_release},
                                  {"set_capacity", core_set_capacity},
-                                 {"schedule", core_schedule},
                                  {"schedule_system", core_schedule_system},
                                  {"cancel", core_cancel},
                                  {"log", core_log},
