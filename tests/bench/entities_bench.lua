@@ -21,10 +21,11 @@ local lore = require "lore"
 local args = { ... }
 local fmt = string.format
 
-local function q(x) return "'" .. tostring(x):gsub("'", "'\\''") .. "'" end
 local LORE, script = arg and arg[-1], arg and arg[0]
 assert(LORE and script, "run me with `lore run`")
 local here = script:match("^(.*)/[^/]*$") or "."
+local common = dofile(here .. "/common.lua")
+local q, sh = common.q, common.sh
 local clock = dofile(here .. "/fine_clock.lua")
 local now = clock.now or clock.uptime
 local WINDOW = 2000
@@ -153,17 +154,8 @@ local SAMPLE = math.min(N, SMOKE and 100 or 1000)
 local bin_dir = LORE:match("^(.*)/[^/]*$") or "."
 local FILL, WAKE = bin_dir .. "/bench_sqlite_baseline", bin_dir .. "/bench_entity_wake"
 
-local function sh(cmd)
-  local p = assert(io.popen(cmd .. " 2>&1"))
-  local out = p:read("a") or ""
-  local ok, how, code = p:close()
-  if not ok then error(fmt("failed (%s %s): %s\n%s", how, code, cmd, out), 0) end
-  return out
-end
 
-local base_dir = os.getenv("LORE_TEST_TMP")
-if not base_dir or base_dir == "" then base_dir = os.getenv("TMPDIR") or "/tmp" end
-local dir = sh("mktemp -d " .. q(base_dir .. "/entities-bench.XXXXXX")):match("[^\n]+")
+local dir = common.tmpdir("entities-bench")
 
 local function parse(out, name)
   local line = out:match(name .. " ([^\n]*)")

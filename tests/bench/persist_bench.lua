@@ -34,21 +34,15 @@ do
   end
 end
 
-local function q(x) return "'" .. tostring(x):gsub("'", "'\\''") .. "'" end
 local LORE, script = arg and arg[-1], arg and arg[0]
 assert(LORE and script, "run me with `lore run`")
 local bin_dir = LORE:match("^(.*)/[^/]*$") or "."
 local here = script:match("^(.*)/[^/]*$") or "."
+local common = dofile(here .. "/common.lua")
+local q, sh = common.q, common.sh
 local STAMP, BASE = bin_dir .. "/bench_stamp", bin_dir .. "/bench_sqlite_baseline"
 local ROUND_SCRIPT = here .. "/persist_rounds.lua"
 
-local function sh(cmd)
-  local p = assert(io.popen(cmd .. " 2>&1"))
-  local out = p:read("a") or ""
-  local ok, how, code = p:close()
-  if not ok then error(fmt("failed (%s %s): %s\n%s", how, code, cmd, out), 0) end
-  return out
-end
 
 local base_dir = os.getenv("LORE_TEST_TMP")
 if not base_dir or base_dir == "" then base_dir = os.getenv("TMPDIR") or "/tmp" end
@@ -97,7 +91,7 @@ end
 -- Statistics and the table
 ---------------------------------------------------------------------------
 
-local stats = dofile(here .. "/stats.lua")
+local stats = common
 local median, si = stats.median, stats.si
 
 -- 10000 -> "10,000"

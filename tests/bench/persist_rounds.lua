@@ -38,16 +38,9 @@ lore.configure {
   shutdown_timeout = 300,
 }
 
-local function mark(name)
-  io.stdout:write("@mark ", name, "\n")
-  io.stdout:flush()
-end
-
-local function int_arg(i)
-  local v = math.tointeger(tonumber(args[i]))
-  if not v or v < 1 then error(fmt("argument %d must be a positive integer, got %s", i, tostring(args[i])), 0) end
-  return v
-end
+local common = dofile(here .. "common.lua")
+local mark = common.mark
+local function int_arg(i) return common.int_arg(args, i) end
 
 local function latch(need) return lore.spawn("latch", { need = need }) end
 

@@ -37,21 +37,15 @@ if not CONNINFO or CONNINFO == "" then
   error("LORE_TEST_PG is not set: run me under scripts/pg-cluster.sh run, or give a conninfo", 0)
 end
 
-local function q(x) return "'" .. tostring(x):gsub("'", "'\\''") .. "'" end
 local LORE, script = arg and arg[-1], arg and arg[0]
 assert(LORE and script, "run me with `lore run`")
 local bin_dir = LORE:match("^(.*)/[^/]*$") or "."
 local here = script:match("^(.*)/[^/]*$") or "."
+local common = dofile(here .. "/common.lua")
+local q, sh = common.q, common.sh
 local STAMP, BASE = bin_dir .. "/bench_stamp", bin_dir .. "/bench_postgres"
 local ROUND_SCRIPT = here .. "/postgres_rounds.lua"
 
-local function sh(cmd)
-  local p = assert(io.popen(cmd .. " 2>&1"))
-  local out = p:read("a") or ""
-  local ok, how, code = p:close()
-  if not ok then error(fmt("failed (%s %s): %s\n%s", how, code, cmd, out), 0) end
-  return out
-end
 
 local schemas = {}
 local function new_schema(tag)
@@ -104,7 +98,7 @@ end
 -- Statistics and the table
 ---------------------------------------------------------------------------
 
-local stats = dofile(here .. "/stats.lua")
+local stats = common
 local median = stats.median
 
 local function spread(xs)

@@ -23,10 +23,11 @@ local lore = require "lore"
 local args = { ... }
 local fmt = string.format
 
-local function q(x) return "'" .. tostring(x):gsub("'", "'\\''") .. "'" end
 local LORE, script = arg and arg[-1], arg and arg[0]
 assert(LORE and script, "run me with `lore run`")
 local here = script:match("^(.*)/[^/]*$") or "."
+local common = dofile(here .. "/common.lua")
+local q, sh = common.q, common.sh
 local TEMPLATE = here .. "/behaviours/reloadable.lua"
 local WORKERS = 2
 local clock = dofile(here .. "/fine_clock.lua")
@@ -201,17 +202,8 @@ end
 local SMOKE = args[1] == "--smoke"
 if args[1] and not SMOKE then error("usage: reload_bench.lua [--smoke]", 0) end
 
-local function sh(cmd)
-  local p = assert(io.popen(cmd .. " 2>&1"))
-  local out = p:read("a") or ""
-  local ok, how, code = p:close()
-  if not ok then error(fmt("failed (%s %s): %s\n%s", how, code, cmd, out), 0) end
-  return out
-end
 
-local base_dir = os.getenv("LORE_TEST_TMP")
-if not base_dir or base_dir == "" then base_dir = os.getenv("TMPDIR") or "/tmp" end
-local dir = sh("mktemp -d " .. q(base_dir .. "/reload-bench.XXXXXX")):match("[^\n]+")
+local dir = common.tmpdir("reload-bench")
 
 local function round(mode, ...)
   local words = { q(LORE), "run", q(script), "--" .. mode, q(dir) }
@@ -227,7 +219,7 @@ local function parse_samples(out)
   return t
 end
 
-local stats = dofile(here .. "/stats.lua")
+local stats = common
 local sorted, median = stats.sorted, stats.median
 
 local function mmm(list, scale, unit)
