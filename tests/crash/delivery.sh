@@ -23,49 +23,11 @@ ROOT=$(cd "$HERE/../.." && pwd)
 source "$HERE/common.sh"
 crash_setup "delivery crash" lore-dcrash 30 "$@"
 
-wait_delivering() {
-  local i
-  for ((i = 0; i < 6000; i++)); do
-    grep -q '^writer: delivering' "$TMP/writer.log" 2>/dev/null && return 0
-    kill -0 "$WPID" 2>/dev/null || return 1
-    sleep 0.02
-  done
-  return 1
-}
 
 echo "delivery crash: $CYCLES kill -9 cycles, seed $SEED, journal $DB"
 start=$SECONDS
 for ((cycle = 1; cycle <= CYCLES; cycle++)); do
-  if ((cycle > 1 && (cycle - 1) % 10 == 0)); then
-    rm -f "$DB" "$DB-wal" "$DB-shm"
-    : >"$ACK"
-  fi
-  before=$(wc -l <"$ACK")
-  if ((cycle % 5 == 0)); then
-    when="start-up"
-    delay_ms=$((RANDOM % 301))
-  else
-    when="delivering"
-    delay_ms=$((200 + RANDOM % 1301))
-  fi
-  "$LORE" run "$HERE/delivery_writer.lua" "$DB" "$ACK" 30 >"$TMP/writer.log" 2>&1 &
-  WPID=$!
-  if [[ $when == delivering ]] && ! wait_delivering; then
-    kill -9 "$WPID" 2>/dev/null
-    wait "$WPID" 2>/dev/null
-    cat "$TMP/writer.log" >&2
-    fail "the writer never reported that it was delivering"
-  fi
-  sleep "$(printf '%d.%03d' $((delay_ms / 1000)) $((delay_ms % 1000)))"
-  if ! kill -0 "$WPID" 2>/dev/null; then
-    wait "$WPID"
-    rc=$?
-    cat "$TMP/writer.log" >&2
-    fail "the writer exited by itself (status $rc) before the kill"
-  fi
-  kill -9 "$WPID"
-  wait "$WPID" 2>/dev/null
-  WPID=
+  crash_write_and_kill delivery_writer.lua delivering 5
   if ! "$LORE" run "$HERE/delivery_verify.lua" "$DB" "$ACK" >"$TMP/verify.log" 2>&1; then
     cat "$TMP/verify.log" >&2
     fail "verification failed (see above)"

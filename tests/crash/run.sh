@@ -30,53 +30,11 @@ echo "crash: $CYCLES kill -9 cycles, seed $SEED, journal $DB"
 start=$SECONDS
 total_acks=0
 verify_line=""
-# Waits (up to 120 s) for the writer to report that it persists; the delay
-# before the kill starts there.
-wait_persisting() {
-  local i
-  for ((i = 0; i < 6000; i++)); do
-    grep -q '^writer: persisting' "$TMP/writer.log" 2>/dev/null && return 0
-    kill -0 "$WPID" 2>/dev/null || return 1
-    sleep 0.02
-  done
-  return 1
-}
-
 for ((cycle = 1; cycle <= CYCLES; cycle++)); do
-  if ((cycle > 1 && (cycle - 1) % 10 == 0)); then # a fresh journal every 10 cycles
-    rm -f "$DB" "$DB-wal" "$DB-shm"
-    : >"$ACK"
-  fi
-  before=$(wc -l <"$ACK")
-  if ((cycle % 8 == 0)); then
-    when="start-up"
-    delay_ms=$((RANDOM % 301))
-  else
-    when="persisting"
-    delay_ms=$((200 + RANDOM % 1301))
-  fi
-  "$LORE" run "$HERE/writer.lua" "$DB" "$ACK" 30 >"$TMP/writer.log" 2>&1 &
-  WPID=$!
-  if [[ $when == persisting ]] && ! wait_persisting; then
-    kill -9 "$WPID" 2>/dev/null
-    wait "$WPID" 2>/dev/null
+  crash_write_and_kill writer.lua persisting 8
+  ((killed_rc == 137)) || {
     cat "$TMP/writer.log" >&2
-    fail "the writer never reported that it was persisting"
-  fi
-  sleep "$(printf '%d.%03d' $((delay_ms / 1000)) $((delay_ms % 1000)))"
-  if ! kill -0 "$WPID" 2>/dev/null; then
-    wait "$WPID"
-    rc=$?
-    cat "$TMP/writer.log" >&2
-    fail "the writer exited by itself (status $rc) before the kill"
-  fi
-  kill -9 "$WPID"
-  wait "$WPID" 2>/dev/null
-  rc=$?
-  WPID=
-  ((rc == 137)) || {
-    cat "$TMP/writer.log" >&2
-    fail "the writer ended with status $rc, not by SIGKILL (137)"
+    fail "the writer ended with status $killed_rc, not by SIGKILL (137)"
   }
   if ! "$LORE" run "$HERE/verify.lua" "$DB" "$ACK" >"$TMP/verify.log" 2>&1; then
     cat "$TMP/verify.log" >&2
