@@ -456,7 +456,6 @@ static int core_was_answered(lua_State *L) {
 }
 
 static lua_Integer start_timer(lua_State *L, lua_Number secs, lore_msg *m);
-static lua_Number check_delay(lua_State *L, int idx);
 
 /* Sends the error `err` (any Lua value) to an asker: a string as its text; any
  * other value as {text, value}, so a Lua asker gets it intact (a table stays
@@ -533,7 +532,7 @@ static int core_ask(lua_State *L) {
   binding_current_actor(L);
   lore_ref *r = ref_check(L, 1);
   luaL_checkany(L, 2);
-  lua_Number secs = check_delay(L, 3);
+  lua_Number secs = worker_check_delay(L, 3);
   uint64_t corr = runtime_new_corr(bs->sched->rt);
   size_t len;
   const char *data = binding_encode(L, bs, 2, "message", &len);
@@ -716,31 +715,18 @@ static lua_Integer start_timer(lua_State *L, lua_Number secs, lore_msg *m) {
   t->bs = bs;
   t->id = ++bs->next_timer;
   t->m = m;
-  sched_timer *h =
-      sched_timer_start(bs->sched, (uint64_t)(secs * 1000.0 + 0.5), timer_fire, t, timer_drop);
-  if (!h) {
-    msg_free(m);
-    free(t);
-    return luaL_error(L, "cannot start a timer (scheduler closing)");
-  }
-  if (idmap_put(&bs->timers, t->id, h)) {
-    sched_timer_cancel(h);
-    return luaL_error(L, "out of memory");
-  }
-  return (lua_Integer)t->id;
-}
-
-static lua_Number check_delay(lua_State *L, int idx) {
-  lua_Number secs = luaL_checknumber(L, idx);
-  luaL_argcheck(L, secs >= 0 && secs < 1e9, idx, "delay out of range (0 to 1e9 seconds)");
-  return secs;
+  uint64_t id = t->id;
+  int rc = worker_timer_arm(bs, id, (uint64_t)(secs * 1000.0 + 0.5), timer_fire, timer_drop, t);
+  if (rc)
+    return luaL_error(L, rc == -1 ? "cannot start a timer (scheduler closing)" : "out of memory");
+  return (lua_Integer)id;
 }
 
 /* core.schedule_system(seconds, sub [, ival]): a runtime-internal timer (a
  * payload-less system message of that subtype to the current actor). */
 static int core_schedule_system(lua_State *L) {
   binding_current_actor(L);
-  lua_Number secs = check_delay(L, 1);
+  lua_Number secs = worker_check_delay(L, 1);
   lua_Integer sub = luaL_checkinteger(L, 2);
   lua_Integer ival = luaL_optinteger(L, 3, 0);
   lore_msg *m = msg_new(MSG_SYSTEM, NULL, 0, NULL, 0);

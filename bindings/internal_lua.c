@@ -55,13 +55,7 @@ static void timer_fire(void *p) {
     copy->sender = t->m->sender;
     actor_enqueue(a, copy);
   }
-  sched_timer *h = sched_timer_start(bs->sched, t->every_ms, timer_fire, t, timer_drop);
-  if (!h || idmap_put(&bs->timers, t->id, h)) {
-    if (h)
-      sched_timer_cancel(h); /* timer_drop frees t */
-    else
-      timer_forget(t);
-  }
+  worker_timer_arm(bs, t->id, t->every_ms, timer_fire, timer_drop, t); /* failed: t is gone */
 }
 
 /* Starts a timer that hands m to the current actor after secs (then every
@@ -83,24 +77,11 @@ static lua_Integer start(lua_State *L, lua_Number secs, lua_Number every, lore_m
   if (every > 0 && !t->every_ms) t->every_ms = 1;
   t->m = m;
   if (m->kind == MSG_SYSTEM) m->corr = t->id; /* a firing names the timer armed */
-  sched_timer *h =
-      sched_timer_start(bs->sched, (uint64_t)(secs * 1000.0 + 0.5), timer_fire, t, timer_drop);
-  if (!h) {
-    msg_free(m);
-    free(t);
-    return luaL_error(L, "cannot start a timer (scheduler closing)");
-  }
-  if (idmap_put(&bs->timers, t->id, h)) {
-    sched_timer_cancel(h);
-    return luaL_error(L, "out of memory");
-  }
-  return (lua_Integer)t->id;
-}
-
-static lua_Number check_seconds(lua_State *L, int idx) {
-  lua_Number secs = luaL_checknumber(L, idx);
-  luaL_argcheck(L, secs >= 0 && secs < 1e9, idx, "delay out of range (0 to 1e9 seconds)");
-  return secs;
+  uint64_t id = t->id;
+  int rc = worker_timer_arm(bs, id, (uint64_t)(secs * 1000.0 + 0.5), timer_fire, timer_drop, t);
+  if (rc)
+    return luaL_error(L, rc == -1 ? "cannot start a timer (scheduler closing)" : "out of memory");
+  return (lua_Integer)id;
 }
 
 /* core.timer_start(seconds, msg [, every]) -> timer id: msg to the current
@@ -109,8 +90,8 @@ static lua_Number check_seconds(lua_State *L, int idx) {
 static int core_timer_start(lua_State *L) {
   binding_state *bs = bs_of(L);
   binding_current_actor(L);
-  lua_Number secs = check_seconds(L, 1);
-  lua_Number every = lua_isnoneornil(L, 3) ? 0 : check_seconds(L, 3);
+  lua_Number secs = worker_check_delay(L, 1);
+  lua_Number every = lua_isnoneornil(L, 3) ? 0 : worker_check_delay(L, 3);
   luaL_argcheck(L, lua_isnoneornil(L, 3) || every > 0, 3, "a repeating timer needs a period > 0");
   size_t len;
   const char *data = binding_encode(L, bs, 2, "message", &len);
@@ -125,7 +106,7 @@ static int core_timer_start(lua_State *L) {
  * timer's own id (so a firing can be matched to the timer that was armed). */
 static int core_timer_system(lua_State *L) {
   binding_current_actor(L);
-  lua_Number secs = check_seconds(L, 1);
+  lua_Number secs = worker_check_delay(L, 1);
   lua_Integer sub = luaL_checkinteger(L, 2);
   lua_Integer ival = luaL_checkinteger(L, 3);
   lore_msg *m = msg_new(MSG_SYSTEM, NULL, 0, NULL, 0);

@@ -19,6 +19,15 @@ void watchdog_forget(lore_runtime *lrt, sched_t *s);
 void watchdog_interrupt(lore_runtime *lrt);
 void watchdog_stop(lore_runtime *lrt);
 
+/* An actor timer of this worker: calls fire(t) after ms, or drop(t) if it
+ * never fires (cancelled, or the worker closes), and files it under id in
+ * bs->timers so core.cancel finds it. Returns 0; -1 when the scheduler is
+ * closing, -2 when out of memory (t was handed to drop either way). */
+int worker_timer_arm(binding_state *bs, uint64_t id, uint64_t ms, void (*fire)(void *),
+                     void (*drop)(void *), void *t);
+/* The delay at stack index idx: a number of seconds in [0, 1e9), or raises. */
+lua_Number worker_check_delay(lua_State *L, int idx);
+
 /* Opens the `lore` module inside a worker's state: refs only (behaviours act
  * through ctx). */
 int worker_open_lore(lua_State *L);

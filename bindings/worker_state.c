@@ -193,3 +193,23 @@ int binding_load_embedded(lua_State *L, const char *name) {
   lua_pushfstring(L, "embedded module %s not found", name);
   return 1;
 }
+
+int worker_timer_arm(binding_state *bs, uint64_t id, uint64_t ms, void (*fire)(void *),
+                     void (*drop)(void *), void *t) {
+  sched_timer *h = sched_timer_start(bs->sched, ms, fire, t, drop);
+  if (!h) {
+    drop(t);
+    return -1;
+  }
+  if (idmap_put(&bs->timers, id, h)) {
+    sched_timer_cancel(h); /* drops t */
+    return -2;
+  }
+  return 0;
+}
+
+lua_Number worker_check_delay(lua_State *L, int idx) {
+  lua_Number secs = luaL_checknumber(L, idx);
+  luaL_argcheck(L, secs >= 0 && secs < 1e9, idx, "delay out of range (0 to 1e9 seconds)");
+  return secs;
+}
