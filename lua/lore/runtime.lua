@@ -482,6 +482,9 @@ function R.system(rec, kind, ival, token, mptr)
     if not rec.backing_off then return end -- it stopped meanwhile
     rec.backing_off = nil
     core.release(rec.aid)
+  elseif kind == SYS.SHUTDOWN then
+    -- the runtime stops every actor: a recovering or backing-off one now
+    return R.shutdown(rec)
   elseif kind == SYS.STOP_PENDING and not rec.persistent then
     -- ref:stop() or the shutdown while the mailbox is held for a back-off:
     -- stop wins at once (what the mailbox holds becomes dead letters), as
