@@ -227,11 +227,20 @@ typedef struct recover_batch {
   int started;
 } recover_batch;
 
-static void recover_one(lore_runtime *lrt, recover_req *r) {
+/* A SYS_PAGE whose ival is this answers the snapshot part of the first step
+ * too: no snapshot matched, so the page starts at seq 1 and no
+ * SYS_SNAP_LOADED comes (one message, one turn less per recovery). */
+#define PAGE_NO_SNAPSHOT 1
+
+static void recover_one(lore_runtime *lrt, recover_req *r, int no_snapshots) {
   r->page.from = 1;
   if (r->snapshot) {
-    r->res.status = snapshot_store_load(lrt->snapshots, r->page.id, &r->crit, 0, &r->res.meta,
-                                        &r->snap_data, &r->snap_len);
+    if (no_snapshots) {
+      r->res.status = SNAPSHOT_ENOTFOUND;
+    } else {
+      r->res.status = snapshot_store_load(lrt->snapshots, r->page.id, &r->crit, 0, &r->res.meta,
+                                          &r->snap_data, &r->snap_len);
+    }
     if (r->res.status == 0) {
       r->page.from = r->res.meta.seq + 1;
     } else if (r->res.status != SNAPSHOT_ENOTFOUND) {
@@ -252,7 +261,19 @@ static void recover_work(uv_work_t *w) {
    * request joined before `started`, so each actor's acknowledged writes
    * committed before this snapshot is taken. */
   int held = journal_read_hold(bs->lrt->journal) == 0;
-  for (recover_req *r = b->head; r; r = r->next) recover_one(bs->lrt, r);
+  /* A store with no snapshot at all (many applications never save one)
+   * answers every actor of the batch with one look. None of these actors can
+   * be saving one meanwhile: each is recovering, with no snapshot operation
+   * of an earlier incarnation running (core_recover), and holds its id's
+   * lease where the journal has leases. */
+  int no_snapshots = 0;
+  for (recover_req *r = b->head; r; r = r->next) {
+    if (r->snapshot) {
+      if (snapshot_store_is_empty(bs->lrt->snapshots, &no_snapshots) != 0) no_snapshots = 0;
+      break;
+    }
+  }
+  for (recover_req *r = b->head; r; r = r->next) recover_one(bs->lrt, r, no_snapshots);
   if (held) journal_read_release(bs->lrt->journal);
 }
 
@@ -263,7 +284,8 @@ static void recover_free(recover_req *r) {
   free(r);
 }
 
-/* On the worker: each actor gets its snapshot (if asked), then its page. */
+/* On the worker: each actor gets its snapshot (if asked and found), then its
+ * page; a page that follows no snapshot says so itself (PAGE_NO_SNAPSHOT). */
 static void recover_after(uv_work_t *w, int status) {
   recover_batch *b = w->data;
   recover_req *r = b->head;
@@ -272,8 +294,9 @@ static void recover_after(uv_work_t *w, int status) {
     actor_t *a = sched_find(b->bs->sched, r->aid);
     if (a) {
       int page_read = r->page.m != NULL || r->page.oom;
-      if (r->snapshot) {
-        if (status) r->res.status = SNAPSHOT_EIO;
+      if (status && r->snapshot) r->res.status = SNAPSHOT_EIO;
+      int none = r->snapshot && r->res.status == SNAPSHOT_ENOTFOUND && page_read;
+      if (r->snapshot && !none) {
         size_t extra = r->res.status == 0 ? r->snap_len : 0;
         lore_msg *m = msg_new(MSG_SYSTEM, NULL, sizeof r->res + extra, NULL, 0);
         if (m) {
@@ -290,7 +313,10 @@ static void recover_after(uv_work_t *w, int status) {
       }
       if (page_read || (!r->snapshot && status)) {
         lore_msg *m = page_msg(&r->page, a, r->token, status != 0);
-        if (m) actor_enqueue(a, m);
+        if (m) {
+          m->ival = none ? PAGE_NO_SNAPSHOT : 0;
+          actor_enqueue(a, m);
+        }
       }
       binding_io_end(a);
     }
@@ -305,8 +331,10 @@ static void recover_after(uv_work_t *w, int status) {
  * Begins the current actor's recovery: reads its newest snapshot matching
  * `criteria` (false: none), then its stream's bounds and the first page
  * after the snapshot (seqs up to `to`, at most `max` events, -1 for no
- * limit). The actor gets SYS_SNAP_LOADED (if a snapshot was asked for), then
- * SYS_PAGE (unless the snapshot store failed), both with `token`. False when
+ * limit). The actor gets SYS_SNAP_LOADED (if a snapshot was asked for and
+ * one was found, or the store failed), then SYS_PAGE (unless the snapshot
+ * store failed), both with `token`; a SYS_PAGE with ival 1 (core.
+ * PAGE_NO_SNAPSHOT) also says that no snapshot matched. False when
  * the actor has snapshot operations running (a save of an earlier
  * incarnation): it must load its snapshot the ordinary way, behind them.
  */
@@ -549,5 +577,7 @@ int luaopen_lore_core_recovery(lua_State *L) {
                                  {"page_info", core_page_info},   {"page_each", core_page_each},
                                  {"page_apply", core_page_apply}, {NULL, NULL}};
   luaL_setfuncs(L, fns, 0);
+  lua_pushinteger(L, PAGE_NO_SNAPSHOT);
+  lua_setfield(L, -2, "PAGE_NO_SNAPSHOT");
   return 0;
 }

@@ -15,6 +15,7 @@ return function(core, R, ctx_methods)
   local SYS = core.SYS
   local JOURNAL_EREJECTED = core.E.JOURNAL_EREJECTED
   local SNAPSHOT_ENOTFOUND = core.E.SNAPSHOT_ENOTFOUND
+  local PAGE_NO_SNAPSHOT = core.PAGE_NO_SNAPSHOT
   local CONFIG = core.config() -- fixed once the workers run
   local c_persist, c_current, c_set_current = core.persist, core.current, core.set_current
   local c_hold, c_release = core.hold, core.release
@@ -520,6 +521,19 @@ return function(core, R, ctx_methods)
     core.replay(from, rc.replay_to, rc.replay_left, rc.token, true)
   end
 
+  -- The first step of a recovery found no snapshot and says so in its first
+  -- page (no SYS_SNAP_LOADED came): what on_snapshot_loaded does for none.
+  -- Returns false when the recovery ended here (or the page is stale).
+  local function no_snapshot(rec, token)
+    local rc = rec.rc
+    if not rc or token ~= rc.token then return false end
+    if rc.snap_required then
+      recovery_failed(rec, fmt("no snapshot of %s matches and one is required", rec.pid))
+      return false
+    end
+    return true
+  end
+
   -- [adapters] A page of the replay when some event type has adapters: each
   -- stored event passes through from_journal before apply (one event, a list
   -- of them: split, or none: dropped); the meta is the stored one. Returns
@@ -816,6 +830,7 @@ return function(core, R, ctx_methods)
     if kind == SYS.DELETED then
       return on_deleted(rec, ival, core.write_seq(mptr))
     elseif kind == SYS.PAGE then
+      if ival == PAGE_NO_SNAPSHOT and not no_snapshot(rec, token) then return end
       return on_page(rec, token, mptr)
     elseif kind == SYS.SNAP_LOADED then
       return on_snapshot_loaded(rec, token, mptr)
