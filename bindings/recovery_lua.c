@@ -20,7 +20,10 @@
 #define REPLAY_PAGE_BYTES ((size_t)4 << 20)
 
 /* Recoveries that begin while a batch is still waiting for a pool thread join
- * it (at most this many): one job, one wake-up, for many actors. */
+ * it (at most this many): one job, one wake-up, for many actors. A batch is
+ * queued to the pool at the end of the worker's loop iteration, not by the
+ * first recovery of a turn: a pool thread woken at once would take it with
+ * one or two actors in it, and every wake-up costs a futex round trip. */
 #define RECOVER_BATCH_MAX 256
 
 /* A page travels to the actor inside a MSG_SYSTEM's data: a header, then
@@ -223,6 +226,7 @@ typedef struct recover_batch {
   uv_work_t work;
   binding_state *bs;
   recover_req *head, *tail;
+  struct recover_batch *next_unqueued; /* bs->recover_unqueued's list */
   int count;
   int started;
 } recover_batch;
@@ -383,19 +387,48 @@ static int core_recover(lua_State *L) {
     uv_mutex_lock(&bs->recover_lock);
     bs->recover_open = b;
     uv_mutex_unlock(&bs->recover_lock);
-    int rc = uv_queue_work(bs->sched->loop, &b->work, recover_work, recover_after);
-    if (rc) {
-      uv_mutex_lock(&bs->recover_lock);
-      bs->recover_open = NULL;
-      uv_mutex_unlock(&bs->recover_lock);
-      free(b);
-      recover_free(r);
-      return luaL_error(L, "cannot queue a recovery: %s", uv_strerror(rc));
-    }
+    recover_batch **last = &bs->recover_unqueued; /* in order: a few at most */
+    while (*last) last = &(*last)->next_unqueued;
+    *last = b;
   }
   actor_io_begin(a);
   lua_pushboolean(L, 1);
   return 1;
+}
+
+void recovery_flush(binding_state *bs) {
+  recover_batch *b = bs->recover_unqueued;
+  bs->recover_unqueued = NULL;
+  while (b) {
+    recover_batch *next = b->next_unqueued;
+    int rc = uv_queue_work(bs->sched->loop, &b->work, recover_work, recover_after);
+    if (rc) { /* each actor gets a failed read: its recovery fails, as a read error would */
+      uv_mutex_lock(&bs->recover_lock);
+      if (bs->recover_open == b) bs->recover_open = NULL;
+      b->started = 1;
+      uv_mutex_unlock(&bs->recover_lock);
+      log_error(&bs->lrt->log, "cannot queue a recovery read: %s", uv_strerror(rc));
+      recover_after(&b->work, rc);
+    }
+    b = next;
+  }
+}
+
+/* The worker closes with batches never queued (a forced stop): their actors
+ * are gone, nothing waits for them. */
+void recovery_worker_close(binding_state *bs) {
+  recover_batch *b = bs->recover_unqueued;
+  bs->recover_unqueued = NULL;
+  bs->recover_open = NULL;
+  while (b) {
+    recover_batch *next = b->next_unqueued;
+    for (recover_req *r = b->head, *rn; r; r = rn) {
+      rn = r->next;
+      recover_free(r);
+    }
+    free(b);
+    b = next;
+  }
 }
 
 /* core.page_info(mptr) -> status, highest, count, last_seq, more, deleted_to */

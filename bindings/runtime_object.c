@@ -128,8 +128,12 @@ static int hook_route_missing(sched_t *s, lore_msg *m) {
   return s->index ? entities_route_missing(s, m) : ACTOR_CONSUMED;
 }
 
-static const runtime_hooks hooks = {hook_sched_start, hook_sched_stop, hook_sched_message,
-                                    hook_dead_letter, hook_route_missing};
+static void hook_sched_prepare(sched_t *s) {
+  if (s->index && s->data) recovery_flush(s->data);
+}
+
+static const runtime_hooks hooks = {hook_sched_start, hook_sched_stop,    hook_sched_message,
+                                    hook_dead_letter, hook_route_missing, hook_sched_prepare};
 
 /* --- signals --- */
 

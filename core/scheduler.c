@@ -409,7 +409,11 @@ void sched_flush(sched_t *s) {
   }
 }
 
-static void flush_cb(uv_prepare_t *h) { sched_flush(h->data); }
+static void flush_cb(uv_prepare_t *h) {
+  sched_t *s = h->data;
+  sched_flush(s);
+  if (s->rt->hooks->sched_prepare) s->rt->hooks->sched_prepare(s);
+}
 
 int sched_init(sched_t *s, runtime_t *rt, uint32_t index, uv_loop_t *loop) {
   int r;

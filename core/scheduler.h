@@ -108,6 +108,10 @@ typedef struct runtime_hooks {
    * may start the actor and queue m to it (an entity waking up): then it
    * returns ACTOR_KEPT; ACTOR_CONSUMED makes m a dead letter. */
   int (*route_missing)(sched_t *s, lore_msg *m);
+  /* Optional: on the scheduler's thread once per loop iteration, after its
+   * turns and before it waits for more work (the binding hands out work it
+   * gathered during the turns, e.g. one read for many recoveries). */
+  void (*sched_prepare)(sched_t *s);
 } runtime_hooks;
 
 typedef struct runtime_config {
