@@ -24,7 +24,7 @@ void lore_config_init(lore_config *cfg) {
   cfg->max_instructions = 100000000;
   cfg->memory_limit = (long long)1 << 30;
   cfg->synchronous_full = 1;
-  cfg->max_concurrent_recoveries = 50;
+  cfg->max_concurrent_recoveries = 256;
   cfg->recovery_timeout = 30.0;
   cfg->shutdown_timeout = 5.0;
   cfg->breaker_max_failures = 5;
