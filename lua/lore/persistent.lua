@@ -445,7 +445,11 @@ return function(core, R, ctx_methods)
     core.new_incarnation() -- a new writer id; C forgets the old incarnation's seqs
     if rec.rc then end_recovery(rec) end
     X.reset(rec) -- [internal] rebuilt by this recovery
-    rec.rc = {}
+    -- Every field a recovery sets on its way, made at once: one allocation
+    -- of the right size rather than a table that grows four times.
+    rec.rc = { permit = false, token = 0, progress = 0, from = 1, replay_to = MAXINT, replay_left = -1,
+      limited = false, skip_deleted = false, snap_crit = false, snap_skip = 0, snap_required = false,
+      prefetch = false, timer = false, highest = false, expect = false, replayer = false }
     rec[RECOVERING] = true
     set_hold(rec)
     -- A journal shared by processes: this process takes the id's lease first (SYS_LEASED).
@@ -826,12 +830,21 @@ return function(core, R, ctx_methods)
     maybe_stop(rec)
   end
 
+  -- The system messages P.system handles (for a persistent actor), so that
+  -- runtime.lua's R.system sends them here without testing every other kind.
+  P.SYSTEM_KINDS = {
+    [SYS.DELETED] = true, [SYS.PAGE] = true, [SYS.SNAP_LOADED] = true, [SYS.SNAP_SAVED] = true,
+    [SYS.SNAP_DELETED] = true, [core.SYS_LEASED] = true, [SYS.RECOVERY_PERMIT] = true,
+    [SYS.RECOVERY_TIMEOUT] = true, [SYS.RESTART_RECOVERY] = true, [SYS.IO_IDLE] = true,
+    [SYS.STOP_PENDING] = true,
+  }
+
   function P.system(rec, kind, ival, token, mptr)
-    if kind == SYS.DELETED then
-      return on_deleted(rec, ival, core.write_seq(mptr))
-    elseif kind == SYS.PAGE then
+    if kind == SYS.PAGE then
       if ival == PAGE_NO_SNAPSHOT and not no_snapshot(rec, token) then return end
       return on_page(rec, token, mptr)
+    elseif kind == SYS.DELETED then
+      return on_deleted(rec, ival, core.write_seq(mptr))
     elseif kind == SYS.SNAP_LOADED then
       return on_snapshot_loaded(rec, token, mptr)
     elseif kind == SYS.SNAP_SAVED then
