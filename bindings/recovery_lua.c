@@ -236,6 +236,11 @@ typedef struct recover_batch {
  * SYS_SNAP_LOADED comes (one message, one turn less per recovery). */
 #define PAGE_NO_SNAPSHOT 1
 
+/* A recovery's first page starts this small and doubles as it fills: most
+ * hold a few small events, and a bigger first buffer for each of thousands
+ * of waking actors was fresh memory the allocator had to fault in. */
+#define FIRST_PAGE_BYTES 512
+
 static void recover_one(lore_runtime *lrt, recover_req *r, int no_snapshots) {
   r->page.from = 1;
   if (r->snapshot) {
@@ -250,6 +255,10 @@ static void recover_one(lore_runtime *lrt, recover_req *r, int no_snapshots) {
     } else if (r->res.status != SNAPSHOT_ENOTFOUND) {
       return; /* the actor decides (fail, or an older snapshot); no page read */
     }
+  }
+  if (!r->page.m && (r->page.m = malloc(sizeof(lore_msg) + FIRST_PAGE_BYTES))) {
+    memset(r->page.m, 0, sizeof(lore_msg));
+    r->page.cap = FIRST_PAGE_BYTES;
   }
   read_page(&r->page);
 }
