@@ -78,7 +78,7 @@ struct actor {
   char *name;        /* persistence id, or NULL */
   msg_queue mailbox; /* commands */
   msg_queue sysq;    /* system messages */
-  msg_queue stash;   /* the user stash */
+  msg_queue *stash;  /* the user stash, made at its first use (most actors never stash) */
   actor_t *next_ready;
   uint32_t held;        /* > 0: mailbox not delivered */
   uint32_t pending_io;  /* journal writes or reads in flight */
@@ -240,7 +240,8 @@ void actor_set_hold_capacity(actor_t *a, size_t n);
 void actor_release(actor_t *a);
 /* Moves m (the message being handled, owned by the binding after ACTOR_KEPT)
  * to the user stash. */
-void actor_stash(actor_t *a, lore_msg *m);
+/* Returns 0, or UV_ENOMEM (m stays the caller's). */
+int actor_stash(actor_t *a, lore_msg *m);
 /* Puts the user stash back in front of the mailbox, in its order. */
 void actor_unstash_all(actor_t *a);
 /* Stops the actor once it is not running and has no I/O in flight (at once if
