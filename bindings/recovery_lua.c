@@ -241,7 +241,33 @@ typedef struct recover_batch {
  * of waking actors was fresh memory the allocator had to fault in. */
 #define FIRST_PAGE_BYTES 512
 
-static void recover_one(lore_runtime *lrt, recover_req *r, int no_snapshots) {
+/* The stream's bounds for a recovery's first page, read after it when the
+ * journal has no deletion at all: a page that holds every event from `from`
+ * on (no seq or count limit, not full) ends at the highest seq. Otherwise
+ * one query (on failure the page's events go: the actor fails its recovery
+ * as if the bounds had been read first). */
+static void bounds_after_page(lore_runtime *lrt, page_req *p) {
+  page_hdr *h = &p->hdr;
+  if (p->oom || !p->m || h->status != 0) return;
+  if (!h->more && p->to == INT64_MAX && p->max < 0 && h->count > 0) {
+    h->highest = h->last_seq;
+    h->deleted_to = 0;
+  } else {
+    journal_bounds b;
+    int st = journal_bounds_of(lrt->journal, p->id, &b);
+    if (st == 0) {
+      h->highest = b.highest;
+      h->deleted_to = b.deleted_to;
+    } else {
+      h->status = st;
+      h->count = h->last_seq = h->more = 0;
+      p->m->len = sizeof *h;
+    }
+  }
+  memcpy(p->m->data, h, sizeof *h);
+}
+
+static void recover_one(lore_runtime *lrt, recover_req *r, int no_snapshots, int no_deletions) {
   r->page.from = 1;
   if (r->snapshot) {
     if (no_snapshots) {
@@ -260,7 +286,9 @@ static void recover_one(lore_runtime *lrt, recover_req *r, int no_snapshots) {
     memset(r->page.m, 0, sizeof(lore_msg));
     r->page.cap = FIRST_PAGE_BYTES;
   }
+  r->page.want_highest = !no_deletions;
   read_page(&r->page);
+  if (no_deletions) bounds_after_page(lrt, &r->page);
 }
 
 static void recover_work(uv_work_t *w) {
@@ -286,7 +314,12 @@ static void recover_work(uv_work_t *w) {
       break;
     }
   }
-  for (recover_req *r = b->head; r; r = r->next) recover_one(bs->lrt, r, no_snapshots);
+  /* Likewise a journal where no events were ever deleted: each first page
+   * that reads its stream to the end tells the bounds (bounds_after_page). */
+  int no_deletions = 0;
+  if (journal_no_deletions(bs->lrt->journal, &no_deletions) != 0) no_deletions = 0;
+  for (recover_req *r = b->head; r; r = r->next)
+    recover_one(bs->lrt, r, no_snapshots, no_deletions);
   if (held) journal_read_release(bs->lrt->journal);
 }
 
