@@ -77,9 +77,9 @@ int sq_open_conn(const log_sink *log, const char *path, int flags, int busy_time
 /* ---- the reader pool ---- */
 
 static void reader_free(sq_reader *r) {
-  sqlite3_stmt *stmts[] = {r->replay,     r->bounds,     r->list,       r->list_after,
-                           r->replay_all, r->replay_tag, r->max_offset, r->stats_events,
-                           r->stats_ids,  r->page_count, r->page_size,  r->begin,
+  sqlite3_stmt *stmts[] = {r->replay,     r->bounds,      r->list,       r->list_after,
+                           r->replay_all, r->replay_tag,  r->max_offset, r->stats_events,
+                           r->stats_ids,  r->page_count,  r->page_size,  r->begin,
                            r->commit,     r->any_deletion};
   for (size_t i = 0; i < sizeof stmts / sizeof stmts[0]; i++) sqlite3_finalize(stmts[i]);
   sqlite3_close(r->db);
@@ -379,7 +379,8 @@ static int sq_no_deletions(void *state, int *none) {
   if (rc == SQLITE_DONE) {
     *none = 1;
   } else if (rc != SQLITE_ROW) {
-    log_error(s->log, "journal sqlite: %s: %s", sqlite3_sql(r->any_deletion), sqlite3_errmsg(r->db));
+    log_error(s->log, "journal sqlite: %s: %s", sqlite3_sql(r->any_deletion),
+              sqlite3_errmsg(r->db));
     err = sq_map_err(rc);
   }
   sqlite3_reset(r->any_deletion);
