@@ -399,6 +399,14 @@ return function(core, R, ctx_methods)
     rc.token = next_token()
     rc.progress = 0
     local mr = rec[BEH].M.recovery
+    if mr == nil then
+      -- M.recovery absent (most behaviours): the latest snapshot, then every
+      -- event after it; rc's other fields already say so (start_recovery).
+      rc.snap_crit = NO_CRITERIA
+      rc.prefetch = core.recover(NO_CRITERIA, MAXINT, -1, rc.token)
+      if not rc.prefetch then core.snapshot_load(NO_CRITERIA, 0, rc.token) end
+      return arm_timeout(rc)
+    end
     if mr == false then
       rc.replay_to, rc.replay_left, rc.limited, rc.none = MAXINT, 0, false, true
       core.recover(false, MAXINT, 0, rc.token) -- the bounds only
