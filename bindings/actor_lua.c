@@ -651,15 +651,15 @@ static int core_stash(lua_State *L) {
   if (!m || (m->kind != MSG_USER && m->kind != MSG_TIMER))
     return luaL_error(L, "ctx:stash(): there is no command being received to stash");
   if (m->sub == UINT32_MAX) return 0; /* already stashed */
-  m->sub = UINT32_MAX;                /* actor_receive sees it and keeps m */
-  actor_stash(a, m);
+  if (actor_stash(a, m)) return luaL_error(L, "out of memory");
+  m->sub = UINT32_MAX; /* actor_receive sees it and keeps m */
   return 0;
 }
 
 static int core_unstash_all(lua_State *L) {
   actor_t *a = binding_current_actor(L);
   /* Stashed messages come back as plain user messages. */
-  for (lore_msg *m = a->stash.head; m; m = m->next) m->sub = 0;
+  for (lore_msg *m = a->stash ? a->stash->head : NULL; m; m = m->next) m->sub = 0;
   actor_unstash_all(a);
   return 0;
 }

@@ -59,6 +59,9 @@ typedef struct binding_state {
   struct recover_batch *recover_open; /* recoveries not yet taken by a pool thread */
   struct mi_heap_s *heap;             /* the Lua state's mimalloc heap (LORE_MIMALLOC), or unused */
   struct worker_entities *entities;   /* this worker's entities (entities.c), or NULL */
+  /* Recovery batches made during this loop iteration's turns, queued to the
+   * pool at its end (recovery_flush): worker-thread only. */
+  struct recover_batch *recover_unqueued;
 } binding_state;
 
 binding_state *binding_state_get(lua_State *L);

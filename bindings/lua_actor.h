@@ -49,8 +49,8 @@ enum {
  * record, shifted left, with bit 0 set (no allocation per plain actor).
  */
 typedef struct lua_actor {
-  int ref;        /* registry ref of the runtime's record */
-  int persistent; /* has a journal stream (apply); else a plain entity */
+  int ref;              /* registry ref of the runtime's record */
+  uint32_t incarnation; /* bumped at every (re)start of recovery */
   actor_t *actor;
   /* Entities: the manager's tag (index + 1; 0 for other actors), when the
    * last command arrived (the worker loop's clock, ms), and the worker's
@@ -58,17 +58,18 @@ typedef struct lua_actor {
   int64_t manager;
   uint64_t last_active;
   struct lua_actor *lru_prev, *lru_next;
-  int passivating;
-  uint32_t incarnation; /* bumped at every (re)start of recovery */
-  int64_t writer;       /* this incarnation's writer id (random, nonzero) */
-  int64_t next_seq;     /* the last seq handed to a write of this incarnation */
-  int64_t persisted;    /* the highest seq stored and acknowledged (or recovered) */
-  int want_io_idle;     /* send SYS_IO_IDLE when pending_io reaches 0 */
+  int64_t writer;    /* this incarnation's writer id (random, nonzero) */
+  int64_t next_seq;  /* the last seq handed to a write of this incarnation */
+  int64_t persisted; /* the highest seq stored and acknowledged (or recovered) */
   /* Snapshot operations run one at a time, in the order asked (a delete
    * must not overtake the saves before it): the one running, then these. */
   struct snap_req *snap_next, *snap_last;
-  int snap_running;
-  int has_permit; /* holds one of the runtime's recovery permits */
+  /* Flags, kept small: one of these per idle persistent actor (96 bytes, not 128). */
+  uint8_t persistent;   /* has a journal stream (apply); else a plain entity */
+  uint8_t passivating;  /* an entity on its way out */
+  uint8_t want_io_idle; /* send SYS_IO_IDLE when pending_io reaches 0 */
+  uint8_t snap_running;
+  uint8_t has_permit; /* holds one of the runtime's recovery permits */
 } lua_actor;
 
 /* Every snapshot-store call runs on libuv's thread pool; its outcome comes

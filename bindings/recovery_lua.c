@@ -20,7 +20,10 @@
 #define REPLAY_PAGE_BYTES ((size_t)4 << 20)
 
 /* Recoveries that begin while a batch is still waiting for a pool thread join
- * it (at most this many): one job, one wake-up, for many actors. */
+ * it (at most this many): one job, one wake-up, for many actors. A batch is
+ * queued to the pool at the end of the worker's loop iteration, not by the
+ * first recovery of a turn: a pool thread woken at once would take it with
+ * one or two actors in it, and every wake-up costs a futex round trip. */
 #define RECOVER_BATCH_MAX 256
 
 /* A page travels to the actor inside a MSG_SYSTEM's data: a header, then
@@ -223,22 +226,69 @@ typedef struct recover_batch {
   uv_work_t work;
   binding_state *bs;
   recover_req *head, *tail;
+  struct recover_batch *next_unqueued; /* bs->recover_unqueued's list */
   int count;
   int started;
 } recover_batch;
 
-static void recover_one(lore_runtime *lrt, recover_req *r) {
+/* A SYS_PAGE whose ival is this answers the snapshot part of the first step
+ * too: no snapshot matched, so the page starts at seq 1 and no
+ * SYS_SNAP_LOADED comes (one message, one turn less per recovery). */
+#define PAGE_NO_SNAPSHOT 1
+
+/* A recovery's first page starts this small and doubles as it fills: most
+ * hold a few small events, and a bigger first buffer for each of thousands
+ * of waking actors was fresh memory the allocator had to fault in. */
+#define FIRST_PAGE_BYTES 512
+
+/* The stream's bounds for a recovery's first page, read after it when the
+ * journal has no deletion at all: a page that holds every event from `from`
+ * on (no seq or count limit, not full) ends at the highest seq. Otherwise
+ * one query (on failure the page's events go: the actor fails its recovery
+ * as if the bounds had been read first). */
+static void bounds_after_page(lore_runtime *lrt, page_req *p) {
+  page_hdr *h = &p->hdr;
+  if (p->oom || !p->m || h->status != 0) return;
+  if (!h->more && p->to == INT64_MAX && p->max < 0 && h->count > 0) {
+    h->highest = h->last_seq;
+    h->deleted_to = 0;
+  } else {
+    journal_bounds b;
+    int st = journal_bounds_of(lrt->journal, p->id, &b);
+    if (st == 0) {
+      h->highest = b.highest;
+      h->deleted_to = b.deleted_to;
+    } else {
+      h->status = st;
+      h->count = h->last_seq = h->more = 0;
+      p->m->len = sizeof *h;
+    }
+  }
+  memcpy(p->m->data, h, sizeof *h);
+}
+
+static void recover_one(lore_runtime *lrt, recover_req *r, int no_snapshots, int no_deletions) {
   r->page.from = 1;
   if (r->snapshot) {
-    r->res.status = snapshot_store_load(lrt->snapshots, r->page.id, &r->crit, 0, &r->res.meta,
-                                        &r->snap_data, &r->snap_len);
+    if (no_snapshots) {
+      r->res.status = SNAPSHOT_ENOTFOUND;
+    } else {
+      r->res.status = snapshot_store_load(lrt->snapshots, r->page.id, &r->crit, 0, &r->res.meta,
+                                          &r->snap_data, &r->snap_len);
+    }
     if (r->res.status == 0) {
       r->page.from = r->res.meta.seq + 1;
     } else if (r->res.status != SNAPSHOT_ENOTFOUND) {
       return; /* the actor decides (fail, or an older snapshot); no page read */
     }
   }
+  if (!r->page.m && (r->page.m = malloc(sizeof(lore_msg) + FIRST_PAGE_BYTES))) {
+    memset(r->page.m, 0, sizeof(lore_msg));
+    r->page.cap = FIRST_PAGE_BYTES;
+  }
+  r->page.want_highest = !no_deletions;
   read_page(&r->page);
+  if (no_deletions) bounds_after_page(lrt, &r->page);
 }
 
 static void recover_work(uv_work_t *w) {
@@ -252,7 +302,24 @@ static void recover_work(uv_work_t *w) {
    * request joined before `started`, so each actor's acknowledged writes
    * committed before this snapshot is taken. */
   int held = journal_read_hold(bs->lrt->journal) == 0;
-  for (recover_req *r = b->head; r; r = r->next) recover_one(bs->lrt, r);
+  /* A store with no snapshot at all (many applications never save one)
+   * answers every actor of the batch with one look. None of these actors can
+   * be saving one meanwhile: each is recovering, with no snapshot operation
+   * of an earlier incarnation running (core_recover), and holds its id's
+   * lease where the journal has leases. */
+  int no_snapshots = 0;
+  for (recover_req *r = b->head; r; r = r->next) {
+    if (r->snapshot) {
+      if (snapshot_store_is_empty(bs->lrt->snapshots, &no_snapshots) != 0) no_snapshots = 0;
+      break;
+    }
+  }
+  /* Likewise a journal where no events were ever deleted: each first page
+   * that reads its stream to the end tells the bounds (bounds_after_page). */
+  int no_deletions = 0;
+  if (journal_no_deletions(bs->lrt->journal, &no_deletions) != 0) no_deletions = 0;
+  for (recover_req *r = b->head; r; r = r->next)
+    recover_one(bs->lrt, r, no_snapshots, no_deletions);
   if (held) journal_read_release(bs->lrt->journal);
 }
 
@@ -263,7 +330,8 @@ static void recover_free(recover_req *r) {
   free(r);
 }
 
-/* On the worker: each actor gets its snapshot (if asked), then its page. */
+/* On the worker: each actor gets its snapshot (if asked and found), then its
+ * page; a page that follows no snapshot says so itself (PAGE_NO_SNAPSHOT). */
 static void recover_after(uv_work_t *w, int status) {
   recover_batch *b = w->data;
   recover_req *r = b->head;
@@ -272,8 +340,9 @@ static void recover_after(uv_work_t *w, int status) {
     actor_t *a = sched_find(b->bs->sched, r->aid);
     if (a) {
       int page_read = r->page.m != NULL || r->page.oom;
-      if (r->snapshot) {
-        if (status) r->res.status = SNAPSHOT_EIO;
+      if (status && r->snapshot) r->res.status = SNAPSHOT_EIO;
+      int none = r->snapshot && r->res.status == SNAPSHOT_ENOTFOUND && page_read;
+      if (r->snapshot && !none) {
         size_t extra = r->res.status == 0 ? r->snap_len : 0;
         lore_msg *m = msg_new(MSG_SYSTEM, NULL, sizeof r->res + extra, NULL, 0);
         if (m) {
@@ -290,7 +359,10 @@ static void recover_after(uv_work_t *w, int status) {
       }
       if (page_read || (!r->snapshot && status)) {
         lore_msg *m = page_msg(&r->page, a, r->token, status != 0);
-        if (m) actor_enqueue(a, m);
+        if (m) {
+          m->ival = none ? PAGE_NO_SNAPSHOT : 0;
+          actor_enqueue(a, m);
+        }
       }
       binding_io_end(a);
     }
@@ -305,8 +377,10 @@ static void recover_after(uv_work_t *w, int status) {
  * Begins the current actor's recovery: reads its newest snapshot matching
  * `criteria` (false: none), then its stream's bounds and the first page
  * after the snapshot (seqs up to `to`, at most `max` events, -1 for no
- * limit). The actor gets SYS_SNAP_LOADED (if a snapshot was asked for), then
- * SYS_PAGE (unless the snapshot store failed), both with `token`. False when
+ * limit). The actor gets SYS_SNAP_LOADED (if a snapshot was asked for and
+ * one was found, or the store failed), then SYS_PAGE (unless the snapshot
+ * store failed), both with `token`; a SYS_PAGE with ival 1 (core.
+ * PAGE_NO_SNAPSHOT) also says that no snapshot matched. False when
  * the actor has snapshot operations running (a save of an earlier
  * incarnation): it must load its snapshot the ordinary way, behind them.
  */
@@ -355,19 +429,48 @@ static int core_recover(lua_State *L) {
     uv_mutex_lock(&bs->recover_lock);
     bs->recover_open = b;
     uv_mutex_unlock(&bs->recover_lock);
-    int rc = uv_queue_work(bs->sched->loop, &b->work, recover_work, recover_after);
-    if (rc) {
-      uv_mutex_lock(&bs->recover_lock);
-      bs->recover_open = NULL;
-      uv_mutex_unlock(&bs->recover_lock);
-      free(b);
-      recover_free(r);
-      return luaL_error(L, "cannot queue a recovery: %s", uv_strerror(rc));
-    }
+    recover_batch **last = &bs->recover_unqueued; /* in order: a few at most */
+    while (*last) last = &(*last)->next_unqueued;
+    *last = b;
   }
   actor_io_begin(a);
   lua_pushboolean(L, 1);
   return 1;
+}
+
+void recovery_flush(binding_state *bs) {
+  recover_batch *b = bs->recover_unqueued;
+  bs->recover_unqueued = NULL;
+  while (b) {
+    recover_batch *next = b->next_unqueued;
+    int rc = uv_queue_work(bs->sched->loop, &b->work, recover_work, recover_after);
+    if (rc) { /* each actor gets a failed read: its recovery fails, as a read error would */
+      uv_mutex_lock(&bs->recover_lock);
+      if (bs->recover_open == b) bs->recover_open = NULL;
+      b->started = 1;
+      uv_mutex_unlock(&bs->recover_lock);
+      log_error(&bs->lrt->log, "cannot queue a recovery read: %s", uv_strerror(rc));
+      recover_after(&b->work, rc);
+    }
+    b = next;
+  }
+}
+
+/* The worker closes with batches never queued (a forced stop): their actors
+ * are gone, nothing waits for them. */
+void recovery_worker_close(binding_state *bs) {
+  recover_batch *b = bs->recover_unqueued;
+  bs->recover_unqueued = NULL;
+  bs->recover_open = NULL;
+  while (b) {
+    recover_batch *next = b->next_unqueued;
+    for (recover_req *r = b->head, *rn; r; r = rn) {
+      rn = r->next;
+      recover_free(r);
+    }
+    free(b);
+    b = next;
+  }
 }
 
 /* core.page_info(mptr) -> status, highest, count, last_seq, more, deleted_to */
@@ -549,5 +652,7 @@ int luaopen_lore_core_recovery(lua_State *L) {
                                  {"page_info", core_page_info},   {"page_each", core_page_each},
                                  {"page_apply", core_page_apply}, {NULL, NULL}};
   luaL_setfuncs(L, fns, 0);
+  lua_pushinteger(L, PAGE_NO_SNAPSHOT);
+  lua_setfield(L, -2, "PAGE_NO_SNAPSHOT");
   return 0;
 }

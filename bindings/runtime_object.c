@@ -24,7 +24,7 @@ void lore_config_init(lore_config *cfg) {
   cfg->max_instructions = 100000000;
   cfg->memory_limit = (long long)1 << 30;
   cfg->synchronous_full = 1;
-  cfg->max_concurrent_recoveries = 50;
+  cfg->max_concurrent_recoveries = 256;
   cfg->recovery_timeout = 30.0;
   cfg->shutdown_timeout = 5.0;
   cfg->breaker_max_failures = 5;
@@ -128,8 +128,12 @@ static int hook_route_missing(sched_t *s, lore_msg *m) {
   return s->index ? entities_route_missing(s, m) : ACTOR_CONSUMED;
 }
 
-static const runtime_hooks hooks = {hook_sched_start, hook_sched_stop, hook_sched_message,
-                                    hook_dead_letter, hook_route_missing};
+static void hook_sched_prepare(sched_t *s) {
+  if (s->index && s->data) recovery_flush(s->data);
+}
+
+static const runtime_hooks hooks = {hook_sched_start, hook_sched_stop,    hook_sched_message,
+                                    hook_dead_letter, hook_route_missing, hook_sched_prepare};
 
 /* --- signals --- */
 

@@ -28,6 +28,11 @@ int worker_timer_arm(binding_state *bs, uint64_t id, uint64_t ms, void (*fire)(v
 /* The delay at stack index idx: a number of seconds in [0, 1e9), or raises. */
 lua_Number worker_check_delay(lua_State *L, int idx);
 
+/* recovery_lua.c: queues the recovery reads this worker's turns gathered
+ * (the end of a loop iteration), and frees any left when the worker closes. */
+void recovery_flush(binding_state *bs);
+void recovery_worker_close(binding_state *bs);
+
 /* Opens the `lore` module inside a worker's state: refs only (behaviours act
  * through ctx). */
 int worker_open_lore(lua_State *L);

@@ -374,6 +374,12 @@ void journal_read_release(journal_t *j) {
   if (j->backend->read_release) j->backend->read_release(j->state);
 }
 
+int journal_no_deletions(journal_t *j, int *none) {
+  if (!none) return JOURNAL_EREJECTED;
+  *none = 0;
+  return j->backend->no_deletions ? j->backend->no_deletions(j->state, none) : 0;
+}
+
 int journal_bounds_of(journal_t *j, const char *id, journal_bounds *out) {
   if (!id || !out) return JOURNAL_EREJECTED;
   if (!j->backend->bounds) return JOURNAL_ENOTSUP;

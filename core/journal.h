@@ -269,6 +269,9 @@ typedef struct journal_backend {
    * supported; a failed read_hold leaves the reads as they were. */
   int (*read_hold)(void *state);
   void (*read_release)(void *state);
+  /* Optional: *none = 1 when no stream has ever had events deleted (NULL:
+   * unknown). */
+  int (*no_deletions)(void *state, int *none);
 } journal_backend;
 
 extern const journal_backend journal_memory_backend;
@@ -306,6 +309,12 @@ int journal_submit(journal_t *j, journal_write *w);
  * Returns 0 or a negative code (then nothing is held). */
 int journal_read_hold(journal_t *j);
 void journal_read_release(journal_t *j);
+
+/* *none = 1 when no stream of the journal has ever had events deleted, else
+ * 0 (also when the backend cannot tell cheaply). Then a read of a stream to
+ * its end tells its bounds: the highest seq is its last event's, and
+ * nothing below was deleted (recoveries skip a bounds query per actor). */
+int journal_no_deletions(journal_t *j, int *none);
 
 /* Blocking reads, forwarded to the backend (run them off the event loop). */
 int journal_replay(journal_t *j, const char *id, int64_t from, int64_t to, int64_t max,

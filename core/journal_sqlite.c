@@ -77,10 +77,10 @@ int sq_open_conn(const log_sink *log, const char *path, int flags, int busy_time
 /* ---- the reader pool ---- */
 
 static void reader_free(sq_reader *r) {
-  sqlite3_stmt *stmts[] = {r->replay,     r->bounds,     r->list,       r->list_after,
-                           r->replay_all, r->replay_tag, r->max_offset, r->stats_events,
-                           r->stats_ids,  r->page_count, r->page_size,  r->begin,
-                           r->commit};
+  sqlite3_stmt *stmts[] = {r->replay,     r->bounds,      r->list,       r->list_after,
+                           r->replay_all, r->replay_tag,  r->max_offset, r->stats_events,
+                           r->stats_ids,  r->page_count,  r->page_size,  r->begin,
+                           r->commit,     r->any_deletion};
   for (size_t i = 0; i < sizeof stmts / sizeof stmts[0]; i++) sqlite3_finalize(stmts[i]);
   sqlite3_close(r->db);
   free(r);
@@ -139,6 +139,7 @@ static sq_reader *reader_open(sq_state *s, int *err) {
       {"SELECT count(*), coalesce(min(ts), 0), coalesce(max(ts), 0) FROM events", &r->stats_events},
       {KNOWN_IDS " SELECT count(DISTINCT id) FROM known", &r->stats_ids},
       {"PRAGMA page_count", &r->page_count},
+      {"SELECT 1 FROM deletions LIMIT 1", &r->any_deletion},
       {"PRAGMA page_size", &r->page_size},
       {"BEGIN", &r->begin},
       {"COMMIT", &r->commit},
@@ -367,6 +368,25 @@ static int sq_bounds(void *state, const char *id, journal_bounds *out) {
 }
 
 static void read_int(sqlite3_stmt *st, void *out) { *(int64_t *)out = sqlite3_column_int64(st, 0); }
+
+/* One step of a tiny statement: no row in `deletions` (most journals). */
+static int sq_no_deletions(void *state, int *none) {
+  sq_state *s = state;
+  int err = 0;
+  sq_reader *r = reader_get(s, &err);
+  if (!r) return err;
+  int rc = sqlite3_step(r->any_deletion);
+  if (rc == SQLITE_DONE) {
+    *none = 1;
+  } else if (rc != SQLITE_ROW) {
+    log_error(s->log, "journal sqlite: %s: %s", sqlite3_sql(r->any_deletion),
+              sqlite3_errmsg(r->db));
+    err = sq_map_err(rc);
+  }
+  sqlite3_reset(r->any_deletion);
+  reader_put(s, r);
+  return err;
+}
 
 static int sq_max_offset(void *state, int64_t *out) {
   sq_state *s = state;
@@ -713,4 +733,5 @@ const journal_backend journal_sqlite_backend = {
     .close = sq_close,
     .read_hold = sq_read_hold,
     .read_release = sq_read_release,
+    .no_deletions = sq_no_deletions,
 };

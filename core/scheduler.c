@@ -139,7 +139,6 @@ int actor_create(sched_t *s, uint64_t aid, const char *name, const actor_ops *op
   a->data = data;
   msg_queue_init(&a->mailbox);
   msg_queue_init(&a->sysq);
-  msg_queue_init(&a->stash);
   if (idmap_put(&s->by_aid, aid, a)) goto fail_aid;
   if (a->name && idmap_put_str(&s->by_name, a->name, a)) goto fail_map;
   s->actors++;
@@ -172,14 +171,19 @@ void actor_release(actor_t *a) {
   make_ready(a);
 }
 
-void actor_stash(actor_t *a, lore_msg *m) {
+int actor_stash(actor_t *a, lore_msg *m) {
   ACTOR_OWNED(a);
-  msg_queue_push(&a->stash, m);
+  if (!a->stash) {
+    if (!(a->stash = malloc(sizeof *a->stash))) return UV_ENOMEM;
+    msg_queue_init(a->stash);
+  }
+  msg_queue_push(a->stash, m);
+  return 0;
 }
 
 void actor_unstash_all(actor_t *a) {
   ACTOR_OWNED(a);
-  msg_queue_prepend(&a->mailbox, &a->stash);
+  if (a->stash) msg_queue_prepend(&a->mailbox, a->stash);
   make_ready(a);
 }
 
@@ -215,7 +219,11 @@ static int maybe_finalize(actor_t *a) {
   if (a->name) idmap_remove_str(&s->by_name, a->name);
   if (a->ops->stopped) a->ops->stopped(a);
   drain_dead(s, &a->sysq);
-  drain_left(s, &a->stash);
+  if (a->stash) {
+    drain_left(s, a->stash);
+    free(a->stash);
+    a->stash = NULL;
+  }
   drain_left(s, &a->mailbox);
   s->actors--;
   if (!a->ready) {
@@ -409,7 +417,11 @@ void sched_flush(sched_t *s) {
   }
 }
 
-static void flush_cb(uv_prepare_t *h) { sched_flush(h->data); }
+static void flush_cb(uv_prepare_t *h) {
+  sched_t *s = h->data;
+  sched_flush(s);
+  if (s->rt->hooks->sched_prepare) s->rt->hooks->sched_prepare(s);
+}
 
 int sched_init(sched_t *s, runtime_t *rt, uint32_t index, uv_loop_t *loop) {
   int r;
@@ -510,7 +522,10 @@ static void free_live_actor(void *value, void *ud) {
   actor_t *a = value;
   free_queue(&a->sysq);
   free_queue(&a->mailbox);
-  free_queue(&a->stash);
+  if (a->stash) {
+    free_queue(a->stash);
+    free(a->stash);
+  }
   free(a->name);
   free(a);
 }

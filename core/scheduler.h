@@ -78,7 +78,7 @@ struct actor {
   char *name;        /* persistence id, or NULL */
   msg_queue mailbox; /* commands */
   msg_queue sysq;    /* system messages */
-  msg_queue stash;   /* the user stash */
+  msg_queue *stash;  /* the user stash, made at its first use (most actors never stash) */
   actor_t *next_ready;
   uint32_t held;        /* > 0: mailbox not delivered */
   uint32_t pending_io;  /* journal writes or reads in flight */
@@ -108,6 +108,10 @@ typedef struct runtime_hooks {
    * may start the actor and queue m to it (an entity waking up): then it
    * returns ACTOR_KEPT; ACTOR_CONSUMED makes m a dead letter. */
   int (*route_missing)(sched_t *s, lore_msg *m);
+  /* Optional: on the scheduler's thread once per loop iteration, after its
+   * turns and before it waits for more work (the binding hands out work it
+   * gathered during the turns, e.g. one read for many recoveries). */
+  void (*sched_prepare)(sched_t *s);
 } runtime_hooks;
 
 typedef struct runtime_config {
@@ -236,7 +240,8 @@ void actor_set_hold_capacity(actor_t *a, size_t n);
 void actor_release(actor_t *a);
 /* Moves m (the message being handled, owned by the binding after ACTOR_KEPT)
  * to the user stash. */
-void actor_stash(actor_t *a, lore_msg *m);
+/* Returns 0, or UV_ENOMEM (m stays the caller's). */
+int actor_stash(actor_t *a, lore_msg *m);
 /* Puts the user stash back in front of the mailbox, in its order. */
 void actor_unstash_all(actor_t *a);
 /* Stops the actor once it is not running and has no I/O in flight (at once if

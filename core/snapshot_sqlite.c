@@ -14,7 +14,7 @@
 typedef struct sql_state {
   pthread_mutex_t lock;
   sqlite3 *db;
-  sqlite3_stmt *save, *load, *del, *list;
+  sqlite3_stmt *save, *load, *del, *list, *any;
   const log_sink *log;
 } sql_state;
 
@@ -38,6 +38,7 @@ static void sql_free(sql_state *s) {
   sqlite3_finalize(s->load);
   sqlite3_finalize(s->del);
   sqlite3_finalize(s->list);
+  sqlite3_finalize(s->any);
   /* close_v2 never leaves the handle open because of a forgotten statement. */
   if (s->db) sqlite3_close_v2(s->db);
   free(s);
@@ -96,7 +97,8 @@ static int sql_open(const char *path, const log_sink *log, void **state) {
                     &s->load)) != 0 ||
       (rc = prepare(s, "DELETE FROM snapshots WHERE " MATCH, &s->del)) != 0 ||
       (rc = prepare(s, "SELECT seq, ts FROM snapshots WHERE " MATCH " ORDER BY seq DESC LIMIT ?6",
-                    &s->list)) != 0)
+                    &s->list)) != 0 ||
+      (rc = prepare(s, "SELECT 1 FROM snapshots LIMIT 1", &s->any)) != 0)
     goto fail;
   *state = s;
   return 0;
@@ -228,6 +230,22 @@ static int sql_list(void *state, const char *id, const snapshot_criteria *crit, 
   return ret;
 }
 
+/* One step of a tiny statement: many recoveries at once learn there is no
+ * snapshot to load (an application that never saves one). */
+static int sql_is_empty(void *state, int *empty) {
+  sql_state *s = state;
+  pthread_mutex_lock(&s->lock);
+  int rc = sqlite3_step(s->any);
+  int out = 0;
+  if (rc == SQLITE_DONE)
+    *empty = 1;
+  else if (rc != SQLITE_ROW)
+    out = map_err(s, rc, "is_empty");
+  sqlite3_reset(s->any);
+  pthread_mutex_unlock(&s->lock);
+  return out;
+}
+
 const snapshot_backend snapshot_sqlite_backend = {
     .scheme = "sqlite",
     .open = sql_open,
@@ -235,5 +253,6 @@ const snapshot_backend snapshot_sqlite_backend = {
     .load = sql_load,
     .delete_matching = sql_delete,
     .list = sql_list,
+    .is_empty = sql_is_empty,
     .close = sql_close,
 };

@@ -119,6 +119,13 @@ int snapshot_store_list(snapshot_store_t *s, const char *id, const snapshot_crit
   return s->be->list(s->state, id, crit ? crit : &latest, out, cap, n);
 }
 
+int snapshot_store_is_empty(snapshot_store_t *s, int *empty) {
+  if (!empty) return SNAPSHOT_EINVAL;
+  *empty = 0;
+  if (!s) return SNAPSHOT_EINVAL;
+  return s->be->is_empty ? s->be->is_empty(s->state, empty) : 0;
+}
+
 void snapshot_store_close(snapshot_store_t *s) {
   if (!s) return;
   s->be->close(s->state);

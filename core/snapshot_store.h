@@ -59,6 +59,9 @@ typedef struct snapshot_backend {
    * `cap` entries into out; *n gets how many were written. */
   int (*list)(void *state, const char *id, const snapshot_criteria *crit, snapshot_meta *out,
               size_t cap, size_t *n);
+  /* Optional (NULL: unknown): *empty = 1 when the store holds no snapshot
+   * at all. A recovery asks it once for many actors and skips their loads. */
+  int (*is_empty)(void *state, int *empty);
   void (*close)(void *state);
 } snapshot_backend;
 
@@ -79,6 +82,9 @@ int snapshot_store_load(snapshot_store_t *s, const char *id, const snapshot_crit
 int snapshot_store_delete(snapshot_store_t *s, const char *id, const snapshot_criteria *crit);
 int snapshot_store_list(snapshot_store_t *s, const char *id, const snapshot_criteria *crit,
                         snapshot_meta *out, size_t cap, size_t *n);
+/* *empty = 1 when the store surely holds no snapshot, else 0 (also when
+ * the backend cannot tell cheaply). */
+int snapshot_store_is_empty(snapshot_store_t *s, int *empty);
 void snapshot_store_close(snapshot_store_t *s);
 
 /* The built-in backends, looked up by scheme in snapshot_store_open. */

@@ -15,6 +15,7 @@ return function(core, R, ctx_methods)
   local SYS = core.SYS
   local JOURNAL_EREJECTED = core.E.JOURNAL_EREJECTED
   local SNAPSHOT_ENOTFOUND = core.E.SNAPSHOT_ENOTFOUND
+  local PAGE_NO_SNAPSHOT = core.PAGE_NO_SNAPSHOT
   local CONFIG = core.config() -- fixed once the workers run
   local c_persist, c_current, c_set_current = core.persist, core.current, core.set_current
   local c_hold, c_release = core.hold, core.release
@@ -398,6 +399,14 @@ return function(core, R, ctx_methods)
     rc.token = next_token()
     rc.progress = 0
     local mr = rec[BEH].M.recovery
+    if mr == nil then
+      -- M.recovery absent (most behaviours): the latest snapshot, then every
+      -- event after it; rc's other fields already say so (start_recovery).
+      rc.snap_crit = NO_CRITERIA
+      rc.prefetch = core.recover(NO_CRITERIA, MAXINT, -1, rc.token)
+      if not rc.prefetch then core.snapshot_load(NO_CRITERIA, 0, rc.token) end
+      return arm_timeout(rc)
+    end
     if mr == false then
       rc.replay_to, rc.replay_left, rc.limited, rc.none = MAXINT, 0, false, true
       core.recover(false, MAXINT, 0, rc.token) -- the bounds only
@@ -444,7 +453,11 @@ return function(core, R, ctx_methods)
     core.new_incarnation() -- a new writer id; C forgets the old incarnation's seqs
     if rec.rc then end_recovery(rec) end
     X.reset(rec) -- [internal] rebuilt by this recovery
-    rec.rc = {}
+    -- Every field a recovery sets on its way, made at once: one allocation
+    -- of the right size rather than a table that grows four times.
+    rec.rc = { permit = false, token = 0, progress = 0, from = 1, replay_to = MAXINT, replay_left = -1,
+      limited = false, skip_deleted = false, snap_crit = false, snap_skip = 0, snap_required = false,
+      prefetch = false, timer = false, highest = false, expect = false, replayer = false }
     rec[RECOVERING] = true
     set_hold(rec)
     -- A journal shared by processes: this process takes the id's lease first (SYS_LEASED).
@@ -518,6 +531,19 @@ return function(core, R, ctx_methods)
     rc.from = from
     if rc.prefetch then return end -- its first page follows
     core.replay(from, rc.replay_to, rc.replay_left, rc.token, true)
+  end
+
+  -- The first step of a recovery found no snapshot and says so in its first
+  -- page (no SYS_SNAP_LOADED came): what on_snapshot_loaded does for none.
+  -- Returns false when the recovery ended here (or the page is stale).
+  local function no_snapshot(rec, token)
+    local rc = rec.rc
+    if not rc or token ~= rc.token then return false end
+    if rc.snap_required then
+      recovery_failed(rec, fmt("no snapshot of %s matches and one is required", rec.pid))
+      return false
+    end
+    return true
   end
 
   -- [adapters] A page of the replay when some event type has adapters: each
@@ -812,11 +838,21 @@ return function(core, R, ctx_methods)
     maybe_stop(rec)
   end
 
+  -- The system messages P.system handles (for a persistent actor), so that
+  -- runtime.lua's R.system sends them here without testing every other kind.
+  P.SYSTEM_KINDS = {
+    [SYS.DELETED] = true, [SYS.PAGE] = true, [SYS.SNAP_LOADED] = true, [SYS.SNAP_SAVED] = true,
+    [SYS.SNAP_DELETED] = true, [core.SYS_LEASED] = true, [SYS.RECOVERY_PERMIT] = true,
+    [SYS.RECOVERY_TIMEOUT] = true, [SYS.RESTART_RECOVERY] = true, [SYS.IO_IDLE] = true,
+    [SYS.STOP_PENDING] = true,
+  }
+
   function P.system(rec, kind, ival, token, mptr)
-    if kind == SYS.DELETED then
-      return on_deleted(rec, ival, core.write_seq(mptr))
-    elseif kind == SYS.PAGE then
+    if kind == SYS.PAGE then
+      if ival == PAGE_NO_SNAPSHOT and not no_snapshot(rec, token) then return end
       return on_page(rec, token, mptr)
+    elseif kind == SYS.DELETED then
+      return on_deleted(rec, ival, core.write_seq(mptr))
     elseif kind == SYS.SNAP_LOADED then
       return on_snapshot_loaded(rec, token, mptr)
     elseif kind == SYS.SNAP_SAVED then

@@ -23,6 +23,7 @@ local NEWER <const> = 2
 
 local R = {}
 local P -- persistence (persistent.lua), set at the end of this file
+local P_KINDS -- the system messages of persistent actors that P.system handles
 
 local sandbox = require("lore.sandbox")(core, lore)
 R.sandbox = sandbox
@@ -191,16 +192,17 @@ function ctx_methods:spawn(behaviour, opts)
   local here = core.worker()
   local target = id and core.sched_for(id) or here
   -- the child knows its parent and follows the parent's M.supervision
-  local spec = { behaviour, opts, nil, { parent = rec.self, supervision = rec[BEH].M.supervision } }
+  local parent, supervision = rec.self, rec[BEH].M.supervision
   if target == here then
-    local ok, err = R.spawn(aid, spec)
+    local ok, err = R.spawn_here(aid, behaviour, opts, nil, parent, supervision)
     if not ok then error(err, 2) end
   else
     -- placed on another worker (by its id): a behaviour missing or broken
     -- fails here and now, as it would for a child on this worker
     local b, err = R.behaviour(behaviour)
     if not b then error(err, 2) end
-    core.spawn_remote(target, aid, spec) -- a later failure there (id live, init) is logged there
+    -- a later failure there (id live, init) is logged there
+    core.spawn_remote(target, aid, { behaviour, opts, nil, { parent = parent, supervision = supervision } })
   end
   local ref = id and lore.ref(id) or core.addr_ref(aid)
   -- keyed by aid (unique in the runtime): the child's SYS.CHILD_STOPPED names it so
@@ -264,10 +266,21 @@ local function init_state(rec)
 end
 R.init_state = init_state
 
--- spec = { behaviour, opts [, entity manager] }. Returns true, or nil, a
--- message and why ("nobehaviour", "script", "live", "shutdown").
+-- spec = { behaviour, opts [, entity manager [, { parent =, supervision = }]] }.
+-- Returns true, or nil, a message and why ("nobehaviour", "script", "live",
+-- "shutdown").
 function R.spawn(aid, spec)
-  local name, opts, manager = spec[1], spec[2] or {}, spec[3]
+  local family = spec[4]
+  if family then
+    return R.spawn_here(aid, spec[1], spec[2] or {}, spec[3], family.parent, family.supervision)
+  end
+  return R.spawn_here(aid, spec[1], spec[2] or {}, spec[3])
+end
+
+-- R.spawn with the spec's parts as arguments (a child spawned on its
+-- parent's worker makes no spec table): a child has its parent's ref and
+-- follows the parent's M.supervision.
+function R.spawn_here(aid, name, opts, manager, parent, supervision)
   local b, err, why = behaviour(name)
   if not b then return nil, err, why end
   local M = b.M
@@ -288,10 +301,9 @@ function R.spawn(aid, spec)
   else
     rec = { b, nil, ctx, opts = opts, aid = aid, self = self, pid = opts.id }
   end
-  local family = spec[4]
-  if family then
-    rec.parent = family.parent
-    rec.sup = family.supervision
+  if parent ~= nil then
+    rec.parent = parent
+    rec.sup = supervision
   end
   local ok, cerr = init_state(rec)
   if not ok then return nil, cerr, "script" end
@@ -441,6 +453,7 @@ local function ask_done(rec, corr, ok, v)
 end
 
 function R.system(rec, kind, ival, token, mptr)
+  if P_KINDS[kind] and rec.persistent then return P.system(rec, kind, ival, token, mptr) end
   if kind == "reply" then
     local entry = rec.asks and rec.asks[token]
     if entry then core.cancel(entry.timer) end
@@ -646,6 +659,7 @@ function R.overflow(rec)
 end
 
 P = require("lore.persistent")(core, R, ctx_methods)
+P_KINDS = P.SYSTEM_KINDS
 R.persisted = P.persisted -- C calls it for every completed journal write
 public.seq, public.recovering = P.SEQ, P.RECOVERING
 -- Delivery and timers (internal.lua, delivery.lua, timers.lua): their ctx methods, and the

@@ -283,6 +283,25 @@ static void test_nothing_for_unknown_id(void **state) {
   assert_int_equal(n, 0);
 }
 
+/* is_empty never says "empty" while a snapshot is stored; the sqlite store
+ * (whose recoveries skip their loads on it) says so once the last one goes. */
+static void test_is_empty(void **state) {
+  fixture *f = *state;
+  snapshot_criteria all = snapshot_criteria_latest();
+  int empty = -1;
+  assert_int_equal(snapshot_store_is_empty(f->s, &empty), SNAPSHOT_OK);
+  assert_int_equal(empty, 0);
+  assert_int_equal(snapshot_store_delete(f->s, "p", &all), SNAPSHOT_OK);
+  assert_int_equal(snapshot_store_is_empty(f->s, &empty), SNAPSHOT_OK);
+  if (f->kind == K_SQLITE) assert_int_equal(empty, 1);
+  snapshot_meta m = {.seq = 3, .timestamp_ms = 300};
+  assert_int_equal(snapshot_store_save(f->s, "q", &m, "x", 1), SNAPSHOT_OK);
+  assert_int_equal(snapshot_store_is_empty(f->s, &empty), SNAPSHOT_OK);
+  assert_int_equal(empty, 0);
+  assert_int_equal(snapshot_store_is_empty(NULL, &empty), SNAPSHOT_EINVAL);
+  assert_int_equal(snapshot_store_is_empty(f->s, NULL), SNAPSHOT_EINVAL);
+}
+
 static void test_nothing_for_non_matching_timestamp(void **state) {
   fixture *f = *state;
   snapshot_criteria c = upto(INT64_MAX, 99);
@@ -929,6 +948,7 @@ static void test_dir_sweeps_stale_temps(void **state) {
 // clang-format off
 #define TCK_SUITE(cfg) {                                                                           \
     TCK_CASE(test_nothing_for_unknown_id, cfg),                                                    \
+    TCK_CASE(test_is_empty, cfg),                                                                  \
     TCK_CASE(test_nothing_for_non_matching_timestamp, cfg),                                        \
     TCK_CASE(test_nothing_for_non_matching_seq, cfg),                                              \
     TCK_CASE(test_load_most_recent, cfg),                                                          \
