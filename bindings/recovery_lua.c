@@ -19,6 +19,16 @@
 #define REPLAY_PAGE 4096
 #define REPLAY_PAGE_BYTES ((size_t)4 << 20)
 
+/* Reading a page (pool thread) overlaps applying the one before (worker), so
+ * a recovery costs about its reads plus what neither overlaps: the first
+ * page's read and the last page's apply. The first page of a long stream is
+ * therefore small, and the pages shrink (by half) toward the end the bounds
+ * announced. A stream with at most REPLAY_TAIL events left is read in one
+ * page, asked one event larger than needed: a page that comes back short
+ * ends the replay without a round trip for an empty page. */
+#define REPLAY_FIRST_PAGE 256
+#define REPLAY_TAIL 512
+
 /* Recoveries that begin while a batch is still waiting for a pool thread join
  * it (at most this many): one job, one wake-up, for many actors. */
 #define RECOVER_BATCH_MAX 256
@@ -47,6 +57,7 @@ typedef struct page_req {
   lore_runtime *lrt;
   char *id;
   int64_t from, to, max;
+  int64_t highest; /* where the bounds say the stream ends; < 0: unknown */
   int want_highest;
   page_hdr hdr;
   lore_msg *m; /* m->len bytes used of cap */
@@ -96,6 +107,17 @@ static int collect(const journal_event *ev, void *ud) {
   return r->oom || r->full;
 }
 
+/* How many events to ask for (see REPLAY_FIRST_PAGE). */
+static int64_t page_events(const page_req *r, int first) {
+  if (r->highest < 0) return REPLAY_PAGE;
+  int64_t end = r->highest < r->to ? r->highest : r->to;
+  int64_t left = end >= r->from ? end - r->from + 1 : 0;
+  if (left <= 0) return REPLAY_PAGE; /* past the bounds: whatever was appended since */
+  if (left <= REPLAY_TAIL) return left + 1;
+  if (first) return REPLAY_FIRST_PAGE;
+  return left / 2 < REPLAY_PAGE ? left / 2 : REPLAY_PAGE;
+}
+
 /* On a pool thread: reads the page into r->m (header first). */
 static void read_page(page_req *r) {
   page_hdr blank = {0};
@@ -108,8 +130,10 @@ static void read_page(page_req *r) {
     st = journal_bounds_of(r->lrt->journal, r->id, &b);
     r->hdr.highest = b.highest;
     r->hdr.deleted_to = b.deleted_to;
+    r->highest = st == 0 ? b.highest : -1;
   }
-  int64_t page = r->max >= 0 && r->max < REPLAY_PAGE ? r->max : REPLAY_PAGE;
+  int64_t page = page_events(r, r->want_highest);
+  if (r->max >= 0 && r->max < page) page = r->max;
   if (st == 0 && page > 0)
     st = journal_replay(r->lrt->journal, r->id, r->from, r->to, page, collect, r);
   if (r->oom) st = JOURNAL_ENOMEM;
@@ -170,9 +194,10 @@ static void replay_after(uv_work_t *w, int status) {
   free(r);
 }
 
-/* core.replay(from, to, max, token, want_highest): reads one page of the
- * current actor's own stream off-thread; it arrives as a SYS_PAGE system
- * message. */
+/* core.replay(from, to, max, token, want_highest [, highest]): reads one
+ * page of the current actor's own stream off-thread; it arrives as a
+ * SYS_PAGE system message. `highest` (the stream's bounds, when known)
+ * sizes the page. */
 static int core_replay(lua_State *L) {
   binding_state *bs = bs_of(L);
   lua_actor *la;
@@ -187,6 +212,7 @@ static int core_replay(lua_State *L) {
   r->page.max = luaL_checkinteger(L, 3);
   r->token = (uint64_t)luaL_checkinteger(L, 4);
   r->page.want_highest = lua_toboolean(L, 5);
+  r->page.highest = luaL_optinteger(L, 6, -1);
   r->page.lrt = bs->lrt;
   r->sched = bs->sched;
   r->aid = a->aid;

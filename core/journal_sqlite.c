@@ -680,6 +680,14 @@ static int sq_open(const char *uri_path, journal_options *opt, void **state) {
     sq_close(s);
     return err;
   }
+  if (!s->read_only) {
+    /* The first read connection costs ~2 ms (the file, the WAL index, the
+     * schema, every statement): made now, it is not on the first recovery's
+     * path. Should it fail, the first read tries again and reports why. */
+    int ignored = 0;
+    sq_reader *r = reader_open(s, &ignored);
+    if (r) reader_put(s, r);
+  }
   *state = s;
   return 0;
 }
