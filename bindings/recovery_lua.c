@@ -42,6 +42,8 @@ typedef struct page_hdr {
   int64_t last_seq;
   int32_t status;
   int32_t more; /* the page was full: ask for the next one */
+  int32_t lean; /* read by journal_replay_lean: no version, tags, writer, offset */
+  int32_t unused;
 } page_hdr;
 
 typedef struct rec_hdr {
@@ -59,6 +61,7 @@ typedef struct page_req {
   int64_t from, to, max;
   int64_t highest; /* where the bounds say the stream ends; < 0: unknown */
   int want_highest;
+  int lean; /* journal_replay_lean will do */
   page_hdr hdr;
   lore_msg *m; /* m->len bytes used of cap */
   size_t cap;
@@ -66,8 +69,10 @@ typedef struct page_req {
   int full; /* stopped at REPLAY_PAGE_BYTES */
 } page_req;
 
-static void buf_put(page_req *r, const void *p, size_t n) {
-  if (r->oom) return;
+/* Room for n more bytes at the end of r->m; NULL (and r->oom) if there is
+ * none to be had. */
+static char *buf_room(page_req *r, size_t n) {
+  if (r->oom) return NULL;
   size_t len = r->m ? r->m->len : 0;
   if (!r->m || len + n > r->cap) {
     /* A recovery's first page is usually a few events; a page after a full
@@ -77,30 +82,41 @@ static void buf_put(page_req *r, const void *p, size_t n) {
     lore_msg *m = realloc(r->m, sizeof *m + cap);
     if (!m) {
       r->oom = 1;
-      return;
+      return NULL;
     }
     if (!r->m) memset(m, 0, sizeof *m);
     r->m = m;
     r->cap = cap;
   }
-  memcpy(r->m->data + len, p, n);
   r->m->len = len + n;
+  return r->m->data + len;
+}
+
+static void buf_put(page_req *r, const void *p, size_t n) {
+  char *to = buf_room(r, n);
+  if (to) memcpy(to, p, n);
 }
 
 static int collect(const journal_event *ev, void *ud) {
   page_req *r = ud;
+  const char *manifest = ev->manifest ? ev->manifest : "", *tags = ev->tags ? ev->tags : "";
   rec_hdr h = {ev->seq,
                ev->timestamp_ms,
                ev->offset,
                ev->writer,
                ev->version,
-               (uint32_t)strlen(ev->manifest ? ev->manifest : ""),
-               (uint32_t)strlen(ev->tags ? ev->tags : ""),
+               (uint32_t)strlen(manifest),
+               (uint32_t)(tags[0] ? strlen(tags) : 0),
                (uint32_t)ev->payload_len};
-  buf_put(r, &h, sizeof h);
-  buf_put(r, ev->manifest ? ev->manifest : "", h.manifest_len);
-  buf_put(r, ev->tags ? ev->tags : "", h.tags_len);
-  buf_put(r, ev->payload, h.payload_len);
+  /* One reservation per event: this runs for every row of every replay. */
+  char *to = buf_room(r, sizeof h + h.manifest_len + h.tags_len + h.payload_len);
+  if (!to) return 1;
+  memcpy(to, &h, sizeof h);
+  to += sizeof h;
+  memcpy(to, manifest, h.manifest_len);
+  to += h.manifest_len;
+  memcpy(to, tags, h.tags_len);
+  memcpy(to + h.tags_len, ev->payload, h.payload_len);
   r->hdr.count++;
   r->hdr.last_seq = ev->seq;
   if (r->m && r->m->len >= REPLAY_PAGE_BYTES) r->full = 1;
@@ -135,7 +151,9 @@ static void read_page(page_req *r) {
   int64_t page = page_events(r, r->want_highest);
   if (r->max >= 0 && r->max < page) page = r->max;
   if (st == 0 && page > 0)
-    st = journal_replay(r->lrt->journal, r->id, r->from, r->to, page, collect, r);
+    st = r->lean ? journal_replay_lean(r->lrt->journal, r->id, r->from, r->to, page, collect, r)
+                 : journal_replay(r->lrt->journal, r->id, r->from, r->to, page, collect, r);
+  r->hdr.lean = r->lean;
   if (r->oom) st = JOURNAL_ENOMEM;
   r->hdr.status = st;
   r->hdr.more = st == 0 && page > 0 &&
@@ -194,10 +212,11 @@ static void replay_after(uv_work_t *w, int status) {
   free(r);
 }
 
-/* core.replay(from, to, max, token, want_highest [, highest]): reads one
- * page of the current actor's own stream off-thread; it arrives as a
- * SYS_PAGE system message. `highest` (the stream's bounds, when known)
- * sizes the page. */
+/* core.replay(from, to, max, token, want_highest [, highest [, lean]]):
+ * reads one page of the current actor's own stream off-thread; it arrives as
+ * a SYS_PAGE system message. `highest` (the stream's bounds, when known)
+ * sizes the page; `lean`: the events need no version, tags, writer or
+ * offset (journal_replay_lean). */
 static int core_replay(lua_State *L) {
   binding_state *bs = bs_of(L);
   lua_actor *la;
@@ -213,6 +232,7 @@ static int core_replay(lua_State *L) {
   r->token = (uint64_t)luaL_checkinteger(L, 4);
   r->page.want_highest = lua_toboolean(L, 5);
   r->page.highest = luaL_optinteger(L, 6, -1);
+  r->page.lean = lua_toboolean(L, 7);
   r->page.lrt = bs->lrt;
   r->sched = bs->sched;
   r->aid = a->aid;
@@ -396,7 +416,7 @@ static int core_recover(lua_State *L) {
   return 1;
 }
 
-/* core.page_info(mptr) -> status, highest, count, last_seq, more, deleted_to */
+/* core.page_info(mptr) -> status, highest, count, last_seq, more, deleted_to, lean */
 static int core_page_info(lua_State *L) {
   lore_msg *m = lua_touserdata(L, 1);
   luaL_argcheck(L, m && m->len >= sizeof(page_hdr), 1, "not a replay page");
@@ -408,7 +428,8 @@ static int core_page_info(lua_State *L) {
   lua_pushinteger(L, h.last_seq);
   lua_pushboolean(L, h.more);
   lua_pushinteger(L, h.deleted_to);
-  return 6;
+  lua_pushboolean(L, h.lean);
+  return 7;
 }
 
 /* core.page_each(mptr, fn [, want_meta [, internal]]): calls fn(seq, evt)
