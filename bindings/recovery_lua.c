@@ -525,6 +525,7 @@ static int core_page_apply(lua_State *L) {
   int internal = lua_isfunction(L, 9);
   binding_state *bs = bs_of(L);
   lua_settop(L, 9);
+  int anchor = codec_strings_push(L, &bs->strings); /* 10, for the whole page */
   size_t off = sizeof(page_hdr);
   char err[CODEC_ERR_MAX];
   while (off + sizeof(rec_hdr) <= m->len) {
@@ -556,8 +557,8 @@ static int core_page_apply(lua_State *L) {
     }
     lua_pushvalue(L, 2);
     lua_pushvalue(L, 3);
-    if (codec_decode_cached(L, &bs->strings, p + h.manifest_len + h.tags_len, h.payload_len, err,
-                            sizeof err))
+    if (codec_decode_anchored(L, &bs->strings, anchor, p + h.manifest_len + h.tags_len,
+                              h.payload_len, err, sizeof err))
       return luaL_error(L, "decode error at seq %I: %s", (lua_Integer)h.seq, err);
     if (want_meta) {
       lua_createtable(L, 0, 6);
