@@ -592,6 +592,22 @@ static int core_page_apply(lua_State *L) {
   return 3;
 }
 
+/* libuv starts its thread pool on the process's first uv_queue_work, and
+ * waits there for each of its threads to start: ~1.5 ms the first recovery
+ * would wait. A started worker queues an empty job instead; its loop, which
+ * runs from now on, completes it. */
+static void warm_work(uv_work_t *w) { (void)w; }
+
+static void warm_after(uv_work_t *w, int status) {
+  (void)status;
+  free(w);
+}
+
+void recovery_warm_up(binding_state *bs) {
+  uv_work_t *w = malloc(sizeof *w);
+  if (w && uv_queue_work(bs->sched->loop, w, warm_work, warm_after) != 0) free(w);
+}
+
 int luaopen_lore_core_recovery(lua_State *L) {
   static const luaL_Reg fns[] = {{"replay", core_replay},         {"recover", core_recover},
                                  {"page_info", core_page_info},   {"page_each", core_page_each},
