@@ -728,12 +728,17 @@ static int sq_open(const char *uri_path, journal_options *opt, void **state) {
     return err;
   }
   if (!s->read_only) {
-    /* The first read connection costs ~2 ms (the file, the WAL index, the
-     * schema, every statement): made now, it is not on the first recovery's
-     * path. Should it fail, the first read tries again and reports why. */
+    /* The first read connection costs ~2 ms (the file, the schema, every
+     * statement, and at its first read the WAL index): made and used once
+     * now, it is not on the first recovery's path. Should it fail, the
+     * first read tries again and reports why. */
     int ignored = 0;
     sq_reader *r = reader_open(s, &ignored);
-    if (r) reader_put(s, r);
+    if (r) {
+      sqlite3_step(r->max_offset);
+      sqlite3_reset(r->max_offset);
+      reader_put(s, r);
+    }
   }
   *state = s;
   return 0;
