@@ -236,6 +236,19 @@ describe("recovery", function()
       end)
     end)
 
+    it("streams around the page sizes recover whole, each in one recovery", function()
+      for _, n in ipairs { 255, 256, 257, 511, 512, 513, 514, 1023, 4097 } do
+        local id = "r-size-" .. n
+        ph.run({ journal = uri }, function() preload(lore.spawn("persist.acc", { id = id }), n) end)
+        ph.run({ journal = uri }, function()
+          local s = get(lore.spawn("persist.acc", { id = id }))
+          assert.equal(n, s.n, id)
+          assert.equal(n, s.seq, id)
+          assert.equal(1, s.rc, id)
+        end)
+      end
+    end)
+
     it("a corrupt row in a later page stops the recovery, naming the seq", function()
       ph.sql(path, "UPDATE events SET payload = x'c1' WHERE id = 'r-pages' AND seq = 1200;")
       ph.run({ journal = uri }, function()
