@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "codec_fast.h"
+#include "codec_strings.h"
 #include "ref.h"
 
 /*
@@ -513,12 +514,6 @@ static inline int dec_cb_map_item(dec_user *u, dec_obj *c, dec_obj k, dec_obj v)
   return 0;
 }
 
-static inline size_t string_slot(const char *p, uint32_t l) {
-  uint32_t h = 2166136261u ^ l; /* FNV-1a */
-  for (uint32_t i = 0; i < l; i++) h = (h ^ (unsigned char)p[i]) * 16777619u;
-  return (h ^ (h >> 16)) & (CODEC_STRINGS - 1);
-}
-
 static inline int dec_cb_str(dec_user *u, const char *b, const char *p, uint32_t l, dec_obj *o) {
   (void)b;
   o->next = 0;
@@ -527,8 +522,8 @@ static inline int dec_cb_str(dec_user *u, const char *b, const char *p, uint32_t
     lua_pushlstring(u->L, p, l);
     return 0;
   }
-  size_t i = string_slot(p, l);
-  if (c->slot[i].p && c->slot[i].len == l && memcmp(c->slot[i].p, p, l) == 0) {
+  size_t i = codec_string_slot(p, l);
+  if (c->slot[i].p && c->slot[i].len == l && codec_same(c->slot[i].p, p, l)) {
     lua_rawgeti(u->L, u->anchor, (lua_Integer)i + 1);
     return 0;
   }
@@ -852,17 +847,25 @@ int codec_decode_parser(lua_State *L, codec_strings *c, const char *data, size_t
 int codec_decode_cached(lua_State *L, codec_strings *c, const char *data, size_t len, char *err,
                         size_t errlen) {
   int base = lua_gettop(L);
-  int anchor = 0;
-  if (c && c->ref != LUA_NOREF && c->ref != LUA_REFNIL) {
-    lua_rawgeti(L, LUA_REGISTRYINDEX, c->ref);
-    anchor = lua_gettop(L);
-  } else {
-    c = NULL;
-  }
-  if (codec_decode_fast(L, c, anchor, data, len) == 0) {
+  int anchor = codec_strings_push(L, c);
+  if (codec_decode_fast(L, anchor ? c : NULL, anchor, data, len) == 0) {
     if (anchor) lua_remove(L, anchor);
     return 0;
   }
   lua_settop(L, base); /* the fast path gave up: the parser decides */
   return codec_decode_parser(L, c, data, len, err, errlen);
+}
+
+int codec_strings_push(lua_State *L, codec_strings *c) {
+  if (!c || c->ref == LUA_NOREF || c->ref == LUA_REFNIL) return 0;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, c->ref);
+  return lua_gettop(L);
+}
+
+int codec_decode_anchored(lua_State *L, codec_strings *c, int anchor, const char *data, size_t len,
+                          char *err, size_t errlen) {
+  int base = lua_gettop(L);
+  if (codec_decode_fast(L, anchor ? c : NULL, anchor, data, len) == 0) return 0;
+  lua_settop(L, base);
+  return codec_decode_parser(L, anchor ? c : NULL, data, len, err, errlen);
 }

@@ -76,6 +76,13 @@ void codec_strings_free(lua_State *L, codec_strings *c);
 /* codec_decode, with the string cache c (NULL: none). */
 int codec_decode_cached(lua_State *L, codec_strings *c, const char *data, size_t len, char *err,
                         size_t errlen);
+/* codec_decode_cached for many values in a row (a replay page), without fetching the cache's
+ * anchor table for each: codec_strings_push pushes it and returns its stack index (0, pushing
+ * nothing, when c is NULL or has no anchor); codec_decode_anchored then decodes with c and
+ * that index, which must stay valid (and the anchor there) across the calls. */
+int codec_strings_push(lua_State *L, codec_strings *c);
+int codec_decode_anchored(lua_State *L, codec_strings *c, int anchor, const char *data, size_t len,
+                          char *err, size_t errlen);
 /* codec_decode_cached without its fast path (codec_fast.c): libmsgpack's parser alone, which
  * has the last word on every input the fast path does not take. Tests compare the two. */
 int codec_decode_parser(lua_State *L, codec_strings *c, const char *data, size_t len, char *err,

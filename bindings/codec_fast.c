@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "codec_strings.h"
 #include "ref.h"
 
 /*
@@ -53,14 +54,8 @@ static inline int presize(fast *f, uint32_t n) {
   return (int)want;
 }
 
-/* codec.c's string_slot and dec_cb_str. */
-static inline size_t string_slot(const char *p, uint32_t l) {
-  uint32_t h = 2166136261u ^ l; /* FNV-1a */
-  for (uint32_t i = 0; i < l; i++) h = (h ^ (unsigned char)p[i]) * 16777619u;
-  return (h ^ (h >> 16)) & (CODEC_STRINGS - 1);
-}
-
-static int push_str(fast *f, uint32_t l) {
+/* codec.c's dec_cb_str. */
+static inline int push_str(fast *f, uint32_t l) {
   if ((size_t)(f->end - f->p) < l) return -1;
   const char *p = (const char *)f->p;
   f->p += l;
@@ -69,8 +64,8 @@ static int push_str(fast *f, uint32_t l) {
     lua_pushlstring(f->L, p, l);
     return 0;
   }
-  size_t i = string_slot(p, l);
-  if (c->slot[i].p && c->slot[i].len == l && memcmp(c->slot[i].p, p, l) == 0) {
+  size_t i = codec_string_slot(p, l);
+  if (c->slot[i].p && c->slot[i].len == l && codec_same(c->slot[i].p, p, l)) {
     lua_rawgeti(f->L, f->anchor, (lua_Integer)i + 1);
     return 0;
   }
@@ -107,6 +102,12 @@ static int map(fast *f, uint32_t n, int depth) {
   lua_State *L = f->L;
   lua_createtable(L, 0, presize(f, n));
   for (uint32_t i = 0; i < n; i++) {
+    if (f->p < f->end && (*f->p & 0xe0) == 0xa0) { /* a fixstr key, as most keys are */
+      f->p++;
+      if (push_str(f, f->p[-1] & 0x1f) || value(f, depth + 1)) return -1;
+      lua_rawset(L, -3);
+      continue;
+    }
     if (value(f, depth + 1)) return -1;
     int kt = lua_type(L, -1);
     if (kt == LUA_TNIL) return -1;

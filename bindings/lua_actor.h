@@ -129,6 +129,9 @@ int luaopen_lore_core(lua_State *L);
 int luaopen_lore_core_persist(lua_State *L);  /* persist_lua.c: journal calls */
 int luaopen_lore_core_snapshot(lua_State *L); /* snapshot_lua.c: snapshot calls */
 int luaopen_lore_core_recovery(lua_State *L); /* recovery_lua.c: replay pages, recoveries */
+/* recovery_lua.c: starts libuv's thread pool off the first recovery's path
+ * (worker_state_open, once the worker's state is up). */
+void recovery_warm_up(binding_state *bs);
 int luaopen_lore_core_internal(lua_State *L); /* internal_lua.c: delivery and timer calls */
 void binding_push_budget_calls(lua_State *L); /* budget.c: budget_blown, cocreate */
 /* adapters_lua.c: adapter files and query pages for adapters.lua; the host's

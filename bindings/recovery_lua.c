@@ -19,6 +19,16 @@
 #define REPLAY_PAGE 4096
 #define REPLAY_PAGE_BYTES ((size_t)4 << 20)
 
+/* Reading a page (pool thread) overlaps applying the one before (worker), so
+ * a recovery costs about its reads plus what neither overlaps: the first
+ * page's read and the last page's apply. The first page of a long stream is
+ * therefore small, and the pages shrink (by half) toward the end the bounds
+ * announced. A stream with at most REPLAY_TAIL events left is read in one
+ * page, asked one event larger than needed: a page that comes back short
+ * ends the replay without a round trip for an empty page. */
+#define REPLAY_FIRST_PAGE 256
+#define REPLAY_TAIL 512
+
 /* Recoveries that begin while a batch is still waiting for a pool thread join
  * it (at most this many): one job, one wake-up, for many actors. A batch is
  * queued to the pool at the end of the worker's loop iteration, not by the
@@ -35,6 +45,8 @@ typedef struct page_hdr {
   int64_t last_seq;
   int32_t status;
   int32_t more; /* the page was full: ask for the next one */
+  int32_t lean; /* read by journal_replay_lean: no version, tags, writer, offset */
+  int32_t unused;
 } page_hdr;
 
 typedef struct rec_hdr {
@@ -50,7 +62,9 @@ typedef struct page_req {
   lore_runtime *lrt;
   char *id;
   int64_t from, to, max;
+  int64_t highest; /* where the bounds say the stream ends; < 0: unknown */
   int want_highest;
+  int lean; /* journal_replay_lean will do */
   page_hdr hdr;
   lore_msg *m; /* m->len bytes used of cap */
   size_t cap;
@@ -58,8 +72,10 @@ typedef struct page_req {
   int full; /* stopped at REPLAY_PAGE_BYTES */
 } page_req;
 
-static void buf_put(page_req *r, const void *p, size_t n) {
-  if (r->oom) return;
+/* Room for n more bytes at the end of r->m; NULL (and r->oom) if there is
+ * none to be had. */
+static char *buf_room(page_req *r, size_t n) {
+  if (r->oom) return NULL;
   size_t len = r->m ? r->m->len : 0;
   if (!r->m || len + n > r->cap) {
     /* A recovery's first page is usually a few events; a page after a full
@@ -69,34 +85,56 @@ static void buf_put(page_req *r, const void *p, size_t n) {
     lore_msg *m = realloc(r->m, sizeof *m + cap);
     if (!m) {
       r->oom = 1;
-      return;
+      return NULL;
     }
     if (!r->m) memset(m, 0, sizeof *m);
     r->m = m;
     r->cap = cap;
   }
-  memcpy(r->m->data + len, p, n);
   r->m->len = len + n;
+  return r->m->data + len;
+}
+
+static void buf_put(page_req *r, const void *p, size_t n) {
+  char *to = buf_room(r, n);
+  if (to) memcpy(to, p, n);
 }
 
 static int collect(const journal_event *ev, void *ud) {
   page_req *r = ud;
+  const char *manifest = ev->manifest ? ev->manifest : "", *tags = ev->tags ? ev->tags : "";
   rec_hdr h = {ev->seq,
                ev->timestamp_ms,
                ev->offset,
                ev->writer,
                ev->version,
-               (uint32_t)strlen(ev->manifest ? ev->manifest : ""),
-               (uint32_t)strlen(ev->tags ? ev->tags : ""),
+               (uint32_t)strlen(manifest),
+               (uint32_t)(tags[0] ? strlen(tags) : 0),
                (uint32_t)ev->payload_len};
-  buf_put(r, &h, sizeof h);
-  buf_put(r, ev->manifest ? ev->manifest : "", h.manifest_len);
-  buf_put(r, ev->tags ? ev->tags : "", h.tags_len);
-  buf_put(r, ev->payload, h.payload_len);
+  /* One reservation per event: this runs for every row of every replay. */
+  char *to = buf_room(r, sizeof h + h.manifest_len + h.tags_len + h.payload_len);
+  if (!to) return 1;
+  memcpy(to, &h, sizeof h);
+  to += sizeof h;
+  memcpy(to, manifest, h.manifest_len);
+  to += h.manifest_len;
+  memcpy(to, tags, h.tags_len);
+  memcpy(to + h.tags_len, ev->payload, h.payload_len);
   r->hdr.count++;
   r->hdr.last_seq = ev->seq;
   if (r->m && r->m->len >= REPLAY_PAGE_BYTES) r->full = 1;
   return r->oom || r->full;
+}
+
+/* How many events to ask for (see REPLAY_FIRST_PAGE). */
+static int64_t page_events(const page_req *r, int first) {
+  if (r->highest < 0) return REPLAY_PAGE;
+  int64_t end = r->highest < r->to ? r->highest : r->to;
+  int64_t left = end >= r->from ? end - r->from + 1 : 0;
+  if (left <= 0) return REPLAY_PAGE; /* past the bounds: whatever was appended since */
+  if (left <= REPLAY_TAIL) return left + 1;
+  if (first) return REPLAY_FIRST_PAGE;
+  return left / 2 < REPLAY_PAGE ? left / 2 : REPLAY_PAGE;
 }
 
 /* On a pool thread: reads the page into r->m (header first). */
@@ -111,10 +149,14 @@ static void read_page(page_req *r) {
     st = journal_bounds_of(r->lrt->journal, r->id, &b);
     r->hdr.highest = b.highest;
     r->hdr.deleted_to = b.deleted_to;
+    r->highest = st == 0 ? b.highest : -1;
   }
-  int64_t page = r->max >= 0 && r->max < REPLAY_PAGE ? r->max : REPLAY_PAGE;
+  int64_t page = page_events(r, r->want_highest);
+  if (r->max >= 0 && r->max < page) page = r->max;
   if (st == 0 && page > 0)
-    st = journal_replay(r->lrt->journal, r->id, r->from, r->to, page, collect, r);
+    st = r->lean ? journal_replay_lean(r->lrt->journal, r->id, r->from, r->to, page, collect, r)
+                 : journal_replay(r->lrt->journal, r->id, r->from, r->to, page, collect, r);
+  r->hdr.lean = r->lean;
   if (r->oom) st = JOURNAL_ENOMEM;
   r->hdr.status = st;
   r->hdr.more = st == 0 && page > 0 &&
@@ -173,9 +215,11 @@ static void replay_after(uv_work_t *w, int status) {
   free(r);
 }
 
-/* core.replay(from, to, max, token, want_highest): reads one page of the
- * current actor's own stream off-thread; it arrives as a SYS_PAGE system
- * message. */
+/* core.replay(from, to, max, token, want_highest [, highest [, lean]]):
+ * reads one page of the current actor's own stream off-thread; it arrives as
+ * a SYS_PAGE system message. `highest` (the stream's bounds, when known)
+ * sizes the page; `lean`: the events need no version, tags, writer or
+ * offset (journal_replay_lean). */
 static int core_replay(lua_State *L) {
   binding_state *bs = bs_of(L);
   lua_actor *la;
@@ -190,6 +234,8 @@ static int core_replay(lua_State *L) {
   r->page.max = luaL_checkinteger(L, 3);
   r->token = (uint64_t)luaL_checkinteger(L, 4);
   r->page.want_highest = lua_toboolean(L, 5);
+  r->page.highest = luaL_optinteger(L, 6, -1);
+  r->page.lean = lua_toboolean(L, 7);
   r->page.lrt = bs->lrt;
   r->sched = bs->sched;
   r->aid = a->aid;
@@ -404,6 +450,7 @@ static int core_recover(lua_State *L) {
   r->page.max = luaL_checkinteger(L, 3);
   r->token = (uint64_t)luaL_checkinteger(L, 4);
   r->page.want_highest = 1;
+  r->page.highest = -1; /* unknown until the bounds (or a short first page) tell */
   r->page.lrt = bs->lrt;
   r->aid = a->aid;
   r->incarnation = la->incarnation;
@@ -473,7 +520,7 @@ void recovery_worker_close(binding_state *bs) {
   }
 }
 
-/* core.page_info(mptr) -> status, highest, count, last_seq, more, deleted_to */
+/* core.page_info(mptr) -> status, highest, count, last_seq, more, deleted_to, lean */
 static int core_page_info(lua_State *L) {
   lore_msg *m = lua_touserdata(L, 1);
   luaL_argcheck(L, m && m->len >= sizeof(page_hdr), 1, "not a replay page");
@@ -485,7 +532,8 @@ static int core_page_info(lua_State *L) {
   lua_pushinteger(L, h.last_seq);
   lua_pushboolean(L, h.more);
   lua_pushinteger(L, h.deleted_to);
-  return 6;
+  lua_pushboolean(L, h.lean);
+  return 7;
 }
 
 /* core.page_each(mptr, fn [, want_meta [, internal]]): calls fn(seq, evt)
@@ -581,6 +629,7 @@ static int core_page_apply(lua_State *L) {
   int internal = lua_isfunction(L, 9);
   binding_state *bs = bs_of(L);
   lua_settop(L, 9);
+  int anchor = codec_strings_push(L, &bs->strings); /* 10, for the whole page */
   size_t off = sizeof(page_hdr);
   char err[CODEC_ERR_MAX];
   while (off + sizeof(rec_hdr) <= m->len) {
@@ -612,8 +661,8 @@ static int core_page_apply(lua_State *L) {
     }
     lua_pushvalue(L, 2);
     lua_pushvalue(L, 3);
-    if (codec_decode_cached(L, &bs->strings, p + h.manifest_len + h.tags_len, h.payload_len, err,
-                            sizeof err))
+    if (codec_decode_anchored(L, &bs->strings, anchor, p + h.manifest_len + h.tags_len,
+                              h.payload_len, err, sizeof err))
       return luaL_error(L, "decode error at seq %I: %s", (lua_Integer)h.seq, err);
     if (want_meta) {
       lua_createtable(L, 0, 6);
@@ -645,6 +694,22 @@ static int core_page_apply(lua_State *L) {
     lua_pushboolean(L, 0);
   lua_pushinteger(L, last);
   return 3;
+}
+
+/* libuv starts its thread pool on the process's first uv_queue_work, and
+ * waits there for each of its threads to start: ~1.5 ms the first recovery
+ * would wait. A started worker queues an empty job instead; its loop, which
+ * runs from now on, completes it. */
+static void warm_work(uv_work_t *w) { (void)w; }
+
+static void warm_after(uv_work_t *w, int status) {
+  (void)status;
+  free(w);
+}
+
+void recovery_warm_up(binding_state *bs) {
+  uv_work_t *w = malloc(sizeof *w);
+  if (w && uv_queue_work(bs->sched->loop, w, warm_work, warm_after) != 0) free(w);
 }
 
 int luaopen_lore_core_recovery(lua_State *L) {

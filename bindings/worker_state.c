@@ -153,6 +153,7 @@ int worker_state_open(sched_t *s) {
   }
   codec_strings_init(L, &bs->strings); /* without it (no memory), decoding works uncached */
   s->data = bs;
+  recovery_warm_up(bs);
   return 0;
 fail:
   uv_mutex_destroy(&bs->recover_lock);

@@ -366,6 +366,13 @@ int journal_replay(journal_t *j, const char *id, int64_t from, int64_t to, int64
   return j->backend->replay(j->state, id, from, to, max, cb, ud);
 }
 
+int journal_replay_lean(journal_t *j, const char *id, int64_t from, int64_t to, int64_t max,
+                        journal_replay_cb cb, void *ud) {
+  if (!id || !cb) return JOURNAL_EREJECTED;
+  if (!j->backend->replay_lean) return j->backend->replay(j->state, id, from, to, max, cb, ud);
+  return j->backend->replay_lean(j->state, id, from, to, max, cb, ud);
+}
+
 int journal_read_hold(journal_t *j) {
   return j->backend->read_hold ? j->backend->read_hold(j->state) : 0;
 }

@@ -20,6 +20,10 @@
  * add the id (a replay of one id knows it). */
 #define EVENT_COLUMNS "seq, manifest, version, tags, writer, ts, payload, crc, \"offset\""
 
+/* A lean replay's columns (journal_replay_lean), in row_lean's order: each
+ * column a row returns costs about as much as stepping to the row. */
+#define LEAN_COLUMNS "seq, manifest, ts, payload, crc"
+
 int sq_map_err(int rc) {
   switch (rc & 0xff) {
     case SQLITE_NOMEM:
@@ -77,10 +81,10 @@ int sq_open_conn(const log_sink *log, const char *path, int flags, int busy_time
 /* ---- the reader pool ---- */
 
 static void reader_free(sq_reader *r) {
-  sqlite3_stmt *stmts[] = {r->replay,     r->bounds,      r->list,       r->list_after,
-                           r->replay_all, r->replay_tag,  r->max_offset, r->stats_events,
-                           r->stats_ids,  r->page_count,  r->page_size,  r->begin,
-                           r->commit,     r->any_deletion};
+  sqlite3_stmt *stmts[] = {r->replay,       r->replay_lean, r->bounds,      r->list,
+                           r->list_after,   r->replay_all,  r->replay_tag,  r->max_offset,
+                           r->stats_events, r->stats_ids,   r->page_count,  r->page_size,
+                           r->begin,        r->commit,      r->any_deletion};
   for (size_t i = 0; i < sizeof stmts / sizeof stmts[0]; i++) sqlite3_finalize(stmts[i]);
   sqlite3_close(r->db);
   free(r);
@@ -110,6 +114,9 @@ static sq_reader *reader_open(sq_state *s, int *err) {
       {"SELECT " EVENT_COLUMNS " FROM events"
        " WHERE id = ?1 AND seq >= ?2 AND seq <= ?3 ORDER BY seq LIMIT ?4",
        &r->replay},
+      {"SELECT " LEAN_COLUMNS " FROM events"
+       " WHERE id = ?1 AND seq >= ?2 AND seq <= ?3 ORDER BY seq LIMIT ?4",
+       &r->replay_lean},
       {"SELECT (SELECT max(seq) FROM events WHERE id = ?1),"
        " (SELECT highest FROM deletions WHERE id = ?1),"
        " (SELECT deleted_to FROM deletions WHERE id = ?1)",
@@ -249,21 +256,52 @@ static int row_event(sqlite3_stmt *st, const char *id, journal_event *ev) {
   return 0;
 }
 
+/* row_event for LEAN_COLUMNS: the same checks, the fields a lean replay
+ * promises. */
+static int row_lean(sqlite3_stmt *st, const char *id, journal_event *ev) {
+  if (sqlite3_column_type(st, 3) != SQLITE_BLOB || sqlite3_column_type(st, 4) != SQLITE_INTEGER)
+    return JOURNAL_ECORRUPT;
+  sqlite3_int64 crc = sqlite3_column_int64(st, 4);
+  if (crc < 0 || crc > UINT32_MAX) return JOURNAL_ECORRUPT;
+  const unsigned char *manifest = sqlite3_column_text(st, 1);
+  const void *payload = sqlite3_column_blob(st, 3);
+  *ev = (journal_event){
+      .id = id,
+      .seq = sqlite3_column_int64(st, 0),
+      .manifest = manifest ? (const char *)manifest : "",
+      .version = 1,
+      .tags = "",
+      .timestamp_ms = sqlite3_column_int64(st, 2),
+      .payload = payload ? payload : "",
+      .payload_len = (size_t)sqlite3_column_bytes(st, 3),
+      .crc32c = (uint32_t)crc,
+  };
+  if (crc32c(0, ev->payload, ev->payload_len) != ev->crc32c) return JOURNAL_ECORRUPT;
+  return 0;
+}
+
+/* How read_page reads its rows. */
+enum { BY_SEQ, BY_OFFSET, BY_SEQ_LEAN };
+
 /* Steps one page of a read, handing each row to cb. *got counts rows, *last
- * is the seq (by_offset 0) or offset (1) of the last one. */
-static int read_page(sq_state *s, sq_reader *r, sqlite3_stmt *st, const char *id, int by_offset,
+ * is the seq (BY_SEQ, BY_SEQ_LEAN) or offset (BY_OFFSET) of the last one. */
+static int read_page(sq_state *s, sq_reader *r, sqlite3_stmt *st, const char *id, int how,
                      journal_replay_cb cb, void *ud, int64_t *got, int64_t *last, int *stop) {
   int rc, err = 0;
   while (!*stop && (rc = sqlite3_step(st)) == SQLITE_ROW) {
     journal_event ev;
-    err = row_event(st, id, &ev);
+    err = how == BY_SEQ_LEAN ? row_lean(st, id, &ev) : row_event(st, id, &ev);
     if (err) {
-      log_error(s->log, "journal sqlite: event at offset %lld is corrupt (CRC or column types)",
-                (long long)sqlite3_column_int64(st, 8));
+      if (how == BY_SEQ_LEAN)
+        log_error(s->log, "journal sqlite: event %s seq %lld is corrupt (CRC or column types)", id,
+                  (long long)sqlite3_column_int64(st, 0));
+      else
+        log_error(s->log, "journal sqlite: event at offset %lld is corrupt (CRC or column types)",
+                  (long long)sqlite3_column_int64(st, 8));
       return err;
     }
     (*got)++;
-    *last = by_offset ? ev.offset : ev.seq;
+    *last = how == BY_OFFSET ? ev.offset : ev.seq;
     *stop = cb(&ev, ud);
   }
   if (!*stop && rc != SQLITE_DONE) {
@@ -273,13 +311,12 @@ static int read_page(sq_state *s, sq_reader *r, sqlite3_stmt *st, const char *id
   return 0;
 }
 
-static int sq_replay(void *state, const char *id, int64_t from, int64_t to, int64_t max,
+static int replay_id(sq_state *s, int lean, const char *id, int64_t from, int64_t to, int64_t max,
                      journal_replay_cb cb, void *ud) {
-  sq_state *s = state;
   int err = 0;
   sq_reader *r = reader_get(s, &err);
   if (!r) return err;
-  sqlite3_stmt *st = r->replay;
+  sqlite3_stmt *st = lean ? r->replay_lean : r->replay;
   int64_t left = max < 0 ? INT64_MAX : max;
   int stop = 0;
   while (!err && !stop && left > 0 && from <= to) {
@@ -288,7 +325,7 @@ static int sq_replay(void *state, const char *id, int64_t from, int64_t to, int6
     sqlite3_bind_int64(st, 2, from);
     sqlite3_bind_int64(st, 3, to);
     sqlite3_bind_int64(st, 4, page);
-    err = read_page(s, r, st, id, 0, cb, ud, &got, &last, &stop);
+    err = read_page(s, r, st, id, lean ? BY_SEQ_LEAN : BY_SEQ, cb, ud, &got, &last, &stop);
     sqlite3_reset(st);
     left -= got;
     if (got < page || last == INT64_MAX) break; /* the stream or the range ended */
@@ -297,6 +334,16 @@ static int sq_replay(void *state, const char *id, int64_t from, int64_t to, int6
   sqlite3_clear_bindings(st); /* the id is the caller's memory */
   reader_put(s, r);
   return err;
+}
+
+static int sq_replay(void *state, const char *id, int64_t from, int64_t to, int64_t max,
+                     journal_replay_cb cb, void *ud) {
+  return replay_id(state, 0, id, from, to, max, cb, ud);
+}
+
+static int sq_replay_lean(void *state, const char *id, int64_t from, int64_t to, int64_t max,
+                          journal_replay_cb cb, void *ud) {
+  return replay_id(state, 1, id, from, to, max, cb, ud);
 }
 
 /* replay_all (tag NULL) and replay_tag: pages in offset order. */
@@ -314,7 +361,7 @@ static int replay_offsets(sq_state *s, const char *tag, int64_t after, int64_t m
     if (tag) sqlite3_bind_text(st, i++, tag, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, i++, after);
     sqlite3_bind_int64(st, i, page);
-    err = read_page(s, r, st, NULL, 1, cb, ud, &got, &last, &stop);
+    err = read_page(s, r, st, NULL, BY_OFFSET, cb, ud, &got, &last, &stop);
     sqlite3_reset(st);
     left -= got;
     if (got < page) break;
@@ -700,6 +747,19 @@ static int sq_open(const char *uri_path, journal_options *opt, void **state) {
     sq_close(s);
     return err;
   }
+  if (!s->read_only) {
+    /* The first read connection costs ~2 ms (the file, the schema, every
+     * statement, and at its first read the WAL index): made and used once
+     * now, it is not on the first recovery's path. Should it fail, the
+     * first read tries again and reports why. */
+    int ignored = 0;
+    sq_reader *r = reader_open(s, &ignored);
+    if (r) {
+      sqlite3_step(r->max_offset);
+      sqlite3_reset(r->max_offset);
+      reader_put(s, r);
+    }
+  }
   *state = s;
   return 0;
 }
@@ -714,6 +774,7 @@ const journal_backend journal_sqlite_backend = {
     .open = sq_open,
     .write_batch = sq_write_batch,
     .replay = sq_replay,
+    .replay_lean = sq_replay_lean,
     .bounds = sq_bounds,
     .list_ids = sq_list_ids,
     .list_ids_after = sq_list_ids_after,

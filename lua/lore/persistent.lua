@@ -590,7 +590,7 @@ return function(core, R, ctx_methods)
     local rc = rec.rc
     if not rc or token ~= rc.token then return end -- a page for an earlier incarnation
     rc.progress = rc.progress + 1
-    local status, highest, count, last, more, deleted_to = core.page_info(mptr)
+    local status, highest, count, last, more, deleted_to, lean = core.page_info(mptr)
     if status ~= 0 then
       -- The page's events before the failing row came back with it: the row
       -- that failed (e.g. its CRC) is the one after the last of them.
@@ -615,15 +615,24 @@ return function(core, R, ctx_methods)
       -- the start of a stream are a gap like any other
       if not rc.none then rc.expect = rc.from end
     end
+    if count > 0 then
+      local aok, aerr = A.ensure() -- [adapters] loaded once per worker
+      if not aok then return recovery_failed(rec, aerr) end
+    end
+    -- A page read without event metadata (lean) serves only an apply that
+    -- takes no meta and no adapters; should either have appeared since it
+    -- was asked for (a hot reload, an adapter bound), it is read again whole.
+    local plain = A.plain and not apply_meta(rec)
+    if lean and count > 0 and not plain and rc.expect then
+      return core.replay(rc.expect, rc.replay_to, rc.replay_left, token, false, rc.highest, false)
+    end
     -- Ask for the next page before applying this one: the read (thread pool)
     -- overlaps with decoding and apply (this worker).
     if more then
       if rc.replay_left > 0 then rc.replay_left = rc.replay_left - count end
-      core.replay(last + 1, rc.replay_to, rc.replay_left, token, false)
+      core.replay(last + 1, rc.replay_to, rc.replay_left, token, false, rc.highest, plain)
     end
     if count > 0 then
-      local aok, aerr = A.ensure() -- [adapters] loaded once per worker
-      if not aok then return recovery_failed(rec, aerr) end
       -- The hot loop of recovery runs in C (core.page_apply); Lore's own
       -- events go to internal.lua, never to apply [internal].
       local ok, st, expect, last_seq

@@ -712,6 +712,58 @@ static void test_fast_path_matches_parser(void **state) {
   codec_strings_free(L, &cache);
 }
 
+/* The string cache hashes a string by its ends: strings of every cached length that differ
+ * in one byte anywhere (their middle too, so they share a slot) each decode as themselves,
+ * through codec_decode_anchored (one anchor for many values, as a replay page uses it) as
+ * through codec_decode_cached. */
+static void test_string_cache_is_exact(void **state) {
+  lua_State *L = *state;
+  codec_strings cache;
+  assert_int_equal(codec_strings_init(L, &cache), 0);
+  char err[CODEC_ERR_MAX];
+  msgpack_sbuffer sb;
+  msgpack_sbuffer_init(&sb);
+  int base = lua_gettop(L);
+  int anchor = codec_strings_push(L, &cache);
+  assert_int_equal(anchor, base + 1);
+  int checked = 0;
+  for (int len = 0; len <= CODEC_STRING_MAX + 1; len++) {
+    for (int at = 0; at < len || (len == 0 && at == 0); at++) {
+      for (int variant = 0; variant < 3; variant++) {
+        char expr[160];
+        /* { s, s }: a map key and a value, so the fixstr key path is taken as well */
+        snprintf(expr, sizeof expr,
+                 "(function() local s = string.rep('k', %d) "
+                 "if %d > 0 then s = s:sub(1, %d) .. string.char(97 + %d) .. s:sub(%d + 2) end "
+                 "return { [s] = s } end)()",
+                 len, len, at, variant, at);
+        assert_int_equal(encode_expr(L, expr, "message", &sb, err), 0);
+        for (int round = 0; round < 2; round++) {
+          int rc =
+              round ? codec_decode_cached(L, &cache, sb.data, sb.size, err, sizeof err)
+                    : codec_decode_anchored(L, &cache, anchor, sb.data, sb.size, err, sizeof err);
+          assert_int_equal(rc, 0);
+          assert_int_equal(lua_gettop(L), anchor + 1);
+          push_lua(L, expr);
+          lua_getglobal(L, "deq");
+          lua_insert(L, -3);
+          lua_call(L, 2, 1);
+          if (!lua_toboolean(L, -1)) fail_msg("the cache changed a string of length %d", len);
+          lua_pop(L, 1);
+          checked++;
+        }
+      }
+    }
+  }
+  assert_true(checked > 3000);
+  lua_settop(L, base);
+  msgpack_sbuffer_destroy(&sb);
+  codec_strings_free(L, &cache);
+  /* without a cache, nothing is pushed and decoding works uncached */
+  assert_int_equal(codec_strings_push(L, NULL), 0);
+  assert_int_equal(lua_gettop(L), base);
+}
+
 /* The buffer is appended to, so a caller can frame several values in one buffer. */
 static void test_appends(void **state) {
   lua_State *L = *state;
@@ -754,6 +806,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_decode_other_forms, setup, teardown),
       cmocka_unit_test_setup_teardown(test_fuzz, setup, teardown),
       cmocka_unit_test_setup_teardown(test_fast_path_matches_parser, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_string_cache_is_exact, setup, teardown),
       cmocka_unit_test_setup_teardown(test_appends, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

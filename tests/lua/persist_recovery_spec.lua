@@ -202,6 +202,67 @@ describe("recovery", function()
       end
     end)
   end)
+
+  -- The pages of a long replay on sqlite: a small first one, shrinking last ones, and
+  -- (for an apply without meta) pages read without the event metadata.
+  describe("in pages on sqlite", function()
+    local N = 1500
+    local uri, path
+    before_each(function()
+      uri, path = ph.sqlite_journal()
+      ph.run({ journal = uri }, function() preload(lore.spawn("persist.acc", { id = "r-pages" }), N) end)
+    end)
+    after_each(function() ph.remove_db(path) end)
+
+    it("an apply without meta gets every event once, in order", function()
+      ph.run({ journal = uri }, function()
+        local s = get(lore.spawn("persist.acc", { id = "r-pages" }))
+        assert.equal(N, s.n)
+        assert.equal(N, #s.log)
+        assert.equal(N, s.seq)
+        assert.equal(1, s.rc)
+      end)
+    end)
+
+    it("an apply with meta gets every event's meta, whatever page it came in", function()
+      ph.run({ journal = uri }, function()
+        local s = lore.spawn("persist.akka", { id = "r-pages" }):ask({ op = "get" }, 10)
+        assert.equal(N, #s.metas)
+        for i, m in ipairs(s.metas) do
+          assert.equal(i, m.seq)
+          assert.equal("r-pages", m.id)
+          assert.is_true(m.ts > 0)
+        end
+      end)
+    end)
+
+    it("streams around the page sizes recover whole, each in one recovery", function()
+      for _, n in ipairs { 255, 256, 257, 511, 512, 513, 514, 1023, 4097 } do
+        local id = "r-size-" .. n
+        ph.run({ journal = uri }, function() preload(lore.spawn("persist.acc", { id = id }), n) end)
+        ph.run({ journal = uri }, function()
+          local s = get(lore.spawn("persist.acc", { id = id }))
+          assert.equal(n, s.n, id)
+          assert.equal(n, s.seq, id)
+          assert.equal(1, s.rc, id)
+        end)
+      end
+    end)
+
+    it("a corrupt row in a later page stops the recovery, naming the seq", function()
+      ph.sql(path, "UPDATE events SET payload = x'c1' WHERE id = 'r-pages' AND seq = 1200;")
+      ph.run({ journal = uri }, function()
+        local sink = lore.spawn("persist.sink")
+        lore.spawn("persist.acc", { id = "r-pages", observer = sink })
+        local got = ph.wait_hook(sink, "recovery_failure")
+        local f = ph.hooks(got, "recovery_failure")
+        assert.equal(1, #f)
+        assert.matches("r%-pages", f[1].err)
+        assert.matches("after seq 1199 %(expected seq 1200%)", f[1].err)
+        assert.matches("corrupt", f[1].err)
+      end)
+    end)
+  end)
 end)
 
 describe("a raising handler in a persistent actor", function()
