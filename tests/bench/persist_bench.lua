@@ -8,7 +8,8 @@
 -- Every figure runs Lore rounds and baseline rounds alternately (N each, default 6; 1 with
 -- --smoke, which also shrinks every size), each round a fresh process: Lore rounds are
 -- persist_rounds.lua under bench_stamp (which clocks the "@mark" lines), baseline rounds
--- are bench_sqlite_baseline. Both programs are found beside the lore executable. Writing
+-- are bench_sqlite_baseline (and, for the replay rows' second baseline, bench_replay_fold).
+-- These programs are found beside the lore executable. Writing
 -- figures use a fresh file per round; reading figures read one file written before
 -- their rounds (one for Lore, one for the baseline, the same events in both).
 local args = { ... }
@@ -41,7 +42,9 @@ local here = script:match("^(.*)/[^/]*$") or "."
 local common = dofile(here .. "/common.lua")
 local q, sh = common.q, common.sh
 local STAMP, BASE = bin_dir .. "/bench_stamp", bin_dir .. "/bench_sqlite_baseline"
+local FOLD = bin_dir .. "/bench_replay_fold"
 local ROUND_SCRIPT = here .. "/persist_rounds.lua"
+local CART_LUA = here .. "/behaviours/cart.lua"
 
 
 local base_dir = os.getenv("LORE_TEST_TMP")
@@ -198,21 +201,27 @@ local function wake(n, m)
     "the app script's spawns and asks are sequential round trips to the runtime")
 end
 
--- Replay of one actor with M events: spawn it and ask it once.
+-- Replay of one actor with M events: spawn it and ask it once. Two baselines on the
+-- same file: the raw read (the issue's yardstick), then the whole job done by hand
+-- (bench_replay_fold: the same read, each payload decoded and folded by cart.lua's apply).
 local function replay(m)
   local db, bdb = new_db("replay"), new_db("base-replay")
   lore_round("fillone", db, m)
   base_round("fill", bdb, 1, m)
-  local lv, bv = {}, {}
+  local lv, bv, fv = {}, {}, {}
   for r = 1, ROUNDS do
     lv[r] = lore_seconds(lore_round("replay", db, m))
     bv[r] = base_seconds(base_round("replay", bdb, "cart-1", m))
+    fv[r] = base_seconds(sh(table.concat({ q(FOLD), q(bdb), "cart-1", m, q(CART_LUA) }, " ")))
   end
   remove_db(db)
   remove_db(bdb)
   row(fmt("replay of 1 actor with %s events", count(m)), "s", lv, bv,
     fmt("Lore %s events/s, baseline %s rows/s (medians); baseline: one SELECT ordered by seq",
       si(m / median(lv)), si(m / median(bv))))
+  row("  the same, baseline: read + msgpack-c + Lua apply", "s", lv, fv,
+    fmt("baseline %s events/s (median): the same SELECT, each payload decoded by msgpack-c into a"
+      .. " Lua table, folded by cart.lua's M.apply in bare Lua", si(m / median(fv))))
 end
 
 -- Bytes per idle actor: N recovered persistent carts vs N plain ones, RSS delta / N.
@@ -237,7 +246,7 @@ end
 
 local t0 = os.time()
 local ok, err = pcall(function()
-  for _, exe in ipairs { STAMP, BASE } do
+  for _, exe in ipairs { STAMP, BASE, FOLD } do
     local f = io.open(exe, "r")
     if not f then error(exe .. " not built (CMake builds tests/bench/bench_*.c)", 0) end
     f:close()
