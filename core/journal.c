@@ -18,6 +18,8 @@
  * of the last commit's duration, and never more than COHORT_WAIT_CAP_NS. */
 #define COHORT_WAIT_SHARE 2 /* 1/2 */
 #define COHORT_WAIT_CAP_NS (20 * 1000 * 1000)
+/* At most this many waits skipped after waits that ended at their bound. */
+#define COHORT_BACKOFF_MAX 64
 
 struct journal_sub {
   void (*fn)(void *ud, int64_t max_offset);
@@ -62,7 +64,8 @@ struct journal {
   uint64_t released_at;   /* arrivals when those callbacks began */
   uint64_t released_ns;   /* and the time */
   uint64_t commit_ns;     /* how long that batch's write_batch took */
-  int skip_cohort_wait;   /* the last wait timed out: the next batch does not wait */
+  int cohort_skips;       /* batches to take without waiting (after waits that timed out) */
+  int cohort_backoff;     /* how many the next timed-out wait makes skip */
 };
 
 const char *journal_strerror(int code) {
@@ -245,19 +248,26 @@ static uint64_t monotonic_ns(void) {
  * arrived since the last batch's callbacks began as that batch held (its
  * actors' next writes), which merges the two cohorts into one batch. The
  * wait is bounded by a share of the last commit's duration (it only pays
- * while it is short beside the commit it saves), and a wait that ends
- * without its cohort (its actors had nothing more to write) lets the next
- * batch go at once, so a trickle of writes does not pay the bound every
- * commit. A lone actor never waits: its one write is the whole cohort.
+ * while it is short beside the commit it saves). A wait that ends at its
+ * bound (the actors had nothing more to write, or take longer to answer than
+ * the commit takes: thousands of them on busy workers, where the writer
+ * idling while the workers work costs more than the merge saves) makes the
+ * next waits be skipped, 1, 2, 4, ... up to COHORT_BACKOFF_MAX of them while
+ * the bound keeps being hit; a cohort that arrives in time resets that. A
+ * lone actor never waits: its one write is the whole cohort.
  * Called with mu held; returns with it held.
  */
 static void wait_for_cohort(journal_t *j) {
-  if (j->skip_cohort_wait) {
-    j->skip_cohort_wait = 0;
+  uint64_t target = j->released_at + j->cohort;
+  if (j->cohort_wait_us < 0) return;
+  if (j->arrivals >= target) {
+    j->cohort_backoff = 0;
     return;
   }
-  uint64_t target = j->released_at + j->cohort;
-  if (j->cohort_wait_us < 0 || j->arrivals >= target) return;
+  if (j->cohort_skips > 0) {
+    j->cohort_skips--;
+    return;
+  }
   uint64_t bound = (uint64_t)j->cohort_wait_us * 1000;
   if (j->cohort_wait_us == 0) {
     bound = j->commit_ns / COHORT_WAIT_SHARE;
@@ -278,7 +288,11 @@ static void wait_for_cohort(journal_t *j) {
   j->awaited = 0;
   if (timed_out) {
     j->cohort_timeouts++;
-    j->skip_cohort_wait = 1;
+    j->cohort_skips = j->cohort_backoff ? j->cohort_backoff : 1;
+    j->cohort_backoff = j->cohort_skips * 2;
+    if (j->cohort_backoff > COHORT_BACKOFF_MAX) j->cohort_backoff = COHORT_BACKOFF_MAX;
+  } else {
+    j->cohort_backoff = 0;
   }
 }
 

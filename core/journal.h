@@ -172,8 +172,9 @@ typedef struct journal_options {
   size_t writer_ids_max;
   /* Group commit: how long the writer may wait, with writes queued, for the
    * writes of the actors its last batch answered, so that they join the
-   * next batch (journal.c, wait_for_cohort). 0: half the last commit's
-   * duration, at most 20 ms; > 0: this many microseconds; < 0: never. */
+   * next batch (journal.c, wait_for_cohort; waits that reach this bound
+   * make the next ones be skipped). 0: half the last commit's duration, at
+   * most 20 ms; > 0: this many microseconds; < 0: never. */
   int64_t cohort_wait_us;
 } journal_options;
 

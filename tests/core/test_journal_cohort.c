@@ -24,7 +24,7 @@ enum { ACTORS = 8, ROUNDS = 40 };
  * cohorts.
  */
 typedef struct actor {
-  char id[16];
+  char id[32];
   int64_t seq;
   char payload[24];
   journal_event ev;
@@ -211,7 +211,7 @@ static void test_missing_cohort_waits_once(void **state) {
   enum { FIRST = 5 };
   journal_event ev[FIRST + 2];
   journal_write w[FIRST + 2];
-  char ids[FIRST][16];
+  char ids[FIRST][32];
   for (int i = 0; i < FIRST + 2; i++) {
     int k = i < FIRST ? i : 0;
     snprintf(ids[k], sizeof ids[k], "lone-%d", k);
