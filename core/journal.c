@@ -259,7 +259,7 @@ static uint64_t monotonic_ns(void) {
  */
 static void wait_for_cohort(journal_t *j) {
   uint64_t target = j->released_at + j->cohort;
-  if (j->cohort_wait_us < 0) return;
+  if (j->cohort_wait_us < 0 || j->closing) return;
   if (j->arrivals >= target) {
     j->cohort_backoff = 0;
     return;
