@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <uv.h>
 
 #include "journal_breaker.h"
@@ -12,6 +13,13 @@
 
 /* The writer's first array of batch slots; it grows to the largest batch seen. */
 #define INITIAL_BATCH_SLOTS 256
+
+/* The default bound on the wait for a cohort (see wait_for_cohort): this share
+ * of the last commit's duration, and never more than COHORT_WAIT_CAP_NS. */
+#define COHORT_WAIT_SHARE 2 /* 1/2 */
+#define COHORT_WAIT_CAP_NS (20 * 1000 * 1000)
+/* At most this many waits skipped after waits that ended at their bound. */
+#define COHORT_BACKOFF_MAX 64
 
 struct journal_sub {
   void (*fn)(void *ud, int64_t max_offset);
@@ -37,6 +45,11 @@ struct journal {
   int closing;
   int paused;
   uint64_t batches, writes;
+  /* The cohort rule (see wait_for_cohort): writes ever submitted, and the
+   * count the writer is waiting for (0: not waiting), so that the submit that
+   * reaches it wakes the writer. */
+  uint64_t arrivals, awaited;
+  uint64_t cohort_waits, cohort_timeouts;
   journal_breaker breaker; /* admit under mu (submit), record on the writer */
   /* Subscribers. Recursive, so that a callback may (un)subscribe: whoever
    * holds it is either the notifying thread or no notification is running. */
@@ -46,6 +59,13 @@ struct journal {
   /* Owned by the writer thread alone. */
   journal_write **batch;
   size_t batch_cap;
+  int64_t cohort_wait_us; /* journal_options.cohort_wait_us */
+  uint64_t cohort;        /* writes of the batch whose callbacks fired last */
+  uint64_t released_at;   /* arrivals when those callbacks began */
+  uint64_t released_ns;   /* and the time */
+  uint64_t commit_ns;     /* how long that batch's write_batch took */
+  int cohort_skips;       /* batches to take without waiting (after waits that timed out) */
+  int cohort_backoff;     /* how many the next timed-out wait makes skip */
 };
 
 const char *journal_strerror(int code) {
@@ -212,16 +232,84 @@ static void note_commit(journal_t *j, int rc) {
     log_warn(j->log, "journal: a commit succeeded: circuit breaker closed");
 }
 
+static uint64_t monotonic_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * Group commit's cohort rule. With N actors each keeping one write in flight,
+ * a writer that takes whatever is queued as soon as it can settles into two
+ * cohorts that alternate: the writes that arrive while batch A commits form
+ * batch B, the actors A answered send theirs while B commits, and so on. Each
+ * commit then carries about N/2 writes and each write waits for two commits.
+ * So, with writes queued, the writer first waits until as many writes have
+ * arrived since the last batch's callbacks began as that batch held (its
+ * actors' next writes), which merges the two cohorts into one batch. The
+ * wait is bounded by a share of the last commit's duration (it only pays
+ * while it is short beside the commit it saves). A wait that ends at its
+ * bound (the actors had nothing more to write, or take longer to answer than
+ * the commit takes: thousands of them on busy workers, where the writer
+ * idling while the workers work costs more than the merge saves) makes the
+ * next waits be skipped, 1, 2, 4, ... up to COHORT_BACKOFF_MAX of them while
+ * the bound keeps being hit; a cohort that arrives in time resets that. A
+ * lone actor never waits: its one write is the whole cohort.
+ * Called with mu held; returns with it held.
+ */
+static void wait_for_cohort(journal_t *j) {
+  uint64_t target = j->released_at + j->cohort;
+  if (j->cohort_wait_us < 0 || j->closing) return;
+  if (j->arrivals >= target) {
+    j->cohort_backoff = 0;
+    return;
+  }
+  if (j->cohort_skips > 0) {
+    j->cohort_skips--;
+    return;
+  }
+  uint64_t bound = (uint64_t)j->cohort_wait_us * 1000;
+  if (j->cohort_wait_us == 0) {
+    bound = j->commit_ns / COHORT_WAIT_SHARE;
+    if (bound > COHORT_WAIT_CAP_NS) bound = COHORT_WAIT_CAP_NS;
+  }
+  uint64_t deadline = j->released_ns + bound;
+  struct timespec until = {.tv_sec = (time_t)(deadline / 1000000000u),
+                           .tv_nsec = (long)(deadline % 1000000000u)};
+  j->cohort_waits++;
+  j->awaited = target;
+  int timed_out = 0;
+  while (!j->closing && !j->paused && j->arrivals < target) {
+    if (pthread_cond_timedwait(&j->wake, &j->mu, &until) != 0) {
+      timed_out = j->arrivals < target;
+      break;
+    }
+  }
+  j->awaited = 0;
+  if (timed_out) {
+    j->cohort_timeouts++;
+    j->cohort_skips = j->cohort_backoff ? j->cohort_backoff : 1;
+    j->cohort_backoff = j->cohort_skips * 2;
+    if (j->cohort_backoff > COHORT_BACKOFF_MAX) j->cohort_backoff = COHORT_BACKOFF_MAX;
+  } else {
+    j->cohort_backoff = 0;
+  }
+}
+
 static void *writer_main(void *arg) {
   journal_t *j = arg;
   pthread_mutex_lock(&j->mu);
   for (;;) {
     while (!j->closing && (!j->head || j->paused)) pthread_cond_wait(&j->wake, &j->mu);
     if (!j->head) break; /* closing and drained */
+    wait_for_cohort(j);
+    if (j->paused && !j->closing) continue;
     size_t n = take_batch(j);
     pthread_mutex_unlock(&j->mu);
 
+    uint64_t started = monotonic_ns();
     int rc = j->backend->write_batch(j->state, j->batch, n);
+    uint64_t ended = monotonic_ns();
     if (rc < 0)
       log_debug(j->log, "journal: batch of %zu writes failed: %s", n, journal_strerror(rc));
     note_commit(j, rc);
@@ -232,7 +320,11 @@ static void *writer_main(void *arg) {
     pthread_mutex_lock(&j->mu);
     j->batches++;
     j->writes += n;
+    j->cohort = n;
+    j->released_at = j->arrivals;
     pthread_mutex_unlock(&j->mu);
+    j->commit_ns = ended - started;
+    j->released_ns = ended;
 
     /* Before the writes' callbacks: whoever learns that a write is stored
      * can count on the subscribers having been told. */
@@ -279,20 +371,27 @@ int journal_open(const char *uri, const journal_options *opt, journal_t **out) {
 
   journal_t *j = calloc(1, sizeof *j);
   if (!j) return JOURNAL_ENOMEM;
-  int rc = JOURNAL_ENOMEM;
+  int rc = JOURNAL_ENOMEM, err;
   j->backend = backend;
   j->log = options.log;
   journal_breaker_init(&j->breaker, options.breaker_max_failures,
                        options.breaker_reset_ms > 0 ? (uint64_t)options.breaker_reset_ms : 0);
+  j->cohort_wait_us = options.cohort_wait_us;
   j->batch_cap = INITIAL_BATCH_SLOTS;
   j->batch = malloc(j->batch_cap * sizeof *j->batch);
   if (!j->batch) goto fail_batch;
   if (pthread_mutex_init(&j->mu, NULL) != 0) goto fail_mutex;
-  if (pthread_cond_init(&j->wake, NULL) != 0) goto fail_cond;
+  /* Monotonic: the cohort wait's deadline must not move with the wall clock. */
+  pthread_condattr_t cattr;
+  if (pthread_condattr_init(&cattr) != 0) goto fail_cond;
+  pthread_condattr_setclock(&cattr, CLOCK_MONOTONIC);
+  err = pthread_cond_init(&j->wake, &cattr);
+  pthread_condattr_destroy(&cattr);
+  if (err != 0) goto fail_cond;
   pthread_mutexattr_t attr;
   if (pthread_mutexattr_init(&attr) != 0) goto fail_sub_mu;
   pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
-  int err = pthread_mutex_init(&j->sub_mu, &attr);
+  err = pthread_mutex_init(&j->sub_mu, &attr);
   pthread_mutexattr_destroy(&attr);
   if (err != 0) goto fail_sub_mu;
   rc = backend->open(path, &options, &j->state);
@@ -344,19 +443,23 @@ int journal_submit(journal_t *j, journal_write *w) {
     pthread_mutex_unlock(&j->mu);
     return admitted;
   }
-  /* The writer only sleeps on an empty queue, so only the first write into
-   * an empty queue needs to wake it. Signalled after the unlock: a writer
-   * woken while the lock is still held blocks on it at once, and its second
-   * wake-up was a visible part of a lone actor's persist. The writer checks
-   * the queue under the lock before it sleeps, so no wake-up is lost. */
-  int was_empty = j->head == NULL;
+  /* The writer sleeps on an empty queue, or waiting for a cohort (then the
+   * write that completes it wakes it, once): only those writes wake it. Signalled after the unlock:
+   * a writer woken while the lock is still held blocks on it at once, and its second wake-up was a
+   * visible part of a lone actor's persist. The writer checks the queue under the lock before it
+   * sleeps, so no wake-up is lost. */
+  int wake = j->head == NULL;
   if (j->tail)
     j->tail->next = w;
   else
     j->head = w;
   j->tail = w;
+  if (++j->arrivals == j->awaited) {
+    j->awaited = 0;
+    wake = 1;
+  }
   pthread_mutex_unlock(&j->mu);
-  if (was_empty) pthread_cond_signal(&j->wake);
+  if (wake) pthread_cond_signal(&j->wake);
   return 0;
 }
 
@@ -542,6 +645,13 @@ void journal_writer_stats(journal_t *j, uint64_t *batches, uint64_t *writes) {
   pthread_mutex_lock(&j->mu);
   if (batches) *batches = j->batches;
   if (writes) *writes = j->writes;
+  pthread_mutex_unlock(&j->mu);
+}
+
+void journal_cohort_stats(journal_t *j, uint64_t *waits, uint64_t *timeouts) {
+  pthread_mutex_lock(&j->mu);
+  if (waits) *waits = j->cohort_waits;
+  if (timeouts) *timeouts = j->cohort_timeouts;
   pthread_mutex_unlock(&j->mu);
 }
 

@@ -170,6 +170,12 @@ typedef struct journal_options {
    * batches (the least recently written go first, and are read again from
    * the database when written again); 0: SEQMAP_DEFAULT_LIMIT (65536). */
   size_t writer_ids_max;
+  /* Group commit: how long the writer may wait, with writes queued, for the
+   * writes of the actors its last batch answered, so that they join the
+   * next batch (journal.c, wait_for_cohort; waits that reach this bound
+   * make the next ones be skipped). 0: half the last commit's duration, at
+   * most 20 ms; > 0: this many microseconds; < 0: never. */
+  int64_t cohort_wait_us;
 } journal_options;
 
 /*
@@ -371,6 +377,10 @@ void journal_session_close(journal_session *s);
 
 /* Statistics of the writer: batches committed and writes in them. */
 void journal_writer_stats(journal_t *j, uint64_t *batches, uint64_t *writes);
+/* Statistics of the cohort rule (journal_options.cohort_wait_us): how many
+ * times the writer found fewer writes arrived than its last batch held, and
+ * how many of those batches it took without the whole cohort (at the bound). */
+void journal_cohort_stats(journal_t *j, uint64_t *waits, uint64_t *timeouts);
 /* How many ids the writer's seq map holds now (0 for a backend without one):
  * for tests and stats, bounded by journal_options.writer_ids_max. */
 size_t journal_writer_ids(journal_t *j);
