@@ -185,6 +185,17 @@ snapshot_criteria binding_check_criteria(lua_State *L, int idx) {
   snapshot_criteria c = snapshot_criteria_latest();
   if (lua_isnoneornil(L, idx)) return c;
   luaL_checktype(L, idx, LUA_TTABLE);
+  /* The common criteria (the latest snapshot) are an empty table: four
+   * field lookups by name, each a string interned, are most of the cost.
+   * (A table with a metatable may answer through __index: read by name.) */
+  idx = lua_absindex(L, idx);
+  if (lua_getmetatable(L, idx)) {
+    lua_pop(L, 1);
+  } else {
+    lua_pushnil(L);
+    if (!lua_next(L, idx)) return c;
+    lua_pop(L, 2);
+  }
   static const char *keys[] = {"max_seq", "min_seq", "max_ts", "min_ts"};
   int64_t *fields[] = {&c.max_seq, &c.min_seq, &c.max_ts, &c.min_ts};
   for (int i = 0; i < 4; i++) {

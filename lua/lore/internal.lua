@@ -118,15 +118,14 @@ return function(core, R, P, ctx_methods)
     k.apply(rec, evt, seq, ts)
   end
 
-  -- The function core.page_apply hands Lore's own events to, made once per recovery.
+  -- The function core.page_apply hands Lore's own events to. One for the worker, not a
+  -- closure per recovery: core.page_apply calls it only while it runs, right after
+  -- X.replayer named the record (a worker applies one page at a time).
+  local replaying
+  local function replay_current(seq, evt, manifest, ts) X.replay(replaying, seq, evt, manifest, ts) end
   function X.replayer(rec)
-    local rc = rec.rc
-    local f = rc.replayer
-    if not f then
-      f = function(seq, evt, manifest, ts) X.replay(rec, seq, evt, manifest, ts) end
-      rc.replayer = f
-    end
-    return f
+    replaying = rec
+    return replay_current
   end
 
   local D = require("lore.delivery")(core, R, P, X, ctx_methods)

@@ -457,7 +457,7 @@ return function(core, R, ctx_methods)
     -- of the right size rather than a table that grows four times.
     rec.rc = { permit = false, token = 0, progress = 0, from = 1, replay_to = MAXINT, replay_left = -1,
       limited = false, skip_deleted = false, snap_crit = false, snap_skip = 0, snap_required = false,
-      prefetch = false, timer = false, highest = false, expect = false, replayer = false }
+      prefetch = false, timer = false, highest = false, expect = false }
     rec[RECOVERING] = true
     set_hold(rec)
     -- A journal shared by processes: this process takes the id's lease first (SYS_LEASED).

@@ -193,18 +193,21 @@ function ctx_methods:spawn(behaviour, opts)
   local target = id and core.sched_for(id) or here
   -- the child knows its parent and follows the parent's M.supervision
   local parent, supervision = rec.self, rec[BEH].M.supervision
+  local ref
   if target == here then
     local ok, err = R.spawn_here(aid, behaviour, opts, nil, parent, supervision)
     if not ok then error(err, 2) end
+    ref = err -- the child's own ref (spawn_here's second result): one ref made, not two
   else
     -- placed on another worker (by its id): a behaviour missing or broken
     -- fails here and now, as it would for a child on this worker
     local b, err = R.behaviour(behaviour)
     if not b then error(err, 2) end
-    -- a later failure there (id live, init) is logged there
-    core.spawn_remote(target, aid, { behaviour, opts, nil, { parent = parent, supervision = supervision } })
+    -- a later failure there (id live, init) is logged there; the family rides
+    -- flat in the spec (R.spawn), without a table of its own to encode and decode
+    core.spawn_remote(target, aid, { behaviour, opts, false, parent, supervision or false })
+    ref = id and lore.ref(id) or core.addr_ref(aid)
   end
-  local ref = id and lore.ref(id) or core.addr_ref(aid)
   -- keyed by aid (unique in the runtime): the child's SYS.CHILD_STOPPED names it so
   rec.children = rec.children or {}
   rec.children[aid] = ref
@@ -266,20 +269,25 @@ local function init_state(rec)
 end
 R.init_state = init_state
 
--- spec = { behaviour, opts [, entity manager [, { parent =, supervision = }]] }.
+-- spec = { behaviour, opts [, entity manager] } or, a child spawned from another
+-- worker, { behaviour, opts, false, parent, supervision or false }.
 -- Returns true, or nil, a message and why ("nobehaviour", "script", "live",
 -- "shutdown").
 function R.spawn(aid, spec)
-  local family = spec[4]
-  if family then
-    return R.spawn_here(aid, spec[1], spec[2] or {}, spec[3], family.parent, family.supervision)
+  local ok, err, why
+  local parent = spec[4]
+  if parent then
+    ok, err, why = R.spawn_here(aid, spec[1], spec[2] or {}, nil, parent, spec[5] or nil)
+  else
+    ok, err, why = R.spawn_here(aid, spec[1], spec[2] or {}, spec[3])
   end
-  return R.spawn_here(aid, spec[1], spec[2] or {}, spec[3])
+  if ok then return true end
+  return nil, err, why
 end
 
 -- R.spawn with the spec's parts as arguments (a child spawned on its
 -- parent's worker makes no spec table): a child has its parent's ref and
--- follows the parent's M.supervision.
+-- follows the parent's M.supervision. Returns true and the actor's ref (its self).
 function R.spawn_here(aid, name, opts, manager, parent, supervision)
   local b, err, why = behaviour(name)
   if not b then return nil, err, why end
@@ -319,7 +327,7 @@ function R.spawn_here(aid, name, opts, manager, parent, supervision)
     end
   end
   core.set_actor(prev)
-  return true
+  return true, self
 end
 
 -- Commands of persistent actors (plain actors' go from C straight to their
