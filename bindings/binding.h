@@ -62,6 +62,9 @@ typedef struct binding_state {
   /* Recovery batches made during this loop iteration's turns, queued to the
    * pool at its end (recovery_flush): worker-thread only. */
   struct recover_batch *recover_unqueued;
+  struct sched_timer *idle_gc; /* the next collector step of an idle worker (idle_gc.c) */
+  int idle_gc_base_kb;         /* the heap when the last idle cycle ended */
+  int idle_gc_seen_kb;         /* the heap when the next step was armed */
 } binding_state;
 
 binding_state *binding_state_get(lua_State *L);

@@ -129,7 +129,9 @@ static int hook_route_missing(sched_t *s, lore_msg *m) {
 }
 
 static void hook_sched_prepare(sched_t *s) {
-  if (s->index && s->data) recovery_flush(s->data);
+  if (!s->index || !s->data) return;
+  recovery_flush(s->data);
+  idle_gc_check(s->data);
 }
 
 static const runtime_hooks hooks = {hook_sched_start, hook_sched_stop,    hook_sched_message,

@@ -33,6 +33,10 @@ lua_Number worker_check_delay(lua_State *L, int idx);
 void recovery_flush(binding_state *bs);
 void recovery_worker_close(binding_state *bs);
 
+/* idle_gc.c: at the end of a loop iteration, starts finishing the collector's
+ * cycle in small steps if the worker has nothing to run and its heap grew. */
+void idle_gc_check(binding_state *bs);
+
 /* Opens the `lore` module inside a worker's state: refs only (behaviours act
  * through ctx). */
 int worker_open_lore(lua_State *L);

@@ -1,0 +1,69 @@
+/* idle_gc.c: a worker that runs out of work finishes the Lua collector's
+ * cycle in small steps.
+ *
+ * Lua's incremental collector is paid for by allocation: it advances only
+ * while the program allocates. A worker that goes quiet after a burst (a
+ * wave of recoveries, a spike of messages) therefore keeps that burst's
+ * garbage (pages, decoded messages, recovery state) for as long as it stays
+ * quiet, which for a game or app server can be hours. So when the worker
+ * has nothing ready to run and its heap has grown since the last such
+ * cycle, it steps the collector from a timer, one bounded step at a time,
+ * until the cycle ends or work arrives (work always goes first: a step
+ * never runs while an actor is ready, and one step is short). */
+#include <lauxlib.h>
+#ifdef LORE_MIMALLOC
+#include <mimalloc.h>
+#endif
+
+#include "binding.h"
+#include "worker.h"
+
+/* Quiet this long before the first step: a gap inside a burst is not idleness. */
+#define IDLE_GC_DELAY_MS 20
+/* Between steps, so that a message arriving meanwhile waits at most one step. */
+#define IDLE_GC_PERIOD_MS 1
+/* One step does the collector work of this many KiB allocated (well under a
+ * millisecond on the machines we measure). */
+#define IDLE_GC_STEP_KB 64
+/* The heap must have grown by this much (KiB) since the last idle cycle ended:
+ * an idle worker whose heap did not change has nothing new to collect. */
+#define IDLE_GC_GROWTH_KB 256
+/* Allocated between two steps beyond this (KiB): the worker was not idle. */
+#define IDLE_GC_ACTIVITY_KB 16
+
+static void idle_gc_step(void *ud);
+
+static int quiet(binding_state *bs) {
+  return !bs->sched->ready_head && !bs->sched->shutting_down && !bs->sched->closed;
+}
+
+static void arm(binding_state *bs, uint64_t ms) {
+  bs->idle_gc_seen_kb = lua_gc(bs->L, LUA_GCCOUNT);
+  bs->idle_gc = sched_timer_start(bs->sched, ms, idle_gc_step, bs, NULL);
+}
+
+static void idle_gc_step(void *ud) {
+  binding_state *bs = ud;
+  bs->idle_gc = NULL;
+  if (!quiet(bs)) return; /* busy: the end of that work arms it anew */
+  if (lua_gc(bs->L, LUA_GCCOUNT) > bs->idle_gc_seen_kb + IDLE_GC_ACTIVITY_KB) {
+    arm(bs, IDLE_GC_DELAY_MS); /* it allocated since: work came and went, not idleness */
+    return;
+  }
+  if (lua_gc(bs->L, LUA_GCSTEP, IDLE_GC_STEP_KB)) {
+    bs->idle_gc_base_kb = lua_gc(bs->L, LUA_GCCOUNT);
+#ifdef LORE_MIMALLOC
+    mi_heap_collect(bs->heap, true); /* pages the cycle emptied go back */
+#endif
+    return;
+  }
+  arm(bs, IDLE_GC_PERIOD_MS);
+}
+
+void idle_gc_check(binding_state *bs) {
+  if (bs->idle_gc || !quiet(bs)) return;
+  int kb = lua_gc(bs->L, LUA_GCCOUNT);
+  if (kb < bs->idle_gc_base_kb) bs->idle_gc_base_kb = kb; /* growth counts from the low point */
+  if (kb < bs->idle_gc_base_kb + IDLE_GC_GROWTH_KB) return;
+  arm(bs, IDLE_GC_DELAY_MS);
+}
