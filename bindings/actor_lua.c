@@ -687,10 +687,17 @@ typedef struct timer_ud {
   lore_msg *m;
 } timer_ud;
 
+/* Like an actor's own timers (internal_lua.c), a runtime timer (an ask's
+ * timeout, a restart, a recovery's deadline) of an actor that has stopped
+ * or is stopping has nobody to tell: it ends silently, not as a dead letter. */
 static void timer_fire(void *p) {
   timer_ud *t = p;
   idmap_remove(&t->bs->timers, t->id);
-  runtime_send(t->bs->sched->rt, t->m);
+  actor_t *a = sched_find(t->bs->sched, t->m->target.aid);
+  if (a && !a->dead && !a->stopping)
+    actor_enqueue(a, t->m);
+  else
+    msg_free(t->m);
   free(t);
 }
 
