@@ -641,6 +641,7 @@ return function(core, R, ctx_methods)
       else
         ok, st, expect, last_seq = pcall(core.page_apply, mptr, rec[BEH].M.apply, rec[ST], rec,
           rc.expect or false, rec.pid, apply_meta(rec), SEQ, X.replayer(rec))
+        X.replayer(nil) -- the worker's replayer must not keep this record alive
       end
       if not ok then
         local err = tostring(st)
