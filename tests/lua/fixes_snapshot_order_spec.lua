@@ -2,23 +2,13 @@
 -- effect in the order it issued them, however many are in flight at once.
 local lore = require "lore"
 local helpers = require "helpers"
+local ph = require "persist_helpers"
 
 local function tmpdb()
-  local path = os.tmpname()
-  os.remove(path)
-  return path .. ".db"
+  local _, path = ph.sqlite_journal()
+  return path
 end
-
-local function sql(db, statement)
-  local p = assert(io.popen("sqlite3 " .. helpers.quote(db) .. " " .. helpers.quote(statement)))
-  local out = p:read("a")
-  p:close()
-  return out
-end
-
-local function cleanup(db)
-  for _, suffix in ipairs { "", "-wal", "-shm", "-lock" } do os.remove(db .. suffix) end
-end
+local sql, cleanup = ph.sql, ph.remove_db
 
 -- A random program of events, saves and deletes, and the snapshot seqs it
 -- must leave when every operation takes effect in issue order.

@@ -1,23 +1,13 @@
 -- snapshot_spec.lua: snapshots through the Lua API: recovery equivalence, retention, fallback.
 local lore = require "lore"
 local helpers = require "helpers"
+local ph = require "persist_helpers"
 
 local function tmpdb()
-  local path = os.tmpname()
-  os.remove(path)
-  return path .. ".db"
+  local _, path = ph.sqlite_journal()
+  return path
 end
-
-local function sql(db, statement)
-  local p = assert(io.popen("sqlite3 " .. helpers.quote(db) .. " " .. helpers.quote(statement)))
-  local out = p:read("a")
-  p:close()
-  return out
-end
-
-local function cleanup(db)
-  for _, suffix in ipairs { "", "-wal", "-shm", "-lock" } do os.remove(db .. suffix) end
-end
+local sql, cleanup = ph.sql, ph.remove_db
 
 -- Runs fn(ref) against a fresh runtime on `db` with behaviour `beh` for id.
 local function with_actor(db, beh, id, fn)
