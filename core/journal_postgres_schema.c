@@ -87,20 +87,22 @@ static int read_version(PGconn *c, const log_sink *log, const char *component_na
 }
 
 /* Where the tables stand: the version (>= 0), or JOURNAL_ENOTLORE for a
- * foreign table of the same name, or another negative code. */
+ * foreign table of the same name, or another negative code. Read without the
+ * schema lock (the common case: the tables are there), so the main table is
+ * looked for first: another process making the tables does so in one
+ * transaction, so once its main table is visible its lore_schema row is too.
+ * (In the other order, a look at lore_schema just before that commit and at
+ * the main table just after it would take Lore's new tables for foreign.) */
 static int current_version(PGconn *c, const log_sink *log, const component *comp) {
+  int exists = relation_exists(c, log, comp->main_table);
+  if (exists <= 0) return exists; /* 0: not made yet */
   int has_schema_table = relation_exists(c, log, "lore_schema");
   if (has_schema_table < 0) return has_schema_table;
   int version = has_schema_table ? read_version(c, log, comp->name) : 0;
   if (version != 0) return version;
-  int foreign = relation_exists(c, log, comp->main_table);
-  if (foreign < 0) return foreign;
-  if (foreign) {
-    log_error(log, "postgres: a table %s exists that Lore did not make (use schema=NAME)",
-              comp->main_table);
-    return JOURNAL_ENOTLORE;
-  }
-  return 0;
+  log_error(log, "postgres: a table %s exists that Lore did not make (use schema=NAME)",
+            comp->main_table);
+  return JOURNAL_ENOTLORE;
 }
 
 static int check_version(const log_sink *log, const component *comp, int version) {
