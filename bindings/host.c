@@ -573,6 +573,10 @@ void host_get_stats(lore_runtime *lrt, host_stats *out) {
   uint64_t trips = 0;
   if (lrt->journal) journal_breaker_stats(lrt->journal, &out->breaker_state, &trips);
   out->breaker_trips = (long long)trips;
+  uint64_t waits = 0, timeouts = 0;
+  if (lrt->journal) journal_cohort_stats(lrt->journal, &waits, &timeouts);
+  out->cohort_waits = (long long)waits;
+  out->cohort_timeouts = (long long)timeouts;
   uv_mutex_lock(&lrt->permit_lock);
   out->recoveries = lrt->permits_used;
   out->recoveries_peak = lrt->permits_peak;

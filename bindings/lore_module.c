@@ -376,6 +376,8 @@ static int l_stats(lua_State *L) {
   if (h->lrt) {
     set_count(L, "journal_batches", st.journal_batches);
     set_count(L, "journal_writes", st.journal_writes);
+    set_count(L, "journal_cohort_waits", st.cohort_waits);
+    set_count(L, "journal_cohort_timeouts", st.cohort_timeouts);
     static const char *const breaker[] = {"closed", "open", "half-open"};
     lua_pushstring(L,
                    breaker[st.breaker_state >= 0 && st.breaker_state <= 2 ? st.breaker_state : 0]);

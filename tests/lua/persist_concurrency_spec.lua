@@ -51,7 +51,15 @@ describe("persistent actors on 2 workers", function()
         end
         expected[i] = s.log
       end
-      assert.equal(2, lore.stats().workers)
+      local st = lore.stats()
+      assert.equal(2, st.workers)
+      -- the writer's group-commit counters: whole numbers, bounded by the commits
+      assert.is_true(math.type(st.journal_cohort_waits) == "integer")
+      assert.is_true(st.journal_batches > 0 and st.journal_writes >= 6 * 3 * per)
+      assert.is_true(st.journal_cohort_timeouts >= 0)
+      assert.is_true(st.journal_cohort_timeouts <= st.journal_cohort_waits)
+      -- (a wait is counted before the commit it precedes: one may be under way)
+      assert.is_true(st.journal_cohort_waits <= st.journal_batches + 1)
     end)
     ph.run({ journal = j, workers = 2 }, function()
       for i, id in ipairs(ids) do
