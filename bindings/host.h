@@ -53,8 +53,8 @@ typedef struct host_stats {
   long long lua_memory;                  /* bytes in the workers' Lua heaps */
   int breaker_state;                     /* the journal's circuit breaker: BREAKER_* */
   long long breaker_trips;               /* how many times it opened */
-  long long cohort_waits,
-      cohort_timeouts; /* the writer's group-commit waits, and those cut short */
+  /* the writer's group-commit waits, and those that ended at their bound */
+  long long cohort_waits, cohort_timeouts;
 } host_stats;
 void host_get_stats(lore_runtime *lrt, host_stats *out);
 /* Actors alive (spawned or being spawned, not yet stopped) on the workers. */
