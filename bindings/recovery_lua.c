@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "codec.h"
+#include "codec_page.h"
 #include "log.h"
 #include "lua_actor.h"
 #include "worker.h"
@@ -629,7 +630,8 @@ static int core_page_apply(lua_State *L) {
   int internal = lua_isfunction(L, 9);
   binding_state *bs = bs_of(L);
   lua_settop(L, 9);
-  int anchor = codec_strings_push(L, &bs->strings); /* 10, for the whole page */
+  codec_page pg; /* from 10 on, for the whole page */
+  if (codec_page_open(L, &pg, &bs->strings)) codec_page_open(L, &pg, NULL);
   size_t off = sizeof(page_hdr);
   char err[CODEC_ERR_MAX];
   while (off + sizeof(rec_hdr) <= m->len) {
@@ -661,8 +663,8 @@ static int core_page_apply(lua_State *L) {
     }
     lua_pushvalue(L, 2);
     lua_pushvalue(L, 3);
-    if (codec_decode_anchored(L, &bs->strings, anchor, p + h.manifest_len + h.tags_len,
-                              h.payload_len, err, sizeof err))
+    if (codec_page_decode(L, &pg, p + h.manifest_len + h.tags_len, h.payload_len, err,
+                          sizeof err))
       return luaL_error(L, "decode error at seq %I: %s", (lua_Integer)h.seq, err);
     if (want_meta) {
       lua_createtable(L, 0, 6);
