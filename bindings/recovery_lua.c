@@ -73,9 +73,8 @@ typedef struct page_req {
   int full; /* stopped at REPLAY_PAGE_BYTES */
 } page_req;
 
-/* Room for n more bytes at the end of r->m; NULL (and r->oom) if there is
- * none to be had. */
-static char *buf_room(page_req *r, size_t n) {
+/* buf_room when r->m must grow (or be made). */
+static __attribute__((noinline)) char *buf_grow(page_req *r, size_t n) {
   if (r->oom) return NULL;
   size_t len = r->m ? r->m->len : 0;
   if (!r->m || len + n > r->cap) {
@@ -94,6 +93,16 @@ static char *buf_room(page_req *r, size_t n) {
   }
   r->m->len = len + n;
   return r->m->data + len;
+}
+
+/* Room for n more bytes at the end of r->m; NULL (and r->oom) if there is
+ * none to be had. Inline: every event of every replay takes its room here. */
+static inline char *buf_room(page_req *r, size_t n) {
+  lore_msg *m = r->m;
+  if (!m || r->oom || m->len + n > r->cap) return buf_grow(r, n);
+  char *to = m->data + m->len;
+  m->len += n;
+  return to;
 }
 
 static void buf_put(page_req *r, const void *p, size_t n) {
@@ -119,7 +128,7 @@ static int collect(const journal_event *ev, void *ud) {
   to += sizeof h;
   memcpy(to, manifest, h.manifest_len);
   to += h.manifest_len;
-  memcpy(to, tags, h.tags_len);
+  if (h.tags_len) memcpy(to, tags, h.tags_len); /* (lean reads have none) */
   memcpy(to + h.tags_len, ev->payload, h.payload_len);
   r->hdr.count++;
   r->hdr.last_seq = ev->seq;
@@ -663,8 +672,7 @@ static int core_page_apply(lua_State *L) {
     }
     lua_pushvalue(L, 2);
     lua_pushvalue(L, 3);
-    if (codec_page_decode(L, &pg, p + h.manifest_len + h.tags_len, h.payload_len, err,
-                          sizeof err))
+    if (codec_page_decode(L, &pg, p + h.manifest_len + h.tags_len, h.payload_len, err, sizeof err))
       return luaL_error(L, "decode error at seq %I: %s", (lua_Integer)h.seq, err);
     if (want_meta) {
       lua_createtable(L, 0, 6);
