@@ -15,6 +15,8 @@
  * try costs the start of a table that is then thrown away. */
 #define FLAT_GIVE_UP 16
 
+_Static_assert(CODEC_STRINGS <= 256, "a slot hint is one byte");
+
 int codec_page_open(lua_State *L, codec_page *pg, codec_strings *c) {
   pg->strings = NULL;
   pg->anchor = pg->slots = 0;
@@ -26,6 +28,8 @@ int codec_page_open(lua_State *L, codec_page *pg, codec_strings *c) {
   pg->slots = pg->anchor + 1;
   lua_settop(L, pg->anchor + CODEC_STRINGS);
   memset(pg->ptr, 0, sizeof pg->ptr);
+  memset(pg->key_hint, 0, sizeof pg->key_hint);
+  memset(pg->value_hint, 0, sizeof pg->value_hint);
   pg->strings = c;
   return 0;
 }
@@ -35,15 +39,26 @@ static inline void be_load(const unsigned char *p, unsigned char *to, int n) {
 }
 
 /* Pushes the string p[0..l), from the page's slot when the cache holds it: the same string
- * codec_fast.c's push_str would push, and the cache updated the same way on a miss. */
-static inline void push_string(lua_State *L, codec_page *pg, const char *p, uint32_t l) {
+ * codec_fast.c's push_str would push, and the cache updated the same way on a miss. *hint
+ * is the slot the string at the same place of the event before was found in: events of one
+ * stream mostly repeat their keys in the same order, and a slot holding the same bytes is
+ * the right string whatever slot the hash would choose, so a hit there skips the hash. */
+static inline void push_string(lua_State *L, codec_page *pg, const char *p, uint32_t l,
+                               uint8_t *hint) {
   codec_strings *c = pg->strings;
   if (!c || l > CODEC_STRING_MAX) {
     lua_pushlstring(L, p, l);
     return;
   }
-  size_t i = codec_string_slot(p, l);
+  size_t i = *hint;
   const char *have = c->slot[i].p;
+  if (have && pg->ptr[i] == have && c->slot[i].len == l && codec_same(have, p, l)) {
+    lua_pushvalue(L, pg->slots + (int)i);
+    return;
+  }
+  i = codec_string_slot(p, l);
+  *hint = (uint8_t)i;
+  have = c->slot[i].p;
   if (have && c->slot[i].len == l && codec_same(have, p, l)) {
     if (pg->ptr[i] == have) {
       lua_pushvalue(L, pg->slots + (int)i);
@@ -69,11 +84,11 @@ static int flat_map(lua_State *L, codec_page *pg, const unsigned char *p,
   if (p >= end || (*p & 0xf0) != 0x80) return -1;
   unsigned n = *p++ & 0x0f;
   lua_createtable(L, 0, (int)n);
-  while (n--) {
+  for (unsigned k = 0; k < n; k++) {
     if (p >= end || (*p & 0xe0) != 0xa0) return -1;
     uint32_t l = *p++ & 0x1f;
     if ((size_t)(end - p) < l) return -1;
-    push_string(L, pg, (const char *)p, l);
+    push_string(L, pg, (const char *)p, l, &pg->key_hint[k]);
     p += l;
     if (p >= end) return -1;
     unsigned t = *p++;
@@ -85,7 +100,7 @@ static int flat_map(lua_State *L, codec_page *pg, const unsigned char *p,
     } else if (t >= 0xa0 && t <= 0xbf) {
       l = t & 0x1f;
       if (left < l) return -1;
-      push_string(L, pg, (const char *)p, l);
+      push_string(L, pg, (const char *)p, l, &pg->value_hint[k]);
       p += l;
     } else {
       union {
@@ -112,7 +127,7 @@ static int flat_map(lua_State *L, codec_page *pg, const unsigned char *p,
         case 0xd9: /* str 8 */
           if (left < 1 || left - 1 < p[0]) return -1;
           l = p[0];
-          push_string(L, pg, (const char *)p + 1, l);
+          push_string(L, pg, (const char *)p + 1, l, &pg->value_hint[k]);
           p += 1 + l;
           break;
         case 0xcc:

@@ -4,6 +4,7 @@
 
 #include <lua.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "codec.h"
 
@@ -21,6 +22,9 @@ typedef struct codec_page {
   int slots;              /* stack index of the first of CODEC_STRINGS slots */
   int flat_failures;      /* events the flat path gave back to codec_decode_anchored */
   const char *ptr[CODEC_STRINGS];
+  /* The slots the keys and string values of the last flat map were in, by their place in
+   * it (a flat map has at most 15 entries): a guess, checked before it is used. */
+  uint8_t key_hint[16], value_hint[16];
 } codec_page;
 
 /* Room codec_page_open makes above the slots, which stays for the calling C function's
