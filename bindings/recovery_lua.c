@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "codec.h"
+#include "codec_page.h"
 #include "log.h"
 #include "lua_actor.h"
 #include "worker.h"
@@ -72,9 +73,8 @@ typedef struct page_req {
   int full; /* stopped at REPLAY_PAGE_BYTES */
 } page_req;
 
-/* Room for n more bytes at the end of r->m; NULL (and r->oom) if there is
- * none to be had. */
-static char *buf_room(page_req *r, size_t n) {
+/* buf_room when r->m must grow (or be made). */
+static __attribute__((noinline)) char *buf_grow(page_req *r, size_t n) {
   if (r->oom) return NULL;
   size_t len = r->m ? r->m->len : 0;
   if (!r->m || len + n > r->cap) {
@@ -93,6 +93,16 @@ static char *buf_room(page_req *r, size_t n) {
   }
   r->m->len = len + n;
   return r->m->data + len;
+}
+
+/* Room for n more bytes at the end of r->m; NULL (and r->oom) if there is
+ * none to be had. Inline: every event of every replay takes its room here. */
+static inline char *buf_room(page_req *r, size_t n) {
+  lore_msg *m = r->m;
+  if (!m || r->oom || m->len + n > r->cap) return buf_grow(r, n);
+  char *to = m->data + m->len;
+  m->len += n;
+  return to;
 }
 
 static void buf_put(page_req *r, const void *p, size_t n) {
@@ -118,7 +128,7 @@ static int collect(const journal_event *ev, void *ud) {
   to += sizeof h;
   memcpy(to, manifest, h.manifest_len);
   to += h.manifest_len;
-  memcpy(to, tags, h.tags_len);
+  if (h.tags_len) memcpy(to, tags, h.tags_len); /* (lean reads have none) */
   memcpy(to + h.tags_len, ev->payload, h.payload_len);
   r->hdr.count++;
   r->hdr.last_seq = ev->seq;
@@ -629,7 +639,8 @@ static int core_page_apply(lua_State *L) {
   int internal = lua_isfunction(L, 9);
   binding_state *bs = bs_of(L);
   lua_settop(L, 9);
-  int anchor = codec_strings_push(L, &bs->strings); /* 10, for the whole page */
+  codec_page pg; /* from 10 on, for the whole page */
+  if (codec_page_open(L, &pg, &bs->strings)) codec_page_open(L, &pg, NULL);
   size_t off = sizeof(page_hdr);
   char err[CODEC_ERR_MAX];
   while (off + sizeof(rec_hdr) <= m->len) {
@@ -661,8 +672,7 @@ static int core_page_apply(lua_State *L) {
     }
     lua_pushvalue(L, 2);
     lua_pushvalue(L, 3);
-    if (codec_decode_anchored(L, &bs->strings, anchor, p + h.manifest_len + h.tags_len,
-                              h.payload_len, err, sizeof err))
+    if (codec_page_decode(L, &pg, p + h.manifest_len + h.tags_len, h.payload_len, err, sizeof err))
       return luaL_error(L, "decode error at seq %I: %s", (lua_Integer)h.seq, err);
     if (want_meta) {
       lua_createtable(L, 0, 6);

@@ -262,6 +262,25 @@ describe("recovery", function()
         assert.matches("corrupt", f[1].err)
       end)
     end)
+
+    -- (later pages of an apply without meta are lean reads: their own column checks)
+    for _, case in ipairs {
+      { "a text payload", "payload = CAST(payload AS TEXT)" },
+      { "a text crc", "crc = 'not a number'" },
+    } do
+      it(case[1] .. " in a later page stops the recovery as corrupt", function()
+        ph.sql(path, "UPDATE events SET " .. case[2] .. " WHERE id = 'r-pages' AND seq = 1300;")
+        ph.run({ journal = uri }, function()
+          local sink = lore.spawn("persist.sink")
+          lore.spawn("persist.acc", { id = "r-pages", observer = sink })
+          local got = ph.wait_hook(sink, "recovery_failure")
+          local f = ph.hooks(got, "recovery_failure")
+          assert.equal(1, #f)
+          assert.matches("after seq 1299 %(expected seq 1300%)", f[1].err)
+          assert.matches("corrupt", f[1].err)
+        end)
+      end)
+    end
   end)
 end)
 
