@@ -419,11 +419,12 @@ static void recover_after(uv_work_t *w, int status) {
 }
 
 /*
- * core.recover(criteria | false, to, max, token) -> true | false
+ * core.recover(criteria | false, to, max, token [, lean]) -> true | false
  * Begins the current actor's recovery: reads its newest snapshot matching
  * `criteria` (false: none), then its stream's bounds and the first page
  * after the snapshot (seqs up to `to`, at most `max` events, -1 for no
- * limit). The actor gets SYS_SNAP_LOADED (if a snapshot was asked for and
+ * limit); `lean`: that page may come from journal_replay_lean (core.replay's
+ * `lean`). The actor gets SYS_SNAP_LOADED (if a snapshot was asked for and
  * one was found, or the store failed), then SYS_PAGE (unless the snapshot
  * store failed), both with `token`; a SYS_PAGE with ival 1 (core.
  * PAGE_NO_SNAPSHOT) also says that no snapshot matched. False when
@@ -451,6 +452,7 @@ static int core_recover(lua_State *L) {
   r->token = (uint64_t)luaL_checkinteger(L, 4);
   r->page.want_highest = 1;
   r->page.highest = -1; /* unknown until the bounds (or a short first page) tell */
+  r->page.lean = lua_toboolean(L, 5);
   r->page.lrt = bs->lrt;
   r->aid = a->aid;
   r->incarnation = la->incarnation;

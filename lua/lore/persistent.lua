@@ -403,7 +403,9 @@ return function(core, R, ctx_methods)
       -- M.recovery absent (most behaviours): the latest snapshot, then every
       -- event after it; rc's other fields already say so (start_recovery).
       rc.snap_crit = NO_CRITERIA
-      rc.prefetch = core.recover(NO_CRITERIA, MAXINT, -1, rc.token)
+      -- a page without event metadata when apply takes none (on_page reads
+      -- it again whole should that change before it arrives)
+      rc.prefetch = core.recover(NO_CRITERIA, MAXINT, -1, rc.token, A.plain and not apply_meta(rec))
       if not rc.prefetch then core.snapshot_load(NO_CRITERIA, 0, rc.token) end
       return arm_timeout(rc)
     end
