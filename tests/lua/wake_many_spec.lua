@@ -55,4 +55,16 @@ describe("waking many persistent actors at once", function()
       end
     end)
   end
+
+  it("spawns children by id on either worker, and stops them with their parent", function()
+    ph.run({ workers = 2 }, function()
+      local p = lore.spawn("wake.parent")
+      assert.equal(40, p:ask({ op = "spawn", n = 40 }, 10))
+      for i = 1, 40 do assert.equal("kid-" .. i, lore.ref("kid-" .. i):ask("id?", 10)) end
+      assert.equal(41, lore.stats().alive)
+      p:stop()
+      assert.truthy(ph.eventually(function() return lore.stats().alive == 0 end, 10),
+        "children outlived their parent")
+    end)
+  end)
 end)
