@@ -986,6 +986,7 @@ int luaopen_lore_core(lua_State *L) {
   luaopen_lore_core_persist(L);
   luaopen_lore_core_snapshot(L);
   luaopen_lore_core_recovery(L);
+  luaopen_lore_core_recovery_deadline(L);
   luaopen_lore_core_adapters(L);
   lua_createtable(L, 0, 16);
   set_int(L, "RESTART", SYS_RESTART);

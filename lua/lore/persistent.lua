@@ -372,16 +372,18 @@ return function(core, R, ctx_methods)
     local rc = rec.rc
     rec.rc = nil
     if rc then
-      if rc.timer then core.cancel(rc.timer) end
+      if rc.timer then core.recovery_deadline_cancel(rec.aid) end
       if rc.permit then core.recovery_release() end
     end
   end
 
   -- The recovery must make progress (a snapshot or a page arrives) within
-  -- recovery_timeout, or it fails; the timer is cancelled when it ends, so
-  -- an idle actor keeps none.
+  -- recovery_timeout, or it fails (SYS.RECOVERY_TIMEOUT with rc.token); the
+  -- deadline, one entry of the worker's list, goes when the recovery ends,
+  -- so an idle actor keeps none. Arming again replaces it.
   local function arm_timeout(rc)
-    rc.timer = core.schedule_system(CONFIG.recovery_timeout, SYS.RECOVERY_TIMEOUT, rc.token)
+    core.recovery_deadline(CONFIG.recovery_timeout, rc.token)
+    rc.timer = true
   end
 
   local function recovery_failed(rec, err)
@@ -515,7 +517,6 @@ return function(core, R, ctx_methods)
         -- it (and the timeout armed with the old one) stale
         rc.prefetch = false
         rc.token = next_token()
-        if rc.timer then core.cancel(rc.timer) end
         arm_timeout(rc)
       end
       return core.snapshot_load(rc.snap_crit, rc.snap_skip, rc.token)
