@@ -16,19 +16,20 @@ describe("the recovery timeout", function()
     local fifo = dir .. "/" .. hex("stall") .. "-1-1.snap"
     assert.truthy(os.execute("mkfifo " .. fifo))
     local failed, others
-    ph.run({ journal = ph.memory_journal(), snapshots = "dir:" .. dir, recovery_timeout = 0.3,
+    ph.run({ journal = ph.memory_journal(), snapshots = "dir:" .. dir, recovery_timeout = 1,
       workers = 2 }, function()
       local inbox = lore.spawn("wake.inbox")
-      lore.spawn("wake.stall", { id = "stall", observer = inbox })
-      -- others recover meanwhile (their reads on other pool threads) and outlive the timeout
+      -- first, recoveries that end in time (their deadlines must go with them)
       local refs = {}
       for i = 1, 20 do refs[i] = lore.spawn("wake.stall", { id = "fine-" .. i, observer = inbox }) end
       for i = 1, 20 do assert.equal(0, refs[i]:ask("n?", 10)) end
+      -- then the stuck one (alone in its read: a read waits behind the one before it)
+      lore.spawn("wake.stall", { id = "stall", observer = inbox })
       failed = ph.eventually(function()
         local got = inbox:ask({ op = "list" }, 10)
         return #got > 0 and got
-      end, 10)
-      lore.sleep(0.6) -- two timeouts' worth: the recovered ones must not fail
+      end, 20)
+      lore.sleep(2.5) -- over two timeouts more: the recovered ones must not fail
       others = inbox:ask({ op = "list" }, 10)
       for i = 1, 20 do assert.equal(0, refs[i]:ask("n?", 10)) end
       -- let the blocked read end (it finds no snapshot data: the actor is gone by now)
