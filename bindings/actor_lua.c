@@ -785,6 +785,76 @@ static int core_spawn_remote(lua_State *L) {
   return 0;
 }
 
+/* A MSG_SPAWN whose sub is this carries a child spawned with opts = { id = ID }
+ * and its parent's M.supervision absent (most children): the behaviour's name,
+ * the id and the parent's ref as bytes (core_spawn_remote_id), not a MessagePack
+ * spec. Encoding and decoding that spec cost more than the spawn's message. */
+#define SPAWN_BY_ID 1
+
+typedef struct spawn_by_id_hdr {
+  uint32_t behaviour_len, id_len, parent_len;
+} spawn_by_id_hdr;
+
+/* core.spawn_remote_id(sched, aid, behaviour, id, parent): core.spawn_remote
+ * with the spec { behaviour, { id = id }, false, parent, false }. */
+static int core_spawn_remote_id(lua_State *L) {
+  binding_state *bs = bs_of(L);
+  uint32_t target = (uint32_t)luaL_checkinteger(L, 1);
+  lua_Integer aid = luaL_checkinteger(L, 2);
+  luaL_checktype(L, 3, LUA_TSTRING);
+  luaL_checktype(L, 4, LUA_TSTRING);
+  size_t blen, ilen;
+  const char *behaviour = lua_tolstring(L, 3, &blen), *id = lua_tolstring(L, 4, &ilen);
+  char parent[REF_SERIALIZED_MAX];
+  size_t plen = ref_serialize(ref_check(L, 5), parent, sizeof parent);
+  if (!plen || blen > UINT32_MAX || ilen > UINT32_MAX)
+    return luaL_error(L, "ctx:spawn: the child's names are too long");
+  spawn_by_id_hdr h = {(uint32_t)blen, (uint32_t)ilen, (uint32_t)plen};
+  lore_msg *m = msg_new(MSG_SPAWN, NULL, sizeof h + blen + ilen + plen, NULL, 0);
+  if (!m) return luaL_error(L, "out of memory");
+  char *p = m->data;
+  memcpy(p, &h, sizeof h);
+  memcpy(p += sizeof h, behaviour, blen);
+  memcpy(p += blen, id, ilen);
+  memcpy(p + ilen, parent, plen);
+  m->sub = SPAWN_BY_ID;
+  m->target.sched = target;
+  m->ival = aid;
+  runtime_reserve(bs->sched->rt); /* alive from now: see runtime_reserve */
+  runtime_send(bs->sched->rt, m);
+  return 0;
+}
+
+/* Pushes the spec a SPAWN_BY_ID message carries; 0, or -1 (nothing pushed,
+ * err set) when its bytes are malformed. */
+static int push_spawn_by_id(lua_State *L, const lore_msg *m, char *err) {
+  spawn_by_id_hdr h;
+  if (m->len < sizeof h) goto malformed;
+  memcpy(&h, m->data, sizeof h);
+  if ((uint64_t)h.behaviour_len + h.id_len + h.parent_len != m->len - sizeof h) goto malformed;
+  const char *p = m->data + sizeof h;
+  lua_createtable(L, 5, 0);
+  lua_pushlstring(L, p, h.behaviour_len);
+  lua_rawseti(L, -2, 1);
+  lua_createtable(L, 0, 1);
+  lua_pushlstring(L, p + h.behaviour_len, h.id_len);
+  lua_setfield(L, -2, "id");
+  lua_rawseti(L, -2, 2);
+  lua_pushboolean(L, 0);
+  lua_rawseti(L, -2, 3);
+  if (ref_push_serialized(L, p + h.behaviour_len + h.id_len, h.parent_len)) {
+    lua_pop(L, 1);
+    goto malformed;
+  }
+  lua_rawseti(L, -2, 4);
+  lua_pushboolean(L, 0);
+  lua_rawseti(L, -2, 5);
+  return 0;
+malformed:
+  snprintf(err, CODEC_ERR_MAX, "a malformed spawn request");
+  return -1;
+}
+
 static int core_sched_for(lua_State *L) {
   binding_state *bs = bs_of(L);
   size_t len;
@@ -899,6 +969,7 @@ int luaopen_lore_core(lua_State *L) {
                                  {"log", core_log},
                                  {"worker", core_worker},
                                  {"spawn_remote", core_spawn_remote},
+                                 {"spawn_remote_id", core_spawn_remote_id},
                                  {"sched_for", core_sched_for},
                                  {"new_aid", core_new_aid},
                                  {"script_dirs", core_script_dirs},
@@ -915,6 +986,7 @@ int luaopen_lore_core(lua_State *L) {
   luaopen_lore_core_persist(L);
   luaopen_lore_core_snapshot(L);
   luaopen_lore_core_recovery(L);
+  luaopen_lore_core_recovery_deadline(L);
   luaopen_lore_core_adapters(L);
   lua_createtable(L, 0, 16);
   set_int(L, "RESTART", SYS_RESTART);
@@ -975,9 +1047,9 @@ static void worker_reload(sched_t *s, lore_msg *m) {
   lua_settop(L, top);
 }
 
-/* MSG_SPAWN: payload {behaviour, opts}, ival = aid; the outcome goes back to
- * whoever asked (host_spawn_answer: a waiting lore_spawn, or a reply).
- * MSG_SYSTEM: a request of the host's (host.h, WORKER_*). */
+/* MSG_SPAWN: payload {behaviour, opts} (or SPAWN_BY_ID's bytes), ival = aid; the outcome goes back
+ * to whoever asked (host_spawn_answer: a waiting lore_spawn, or a reply). MSG_SYSTEM: a request of
+ * the host's (host.h, WORKER_*). */
 int worker_sched_message(sched_t *s, lore_msg *m) {
   binding_state *bs = s->data;
   lua_State *L = bs->L;
@@ -996,7 +1068,9 @@ int worker_sched_message(sched_t *s, lore_msg *m) {
   int top = lua_gettop(L);
   lua_rawgeti(L, LUA_REGISTRYINDEX, bs->ref_spawn);
   lua_pushinteger(L, (lua_Integer)m->ival);
-  if (decode_message(bs, m, err)) {
+  /* (a spec of a few small values: no memory_limit check, as decode_message
+   * makes for a big one) */
+  if (m->sub == SPAWN_BY_ID ? push_spawn_by_id(L, m, err) : decode_message(bs, m, err)) {
     lua_settop(L, top);
     lua_pushstring(L, err);
   } else if (binding_pcall(bs, 2, 3) == LUA_OK) {

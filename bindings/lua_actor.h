@@ -129,6 +129,7 @@ int luaopen_lore_core(lua_State *L);
 int luaopen_lore_core_persist(lua_State *L);  /* persist_lua.c: journal calls */
 int luaopen_lore_core_snapshot(lua_State *L); /* snapshot_lua.c: snapshot calls */
 int luaopen_lore_core_recovery(lua_State *L); /* recovery_lua.c: replay pages, recoveries */
+void luaopen_lore_core_recovery_deadline(lua_State *L); /* recovery_deadline.c: timeouts */
 /* recovery_lua.c: starts libuv's thread pool off the first recovery's path
  * (worker_state_open, once the worker's state is up). */
 void recovery_warm_up(binding_state *bs);

@@ -34,8 +34,12 @@
  * it (at most this many): one job, one wake-up, for many actors. A batch is
  * queued to the pool at the end of the worker's loop iteration, not by the
  * first recovery of a turn: a pool thread woken at once would take it with
- * one or two actors in it, and every wake-up costs a futex round trip. */
-#define RECOVER_BATCH_MAX 256
+ * one or two actors in it, and every wake-up costs a futex round trip. A
+ * batch that fills up goes at once: a burst of spawns (hundreds in a turn,
+ * then their permits handed on one by one) would otherwise leave the pool
+ * idle until the worker had run every turn of the burst, and the worker idle
+ * while the pool then read all of it. */
+#define RECOVER_BATCH_MAX 64
 
 /* A page travels to the actor inside a MSG_SYSTEM's data: a header, then
  * records, each a rec_hdr followed by manifest, tags and payload. */
@@ -285,6 +289,7 @@ typedef struct recover_batch {
   struct recover_batch *next_unqueued; /* bs->recover_unqueued's list */
   int count;
   int started;
+  int queued; /* handed to the pool (it may still take joiners until started) */
 } recover_batch;
 
 /* A SYS_PAGE whose ival is this answers the snapshot part of the first step
@@ -428,12 +433,26 @@ static void recover_after(uv_work_t *w, int status) {
   free(b);
 }
 
+static void queue_batch(binding_state *bs, recover_batch *b) {
+  b->queued = 1;
+  int rc = uv_queue_work(bs->sched->loop, &b->work, recover_work, recover_after);
+  if (rc) { /* each actor gets a failed read: its recovery fails, as a read error would */
+    uv_mutex_lock(&bs->recover_lock);
+    if (bs->recover_open == b) bs->recover_open = NULL;
+    b->started = 1;
+    uv_mutex_unlock(&bs->recover_lock);
+    log_error(&bs->lrt->log, "cannot queue a recovery read: %s", uv_strerror(rc));
+    recover_after(&b->work, rc);
+  }
+}
+
 /*
- * core.recover(criteria | false, to, max, token) -> true | false
+ * core.recover(criteria | false, to, max, token [, lean]) -> true | false
  * Begins the current actor's recovery: reads its newest snapshot matching
  * `criteria` (false: none), then its stream's bounds and the first page
  * after the snapshot (seqs up to `to`, at most `max` events, -1 for no
- * limit). The actor gets SYS_SNAP_LOADED (if a snapshot was asked for and
+ * limit); `lean`: that page may come from journal_replay_lean (core.replay's
+ * `lean`). The actor gets SYS_SNAP_LOADED (if a snapshot was asked for and
  * one was found, or the store failed), then SYS_PAGE (unless the snapshot
  * store failed), both with `token`; a SYS_PAGE with ival 1 (core.
  * PAGE_NO_SNAPSHOT) also says that no snapshot matched. False when
@@ -461,6 +480,7 @@ static int core_recover(lua_State *L) {
   r->token = (uint64_t)luaL_checkinteger(L, 4);
   r->page.want_highest = 1;
   r->page.highest = -1; /* unknown until the bounds (or a short first page) tell */
+  r->page.lean = lua_toboolean(L, 5);
   r->page.lrt = bs->lrt;
   r->aid = a->aid;
   r->incarnation = la->incarnation;
@@ -491,6 +511,12 @@ static int core_recover(lua_State *L) {
     *last = b;
   }
   actor_io_begin(a);
+  if (b->count == RECOVER_BATCH_MAX && !b->queued) { /* full: no one joins it any more */
+    recover_batch **p = &bs->recover_unqueued;
+    while (*p != b) p = &(*p)->next_unqueued;
+    *p = b->next_unqueued;
+    queue_batch(bs, b); /* after io_begin: a failure to queue ends the io at once */
+  }
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -500,15 +526,7 @@ void recovery_flush(binding_state *bs) {
   bs->recover_unqueued = NULL;
   while (b) {
     recover_batch *next = b->next_unqueued;
-    int rc = uv_queue_work(bs->sched->loop, &b->work, recover_work, recover_after);
-    if (rc) { /* each actor gets a failed read: its recovery fails, as a read error would */
-      uv_mutex_lock(&bs->recover_lock);
-      if (bs->recover_open == b) bs->recover_open = NULL;
-      b->started = 1;
-      uv_mutex_unlock(&bs->recover_lock);
-      log_error(&bs->lrt->log, "cannot queue a recovery read: %s", uv_strerror(rc));
-      recover_after(&b->work, rc);
-    }
+    queue_batch(bs, b);
     b = next;
   }
 }

@@ -32,6 +32,8 @@ lua_Number worker_check_delay(lua_State *L, int idx);
  * (the end of a loop iteration), and frees any left when the worker closes. */
 void recovery_flush(binding_state *bs);
 void recovery_worker_close(binding_state *bs);
+/* recovery_deadline.c: frees the recovery deadlines left when the worker closes. */
+void recovery_deadlines_close(binding_state *bs);
 
 /* idle_gc.c: at the end of a loop iteration, starts finishing the collector's
  * cycle in small steps if the worker has nothing to run and its heap grew. */

@@ -171,6 +171,7 @@ void worker_state_close(sched_t *s) {
   if (!bs) return;
   watchdog_forget(s->rt->data, s); /* after this the watchdog never touches bs */
   recovery_worker_close(bs);
+  recovery_deadlines_close(bs);
   lua_close(bs->L);
   entities_worker_close(bs);
   msgpack_sbuffer_destroy(&bs->buf);

@@ -100,6 +100,54 @@ static void reader_free(sq_reader *r) {
   " SELECT id, (SELECT max(seq) FROM events e WHERE e.id = hop.id) FROM hop"                   \
   " WHERE id IS NOT NULL UNION ALL SELECT id, highest FROM deletions)"
 
+/* Statements a reader prepares at its first use of them: listing, stats and
+ * offset-ordered reads are rare, and preparing them all (the id hops above
+ * most of all) cost more than a recovery reads when each new connection did
+ * it up front. */
+static const char SQL_LIST[] =
+    KNOWN_IDS " SELECT id, max(highest) FROM known GROUP BY id ORDER BY id";
+/* KNOWN_IDS from ?1 on, the hop cut after ?2 ids: one page costs ?2 seeks,
+ * not a walk of every id. */
+static const char SQL_LIST_AFTER[] =
+    "WITH RECURSIVE hop(id, n) AS (SELECT (SELECT min(id) FROM events WHERE id > ?1), 1"
+    " UNION ALL SELECT (SELECT min(id) FROM events WHERE id > hop.id), n + 1 FROM hop"
+    " WHERE hop.id IS NOT NULL AND n < ?2),"
+    " known(id, highest) AS ("
+    " SELECT id, (SELECT max(seq) FROM events e WHERE e.id = hop.id) FROM hop"
+    " WHERE id IS NOT NULL UNION ALL SELECT id, highest FROM deletions WHERE id > ?1)"
+    " SELECT id, max(highest) FROM known GROUP BY id ORDER BY id LIMIT ?2";
+static const char SQL_REPLAY_ALL[] = "SELECT " EVENT_COLUMNS
+                                     ", id FROM events WHERE \"offset\" > ?1 ORDER BY \"offset\""
+                                     " LIMIT ?2";
+/* CROSS JOIN keeps the tag index outermost: rows come in its order. */
+static const char SQL_REPLAY_TAG[] =
+    "SELECT e.seq, e.manifest, e.version, e.tags, e.writer, e.ts, e.payload, e.crc,"
+    " e.\"offset\", e.id FROM event_tags t CROSS JOIN events e ON e.\"offset\" = t.\"offset\""
+    " WHERE t.tag = ?1 AND t.\"offset\" > ?2 ORDER BY t.\"offset\" LIMIT ?3";
+static const char SQL_MAX_OFFSET[] =
+    "SELECT max(coalesce((SELECT max(\"offset\") FROM events), 0),"
+    " coalesce((SELECT value FROM journal_info WHERE key = 'offset_high_water'), 0))";
+static const char SQL_STATS_EVENTS[] =
+    "SELECT count(*), coalesce(min(ts), 0), coalesce(max(ts), 0) FROM events";
+static const char SQL_STATS_IDS[] = KNOWN_IDS " SELECT count(DISTINCT id) FROM known";
+static const char SQL_PAGE_COUNT[] = "PRAGMA page_count";
+static const char SQL_PAGE_SIZE[] = "PRAGMA page_size";
+
+/* *slot, prepared now if this reader never used it; NULL (and *err) if it
+ * cannot be. */
+static sqlite3_stmt *lazy_stmt(sq_state *s, sq_reader *r, sqlite3_stmt **slot, const char *sql,
+                               int *err) {
+  if (!*slot) {
+    int rc = sq_prepare(s->log, r->db, sql, slot);
+    if (rc != SQLITE_OK) {
+      *slot = NULL;
+      *err = sq_map_err(rc);
+    }
+  }
+  return *slot;
+}
+
+/* A new read connection with what every recovery uses prepared. */
 static sq_reader *reader_open(sq_state *s, int *err) {
   sq_reader *r = calloc(1, sizeof *r);
   if (!r) {
@@ -121,33 +169,7 @@ static sq_reader *reader_open(sq_state *s, int *err) {
        " (SELECT highest FROM deletions WHERE id = ?1),"
        " (SELECT deleted_to FROM deletions WHERE id = ?1)",
        &r->bounds},
-      {KNOWN_IDS " SELECT id, max(highest) FROM known GROUP BY id ORDER BY id", &r->list},
-      /* KNOWN_IDS from ?1 on, the hop cut after ?2 ids: one page costs ?2
-       * seeks, not a walk of every id. */
-      {"WITH RECURSIVE hop(id, n) AS (SELECT (SELECT min(id) FROM events WHERE id > ?1), 1"
-       " UNION ALL SELECT (SELECT min(id) FROM events WHERE id > hop.id), n + 1 FROM hop"
-       " WHERE hop.id IS NOT NULL AND n < ?2),"
-       " known(id, highest) AS ("
-       " SELECT id, (SELECT max(seq) FROM events e WHERE e.id = hop.id) FROM hop"
-       " WHERE id IS NOT NULL UNION ALL SELECT id, highest FROM deletions WHERE id > ?1)"
-       " SELECT id, max(highest) FROM known GROUP BY id ORDER BY id LIMIT ?2",
-       &r->list_after},
-      {"SELECT " EVENT_COLUMNS ", id FROM events WHERE \"offset\" > ?1 ORDER BY \"offset\""
-       " LIMIT ?2",
-       &r->replay_all},
-      /* CROSS JOIN keeps the tag index outermost: rows come in its order. */
-      {"SELECT e.seq, e.manifest, e.version, e.tags, e.writer, e.ts, e.payload, e.crc,"
-       " e.\"offset\", e.id FROM event_tags t CROSS JOIN events e ON e.\"offset\" = t.\"offset\""
-       " WHERE t.tag = ?1 AND t.\"offset\" > ?2 ORDER BY t.\"offset\" LIMIT ?3",
-       &r->replay_tag},
-      {"SELECT max(coalesce((SELECT max(\"offset\") FROM events), 0),"
-       " coalesce((SELECT value FROM journal_info WHERE key = 'offset_high_water'), 0))",
-       &r->max_offset},
-      {"SELECT count(*), coalesce(min(ts), 0), coalesce(max(ts), 0) FROM events", &r->stats_events},
-      {KNOWN_IDS " SELECT count(DISTINCT id) FROM known", &r->stats_ids},
-      {"PRAGMA page_count", &r->page_count},
       {"SELECT 1 FROM deletions LIMIT 1", &r->any_deletion},
-      {"PRAGMA page_size", &r->page_size},
       {"BEGIN", &r->begin},
       {"COMMIT", &r->commit},
   };
@@ -357,7 +379,12 @@ static int replay_offsets(sq_state *s, const char *tag, int64_t after, int64_t m
   int err = 0;
   sq_reader *r = reader_get(s, &err);
   if (!r) return err;
-  sqlite3_stmt *st = tag ? r->replay_tag : r->replay_all;
+  sqlite3_stmt *st = tag ? lazy_stmt(s, r, &r->replay_tag, SQL_REPLAY_TAG, &err)
+                         : lazy_stmt(s, r, &r->replay_all, SQL_REPLAY_ALL, &err);
+  if (!st) {
+    reader_put(s, r);
+    return err;
+  }
   int64_t left = max < 0 ? INT64_MAX : max;
   int stop = 0;
   while (!err && !stop && left > 0) {
@@ -445,7 +472,8 @@ static int sq_max_offset(void *state, int64_t *out) {
   int err = 0;
   sq_reader *r = reader_get(s, &err);
   if (!r) return err;
-  err = one_row(s, r, r->max_offset, read_int, out);
+  sqlite3_stmt *st = lazy_stmt(s, r, &r->max_offset, SQL_MAX_OFFSET, &err);
+  if (st) err = one_row(s, r, st, read_int, out);
   reader_put(s, r);
   return err;
 }
@@ -468,11 +496,17 @@ static int sq_stats(void *state, journal_stats_t *out) {
   *out = (journal_stats_t){0};
   int rc = sq_exec(s->log, r->db, "BEGIN");
   if (rc != SQLITE_OK) err = sq_map_err(rc);
-  if (!err) err = one_row(s, r, r->stats_events, read_event_stats, out);
-  if (!err) err = one_row(s, r, r->stats_ids, read_int, &out->ids);
-  if (!err) err = one_row(s, r, r->max_offset, read_int, &out->max_offset);
-  if (!err) err = one_row(s, r, r->page_count, read_int, &pages);
-  if (!err) err = one_row(s, r, r->page_size, read_int, &page_size);
+  sqlite3_stmt *st;
+  if (!err && (st = lazy_stmt(s, r, &r->stats_events, SQL_STATS_EVENTS, &err)))
+    err = one_row(s, r, st, read_event_stats, out);
+  if (!err && (st = lazy_stmt(s, r, &r->stats_ids, SQL_STATS_IDS, &err)))
+    err = one_row(s, r, st, read_int, &out->ids);
+  if (!err && (st = lazy_stmt(s, r, &r->max_offset, SQL_MAX_OFFSET, &err)))
+    err = one_row(s, r, st, read_int, &out->max_offset);
+  if (!err && (st = lazy_stmt(s, r, &r->page_count, SQL_PAGE_COUNT, &err)))
+    err = one_row(s, r, st, read_int, &pages);
+  if (!err && (st = lazy_stmt(s, r, &r->page_size, SQL_PAGE_SIZE, &err)))
+    err = one_row(s, r, st, read_int, &page_size);
   if (!sqlite3_get_autocommit(r->db)) sq_exec(s->log, r->db, "COMMIT");
   out->bytes = pages * page_size;
   reader_put(s, r);
@@ -485,16 +519,21 @@ static int sq_list_ids(void *state, void (*cb)(const char *id, int64_t highest, 
   int err = 0;
   sq_reader *r = reader_get(s, &err);
   if (!r) return err;
+  sqlite3_stmt *st = lazy_stmt(s, r, &r->list, SQL_LIST, &err);
+  if (!st) {
+    reader_put(s, r);
+    return err;
+  }
   int rc;
-  while ((rc = sqlite3_step(r->list)) == SQLITE_ROW) {
-    const unsigned char *id = sqlite3_column_text(r->list, 0);
-    cb(id ? (const char *)id : "", sqlite3_column_int64(r->list, 1), ud);
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    const unsigned char *id = sqlite3_column_text(st, 0);
+    cb(id ? (const char *)id : "", sqlite3_column_int64(st, 1), ud);
   }
   if (rc != SQLITE_DONE) {
     log_error(s->log, "journal sqlite: list ids: %s", sqlite3_errmsg(r->db));
     err = sq_map_err(rc);
   }
-  sqlite3_reset(r->list);
+  sqlite3_reset(st);
   reader_put(s, r);
   return err;
 }
@@ -505,19 +544,24 @@ static int sq_list_ids_after(void *state, const char *after, int64_t max,
   int err = 0;
   sq_reader *r = reader_get(s, &err);
   if (!r) return err;
-  sqlite3_bind_text(r->list_after, 1, after, -1, SQLITE_STATIC);
-  sqlite3_bind_int64(r->list_after, 2, max);
+  sqlite3_stmt *st = lazy_stmt(s, r, &r->list_after, SQL_LIST_AFTER, &err);
+  if (!st) {
+    reader_put(s, r);
+    return err;
+  }
+  sqlite3_bind_text(st, 1, after, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 2, max);
   int rc;
-  while ((rc = sqlite3_step(r->list_after)) == SQLITE_ROW) {
-    const unsigned char *id = sqlite3_column_text(r->list_after, 0);
-    cb(id ? (const char *)id : "", sqlite3_column_int64(r->list_after, 1), ud);
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    const unsigned char *id = sqlite3_column_text(st, 0);
+    cb(id ? (const char *)id : "", sqlite3_column_int64(st, 1), ud);
   }
   if (rc != SQLITE_DONE) {
     log_error(s->log, "journal sqlite: list ids: %s", sqlite3_errmsg(r->db));
     err = sq_map_err(rc);
   }
-  sqlite3_reset(r->list_after);
-  sqlite3_clear_bindings(r->list_after); /* `after` is the caller's memory */
+  sqlite3_reset(st);
+  sqlite3_clear_bindings(st); /* `after` is the caller's memory */
   reader_put(s, r);
   return err;
 }
@@ -753,15 +797,15 @@ static int sq_open(const char *uri_path, journal_options *opt, void **state) {
     return err;
   }
   if (!s->read_only) {
-    /* The first read connection costs ~2 ms (the file, the schema, every
-     * statement, and at its first read the WAL index): made and used once
+    /* The first read connection costs ~1 ms (the file, the schema, its
+     * statements, and at its first read the WAL index): made and used once
      * now, it is not on the first recovery's path. Should it fail, the
      * first read tries again and reports why. */
     int ignored = 0;
     sq_reader *r = reader_open(s, &ignored);
     if (r) {
-      sqlite3_step(r->max_offset);
-      sqlite3_reset(r->max_offset);
+      sqlite3_step(r->any_deletion);
+      sqlite3_reset(r->any_deletion);
       reader_put(s, r);
     }
   }

@@ -372,16 +372,18 @@ return function(core, R, ctx_methods)
     local rc = rec.rc
     rec.rc = nil
     if rc then
-      if rc.timer then core.cancel(rc.timer) end
+      if rc.timer then core.recovery_deadline_cancel(rec.aid) end
       if rc.permit then core.recovery_release() end
     end
   end
 
   -- The recovery must make progress (a snapshot or a page arrives) within
-  -- recovery_timeout, or it fails; the timer is cancelled when it ends, so
-  -- an idle actor keeps none.
+  -- recovery_timeout, or it fails (SYS.RECOVERY_TIMEOUT with rc.token); the
+  -- deadline, one entry of the worker's list, goes when the recovery ends,
+  -- so an idle actor keeps none. Arming again replaces it.
   local function arm_timeout(rc)
-    rc.timer = core.schedule_system(CONFIG.recovery_timeout, SYS.RECOVERY_TIMEOUT, rc.token)
+    core.recovery_deadline(CONFIG.recovery_timeout, rc.token)
+    rc.timer = true
   end
 
   local function recovery_failed(rec, err)
@@ -403,7 +405,9 @@ return function(core, R, ctx_methods)
       -- M.recovery absent (most behaviours): the latest snapshot, then every
       -- event after it; rc's other fields already say so (start_recovery).
       rc.snap_crit = NO_CRITERIA
-      rc.prefetch = core.recover(NO_CRITERIA, MAXINT, -1, rc.token)
+      -- a page without event metadata when apply takes none (on_page reads
+      -- it again whole should that change before it arrives)
+      rc.prefetch = core.recover(NO_CRITERIA, MAXINT, -1, rc.token, A.plain and not apply_meta(rec))
       if not rc.prefetch then core.snapshot_load(NO_CRITERIA, 0, rc.token) end
       return arm_timeout(rc)
     end
@@ -513,7 +517,6 @@ return function(core, R, ctx_methods)
         -- it (and the timeout armed with the old one) stale
         rc.prefetch = false
         rc.token = next_token()
-        if rc.timer then core.cancel(rc.timer) end
         arm_timeout(rc)
       end
       return core.snapshot_load(rc.snap_crit, rc.snap_skip, rc.token)

@@ -3,8 +3,8 @@
 local core = ...
 local lore = require "lore"
 
-local type, setmetatable, tostring, error, pcall, pairs, ipairs = type, setmetatable, tostring,
-  error, pcall, pairs, ipairs
+local type, setmetatable, tostring, error, pcall, pairs, ipairs, next = type, setmetatable, tostring,
+  error, pcall, pairs, ipairs, next
 local fmt = string.format
 
 local LOG_INFO, LOG_WARN, LOG_ERROR = 1, 2, 3
@@ -205,7 +205,11 @@ function ctx_methods:spawn(behaviour, opts)
     if not b then error(err, 2) end
     -- a later failure there (id live, init) is logged there; the family rides
     -- flat in the spec (R.spawn), without a table of its own to encode and decode
-    core.spawn_remote(target, aid, { behaviour, opts, false, parent, supervision or false })
+    if supervision == nil and type(id) == "string" and next(opts) == "id" and next(opts, "id") == nil then
+      core.spawn_remote_id(target, aid, behaviour, id, parent) -- the same spec, as bytes
+    else
+      core.spawn_remote(target, aid, { behaviour, opts, false, parent, supervision or false })
+    end
     ref = id and lore.ref(id) or core.addr_ref(aid)
   end
   -- keyed by aid (unique in the runtime): the child's SYS.CHILD_STOPPED names it so
