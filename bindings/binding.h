@@ -65,7 +65,10 @@ typedef struct binding_state {
   struct sched_timer *idle_gc; /* the next collector step of an idle worker (idle_gc.c) */
   int idle_gc_base_kb;         /* the heap when the last idle cycle ended */
   int idle_gc_seen_kb;         /* the heap when the next step was armed */
-  int gc_wave; /* recoveries wait for permits: the shorter pause is on (recovery_gc.c) */
+  /* recovery_gc.c: recoveries wait for permits (the shorter pause is on),
+   * and when that was last looked at (the loop's clock, ms) */
+  int gc_wave;
+  uint64_t gc_wave_checked;
 } binding_state;
 
 binding_state *binding_state_get(lua_State *L);

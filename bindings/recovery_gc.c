@@ -11,8 +11,7 @@
  * worker's pause is RECOVERY_GC_PAUSE, and Lua's default once none waits.
  * Messaging and a single long replay keep the default: the shorter pause
  * costs collector work per byte allocated, a wave's actors are mostly new
- * live data. Checked at the end of every loop iteration (a mutex taken
- * once, uncontended but for permit hand-overs). */
+ * live data. Checked at the end of a loop iteration, every few ms. */
 #include <lauxlib.h>
 
 #include "binding.h"
@@ -22,8 +21,15 @@
 /* The pause while recoveries wait for permits (percent; Lua's default: 200). */
 #define RECOVERY_GC_PAUSE 120
 #define DEFAULT_GC_PAUSE 200
+/* How often a worker looks whether recoveries wait (ms). */
+#define RECOVERY_GC_CHECK_MS 5
 
 void recovery_gc_check(binding_state *bs) {
+  /* At most once per RECOVERY_GC_CHECK_MS of the loop's clock: the mutex
+   * stays off a busy worker's loop iterations. */
+  uint64_t now = uv_now(bs->sched->loop);
+  if (now - bs->gc_wave_checked < RECOVERY_GC_CHECK_MS) return;
+  bs->gc_wave_checked = now;
   lore_runtime *lrt = bs->lrt;
   uv_mutex_lock(&lrt->permit_lock);
   int wave = lrt->permit_head != NULL;
