@@ -406,7 +406,7 @@ return function(core, R, ctx_methods)
     local mr = rec[BEH].M.recovery
     if mr == nil then
       -- M.recovery absent (most behaviours): the latest snapshot, then every
-      -- event after it; rc's other fields already say so (start_recovery).
+      -- event after it; rc's other fields already say so (made above).
       rc.snap_crit = NO_CRITERIA
       rc.prefetch = core.recover(NO_CRITERIA, MAXINT, -1, rc.token)
       if not rc.prefetch then core.snapshot_load(NO_CRITERIA, 0, rc.token) end
