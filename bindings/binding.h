@@ -66,6 +66,10 @@ typedef struct binding_state {
   struct recovery_deadlines *deadlines; /* recovery_deadline.c: made at first use */
   int idle_gc_base_kb;         /* the heap when the last idle cycle ended */
   int idle_gc_seen_kb;         /* the heap when the next step was armed */
+  /* recovery_gc.c: recoveries wait for permits (the shorter pause is on),
+   * and when that was last looked at (the loop's clock, ms) */
+  int gc_wave;
+  uint64_t gc_wave_checked;
 } binding_state;
 
 binding_state *binding_state_get(lua_State *L);

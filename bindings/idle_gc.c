@@ -42,6 +42,26 @@ static void arm(binding_state *bs, uint64_t ms) {
   bs->idle_gc = sched_timer_start(bs->sched, ms, idle_gc_step, bs, NULL);
 }
 
+#ifdef LORE_MIMALLOC
+/* The pages the cycle emptied go back to the OS now. mimalloc 2.0 frees an
+ * empty page into its segment and decommits it only after a delay, and only
+ * when that segment is used again: an idle worker uses nothing, so its RSS
+ * would stay at the burst's peak. With the delay at 0 for this collect the
+ * pages are decommitted as they are freed. (The option is the process's;
+ * another thread freeing a page meanwhile decommits it at once too, which
+ * costs it a syscall, nothing more.) The worker thread's own heap holds the
+ * C side's requests and messages of the same burst. */
+static void release_pages(binding_state *bs) {
+  long delay = mi_option_get(mi_option_decommit_delay);
+  mi_option_set(mi_option_decommit_delay, 0);
+  mi_heap_collect(bs->heap, true);
+  mi_collect(true);
+  mi_option_set(mi_option_decommit_delay, delay);
+}
+#else
+static void release_pages(binding_state *bs) { (void)bs; }
+#endif
+
 static void idle_gc_step(void *ud) {
   binding_state *bs = ud;
   bs->idle_gc = NULL;
@@ -52,9 +72,7 @@ static void idle_gc_step(void *ud) {
   }
   if (lua_gc(bs->L, LUA_GCSTEP, IDLE_GC_STEP_KB)) {
     bs->idle_gc_base_kb = lua_gc(bs->L, LUA_GCCOUNT);
-#ifdef LORE_MIMALLOC
-    mi_heap_collect(bs->heap, true); /* pages the cycle emptied go back */
-#endif
+    release_pages(bs);
     return;
   }
   arm(bs, IDLE_GC_PERIOD_MS);

@@ -131,6 +131,7 @@ static int hook_route_missing(sched_t *s, lore_msg *m) {
 static void hook_sched_prepare(sched_t *s) {
   if (!s->index || !s->data) return;
   recovery_flush(s->data);
+  recovery_gc_check(s->data);
   idle_gc_check(s->data);
 }
 

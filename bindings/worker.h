@@ -39,6 +39,11 @@ void recovery_deadlines_close(binding_state *bs);
  * cycle in small steps if the worker has nothing to run and its heap grew. */
 void idle_gc_check(binding_state *bs);
 
+/* recovery_gc.c: at the end of a loop iteration, a shorter collector pause
+ * while recoveries queue for permits (a wave of actors waking), the default
+ * otherwise. */
+void recovery_gc_check(binding_state *bs);
+
 /* Opens the `lore` module inside a worker's state: refs only (behaviours act
  * through ctx). */
 int worker_open_lore(lua_State *L);

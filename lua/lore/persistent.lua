@@ -364,6 +364,9 @@ return function(core, R, ctx_methods)
 
   local begin_recovery
   local NO_CRITERIA = {} -- an empty table that is only ever read, never written to
+  -- rc of an actor whose recovery waits for its lease or a permit: only read
+  -- (its token matches no page, snapshot or timer)
+  local WAITING = { permit = false }
 
   -- Recovery's own state (rc) lives only while it runs: its permit, its
   -- token (pages of an earlier recovery are ignored), its timeout timer.
@@ -396,14 +399,16 @@ return function(core, R, ctx_methods)
   end
 
   function begin_recovery(rec)
-    local rc = rec.rc
-    rc.permit = true
-    rc.token = next_token()
-    rc.progress = 0
+    -- Every field a recovery sets on its way, made at once: one allocation
+    -- of the right size rather than a table that grows four times.
+    local rc = { permit = true, token = next_token(), progress = 0, from = 1, replay_to = MAXINT,
+      replay_left = -1, limited = false, skip_deleted = false, snap_crit = false, snap_skip = 0,
+      snap_required = false, prefetch = false, timer = false, highest = false, expect = false }
+    rec.rc = rc
     local mr = rec[BEH].M.recovery
     if mr == nil then
       -- M.recovery absent (most behaviours): the latest snapshot, then every
-      -- event after it; rc's other fields already say so (start_recovery).
+      -- event after it; rc's other fields already say so (made above).
       rc.snap_crit = NO_CRITERIA
       -- a page without event metadata when apply takes none (on_page reads
       -- it again whole should that change before it arrives)
@@ -457,11 +462,10 @@ return function(core, R, ctx_methods)
     core.new_incarnation() -- a new writer id; C forgets the old incarnation's seqs
     if rec.rc then end_recovery(rec) end
     X.reset(rec) -- [internal] rebuilt by this recovery
-    -- Every field a recovery sets on its way, made at once: one allocation
-    -- of the right size rather than a table that grows four times.
-    rec.rc = { permit = false, token = 0, progress = 0, from = 1, replay_to = MAXINT, replay_left = -1,
-      limited = false, skip_deleted = false, snap_crit = false, snap_skip = 0, snap_required = false,
-      prefetch = false, timer = false, highest = false, expect = false }
+    -- Waiting for its lease or a permit (with a wave of actors waking, most
+    -- of them wait): a shared marker, never written; begin_recovery makes
+    -- the recovery's own table once the actor may read.
+    rec.rc = WAITING
     rec[RECOVERING] = true
     set_hold(rec)
     -- A journal shared by processes: this process takes the id's lease first (SYS_LEASED).
