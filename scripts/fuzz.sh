@@ -18,7 +18,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT" || exit 2
 DURATION=${1:-60}
 shift || true
-ALL_TARGETS=(fuzz_codec fuzz_journal_row)
+ALL_TARGETS=(fuzz_codec fuzz_journal_row fuzz_codec_page)
 TARGETS=("$@")
 ((${#TARGETS[@]})) || TARGETS=("${ALL_TARGETS[@]}")
 BUILD=${LORE_FUZZ_BUILD:-build-fuzz}
