@@ -13,6 +13,7 @@
 #include <lauxlib.h>
 #ifdef LORE_MIMALLOC
 #include <mimalloc.h>
+#include <pthread.h>
 #endif
 
 #include "binding.h"
@@ -51,12 +52,18 @@ static void arm(binding_state *bs, uint64_t ms) {
  * another thread freeing a page meanwhile decommits it at once too, which
  * costs it a syscall, nothing more.) The worker thread's own heap holds the
  * C side's requests and messages of the same burst. */
+static pthread_mutex_t release_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* The lock: two workers going idle together would otherwise interleave, and
+ * the second could save the first's temporary 0 and restore it for good. */
 static void release_pages(binding_state *bs) {
+  pthread_mutex_lock(&release_lock);
   long delay = mi_option_get(mi_option_decommit_delay);
   mi_option_set(mi_option_decommit_delay, 0);
   mi_heap_collect(bs->heap, true);
   mi_collect(true);
   mi_option_set(mi_option_decommit_delay, delay);
+  pthread_mutex_unlock(&release_lock);
 }
 #else
 static void release_pages(binding_state *bs) { (void)bs; }
