@@ -15,27 +15,9 @@
 #include "codec_fast.h"
 #include "ref.h"
 
-/* Deep equality that is stricter than ==: integers and floats differ (math.type), 0.0 and -0.0
- * differ (1/x), nan equals nan. Tables compare key by key; refs compare with their __eq. */
-static const char *DEQ_LUA =
-    "local function same_num(a, b)\n"
-    "  if math.type(a) ~= math.type(b) then return false end\n"
-    "  if a ~= a then return b ~= b end\n"
-    "  if a == 0 and b == 0 then return 1 / a == 1 / b end\n"
-    "  return a == b\n"
-    "end\n"
-    "function deq(a, b)\n"
-    "  local ta, tb = type(a), type(b)\n"
-    "  if ta ~= tb then return false end\n"
-    "  if ta == 'number' then return same_num(a, b) end\n"
-    "  if ta ~= 'table' then return a == b end\n"
-    "  for k, v in next, a do\n"
-    "    local w = rawget(b, k)\n"
-    "    if w == nil or not deq(v, w) then return false end\n"
-    "  end\n"
-    "  for k in next, b do if rawget(a, k) == nil then return false end end\n"
-    "  return true\n"
-    "end\n";
+#include "../lua_deep_equal.h"
+
+static const char *DEQ_LUA = LUA_DEEP_EQUAL_SRC;
 
 static int setup(void **state) {
   lua_State *L = luaL_newstate();

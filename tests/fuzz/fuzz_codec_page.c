@@ -20,28 +20,7 @@
 #include "codec_page.h"
 #include "ref.h"
 
-/* Stricter than ==: integer and float differ, -0.0 and 0.0 differ, nan equals nan. */
-static const char DEQ_LUA[] =
-    "local function same_num(a, b)\n"
-    "  if math.type(a) ~= math.type(b) then return false end\n"
-    "  if a ~= a then return b ~= b end\n"
-    "  if a == 0 and b == 0 then return 1 / a == 1 / b end\n"
-    "  return a == b\n"
-    "end\n"
-    "local function deq(a, b)\n"
-    "  local ta, tb = type(a), type(b)\n"
-    "  if ta ~= tb then return false end\n"
-    "  if ta == 'number' then return same_num(a, b) end\n"
-    "  if ta ~= 'table' then return a == b end\n"
-    "  for k, v in next, a do\n"
-    "    if type(k) == 'table' or type(k) == 'userdata' then return true end\n"
-    "    local w = rawget(b, k)\n"
-    "    if w == nil or not deq(v, w) then return false end\n"
-    "  end\n"
-    "  for k in next, b do if rawget(a, k) == nil then return false end end\n"
-    "  return true\n"
-    "end\n"
-    "return deq\n";
+#include "../lua_deep_equal.h"
 
 /* A broken invariant: libFuzzer keeps the input that led here as a crash file. */
 static void die(const char *fmt, ...) {
@@ -79,10 +58,10 @@ static void one_event(lua_State *L, int deq, codec_page *pg, codec_strings *cach
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   lua_State *L = luaL_newstate(); /* a state per input: nothing carries over */
   if (!L) return 0;
-  luaL_openlibs(L); /* deq needs type, math, next and rawget */
+  luaL_openlibs(L); /* deq needs the base and math libraries */
   ref_init(L);
-  if (luaL_loadstring(L, DEQ_LUA) != LUA_OK) die("deq: %s", lua_tostring(L, -1));
-  lua_call(L, 0, 1);
+  if (luaL_dostring(L, LUA_DEEP_EQUAL_SRC) != LUA_OK) die("deq: %s", lua_tostring(L, -1));
+  lua_getglobal(L, "deq");
   int deq = lua_gettop(L);
   codec_strings cache;
   if (codec_strings_init(L, &cache) != 0) die("no string cache");
