@@ -62,10 +62,10 @@ typedef struct binding_state {
   /* Recovery batches made during this loop iteration's turns, queued to the
    * pool at its end (recovery_flush): worker-thread only. */
   struct recover_batch *recover_unqueued;
-  struct sched_timer *idle_gc; /* the next collector step of an idle worker (idle_gc.c) */
+  struct sched_timer *idle_gc;          /* the next collector step of an idle worker (idle_gc.c) */
   struct recovery_deadlines *deadlines; /* recovery_deadline.c: made at first use */
-  int idle_gc_base_kb;         /* the heap when the last idle cycle ended */
-  int idle_gc_seen_kb;         /* the heap when the next step was armed */
+  int idle_gc_base_kb;                  /* the heap when the last idle cycle ended */
+  int idle_gc_seen_kb;                  /* the heap when the next step was armed */
   /* recovery_gc.c: recoveries wait for permits (the shorter pause is on),
    * and when that was last looked at (the loop's clock, ms) */
   int gc_wave;
