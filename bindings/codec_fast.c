@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "codec_bytes.h"
 #include "codec_strings.h"
 #include "ref.h"
 
@@ -31,20 +32,6 @@ typedef struct fast {
   codec_strings *strings;
   int anchor;
 } fast;
-
-static inline uint16_t be16(const unsigned char *p) { return (uint16_t)(p[0] << 8 | p[1]); }
-
-static inline uint32_t be32(const unsigned char *p) {
-  uint32_t v;
-  memcpy(&v, p, 4);
-  return __builtin_bswap32(v);
-}
-
-static inline uint64_t be64(const unsigned char *p) {
-  uint64_t v;
-  memcpy(&v, p, 8);
-  return __builtin_bswap64(v);
-}
 
 /* codec.c's dec_presize. */
 static inline int presize(fast *f, uint32_t n) {

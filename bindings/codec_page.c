@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "codec_bytes.h"
 #include "codec_strings.h"
 
 /* Slots for the cached strings, plus CODEC_PAGE_ROOM values above them. */
@@ -32,10 +33,6 @@ int codec_page_open(lua_State *L, codec_page *pg, codec_strings *c) {
   memset(pg->value_hint, 0, sizeof pg->value_hint);
   pg->strings = c;
   return 0;
-}
-
-static inline void be_load(const unsigned char *p, unsigned char *to, int n) {
-  for (int i = 0; i < n; i++) to[i] = p[n - 1 - i];
 }
 
 /* Pushes the string p[0..l), from the page's slot when the cache holds it: the same string
@@ -103,19 +100,6 @@ static int flat_map(lua_State *L, codec_page *pg, const unsigned char *p,
       push_string(L, pg, (const char *)p, l, &pg->value_hint[k]);
       p += l;
     } else {
-      union {
-        uint8_t u8;
-        uint16_t u16;
-        uint32_t u32;
-        uint64_t u64;
-        int8_t i8;
-        int16_t i16;
-        int32_t i32;
-        int64_t i64;
-        float f;
-        double d;
-        unsigned char b[8];
-      } v;
       switch (t) {
         case 0xc0:
           lua_pushnil(L);
@@ -133,45 +117,54 @@ static int flat_map(lua_State *L, codec_page *pg, const unsigned char *p,
         case 0xcc:
         case 0xd0:
           if (left < 1) return -1;
-          v.b[0] = p[0];
-          lua_pushinteger(L, t == 0xcc ? (lua_Integer)v.u8 : (lua_Integer)v.i8);
+          lua_pushinteger(L, t == 0xcc ? (lua_Integer)p[0] : (lua_Integer)(int8_t)p[0]);
           p += 1;
           break;
         case 0xcd:
         case 0xd1:
           if (left < 2) return -1;
-          be_load(p, v.b, 2);
-          lua_pushinteger(L, t == 0xcd ? (lua_Integer)v.u16 : (lua_Integer)v.i16);
+          lua_pushinteger(L, t == 0xcd ? (lua_Integer)be16(p) : (lua_Integer)(int16_t)be16(p));
           p += 2;
           break;
         case 0xce:
         case 0xd2:
           if (left < 4) return -1;
-          be_load(p, v.b, 4);
-          lua_pushinteger(L, t == 0xce ? (lua_Integer)v.u32 : (lua_Integer)v.i32);
+          lua_pushinteger(L, t == 0xce ? (lua_Integer)be32(p) : (lua_Integer)(int32_t)be32(p));
           p += 4;
           break;
-        case 0xca:
+        case 0xca: {
           if (left < 4) return -1;
-          be_load(p, v.b, 4);
-          lua_pushnumber(L, (lua_Number)v.f);
+          uint32_t u = be32(p);
+          float x;
+          memcpy(&x, &u, 4);
+          lua_pushnumber(L, (lua_Number)x);
           p += 4;
           break;
-        case 0xcf:
-        case 0xd3:
-        case 0xcb:
+        }
+        case 0xcb: {
           if (left < 8) return -1;
-          be_load(p, v.b, 8);
-          if (t == 0xcb)
-            lua_pushnumber(L, (lua_Number)v.d);
-          else if (t == 0xd3)
-            lua_pushinteger(L, (lua_Integer)v.i64);
-          else if (v.u64 <= (uint64_t)LUA_MAXINTEGER)
-            lua_pushinteger(L, (lua_Integer)v.u64);
-          else
-            lua_pushnumber(L, (lua_Number)v.u64);
+          uint64_t u = be64(p);
+          double x;
+          memcpy(&x, &u, 8);
+          lua_pushnumber(L, (lua_Number)x);
           p += 8;
           break;
+        }
+        case 0xd3:
+          if (left < 8) return -1;
+          lua_pushinteger(L, (lua_Integer)(int64_t)be64(p));
+          p += 8;
+          break;
+        case 0xcf: {
+          if (left < 8) return -1;
+          uint64_t u = be64(p);
+          if (u <= (uint64_t)LUA_MAXINTEGER)
+            lua_pushinteger(L, (lua_Integer)u);
+          else
+            lua_pushnumber(L, (lua_Number)u);
+          p += 8;
+          break;
+        }
         default:
           return -1;
       }
