@@ -846,6 +846,7 @@ int codec_decode_parser(lua_State *L, codec_strings *c, const char *data, size_t
 
 int codec_decode_cached(lua_State *L, codec_strings *c, const char *data, size_t len, char *err,
                         size_t errlen) {
+  if (codec_decode_scalar(L, data, len) == 0) return 0;
   int base = lua_gettop(L);
   int anchor = codec_strings_push(L, c);
   if (codec_decode_fast(L, anchor ? c : NULL, anchor, data, len) == 0) {

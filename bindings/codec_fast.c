@@ -247,3 +247,18 @@ int codec_decode_fast(lua_State *L, codec_strings *c, int anchor, const char *da
   if (value(&f, 0)) return -1;
   return f.p == f.end ? 0 : -1;
 }
+
+/* A nil, boolean or number: what most messages are. Pushing one allocates nothing and needs
+ * neither the string cache nor the deep stack check. */
+static int is_scalar(unsigned t) {
+  return t <= 0x7f || t >= 0xe0 || t == 0xc0 || t == 0xc2 || t == 0xc3 || (t >= 0xca && t <= 0xd3);
+}
+
+int codec_decode_scalar(lua_State *L, const char *data, size_t len) {
+  if (len == 0 || !is_scalar((unsigned char)data[0]) || !lua_checkstack(L, 1)) return -1;
+  fast f = {L, (const unsigned char *)data, (const unsigned char *)data + len, len, NULL, 0};
+  int base = lua_gettop(L);
+  if (value(&f, 0) == 0 && f.p == f.end) return 0;
+  lua_settop(L, base); /* trailing bytes: the parser reports them */
+  return -1;
+}

@@ -13,4 +13,8 @@
  * caller to drop before it decodes the input the slow way. May raise a Lua memory error. */
 int codec_decode_fast(lua_State *L, codec_strings *c, int anchor, const char *data, size_t len);
 
+/* The same for a value that is a nil, boolean or number alone; -1 (nothing pushed) for
+ * anything else, malformed input included. Never raises. */
+int codec_decode_scalar(lua_State *L, const char *data, size_t len);
+
 #endif
