@@ -8,6 +8,7 @@
 #include <sys/time.h>
 
 #include "codec.h"
+#include "codec_fast.h"
 #include "host.h"
 #include "log.h"
 #include "lua_actor.h"
@@ -64,6 +65,8 @@ static int decode_step(lua_State *L) {
  * with the reason in err (CODEC_ERR_MAX bytes): malformed, or no memory. */
 static int decode_message(binding_state *bs, const lore_msg *m, char *err) {
   lua_State *L = bs->L;
+  /* A number, boolean or nil allocates nothing: no memory check needed. */
+  if (codec_decode_scalar(L, m->data, m->len) == 0) return 0;
   int top = lua_gettop(L);
   err[0] = '\0';
   /* A decoded value takes well under 128 bytes of Lua heap per encoded byte
@@ -104,21 +107,20 @@ static int decode_message(binding_state *bs, const lore_msg *m, char *err) {
 static void plain_receive(binding_state *bs, actor_t *a, lore_msg *m) {
   lua_State *L = bs->L;
   char err[CODEC_ERR_MAX];
+  int rec = lua_gettop(L) + 1;
   lua_rawgeti(L, LUA_REGISTRYINDEX, actor_rec_ref(a));
-  int rec = lua_gettop(L);
   lua_rawgeti(L, rec, REC_BEH);
   if (lua_rawgeti(L, -1, BEH_NEWER) != LUA_TNIL) {
     /* a hot reload replaced the behaviour: move to it first (runtime.lua) */
-    lua_pop(L, 2);
+    lua_settop(L, rec);
     lua_rawgeti(L, LUA_REGISTRYINDEX, bs->ref_upgrade);
     lua_pushvalue(L, rec);
-    if (binding_pcall(bs, 1, 0) != LUA_OK) lua_pop(L, 1);
+    if (binding_pcall(bs, 1, 0) != LUA_OK) lua_settop(L, rec);
     lua_rawgeti(L, rec, REC_BEH);
-  } else {
-    lua_pop(L, 1);
+    lua_pushnil(L);
   }
-  lua_rawgeti(L, -1, BEH_RECEIVE);
-  lua_replace(L, -2);
+  /* rec, the version and its NEWER stay below the call (one settop drops them after it) */
+  lua_rawgeti(L, rec + 1, BEH_RECEIVE);
   lua_rawgeti(L, rec, REC_ST);
   if (decode_message(bs, m, err)) {
     lua_settop(L, rec - 1);

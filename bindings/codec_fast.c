@@ -249,13 +249,43 @@ int codec_decode_fast(lua_State *L, codec_strings *c, int anchor, const char *da
 }
 
 /* A nil, boolean or number: what most messages are. Pushing one allocates nothing and needs
- * neither the string cache nor the deep stack check. */
+ * neither the string cache nor the deep stack check. Integers and floats are read here as
+ * value() reads them; the rest of the scalars go through value(). */
 static int is_scalar(unsigned t) {
   return t <= 0x7f || t >= 0xe0 || t == 0xc0 || t == 0xc2 || t == 0xc3 || (t >= 0xca && t <= 0xd3);
 }
 
 int codec_decode_scalar(lua_State *L, const char *data, size_t len) {
   if (len == 0 || !is_scalar((unsigned char)data[0]) || !lua_checkstack(L, 1)) return -1;
+  const unsigned char *p = (const unsigned char *)data + 1;
+  switch ((unsigned char)data[0]) {
+    case 0xcc:
+      if (len != 2) return -1;
+      lua_pushinteger(L, (lua_Integer)p[0]);
+      return 0;
+    case 0xcd:
+      if (len != 3) return -1;
+      lua_pushinteger(L, (lua_Integer)be16(p));
+      return 0;
+    case 0xce:
+      if (len != 5) return -1;
+      lua_pushinteger(L, (lua_Integer)be32(p));
+      return 0;
+    case 0xd3:
+      if (len != 9) return -1;
+      lua_pushinteger(L, (lua_Integer)(int64_t)be64(p));
+      return 0;
+    case 0xcb: {
+      if (len != 9) return -1;
+      uint64_t u = be64(p);
+      double x;
+      memcpy(&x, &u, 8);
+      lua_pushnumber(L, (lua_Number)x);
+      return 0;
+    }
+    default:
+      break;
+  }
   fast f = {L, (const unsigned char *)data, (const unsigned char *)data + len, len, NULL, 0};
   int base = lua_gettop(L);
   if (value(&f, 0) == 0 && f.p == f.end) return 0;

@@ -51,6 +51,11 @@ void binding_send(binding_state *bs, const void *refp, uint32_t kind, const char
     m->sender.aid = bs->cur_actor->aid;
   }
   m->corr = corr;
+  actor_t *self = bs->cur_actor;
+  if (self && !r->name_len && r->aid == self->aid && r->sched == bs->sched->index) {
+    actor_enqueue(self, m); /* a tell to itself: no routing (nor lookup) needed */
+    return;
+  }
   runtime_send(bs->sched->rt, m);
 }
 
@@ -79,11 +84,12 @@ static lore_ref *sent_ref(lua_State *L, binding_state *bs, int idx) {
 
 /* ref:tell(msg): fire and forget; the message is copied (encoded) now. */
 static int ref_tell(lua_State *L) {
-  lore_ref *r = sent_ref(L, lua_touserdata(L, lua_upvalueindex(1)), 1);
-  luaL_checkany(L, 2);
-  binding_state *bs = sending_state(L);
+  binding_state *bs = lua_touserdata(L, lua_upvalueindex(1));
+  lore_ref *r = sent_ref(L, bs, 1);
   char small[CODEC_SMALL_MAX];
-  size_t len = codec_encode_small(L, 2, small);
+  size_t len = codec_encode_small(L, 2, small); /* 0 for no value at all */
+  if (!len) luaL_checkany(L, 2);
+  if (!bs || !bs->lrt) sending_state(L); /* raises */
   const char *data = len ? small : binding_encode(L, bs, 2, "message", &len);
   if (bs->is_host)
     host_sent(L, lore_tell(bs->lrt, r, data, len));
