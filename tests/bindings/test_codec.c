@@ -13,6 +13,7 @@
 
 #include "codec.h"
 #include "codec_fast.h"
+#include "codec_small.h"
 #include "ref.h"
 
 #include "../lua_deep_equal.h"
@@ -773,6 +774,100 @@ static void test_appends(void **state) {
   msgpack_sbuffer_destroy(&sb);
 }
 
+/* A tell's fast paths: codec_encode_small writes codec_encode's bytes for every value it
+ * takes (and declines the rest), and codec_decode_scalar decodes them as the parser does,
+ * giving up on anything else, truncated or trailing bytes included. */
+static void test_small_values(void **state) {
+  lua_State *L = *state;
+  static const char *taken[] = {"nil",
+                                "true",
+                                "false",
+                                "0",
+                                "1",
+                                "127",
+                                "128",
+                                "255",
+                                "256",
+                                "65535",
+                                "65536",
+                                "4294967295",
+                                "4294967296",
+                                "math.maxinteger",
+                                "-1",
+                                "-32",
+                                "-33",
+                                "-128",
+                                "-129",
+                                "-32768",
+                                "-32769",
+                                "-2147483648",
+                                "-2147483649",
+                                "math.mininteger",
+                                "0.0",
+                                "-0.0",
+                                "1.5",
+                                "1e300",
+                                "1/0",
+                                "-1/0",
+                                "0/0",
+                                "''",
+                                "'tick'",
+                                "string.rep('x', 31)",
+                                "string.rep('y', 32)",
+                                "string.rep('z', 62)"};
+  static const char *declined[] = {"{}", "{1}", "R_NAME", "string.rep('w', 63)", "print"};
+  char err[CODEC_ERR_MAX];
+  msgpack_sbuffer sb;
+  msgpack_sbuffer_init(&sb);
+  for (size_t i = 0; i < sizeof taken / sizeof taken[0]; i++) {
+    int base = lua_gettop(L);
+    push_lua(L, taken[i]);
+    char small[CODEC_SMALL_MAX];
+    size_t n = codec_encode_small(L, -1, small);
+    sb.size = 0;
+    assert_int_equal(codec_encode(L, -1, "message", &sb, err, sizeof err), 0);
+    if (n != sb.size || memcmp(small, sb.data, n) != 0) fail_msg("other bytes for %s", taken[i]);
+    int scalar = lua_type(L, -1) != LUA_TSTRING;
+    assert_int_equal(codec_decode_scalar(L, small, n), scalar ? 0 : -1);
+    if (scalar) {
+      assert_int_equal(codec_decode(L, small, n, err, sizeof err), 0);
+      lua_pushvalue(L, -3);
+      /* the same value and subtype; NaN is only itself as NaN */
+      assert_int_equal(luaL_dostring(L,
+                                     "return function(a, b, c) return math.type(a) == "
+                                     "math.type(b) and math.type(b) == math.type(c) and "
+                                     "(a == b and b == c or a ~= a and b ~= b and c ~= c) end"),
+                       LUA_OK);
+      lua_insert(L, -4);
+      lua_call(L, 3, 1);
+      if (!lua_toboolean(L, -1)) fail_msg("%s decodes to another value", taken[i]);
+    }
+    assert_int_equal(lua_gettop(L), base + 1 + scalar);
+    lua_settop(L, base);
+  }
+  for (size_t i = 0; i < sizeof declined / sizeof declined[0]; i++) {
+    int base = lua_gettop(L);
+    push_lua(L, declined[i]);
+    char small[CODEC_SMALL_MAX];
+    assert_int_equal(codec_encode_small(L, -1, small), 0);
+    lua_settop(L, base);
+  }
+  static const struct {
+    const char *bytes;
+    size_t len;
+  } refused[] = {
+      {"", 0},         {"\x01\x02", 2},     {"\xcd\x01", 2}, {"\xcd\x01\x02\x03", 4},
+      {"\xcb\0\0", 3}, {"\xa1x", 2},        {"\x90", 1},     {"\xc3\xc3", 2},
+      {"\xc1", 1},     {"\xd3\0\0\0\0", 5}, {"\xca\0", 2},
+  };
+  for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+    int base = lua_gettop(L);
+    assert_int_equal(codec_decode_scalar(L, refused[i].bytes, refused[i].len), -1);
+    assert_int_equal(lua_gettop(L), base);
+  }
+  msgpack_sbuffer_destroy(&sb);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_scalars, setup, teardown),
@@ -790,6 +885,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_fast_path_matches_parser, setup, teardown),
       cmocka_unit_test_setup_teardown(test_string_cache_is_exact, setup, teardown),
       cmocka_unit_test_setup_teardown(test_appends, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_small_values, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -16,6 +16,7 @@
 
 #include "canonical.h"
 #include "codec.h"
+#include "codec_small.h"
 #include "ref.h"
 
 /* A broken invariant: libFuzzer keeps the input that led here as a crash file. */
@@ -90,6 +91,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
   msgpack_sbuffer first, second;
   encode_top(L, &first, "a decoded value");
+  /* the small-message encoder (a tell's fast path) writes exactly the general one's bytes */
+  char small[CODEC_SMALL_MAX];
+  size_t small_len = codec_encode_small(L, -1, small);
+  if (small_len && (small_len != first.size || memcmp(small, first.data, small_len) != 0)) {
+    dump("codec_encode", &first);
+    die("codec_encode_small wrote other bytes (%zu)", small_len);
+  }
   if (codec_decode(L, first.data, first.size, err, sizeof err) != 0) {
     dump("first encoding", &first);
     die("the codec's own encoding does not decode: %s", err);
