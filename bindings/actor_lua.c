@@ -983,6 +983,8 @@ int luaopen_lore_core(lua_State *L) {
                                  {"native", core_native},
                                  {NULL, NULL}};
   luaL_newlib(L, fns);
+  binding_push_type(L);
+  lua_setfield(L, -2, "type");
   binding_push_budget_calls(L);
   reload_push_core_calls(L);
   luaopen_lore_core_persist(L);

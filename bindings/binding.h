@@ -91,6 +91,9 @@ const char *binding_id_problem(lua_State *L, int idx);
  * failure (for send sites). Returns a pointer/length valid until the next use. */
 const char *binding_encode(lua_State *L, binding_state *bs, int idx, const char *root, size_t *len);
 
+/* Pushes the `type` function behaviours get (fast_type.c). */
+void binding_push_type(lua_State *L);
+
 /* Registers the `lore.ref` methods (tell, ask, stop, id) in a state. */
 void ref_methods_register(lua_State *L, binding_state *bs);
 

@@ -117,7 +117,7 @@ return function(core, lore)
 
   local base = {
     assert = assert, error = error, ipairs = ipairs, next = next, pairs = pairs,
-    select = select, tonumber = tonumber, tostring = tostring, type = type,
+    select = select, tonumber = tonumber, tostring = tostring, type = core.type or type,
     rawequal = rawequal, rawget = rawget, rawlen = rawlen, _VERSION = _VERSION,
     pcall = pcall_, xpcall = xpcall_, setmetatable = setmetatable_, getmetatable = getmetatable_,
     rawset = rawset_, print = print_,

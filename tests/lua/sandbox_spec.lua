@@ -54,6 +54,18 @@ describe("the behaviour sandbox", function()
     end)
   end)
 
+  it("gives behaviours a type() with Lua's answers and error", function()
+    h.run(function()
+      local sb = lore.spawn("sandbox")
+      local r = sb:ask({ op = "types" }, 5)
+      assert.same({ "nil", "boolean", "number", "number", "string", "table", "function",
+        "userdata", "thread", false }, { table.unpack(r, 1, 10) })
+      assert.equal("bad argument #1 to 'type' (value expected)", r[11])
+      assert.matches("sandbox%.lua:%d+: bad argument #1 to 'type' %(value expected%)$", r[12])
+      assert.matches("sandbox%.lua:%d+: bad argument #1 to 'tt' %(value expected%)$", r[13])
+    end)
+  end)
+
   it("refuses a global written in a handler, allows one written at module load", function()
     h.run(function()
       local sb = lore.spawn("sandbox")
