@@ -14,6 +14,16 @@
 const char *binding_encode(lua_State *L, binding_state *bs, int idx, const char *root,
                            size_t *len) {
   char err[CODEC_ERR_MAX];
+  /* Most messages and answers are one number or short string (codec_small.h). */
+  if (bs->buf.alloc < CODEC_SMALL_MAX) { /* the first use: room for one */
+    static const char room[CODEC_SMALL_MAX];
+    msgpack_sbuffer_write(&bs->buf, room, sizeof room); /* out of memory: no fast path */
+  }
+  if (bs->buf.alloc >= CODEC_SMALL_MAX &&
+      (bs->buf.size = codec_encode_small(L, idx, bs->buf.data)) > 0) {
+    *len = bs->buf.size;
+    return bs->buf.data;
+  }
   bs->buf.size = 0;
   if (codec_encode(L, idx, root, &bs->buf, err, sizeof err)) {
     bs->buf.size = 0;
