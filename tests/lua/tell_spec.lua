@@ -17,6 +17,41 @@ describe("ref:tell", function()
     end)
   end)
 
+  it("delivers an actor's tells to itself in order, as copies", function()
+    h.run(function()
+      local a = lore.spawn("self_teller")
+      a:tell { op = "go", n = 50 }
+      local want = { 1 }
+      for i = 1, 50 do
+        want[#want + 1] = i
+        want[#want + 1] = i % 2 == 0
+        want[#want + 1] = "s" .. i
+        want[#want + 1] = i + 0.5
+      end
+      want[#want + 1] = "nil"
+      want[#want + 1] = math.mininteger
+      want[#want + 1] = string.rep("x", 100)
+      -- the app's ask may overtake the actor's own tells (they are queued behind it)
+      local got = h.eventually(function()
+        local g = a:ask { op = "get" }
+        return #g >= #want and g or nil
+      end)
+      assert.same(want, got)
+      assert.equal("float", math.type(got[5]))
+      assert.equal("integer", math.type(got[2]))
+    end)
+  end)
+
+  it("makes a tell to itself after ctx:stop() a dead letter", function()
+    h.run(function()
+      local a = lore.spawn("self_teller")
+      local before = lore.stats().dead_letters
+      a:tell { op = "stop_then_tell" }
+      assert.truthy(h.eventually(function() return lore.stats().alive == 0 or nil end))
+      assert.truthy(h.eventually(function() return lore.stats().dead_letters > before or nil end))
+    end)
+  end)
+
   it("keeps each sender's order when several actors tell one", function()
     h.run(function()
       local rec = lore.spawn("recorder")
