@@ -632,7 +632,7 @@ static int core_set_current(lua_State *L) {
 static int core_sender(lua_State *L) {
   binding_state *bs = bs_of(L);
   if (!bs->cur_sender.aid) return 0;
-  binding_push_addr(L, bs->cur_sender);
+  binding_push_addr(L, lua_upvalueindex(1), bs->cur_sender);
   return 1;
 }
 
@@ -959,7 +959,6 @@ int luaopen_lore_core(lua_State *L) {
                                  {"msg_value", core_msg_value},
                                  {"was_answered", core_was_answered},
                                  {"set_current", core_set_current},
-                                 {"sender", core_sender},
                                  {"stop", core_stop},
                                  {"stash", core_stash},
                                  {"unstash_all", core_unstash_all},
@@ -983,6 +982,9 @@ int luaopen_lore_core(lua_State *L) {
                                  {"native", core_native},
                                  {NULL, NULL}};
   luaL_newlib(L, fns);
+  lua_createtable(L, BINDING_SENDER_CACHE, 0); /* binding_push_addr's refs */
+  lua_pushcclosure(L, core_sender, 1);
+  lua_setfield(L, -2, "sender");
   binding_push_type(L);
   lua_setfield(L, -2, "type");
   binding_push_budget_calls(L);

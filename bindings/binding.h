@@ -97,8 +97,10 @@ void binding_push_type(lua_State *L);
 /* Registers the `lore.ref` methods (tell, ask, stop, id) in a state. */
 void ref_methods_register(lua_State *L, binding_state *bs);
 
-/* Pushes the ref for an address (cached per state for repeated senders). */
-void binding_push_addr(lua_State *L, lore_addr a);
+/* Pushes the ref for an address, reusing one from `cache` (the stack index of
+ * a table of BINDING_SENDER_CACHE slots that only this function fills). */
+#define BINDING_SENDER_CACHE 64
+void binding_push_addr(lua_State *L, int cache, lore_addr a);
 
 /* Sends `len` encoded bytes to a ref, as the current actor (from a worker). */
 void binding_send(binding_state *bs, const void *ref, uint32_t kind, const char *data, size_t len,

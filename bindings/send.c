@@ -157,17 +157,19 @@ void ref_methods_register(lua_State *L, binding_state *bs) {
   lua_pop(L, 1);
 }
 
-/* Repeated senders reuse one userdata per state. */
-void binding_push_addr(lua_State *L, lore_addr a) {
-  static const char key[] = "lore.sender_cache";
-  if (lua_getfield(L, LUA_REGISTRYINDEX, key) == LUA_TUSERDATA) {
-    lore_ref *r = ref_test(L, -1);
-    if (r && r->sched == a.sched && r->aid == a.aid && !r->name_len) return;
+/* Senders reuse their userdata: a direct-mapped table of the last refs pushed,
+ * by address (a ref is immutable, so sharing one is invisible). Without it an
+ * actor answering many askers made a userdata, and garbage, per ctx.sender. */
+void binding_push_addr(lua_State *L, int cache, lore_addr a) {
+  lua_Integer slot = (lua_Integer)((a.aid ^ ((uint64_t)a.sched << 7)) % BINDING_SENDER_CACHE) + 1;
+  if (lua_rawgeti(L, cache, slot) == LUA_TUSERDATA) {
+    const lore_ref *r = lua_touserdata(L, -1); /* only refs are stored here */
+    if (r->sched == a.sched && r->aid == a.aid && !r->name_len) return;
   }
   lua_pop(L, 1);
   ref_push_addr(L, a.sched, a.aid);
   lua_pushvalue(L, -1);
-  lua_setfield(L, LUA_REGISTRYINDEX, key);
+  lua_rawseti(L, cache, slot);
 }
 
 /* lore.ref(id) -> a ref to the actor with that persistence id */

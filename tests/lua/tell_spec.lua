@@ -52,6 +52,25 @@ describe("ref:tell", function()
     end)
   end)
 
+  it("answers each of many senders through ctx.sender, never another one", function()
+    h.run(function()
+      -- more senders than the worker's cache of sender refs has slots, on both workers
+      local bouncer = lore.spawn("bouncer")
+      local clients = {}
+      for i = 1, 150 do
+        clients[i] = lore.spawn("bounce_client")
+        clients[i]:tell { op = "go", token = i, to = bouncer, rounds = 20 }
+      end
+      for i, c in ipairs(clients) do
+        local r = h.eventually(function()
+          local x = c:ask { op = "get" }
+          return x.right + x.wrong >= 20 and x or nil
+        end)
+        assert.same({ right = 20, wrong = 0 }, r, "client " .. i)
+      end
+    end)
+  end)
+
   it("keeps each sender's order when several actors tell one", function()
     h.run(function()
       local rec = lore.spawn("recorder")
