@@ -27,10 +27,11 @@ static int ref_tostring(lua_State *L) {
 /* The metatable is also kept under a pointer key: looking it up by its name
  * costs a string comparison per send (luaS_new checks its cache with strcmp). */
 static const char ref_mt_key = 0;
-/* ...and carries this key itself: a ref is told apart by a lookup in its own
- * small metatable instead of one in the registry. Only C sets a userdata's
- * metatable, and no other C code has this key's address. */
-static const char ref_mark_key = 0;
+/* ...and carries a mark in its slot 1: the address of ref_mark, which no
+ * other code has. A ref is told apart by an integer lookup in its own
+ * metatable instead of a pointer-key lookup in the registry (only C sets a
+ * userdata's metatable). */
+static const char ref_mark = 0;
 
 void ref_init(lua_State *L) {
   if (luaL_newmetatable(L, REF_METATABLE)) {
@@ -46,8 +47,8 @@ void ref_init(lua_State *L) {
      * methods are shared by every actor of the worker. */
     lua_pushliteral(L, "lore.ref");
     lua_setfield(L, -2, "__metatable");
-    lua_pushboolean(L, 1);
-    lua_rawsetp(L, -2, &ref_mark_key);
+    lua_pushlightuserdata(L, (void *)&ref_mark);
+    lua_rawseti(L, -2, 1);
   }
   lua_pop(L, 1);
 }
@@ -92,7 +93,8 @@ lore_ref *ref_push_entity(lua_State *L, const char *manager, size_t mlen, const 
 lore_ref *ref_test(lua_State *L, int idx) {
   void *p = lua_touserdata(L, idx);
   if (!p || !lua_getmetatable(L, idx)) return NULL;
-  int is_ref = lua_rawgetp(L, -1, &ref_mark_key) == LUA_TBOOLEAN;
+  lua_rawgeti(L, -1, 1);
+  int is_ref = lua_touserdata(L, -1) == &ref_mark;
   lua_pop(L, 2);
   return is_ref ? p : NULL;
 }
