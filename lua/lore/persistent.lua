@@ -40,12 +40,30 @@ return function(core, R, ctx_methods)
   local Q <const> = 10         -- the queue of operations (a table, made on first use), or false
   local QH <const> = 11        -- the slot before the queue's head operation
   local QN <const> = 12        -- operations queued
-  P.SEQ, P.RECOVERING, P.INCB, P.HOLDING = SEQ, RECOVERING, INCB, HOLDING
+  local RC <const> = 13        -- the running recovery's own state (see begin_recovery), or false
+  local PID <const> = 14       -- the persistence id (ctx.id)
+  -- Only a persistent record has the slots from SEQ on: SEQ (never nil there)
+  -- is what tells it from a plain one.
+  local PERSISTENT <const> = SEQ
+  P.SEQ, P.RECOVERING, P.INCB, P.HOLDING, P.PID = SEQ, RECOVERING, INCB, HOLDING, PID
 
-  -- A new persistent actor's record (runtime.lua's spawn).
-  function P.record(b, ctx, opts, aid, self)
-    return { b, nil, ctx, 0, false, 0, 0, false, false, false, 0, 0,
-      opts = opts, aid = aid, self = self, pid = opts.id, persistent = true }
+  -- A new persistent actor's record (runtime.lua's spawn), made at its final
+  -- size: a constructor sizes the hash part for the fields it names, so the
+  -- parent and its supervision are named only when present (four nodes for
+  -- opts, aid, self and a parent; eight with the supervision too). What
+  -- recovery adds lives in the array part, so nothing is rehashed and a
+  -- recovered idle actor keeps no node of it. (The lease a journal with
+  -- leases grants is the one field added later: rec.leased.)
+  function P.record(b, ctx, opts, aid, self, parent, sup)
+    if parent == nil then
+      return { b, nil, ctx, 0, false, 0, 0, false, false, false, 0, 0, false, opts.id,
+        opts = opts, aid = aid, self = self }
+    elseif sup == nil then
+      return { b, nil, ctx, 0, false, 0, 0, false, false, false, 0, 0, false, opts.id,
+        opts = opts, aid = aid, self = self, parent = parent }
+    end
+    return { b, nil, ctx, 0, false, 0, 0, false, false, false, 0, 0, false, opts.id,
+      opts = opts, aid = aid, self = self, parent = parent, sup = sup }
   end
 
   local token_seq = 0
@@ -153,7 +171,7 @@ return function(core, R, ctx_methods)
       local ok, herr = pcall(call_hook, rec, "on_persist_rejected", rec[ST], err, evt, rec[CTX])
       rec[SEQ] = seq
       if not ok then error(herr, 0) end
-      if not herr then core.log(LOG_WARN, fmt("%s: event rejected: %s", rec.pid, err)) end
+      if not herr then core.log(LOG_WARN, fmt("%s: event rejected: %s", rec[PID], err)) end
     end
   end
 
@@ -279,7 +297,7 @@ return function(core, R, ctx_methods)
 
   function ctx_methods:persist(evt, fn)
     local rec = own(self, "persist")
-    if not rec.persistent then error("ctx:persist: this actor is not persistent (no apply)", 2) end
+    if not rec[PERSISTENT] then error("ctx:persist: this actor is not persistent (no apply)", 2) end
     if evt == nil then error("ctx:persist(event [, fn]): the event is nil", 2) end
     submit(rec, evt, false, fn, true, "persist")
   end
@@ -304,7 +322,7 @@ return function(core, R, ctx_methods)
 
   function ctx_methods:persist_all(list, fn)
     local rec = own(self, "persist_all")
-    if not rec.persistent then error("ctx:persist_all: this actor is not persistent", 2) end
+    if not rec[PERSISTENT] then error("ctx:persist_all: this actor is not persistent", 2) end
     if type(list) ~= "table" then error("ctx:persist_all(list, fn): list must be a table", 2) end
     if check_list(list) == 0 then return end
     submit(rec, list, true, fn, true, "persist_all")
@@ -312,7 +330,7 @@ return function(core, R, ctx_methods)
 
   function ctx_methods:persist_async(evt, fn)
     local rec = own(self, "persist_async")
-    if not rec.persistent then error("ctx:persist_async: this actor is not persistent", 2) end
+    if not rec[PERSISTENT] then error("ctx:persist_async: this actor is not persistent", 2) end
     if evt == nil then error("ctx:persist_async(event [, fn]): the event is nil", 2) end
     submit(rec, evt, false, fn, false, "persist_async")
   end
@@ -330,13 +348,13 @@ return function(core, R, ctx_methods)
 
   function ctx_methods:defer(fn)
     local rec = own(self, "defer")
-    if not rec.persistent then error("ctx:defer: this actor is not persistent", 2) end
+    if not rec[PERSISTENT] then error("ctx:defer: this actor is not persistent", 2) end
     defer(rec, fn, true, "defer")
   end
 
   function ctx_methods:defer_async(fn)
     local rec = own(self, "defer_async")
-    if not rec.persistent then error("ctx:defer_async: this actor is not persistent", 2) end
+    if not rec[PERSISTENT] then error("ctx:defer_async: this actor is not persistent", 2) end
     defer(rec, fn, false, "defer_async")
   end
 
@@ -344,14 +362,14 @@ return function(core, R, ctx_methods)
   -- unless to_seq is math.maxinteger: everything persisted so far.
   function ctx_methods:delete_events(to_seq)
     local rec = own(self, "delete_events")
-    if not rec.persistent then error("ctx:delete_events: this actor is not persistent", 2) end
+    if not rec[PERSISTENT] then error("ctx:delete_events: this actor is not persistent", 2) end
     if math.type(to_seq) ~= "integer" then
       error("ctx:delete_events(to_seq): to_seq must be an integer", 2)
     end
     local ok, err = core.delete_events(to_seq, next_token())
     if not ok then
       local done = call_hook(rec, "on_events_deleted", false, err, rec[CTX])
-      if not done then core.log(LOG_WARN, fmt("%s: delete_events: %s", rec.pid, err)) end
+      if not done then core.log(LOG_WARN, fmt("%s: delete_events: %s", rec[PID], err)) end
       return
     end
     rec[INFLIGHT] = rec[INFLIGHT] + 1
@@ -372,8 +390,8 @@ return function(core, R, ctx_methods)
   -- token (pages of an earlier recovery are ignored), its timeout timer.
   local function end_recovery(rec)
     rec[RECOVERING] = false
-    local rc = rec.rc
-    rec.rc = nil
+    local rc = rec[RC]
+    rec[RC] = false
     if rc then
       if rc.timer then core.recovery_deadline_cancel(rec.aid) end
       if rc.permit then core.recovery_release() end
@@ -390,10 +408,10 @@ return function(core, R, ctx_methods)
   end
 
   local function recovery_failed(rec, err)
-    core.log(LOG_ERROR, fmt("recovery of %s failed: %s; stopping the actor", rec.pid, err))
+    core.log(LOG_ERROR, fmt("recovery of %s failed: %s; stopping the actor", rec[PID], err))
     end_recovery(rec)
     local ok, herr = pcall(call_hook, rec, "on_recovery_failure", err, rec[CTX])
-    if not ok then core.log(LOG_WARN, fmt("%s: on_recovery_failure: %s", rec.pid, tostring(herr))) end
+    if not ok then core.log(LOG_WARN, fmt("%s: on_recovery_failure: %s", rec[PID], tostring(herr))) end
     set_hold(rec)
     R.stop_actor(rec)
   end
@@ -404,7 +422,7 @@ return function(core, R, ctx_methods)
     local rc = { permit = true, token = next_token(), progress = 0, from = 1, replay_to = MAXINT,
       replay_left = -1, limited = false, skip_deleted = false, snap_crit = false, snap_skip = 0,
       snap_required = false, prefetch = false, timer = false, highest = false, expect = false }
-    rec.rc = rc
+    rec[RC] = rc
     local mr = rec[BEH].M.recovery
     if mr == nil then
       -- M.recovery absent (most behaviours): the latest snapshot, then every
@@ -455,17 +473,17 @@ return function(core, R, ctx_methods)
         if not rc.prefetch then core.snapshot_load(crit, 0, rc.token) end
       end
     end
-    if rec.rc == rc then arm_timeout(rc) end -- (not if it already failed above)
+    if rec[RC] == rc then arm_timeout(rc) end -- (not if it already failed above)
   end
 
   local function start_recovery(rec)
     core.new_incarnation() -- a new writer id; C forgets the old incarnation's seqs
-    if rec.rc then end_recovery(rec) end
+    if rec[RC] then end_recovery(rec) end
     X.reset(rec) -- [internal] rebuilt by this recovery
     -- Waiting for its lease or a permit (with a wave of actors waking, most
     -- of them wait): a shared marker, never written; begin_recovery makes
     -- the recovery's own table once the actor may read.
-    rec.rc = WAITING
+    rec[RC] = WAITING
     rec[RECOVERING] = true
     set_hold(rec)
     -- A journal shared by processes: this process takes the id's lease first (SYS_LEASED).
@@ -475,7 +493,8 @@ return function(core, R, ctx_methods)
         rec.leasing = true
         return
       end
-      rec.leased = true -- (at once when the journal has no leases)
+      -- (true at once when the journal has no leases: nothing to give back
+      -- at the stop, nothing to note; a restart asks again, at no cost)
     end
     if core.recovery_acquire() then begin_recovery(rec) end
     -- else: SYS.RECOVERY_PERMIT arrives when a permit frees up
@@ -493,7 +512,7 @@ return function(core, R, ctx_methods)
   -- One that fails to load or decode falls back to the next older one, then to
   -- a full replay, unless M.recovery.snapshot_required.
   local function on_snapshot_loaded(rec, token, mptr)
-    local rc = rec.rc
+    local rc = rec[RC]
     if not rc or token ~= rc.token then return end
     rc.progress = rc.progress + 1
     local status, seq, ts = core.snapshot_result(mptr)
@@ -512,7 +531,7 @@ return function(core, R, ctx_methods)
       err = core.strerror(status)
     end
     if err then
-      local msg = fmt("snapshot of %s at seq %d unusable: %s", rec.pid, seq, err)
+      local msg = fmt("snapshot of %s at seq %d unusable: %s", rec[PID], seq, err)
       if rc.snap_required then return recovery_failed(rec, msg) end
       core.log(LOG_WARN, msg .. "; trying an older one")
       rc.snap_skip = rc.snap_skip + 1
@@ -533,7 +552,7 @@ return function(core, R, ctx_methods)
       rec.last_snap_seq = seq
       from = seq + 1
     elseif rc.snap_required then
-      return recovery_failed(rec, fmt("no snapshot of %s matches and one is required", rec.pid))
+      return recovery_failed(rec, fmt("no snapshot of %s matches and one is required", rec[PID]))
     end
     rc.from = from
     if rc.prefetch then return end -- its first page follows
@@ -544,10 +563,10 @@ return function(core, R, ctx_methods)
   -- page (no SYS_SNAP_LOADED came): what on_snapshot_loaded does for none.
   -- Returns false when the recovery ended here (or the page is stale).
   local function no_snapshot(rec, token)
-    local rc = rec.rc
+    local rc = rec[RC]
     if not rc or token ~= rc.token then return false end
     if rc.snap_required then
-      recovery_failed(rec, fmt("no snapshot of %s matches and one is required", rec.pid))
+      recovery_failed(rec, fmt("no snapshot of %s matches and one is required", rec[PID]))
       return false
     end
     return true
@@ -558,7 +577,7 @@ return function(core, R, ctx_methods)
   -- of them: split, or none: dropped); the meta is the stored one. Returns
   -- what core.page_apply does.
   local function adapted_page(rec, mptr, expect)
-    local id, apply_fn, st, last_seq = rec.pid, rec[BEH].M.apply, rec[ST], 0
+    local id, apply_fn, st, last_seq = rec[PID], rec[BEH].M.apply, rec[ST], 0
     local from_journal, split_tags, adapted = A.from_journal, A.split_tags, A.adapted
     local wants_meta = apply_meta(rec)
     local function follows(seq)
@@ -594,7 +613,7 @@ return function(core, R, ctx_methods)
   end
 
   local function on_page(rec, token, mptr)
-    local rc = rec.rc
+    local rc = rec[RC]
     if not rc or token ~= rc.token then return end -- a page for an earlier incarnation
     rc.progress = rc.progress + 1
     local status, highest, count, last, more, deleted_to, lean = core.page_info(mptr)
@@ -603,7 +622,7 @@ return function(core, R, ctx_methods)
       -- that failed (e.g. its CRC) is the one after the last of them.
       local after = count > 0 and last or rec[SEQ]
       return recovery_failed(rec, fmt("journal error at id %s reading the event after seq %d "
-        .. "(expected seq %d): %s", rec.pid, after, after + 1, core.strerror(status)))
+        .. "(expected seq %d): %s", rec[PID], after, after + 1, core.strerror(status)))
     end
     if not rc.highest then
       rc.highest = highest
@@ -614,7 +633,7 @@ return function(core, R, ctx_methods)
         if not rc.skip_deleted then
           return recovery_failed(rec, fmt("events %d..%d of %s were deleted and recovery needs them "
             .. "(no usable snapshot at or after seq %d); M.recovery.deleted = \"skip\" replays what is left",
-            rc.from, deleted_to, rec.pid, deleted_to))
+            rc.from, deleted_to, rec[PID], deleted_to))
         end
         rc.from = deleted_to + 1
       end
@@ -647,12 +666,12 @@ return function(core, R, ctx_methods)
         ok, st, expect, last_seq = pcall(adapted_page, rec, mptr, rc.expect or false)
       else
         ok, st, expect, last_seq = pcall(core.page_apply, mptr, rec[BEH].M.apply, rec[ST], rec,
-          rc.expect or false, rec.pid, apply_meta(rec), SEQ, X.replayer(rec))
+          rc.expect or false, rec[PID], apply_meta(rec), SEQ, X.replayer(rec))
         X.replayer(nil) -- the worker's replayer must not keep this record alive
       end
       if not ok then
         local err = tostring(st)
-        if not err:find(rec.pid, 1, true) then err = fmt("at id %s: %s", rec.pid, err) end
+        if not err:find(rec[PID], 1, true) then err = fmt("at id %s: %s", rec[PID], err) end
         return recovery_failed(rec, err)
       end
       rc.expect, rec[ST], rec[SEQ] = expect or nil, st, last_seq
@@ -660,7 +679,7 @@ return function(core, R, ctx_methods)
     if more then return end
     if not rc.limited and rc.expect and rc.expect - 1 < rc.highest then
       return recovery_failed(rec, fmt("events missing at id %s: replay ended at seq %d, highest is %d",
-        rec.pid, rc.expect - 1, rc.highest))
+        rec[PID], rc.expect - 1, rc.highest))
     end
     -- Akka: after recovery (a limited one too) the seq is the journal's
     -- highest, so a new event never reuses a stored seq.
@@ -686,7 +705,7 @@ return function(core, R, ctx_methods)
     local ts, err = core.snapshot_save(value, keep or 0, next_token())
     if not ts then
       if not call_hook(rec, "on_snapshot", false, err, rec[CTX]) then
-        core.log(LOG_WARN, fmt("%s: snapshot not saved: %s", rec.pid, err))
+        core.log(LOG_WARN, fmt("%s: snapshot not saved: %s", rec[PID], err))
       end
     end
   end
@@ -696,7 +715,7 @@ return function(core, R, ctx_methods)
     if status ~= 0 then
       local err = core.strerror(status)
       if not call_hook(rec, "on_snapshot", false, err, rec[CTX]) then
-        core.log(LOG_WARN, fmt("%s: snapshot at seq %d failed: %s", rec.pid, seq, err))
+        core.log(LOG_WARN, fmt("%s: snapshot at seq %d failed: %s", rec[PID], seq, err))
       end
       return
     end
@@ -708,7 +727,7 @@ return function(core, R, ctx_methods)
       if ok then
         rec[INFLIGHT] = rec[INFLIGHT] + 1
       else
-        core.log(LOG_WARN, fmt("%s: deleting events after a snapshot: %s", rec.pid, derr))
+        core.log(LOG_WARN, fmt("%s: deleting events after a snapshot: %s", rec[PID], derr))
       end
     end
     call_hook(rec, "on_snapshot", true, { seq = seq, ts = ts, timestamp = ts }, rec[CTX]) -- timestamp: the old name
@@ -716,14 +735,14 @@ return function(core, R, ctx_methods)
 
   function ctx_methods:save_snapshot()
     local rec = own(self, "save_snapshot")
-    if not rec.persistent then error("ctx:save_snapshot: this actor is not persistent", 2) end
+    if not rec[PERSISTENT] then error("ctx:save_snapshot: this actor is not persistent", 2) end
     if rec[RECOVERING] then error("ctx:save_snapshot: not while recovering", 2) end
     P.save_snapshot(rec)
   end
 
   function ctx_methods:delete_snapshots(criteria)
     local rec = own(self, "delete_snapshots")
-    if not rec.persistent then error("ctx:delete_snapshots: this actor is not persistent", 2) end
+    if not rec[PERSISTENT] then error("ctx:delete_snapshots: this actor is not persistent", 2) end
     if type(criteria) ~= "table" then
       error("ctx:delete_snapshots(criteria): { max_seq=, min_seq=, max_ts=, min_ts= }", 2)
     end
@@ -786,7 +805,7 @@ return function(core, R, ctx_methods)
         local ns
         if apply_meta(rec) then
           local m = metas and metas[1]
-          ns = apply_fn(rec[ST], x, { seq = first, ts = ts, id = rec.pid, version = m and m.version or 1,
+          ns = apply_fn(rec[ST], x, { seq = first, ts = ts, id = rec[PID], version = m and m.version or 1,
             tags = m and m.list or {} })
         else
           ns = apply_fn(rec[ST], x)
@@ -801,7 +820,7 @@ return function(core, R, ctx_methods)
           local ns
           if meta then
             local m = metas and metas[i]
-            ns = apply_fn(rec[ST], evt, { seq = seq, ts = ts, id = rec.pid, version = m and m.version or 1,
+            ns = apply_fn(rec[ST], evt, { seq = seq, ts = ts, id = rec[PID], version = m and m.version or 1,
               tags = m and m.list or {} })
           else
             ns = apply_fn(rec[ST], evt)
@@ -825,15 +844,15 @@ return function(core, R, ctx_methods)
       if status == core.JOURNAL_EFENCED then rec.leased = false end -- the restart leases again
       local err = core.strerror(status)
       core.reply_error(err)
-      core.log(LOG_ERROR, fmt("%s: persist failed at seq %d: %s; restarting with back-off", rec.pid,
+      core.log(LOG_ERROR, fmt("%s: persist failed at seq %d: %s; restarting with back-off", rec[PID],
         first, err))
       local evt1 = kind & LIST ~= 0 and x[1] or x
       -- [internal] a write of Lore's own events alone names the first one's kind
       if evt1 == nil and riders then evt1 = { type = riders[1].manifest } end
       local ok, herr = pcall(call_hook, rec, "on_persist_failure", rec[ST], err, evt1, rec[CTX])
-      if not ok then core.log(LOG_WARN, fmt("%s: on_persist_failure: %s", rec.pid, tostring(herr))) end
+      if not ok then core.log(LOG_WARN, fmt("%s: on_persist_failure: %s", rec[PID], tostring(herr))) end
       if not R.count_failure(rec) then
-        core.log(LOG_ERROR, fmt("%s: the journal failed %d times in a row; stopping it for good", rec.pid,
+        core.log(LOG_ERROR, fmt("%s: the journal failed %d times in a row; stopping it for good", rec[PID],
           rec.restarts))
         rec.end_reason = "failed"
         return P.give_up(rec)
@@ -848,7 +867,7 @@ return function(core, R, ctx_methods)
     rec[INFLIGHT] = rec[INFLIGHT] - 1
     local ok = status == 0
     if not ok then
-      core.log(LOG_WARN, fmt("%s: delete_events failed: %s", rec.pid, core.strerror(status)))
+      core.log(LOG_WARN, fmt("%s: delete_events failed: %s", rec[PID], core.strerror(status)))
     end
     call_hook(rec, "on_events_deleted", ok, ok and seq or core.strerror(status), rec[CTX])
     if rec.restarting and rec.restart_ready then P.restart_recovery(rec) end
@@ -881,7 +900,7 @@ return function(core, R, ctx_methods)
       if status ~= 0 then
         local err = core.strerror(status)
         if not call_hook(rec, "on_snapshots_deleted", false, err, rec[CTX]) then
-          core.log(LOG_WARN, fmt("%s: delete_snapshots failed: %s", rec.pid, err))
+          core.log(LOG_WARN, fmt("%s: delete_snapshots failed: %s", rec[PID], err))
         end
       else
         call_hook(rec, "on_snapshots_deleted", true, crit or {}, rec[CTX])
@@ -892,21 +911,21 @@ return function(core, R, ctx_methods)
       if err and rec[RECOVERING] and storage and R.count_failure(rec) then return P.restart(rec, err, true) end
       if err then return rec[RECOVERING] and recovery_failed(rec, err) end
       rec.leased = true
-      local rc = rec.rc
+      local rc = rec[RC]
       if rec[RECOVERING] and rc and not rc.permit and core.recovery_acquire() then begin_recovery(rec) end
     elseif kind == SYS.RECOVERY_PERMIT then
-      local rc = rec.rc
+      local rc = rec[RC]
       if rec[RECOVERING] and rc and not rc.permit and not rec.dead then
         begin_recovery(rec)
       else
         core.recovery_release() -- nobody here wants it any more: pass it on
       end
     elseif kind == SYS.RECOVERY_TIMEOUT then
-      local rc = rec.rc
+      local rc = rec[RC]
       if not rc or ival ~= rc.token then return end -- a timer of an earlier recovery
       rc.timer = nil
       if rc.progress == 0 then
-        return recovery_failed(rec, fmt("recovery of %s timed out", rec.pid))
+        return recovery_failed(rec, fmt("recovery of %s timed out", rec[PID]))
       end
       rc.progress = 0
       arm_timeout(rc)
@@ -951,7 +970,7 @@ return function(core, R, ctx_methods)
     core.abandon_incarnation() -- completions still in flight are this incarnation's
     local ok, ierr = R.init_state(rec)
     if not ok then
-      core.log(LOG_ERROR, fmt("%s cannot restart: %s; stopping", rec.pid, ierr))
+      core.log(LOG_ERROR, fmt("%s cannot restart: %s; stopping", rec[PID], ierr))
       rec.restarting = false
       set_hold(rec)
       return R.stop_actor(rec)
@@ -992,8 +1011,8 @@ return function(core, R, ctx_methods)
   end
 
   function P.stopped(rec)
-    if rec[RECOVERING] or rec.rc then end_recovery(rec) end
-    if rec.leased then core.unlease(rec.pid) end
+    if rec[RECOVERING] or rec[RC] then end_recovery(rec) end
+    if rec.leased then core.unlease(rec[PID]) end
   end
 
   -- Forgets every queued operation (a restart or giving up).
