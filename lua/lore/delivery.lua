@@ -324,8 +324,10 @@ return function(core, R, P, X, ctx_methods)
 
   function D.reset(rec)
     local dl = rec.dl
-    if dl then cancel_tick(dl) end
-    rec.dl = nil
+    if dl then
+      cancel_tick(dl)
+      rec.dl = nil
+    end
   end
 
   -- Recovery completed: what the journal holds unconfirmed is live again and sent now

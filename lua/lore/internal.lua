@@ -170,8 +170,10 @@ return function(core, R, P, ctx_methods)
 
   -- Recovery starts (spawn, restart): nothing of an earlier incarnation stays.
   function X.reset(rec)
-    rec.riders = nil
-    rec.riders_retry = nil
+    if rec.riders ~= nil or rec.riders_retry ~= nil then
+      rec.riders = nil
+      rec.riders_retry = nil
+    end
     D.reset(rec)
     T.reset(rec)
   end

@@ -384,7 +384,27 @@ return function(core, R, ctx_methods)
   local NO_CRITERIA = {} -- an empty table that is only ever read, never written to
   -- rc of an actor whose recovery waits for its lease or a permit: only read
   -- (its token matches no page, snapshot or timer)
-  local WAITING = { permit = false }
+  local WAITING = { false }
+
+  -- A recovery's own state (rc) is an array (its slots below): made at once
+  -- by one constructor, where a table of named fields would insert each key
+  -- into its hash part one by one.
+  local RC_PERMIT <const> = 1        -- it holds a recovery permit
+  local RC_TOKEN <const> = 2         -- its pages, snapshots and timers carry it
+  local RC_PROGRESS <const> = 3      -- snapshots and pages since the deadline was armed
+  local RC_FROM <const> = 4          -- the first seq it replays
+  local RC_REPLAY_TO <const> = 5     -- M.recovery.to_seq, or math.maxinteger
+  local RC_REPLAY_LEFT <const> = 6   -- events it may still replay (M.recovery.replay_max), or -1
+  local RC_LIMITED <const> = 7       -- to_seq or replay_max bounds it
+  local RC_SKIP_DELETED <const> = 8  -- M.recovery.deleted == "skip"
+  local RC_SNAP_CRIT <const> = 9     -- the snapshot criteria, or false (none)
+  local RC_SNAP_SKIP <const> = 10    -- matching snapshots found unusable so far
+  local RC_SNAP_REQUIRED <const> = 11 -- M.recovery.snapshot_required
+  local RC_PREFETCH <const> = 12     -- the first page comes with the snapshot's read
+  local RC_TIMER <const> = 13        -- its deadline is armed
+  local RC_HIGHEST <const> = 14      -- the stream's highest seq (from the first page), or false
+  local RC_EXPECT <const> = 15       -- the seq the next replayed event must have, or false/nil
+  local RC_NONE <const> = 16         -- M.recovery == false: no replay at all
 
   -- Recovery's own state (rc) lives only while it runs: its permit, its
   -- token (pages of an earlier recovery are ignored), its timeout timer.
@@ -393,18 +413,18 @@ return function(core, R, ctx_methods)
     local rc = rec[RC]
     rec[RC] = false
     if rc then
-      if rc.timer then core.recovery_deadline_cancel(rec.aid) end
-      if rc.permit then core.recovery_release() end
+      if rc[RC_TIMER] then core.recovery_deadline_cancel(rec.aid) end
+      if rc[RC_PERMIT] then core.recovery_release() end
     end
   end
 
   -- The recovery must make progress (a snapshot or a page arrives) within
-  -- recovery_timeout, or it fails (SYS.RECOVERY_TIMEOUT with rc.token); the
+  -- recovery_timeout, or it fails (SYS.RECOVERY_TIMEOUT with rc[RC_TOKEN]); the
   -- deadline, one entry of the worker's list, goes when the recovery ends,
   -- so an idle actor keeps none. Arming again replaces it.
   local function arm_timeout(rc)
-    core.recovery_deadline(CONFIG.recovery_timeout, rc.token)
-    rc.timer = true
+    core.recovery_deadline(CONFIG.recovery_timeout, rc[RC_TOKEN])
+    rc[RC_TIMER] = true
   end
 
   local function recovery_failed(rec, err)
@@ -419,24 +439,23 @@ return function(core, R, ctx_methods)
   function begin_recovery(rec)
     -- Every field a recovery sets on its way, made at once: one allocation
     -- of the right size rather than a table that grows four times.
-    local rc = { permit = true, token = next_token(), progress = 0, from = 1, replay_to = MAXINT,
-      replay_left = -1, limited = false, skip_deleted = false, snap_crit = false, snap_skip = 0,
-      snap_required = false, prefetch = false, timer = false, highest = false, expect = false }
+    local rc = { true, next_token(), 0, 1, MAXINT, -1, false, false, false, 0, false, false, false, false,
+      false, false }
     rec[RC] = rc
     local mr = rec[BEH].M.recovery
     if mr == nil then
       -- M.recovery absent (most behaviours): the latest snapshot, then every
       -- event after it; rc's other fields already say so (made above).
-      rc.snap_crit = NO_CRITERIA
+      rc[RC_SNAP_CRIT] = NO_CRITERIA
       -- a page without event metadata when apply takes none (on_page reads
       -- it again whole should that change before it arrives)
-      rc.prefetch = core.recover(NO_CRITERIA, MAXINT, -1, rc.token, A.plain and not apply_meta(rec))
-      if not rc.prefetch then core.snapshot_load(NO_CRITERIA, 0, rc.token) end
+      rc[RC_PREFETCH] = core.recover(NO_CRITERIA, MAXINT, -1, rc[RC_TOKEN], A.plain and not apply_meta(rec))
+      if not rc[RC_PREFETCH] then core.snapshot_load(NO_CRITERIA, 0, rc[RC_TOKEN]) end
       return arm_timeout(rc)
     end
     if mr == false then
-      rc.replay_to, rc.replay_left, rc.limited, rc.none = MAXINT, 0, false, true
-      core.recover(false, MAXINT, 0, rc.token) -- the bounds only
+      rc[RC_REPLAY_TO], rc[RC_REPLAY_LEFT], rc[RC_LIMITED], rc[RC_NONE] = MAXINT, 0, false, true
+      core.recover(false, MAXINT, 0, rc[RC_TOKEN]) -- the bounds only
     else
       if mr ~= nil and type(mr) ~= "table" then
         return recovery_failed(rec, "M.recovery must be a table or false")
@@ -445,15 +464,15 @@ return function(core, R, ctx_methods)
       if mr.deleted ~= nil and mr.deleted ~= "fail" and mr.deleted ~= "skip" then
         return recovery_failed(rec, "M.recovery.deleted must be \"fail\" or \"skip\"")
       end
-      rc.skip_deleted = mr.deleted == "skip"
-      rc.from = 1
-      rc.replay_to = mr.to_seq or MAXINT
-      rc.replay_left = mr.replay_max or -1
-      rc.limited = mr.to_seq ~= nil or mr.replay_max ~= nil
+      rc[RC_SKIP_DELETED] = mr.deleted == "skip"
+      rc[RC_FROM] = 1
+      rc[RC_REPLAY_TO] = mr.to_seq or MAXINT
+      rc[RC_REPLAY_LEFT] = mr.replay_max or -1
+      rc[RC_LIMITED] = mr.to_seq ~= nil or mr.replay_max ~= nil
       local sel = mr.snapshot
       if sel == nil then sel = "latest" end
       if sel == "none" then
-        core.recover(false, rc.replay_to, rc.replay_left, rc.token)
+        core.recover(false, rc[RC_REPLAY_TO], rc[RC_REPLAY_LEFT], rc[RC_TOKEN])
       else
         -- The latest snapshot that matches (and is not past to_seq) is offered first.
         -- The common case, the latest with no bound, shares one empty table (only read).
@@ -465,12 +484,12 @@ return function(core, R, ctx_methods)
           return recovery_failed(rec, "M.recovery.snapshot must be \"latest\", \"none\" or criteria")
         end
         if mr.to_seq and (crit.max_seq == nil or crit.max_seq > mr.to_seq) then crit.max_seq = mr.to_seq end
-        rc.snap_crit, rc.snap_skip = crit, 0
-        rc.snap_required = mr.snapshot_required
+        rc[RC_SNAP_CRIT], rc[RC_SNAP_SKIP] = crit, 0
+        rc[RC_SNAP_REQUIRED] = mr.snapshot_required
         -- the snapshot, the bounds and the first page after it in one read;
         -- behind snapshot operations still running, the snapshot alone
-        rc.prefetch = core.recover(crit, rc.replay_to, rc.replay_left, rc.token)
-        if not rc.prefetch then core.snapshot_load(crit, 0, rc.token) end
+        rc[RC_PREFETCH] = core.recover(crit, rc[RC_REPLAY_TO], rc[RC_REPLAY_LEFT], rc[RC_TOKEN])
+        if not rc[RC_PREFETCH] then core.snapshot_load(crit, 0, rc[RC_TOKEN]) end
       end
     end
     if rec[RC] == rc then arm_timeout(rc) end -- (not if it already failed above)
@@ -513,8 +532,8 @@ return function(core, R, ctx_methods)
   -- a full replay, unless M.recovery.snapshot_required.
   local function on_snapshot_loaded(rec, token, mptr)
     local rc = rec[RC]
-    if not rc or token ~= rc.token then return end
-    rc.progress = rc.progress + 1
+    if not rc or token ~= rc[RC_TOKEN] then return end
+    rc[RC_PROGRESS] = rc[RC_PROGRESS] + 1
     local status, seq, ts = core.snapshot_result(mptr)
     local value, err, carried
     if status == 0 then
@@ -532,17 +551,17 @@ return function(core, R, ctx_methods)
     end
     if err then
       local msg = fmt("snapshot of %s at seq %d unusable: %s", rec[PID], seq, err)
-      if rc.snap_required then return recovery_failed(rec, msg) end
+      if rc[RC_SNAP_REQUIRED] then return recovery_failed(rec, msg) end
       core.log(LOG_WARN, msg .. "; trying an older one")
-      rc.snap_skip = rc.snap_skip + 1
-      if rc.prefetch then
+      rc[RC_SNAP_SKIP] = rc[RC_SNAP_SKIP] + 1
+      if rc[RC_PREFETCH] then
         -- a page read after this snapshot is on its way: a new token makes
         -- it (and the timeout armed with the old one) stale
-        rc.prefetch = false
-        rc.token = next_token()
+        rc[RC_PREFETCH] = false
+        rc[RC_TOKEN] = next_token()
         arm_timeout(rc)
       end
-      return core.snapshot_load(rc.snap_crit, rc.snap_skip, rc.token)
+      return core.snapshot_load(rc[RC_SNAP_CRIT], rc[RC_SNAP_SKIP], rc[RC_TOKEN])
     end
     local from = 1
     if status == 0 then
@@ -551,12 +570,12 @@ return function(core, R, ctx_methods)
       rec[SEQ] = seq
       rec.last_snap_seq = seq
       from = seq + 1
-    elseif rc.snap_required then
+    elseif rc[RC_SNAP_REQUIRED] then
       return recovery_failed(rec, fmt("no snapshot of %s matches and one is required", rec[PID]))
     end
-    rc.from = from
-    if rc.prefetch then return end -- its first page follows
-    core.replay(from, rc.replay_to, rc.replay_left, rc.token, true)
+    rc[RC_FROM] = from
+    if rc[RC_PREFETCH] then return end -- its first page follows
+    core.replay(from, rc[RC_REPLAY_TO], rc[RC_REPLAY_LEFT], rc[RC_TOKEN], true)
   end
 
   -- The first step of a recovery found no snapshot and says so in its first
@@ -564,8 +583,8 @@ return function(core, R, ctx_methods)
   -- Returns false when the recovery ended here (or the page is stale).
   local function no_snapshot(rec, token)
     local rc = rec[RC]
-    if not rc or token ~= rc.token then return false end
-    if rc.snap_required then
+    if not rc or token ~= rc[RC_TOKEN] then return false end
+    if rc[RC_SNAP_REQUIRED] then
       recovery_failed(rec, fmt("no snapshot of %s matches and one is required", rec[PID]))
       return false
     end
@@ -614,8 +633,8 @@ return function(core, R, ctx_methods)
 
   local function on_page(rec, token, mptr)
     local rc = rec[RC]
-    if not rc or token ~= rc.token then return end -- a page for an earlier incarnation
-    rc.progress = rc.progress + 1
+    if not rc or token ~= rc[RC_TOKEN] then return end -- a page for an earlier incarnation
+    rc[RC_PROGRESS] = rc[RC_PROGRESS] + 1
     local status, highest, count, last, more, deleted_to, lean = core.page_info(mptr)
     if status ~= 0 then
       -- The page's events before the failing row came back with it: the row
@@ -624,22 +643,22 @@ return function(core, R, ctx_methods)
       return recovery_failed(rec, fmt("journal error at id %s reading the event after seq %d "
         .. "(expected seq %d): %s", rec[PID], after, after + 1, core.strerror(status)))
     end
-    if not rc.highest then
-      rc.highest = highest
+    if not rc[RC_HIGHEST] then
+      rc[RC_HIGHEST] = highest
       -- The journal knows how far this stream was deleted: a recovery that
       -- would need deleted events fails instead of replaying from the middle
       -- (a wrong state, silently), unless the behaviour asked to skip them.
-      if not rc.none and deleted_to >= rc.from then
-        if not rc.skip_deleted then
+      if not rc[RC_NONE] and deleted_to >= rc[RC_FROM] then
+        if not rc[RC_SKIP_DELETED] then
           return recovery_failed(rec, fmt("events %d..%d of %s were deleted and recovery needs them "
             .. "(no usable snapshot at or after seq %d); M.recovery.deleted = \"skip\" replays what is left",
-            rc.from, deleted_to, rec[PID], deleted_to))
+            rc[RC_FROM], deleted_to, rec[PID], deleted_to))
         end
-        rc.from = deleted_to + 1
+        rc[RC_FROM] = deleted_to + 1
       end
       -- the first event must be the one recovery starts from: rows missing at
       -- the start of a stream are a gap like any other
-      if not rc.none then rc.expect = rc.from end
+      if not rc[RC_NONE] then rc[RC_EXPECT] = rc[RC_FROM] end
     end
     if count > 0 then
       local aok, aerr = A.ensure() -- [adapters] loaded once per worker
@@ -649,24 +668,24 @@ return function(core, R, ctx_methods)
     -- takes no meta and no adapters; should either have appeared since it
     -- was asked for (a hot reload, an adapter bound), it is read again whole.
     local plain = A.plain and not apply_meta(rec)
-    if lean and count > 0 and not plain and rc.expect then
-      return core.replay(rc.expect, rc.replay_to, rc.replay_left, token, false, rc.highest, false)
+    if lean and count > 0 and not plain and rc[RC_EXPECT] then
+      return core.replay(rc[RC_EXPECT], rc[RC_REPLAY_TO], rc[RC_REPLAY_LEFT], token, false, rc[RC_HIGHEST], false)
     end
     -- Ask for the next page before applying this one: the read (thread pool)
     -- overlaps with decoding and apply (this worker).
     if more then
-      if rc.replay_left > 0 then rc.replay_left = rc.replay_left - count end
-      core.replay(last + 1, rc.replay_to, rc.replay_left, token, false, rc.highest, plain)
+      if rc[RC_REPLAY_LEFT] > 0 then rc[RC_REPLAY_LEFT] = rc[RC_REPLAY_LEFT] - count end
+      core.replay(last + 1, rc[RC_REPLAY_TO], rc[RC_REPLAY_LEFT], token, false, rc[RC_HIGHEST], plain)
     end
     if count > 0 then
       -- The hot loop of recovery runs in C (core.page_apply); Lore's own
       -- events go to internal.lua, never to apply [internal].
       local ok, st, expect, last_seq
       if A.active then
-        ok, st, expect, last_seq = pcall(adapted_page, rec, mptr, rc.expect or false)
+        ok, st, expect, last_seq = pcall(adapted_page, rec, mptr, rc[RC_EXPECT] or false)
       else
         ok, st, expect, last_seq = pcall(core.page_apply, mptr, rec[BEH].M.apply, rec[ST], rec,
-          rc.expect or false, rec[PID], apply_meta(rec), SEQ, X.replayer(rec))
+          rc[RC_EXPECT] or false, rec[PID], apply_meta(rec), SEQ, X.replayer(rec))
         X.replayer(nil) -- the worker's replayer must not keep this record alive
       end
       if not ok then
@@ -674,16 +693,16 @@ return function(core, R, ctx_methods)
         if not err:find(rec[PID], 1, true) then err = fmt("at id %s: %s", rec[PID], err) end
         return recovery_failed(rec, err)
       end
-      rc.expect, rec[ST], rec[SEQ] = expect or nil, st, last_seq
+      rc[RC_EXPECT], rec[ST], rec[SEQ] = expect or nil, st, last_seq
     end
     if more then return end
-    if not rc.limited and rc.expect and rc.expect - 1 < rc.highest then
+    if not rc[RC_LIMITED] and rc[RC_EXPECT] and rc[RC_EXPECT] - 1 < rc[RC_HIGHEST] then
       return recovery_failed(rec, fmt("events missing at id %s: replay ended at seq %d, highest is %d",
-        rec[PID], rc.expect - 1, rc.highest))
+        rec[PID], rc[RC_EXPECT] - 1, rc[RC_HIGHEST]))
     end
     -- Akka: after recovery (a limited one too) the seq is the journal's
     -- highest, so a new event never reuses a stored seq.
-    rec[SEQ] = math.max(rec[SEQ], rc.highest)
+    rec[SEQ] = math.max(rec[SEQ], rc[RC_HIGHEST])
     core.recovered(rec[SEQ])
     complete_recovery(rec)
   end
@@ -912,22 +931,22 @@ return function(core, R, ctx_methods)
       if err then return rec[RECOVERING] and recovery_failed(rec, err) end
       rec.leased = true
       local rc = rec[RC]
-      if rec[RECOVERING] and rc and not rc.permit and core.recovery_acquire() then begin_recovery(rec) end
+      if rec[RECOVERING] and rc and not rc[RC_PERMIT] and core.recovery_acquire() then begin_recovery(rec) end
     elseif kind == SYS.RECOVERY_PERMIT then
       local rc = rec[RC]
-      if rec[RECOVERING] and rc and not rc.permit and not rec.dead then
+      if rec[RECOVERING] and rc and not rc[RC_PERMIT] and not rec.dead then
         begin_recovery(rec)
       else
         core.recovery_release() -- nobody here wants it any more: pass it on
       end
     elseif kind == SYS.RECOVERY_TIMEOUT then
       local rc = rec[RC]
-      if not rc or ival ~= rc.token then return end -- a timer of an earlier recovery
-      rc.timer = nil
-      if rc.progress == 0 then
+      if not rc or ival ~= rc[RC_TOKEN] then return end -- a timer of an earlier recovery
+      rc[RC_TIMER] = nil
+      if rc[RC_PROGRESS] == 0 then
         return recovery_failed(rec, fmt("recovery of %s timed out", rec[PID]))
       end
-      rc.progress = 0
+      rc[RC_PROGRESS] = 0
       arm_timeout(rc)
     elseif kind == SYS.RESTART_RECOVERY then
       -- Only a restart that has not begun its recovery may begin it: a

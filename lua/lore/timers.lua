@@ -365,10 +365,14 @@ return function(core, R, P, X, ctx_methods)
     local tm = rec.tm
     if tm then
       for _, e in pairs(tm.live) do disarm(e) end
+      rec.tm = nil
     end
-    rec.tm = nil
-    rec.due = nil
-    rec.kicked = nil
+    -- (a nil stored under a key the record lacks still costs a lookup and a
+    -- miss: most records never had these)
+    if rec.due ~= nil or rec.kicked ~= nil then
+      rec.due = nil
+      rec.kicked = nil
+    end
   end
 
   -- Recovery completed: the journal's timers are live again; those already due fire at the
