@@ -190,17 +190,12 @@ function ctx_methods:spawn(behaviour, opts)
   opts = opts or {}
   if type(opts) ~= "table" then error("ctx:spawn: opts must be a table", 2) end
   local id = opts.id
-  if id ~= nil then
-    local ok, why = core.check_id(id)
-    if not ok then error("ctx:spawn: opts.id " .. why, 2) end
-  end
-  local aid = core.new_aid()
-  local here = core.worker()
-  local target = id and core.sched_for(id) or here
+  local aid, here, target = core.spawn_slot(id)
+  if not aid then error("ctx:spawn: opts.id " .. here, 2) end
   -- the child knows its parent and follows the parent's M.supervision
   local parent, supervision = rec.self, rec[BEH].M.supervision
   local ref
-  if target == here then
+  if here then
     local ok, err = R.spawn_here(aid, behaviour, opts, nil, parent, supervision)
     if not ok then error(err, 2) end
     ref = err -- the child's own ref (spawn_here's second result): one ref made, not two
@@ -280,11 +275,18 @@ end
 R.init_state = init_state
 
 -- spec = { behaviour, opts [, entity manager] } or, a child spawned from another
--- worker, { behaviour, opts, false, parent, supervision or false }.
+-- worker, { behaviour, opts, false, parent, supervision or false }; a child
+-- spawned there by id alone (core.spawn_remote_id) comes flat instead:
+-- (aid, behaviour, opts, parent), no spec table made for it.
 -- Returns true, or nil, a message and why ("nobehaviour", "script", "live",
 -- "shutdown").
-function R.spawn(aid, spec)
+function R.spawn(aid, spec, opts, by_id_parent)
   local ok, err, why
+  if opts then
+    ok, err, why = R.spawn_here(aid, spec, opts, nil, by_id_parent)
+    if ok then return true end
+    return nil, err, why
+  end
   local parent = spec[4]
   if parent then
     ok, err, why = R.spawn_here(aid, spec[1], spec[2] or {}, nil, parent, spec[5] or nil)
