@@ -132,7 +132,7 @@ return function(core, R, ctx_methods)
 
   local function call_hook(rec, name, ...)
     local f = rec[BEH].M[name]
-    if type(f) ~= "function" then return false end
+    if f == nil or type(f) ~= "function" then return false end -- (most hooks are absent)
     f(...)
     return true
   end
@@ -702,7 +702,8 @@ return function(core, R, ctx_methods)
     end
     -- Akka: after recovery (a limited one too) the seq is the journal's
     -- highest, so a new event never reuses a stored seq.
-    rec[SEQ] = math.max(rec[SEQ], rc[RC_HIGHEST])
+    local highest = rc[RC_HIGHEST]
+    if highest > rec[SEQ] then rec[SEQ] = highest end
     core.recovered(rec[SEQ])
     complete_recovery(rec)
   end
