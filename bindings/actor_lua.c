@@ -826,9 +826,10 @@ static int core_spawn_remote_id(lua_State *L) {
 }
 
 /* Pushes the arguments R.spawn takes for a SPAWN_BY_ID message: the
- * behaviour's name, opts = { id = ID } and the parent's ref, flat (no spec
- * table to make and take apart); 0, or -1 (nothing pushed, err set) when its
- * bytes are malformed. */
+ * behaviour's name, opts = { id = ID } and the parent's ref as its bytes,
+ * flat (no spec table to make and take apart; R.spawn makes one ref for a
+ * run of children of the same parent); 0, or -1 (nothing pushed, err set)
+ * when its bytes are malformed. */
 static int push_spawn_by_id(lua_State *L, const lore_msg *m, char *err) {
   spawn_by_id_hdr h;
   if (m->len < sizeof h) goto malformed;
@@ -839,10 +840,12 @@ static int push_spawn_by_id(lua_State *L, const lore_msg *m, char *err) {
   lua_createtable(L, 0, 1);
   lua_pushlstring(L, p + h.behaviour_len, h.id_len);
   lua_setfield(L, -2, "id");
-  if (ref_push_serialized(L, p + h.behaviour_len + h.id_len, h.parent_len)) {
+  const char *parent = p + h.behaviour_len + h.id_len;
+  if (!ref_serialized_valid(parent, h.parent_len)) {
     lua_pop(L, 2);
     goto malformed;
   }
+  lua_pushlstring(L, parent, h.parent_len);
   return 0;
 malformed:
   snprintf(err, CODEC_ERR_MAX, "a malformed spawn request");
@@ -883,6 +886,15 @@ static int core_spawn_slot(lua_State *L) {
   lua_pushboolean(L, target == here);
   lua_pushinteger(L, target);
   return 3;
+}
+
+/* core.ref_of_bytes(bytes) -> the ref whose serialized form bytes is (a
+ * spawn by id's parent: push_spawn_by_id checked them) */
+static int core_ref_of_bytes(lua_State *L) {
+  size_t len;
+  const char *bytes = luaL_checklstring(L, 1, &len);
+  if (ref_push_serialized(L, bytes, len)) return luaL_error(L, "not a serialized ref");
+  return 1;
 }
 
 /* core.script_dirs() -> { dir, ... } from lore.configure's `scripts` */
@@ -989,6 +1001,7 @@ int luaopen_lore_core(lua_State *L) {
                                  {"sched_for", core_sched_for},
                                  {"new_aid", core_new_aid},
                                  {"spawn_slot", core_spawn_slot},
+                                 {"ref_of_bytes", core_ref_of_bytes},
                                  {"script_dirs", core_script_dirs},
                                  {"check_id", core_check_id},
                                  {"now_mono", core_now_mono},

@@ -274,15 +274,23 @@ local function init_state(rec)
 end
 R.init_state = init_state
 
+-- The parent of the last child spawned here by id from another worker, as
+-- its bytes and its ref: a parent spawns its children in runs, and they share
+-- one ref to it (a record's parent is the runtime's, never a script's).
+local by_id_parent_bytes, by_id_parent
+
 -- spec = { behaviour, opts [, entity manager] } or, a child spawned from another
 -- worker, { behaviour, opts, false, parent, supervision or false }; a child
 -- spawned there by id alone (core.spawn_remote_id) comes flat instead:
--- (aid, behaviour, opts, parent), no spec table made for it.
+-- (aid, behaviour, opts, the parent ref's bytes), no spec table made for it.
 -- Returns true, or nil, a message and why ("nobehaviour", "script", "live",
 -- "shutdown").
-function R.spawn(aid, spec, opts, by_id_parent)
+function R.spawn(aid, spec, opts, parent_bytes)
   local ok, err, why
   if opts then
+    if parent_bytes ~= by_id_parent_bytes then
+      by_id_parent, by_id_parent_bytes = core.ref_of_bytes(parent_bytes), parent_bytes
+    end
     ok, err, why = R.spawn_here(aid, spec, opts, nil, by_id_parent)
     if ok then return true end
     return nil, err, why
