@@ -702,8 +702,8 @@ return function(core, R, ctx_methods)
     end
     -- Akka: after recovery (a limited one too) the seq is the journal's
     -- highest, so a new event never reuses a stored seq.
-    local highest = rc[RC_HIGHEST]
-    if highest > rec[SEQ] then rec[SEQ] = highest end
+    local stream_end = rc[RC_HIGHEST]
+    if stream_end > rec[SEQ] then rec[SEQ] = stream_end end
     core.recovered(rec[SEQ])
     complete_recovery(rec)
   end
