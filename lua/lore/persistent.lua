@@ -16,6 +16,8 @@ return function(core, R, ctx_methods)
   local JOURNAL_EREJECTED = core.E.JOURNAL_EREJECTED
   local SNAPSHOT_ENOTFOUND = core.E.SNAPSHOT_ENOTFOUND
   local PAGE_NO_SNAPSHOT = core.PAGE_NO_SNAPSHOT
+  -- the two system messages every recovery gets (P.system tests them first)
+  local SYS_PAGE, SYS_RECOVERY_PERMIT = SYS.PAGE, SYS.RECOVERY_PERMIT
   local CONFIG = core.config() -- fixed once the workers run
   local c_persist, c_current, c_set_current = core.persist, core.current, core.set_current
   local c_hold, c_release = core.hold, core.release
@@ -667,7 +669,8 @@ return function(core, R, ctx_methods)
     -- A page read without event metadata (lean) serves only an apply that
     -- takes no meta and no adapters; should either have appeared since it
     -- was asked for (a hot reload, an adapter bound), it is read again whole.
-    local plain = A.plain and not apply_meta(rec)
+    local wants_meta = apply_meta(rec)
+    local plain = A.plain and not wants_meta
     if lean and count > 0 and not plain and rc[RC_EXPECT] then
       return core.replay(rc[RC_EXPECT], rc[RC_REPLAY_TO], rc[RC_REPLAY_LEFT], token, false, rc[RC_HIGHEST], false)
     end
@@ -685,7 +688,7 @@ return function(core, R, ctx_methods)
         ok, st, expect, last_seq = pcall(adapted_page, rec, mptr, rc[RC_EXPECT] or false)
       else
         ok, st, expect, last_seq = pcall(core.page_apply, mptr, rec[BEH].M.apply, rec[ST], rec,
-          rc[RC_EXPECT] or false, rec[PID], apply_meta(rec), SEQ, X.replayer(rec))
+          rc[RC_EXPECT] or false, rec[PID], wants_meta, SEQ, X.replayer(rec))
         X.replayer(nil) -- the worker's replayer must not keep this record alive
       end
       if not ok then
@@ -904,9 +907,16 @@ return function(core, R, ctx_methods)
   }
 
   function P.system(rec, kind, ival, token, mptr)
-    if kind == SYS.PAGE then
+    if kind == SYS_PAGE then
       if ival == PAGE_NO_SNAPSHOT and not no_snapshot(rec, token) then return end
       return on_page(rec, token, mptr)
+    elseif kind == SYS_RECOVERY_PERMIT then
+      local rc = rec[RC]
+      if rec[RECOVERING] and rc and not rc[RC_PERMIT] and not rec.dead then
+        begin_recovery(rec)
+      else
+        core.recovery_release() -- nobody here wants it any more: pass it on
+      end
     elseif kind == SYS.DELETED then
       return on_deleted(rec, ival, core.write_seq(mptr))
     elseif kind == SYS.SNAP_LOADED then
@@ -933,13 +943,6 @@ return function(core, R, ctx_methods)
       rec.leased = true
       local rc = rec[RC]
       if rec[RECOVERING] and rc and not rc[RC_PERMIT] and core.recovery_acquire() then begin_recovery(rec) end
-    elseif kind == SYS.RECOVERY_PERMIT then
-      local rc = rec[RC]
-      if rec[RECOVERING] and rc and not rc[RC_PERMIT] and not rec.dead then
-        begin_recovery(rec)
-      else
-        core.recovery_release() -- nobody here wants it any more: pass it on
-      end
     elseif kind == SYS.RECOVERY_TIMEOUT then
       local rc = rec[RC]
       if not rc or ival ~= rc[RC_TOKEN] then return end -- a timer of an earlier recovery
