@@ -160,7 +160,10 @@ end
 -- Children stop when their parent stops (or restarts: Akka's default).
 local function stop_children(rec)
   if not rec.children then return end
-  for _, child in pairs(rec.children) do child:stop() end
+  for _, child in pairs(rec.children) do
+    if type(child) ~= "userdata" then child = lore.ref(child) end -- a child kept by its id
+    child:stop()
+  end
   rec.children = nil
 end
 
@@ -211,11 +214,14 @@ function ctx_methods:spawn(behaviour, opts)
     else
       core.spawn_remote(target, aid, { behaviour, opts, false, parent, supervision or false })
     end
-    ref = id and lore.ref(id) or core.addr_ref(aid)
+    ref = lore.ref(id) -- (it has an id: the id placed it there)
   end
-  -- keyed by aid (unique in the runtime): the child's SYS.CHILD_STOPPED names it so
+  -- keyed by aid (unique in the runtime): the child's SYS.CHILD_STOPPED names it
+  -- so. A child on another worker is kept by its id rather than by the ref the
+  -- script gets, which is garbage once the script lets go of it (a child here
+  -- is kept by its own self, which it keeps anyway).
   rec.children = rec.children or {}
-  rec.children[aid] = ref
+  rec.children[aid] = here and ref or id
   return ref
 end
 
