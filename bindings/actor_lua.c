@@ -827,30 +827,27 @@ static int core_spawn_remote_id(lua_State *L) {
   return 0;
 }
 
-/* Pushes the spec a SPAWN_BY_ID message carries; 0, or -1 (nothing pushed,
- * err set) when its bytes are malformed. */
+/* Pushes the arguments R.spawn takes for a SPAWN_BY_ID message: the
+ * behaviour's name, opts = { id = ID } and the parent's ref as its bytes,
+ * flat (no spec table to make and take apart; R.spawn makes one ref for a
+ * run of children of the same parent); 0, or -1 (nothing pushed, err set)
+ * when its bytes are malformed. */
 static int push_spawn_by_id(lua_State *L, const lore_msg *m, char *err) {
   spawn_by_id_hdr h;
   if (m->len < sizeof h) goto malformed;
   memcpy(&h, m->data, sizeof h);
   if ((uint64_t)h.behaviour_len + h.id_len + h.parent_len != m->len - sizeof h) goto malformed;
   const char *p = m->data + sizeof h;
-  lua_createtable(L, 5, 0);
   lua_pushlstring(L, p, h.behaviour_len);
-  lua_rawseti(L, -2, 1);
   lua_createtable(L, 0, 1);
   lua_pushlstring(L, p + h.behaviour_len, h.id_len);
   lua_setfield(L, -2, "id");
-  lua_rawseti(L, -2, 2);
-  lua_pushboolean(L, 0);
-  lua_rawseti(L, -2, 3);
-  if (ref_push_serialized(L, p + h.behaviour_len + h.id_len, h.parent_len)) {
-    lua_pop(L, 1);
+  const char *parent = p + h.behaviour_len + h.id_len;
+  if (!ref_serialized_valid(parent, h.parent_len)) {
+    lua_pop(L, 2);
     goto malformed;
   }
-  lua_rawseti(L, -2, 4);
-  lua_pushboolean(L, 0);
-  lua_rawseti(L, -2, 5);
+  lua_pushlstring(L, parent, h.parent_len);
   return 0;
 malformed:
   snprintf(err, CODEC_ERR_MAX, "a malformed spawn request");
@@ -868,6 +865,37 @@ static int core_sched_for(lua_State *L) {
 static int core_new_aid(lua_State *L) {
   binding_state *bs = bs_of(L);
   lua_pushinteger(L, (lua_Integer)runtime_new_aid(bs->sched->rt));
+  return 1;
+}
+
+/* core.spawn_slot(id|nil) -> aid, here | nil, why: a new actor id for a
+ * child of the current actor, and whether the child lives on this worker
+ * (an id's worker is fixed by its hash; a child without one stays here);
+ * nil and why when id is not a valid id. One call where ctx:spawn made four. */
+static int core_spawn_slot(lua_State *L) {
+  binding_state *bs = bs_of(L);
+  uint32_t here = bs->sched->index, target = here;
+  if (!lua_isnoneornil(L, 1)) {
+    const char *why = binding_id_problem(L, 1);
+    if (why) {
+      lua_pushnil(L);
+      lua_pushstring(L, why);
+      return 2;
+    }
+    target = runtime_sched_for_name(bs->sched->rt, lua_tostring(L, 1));
+  }
+  lua_pushinteger(L, (lua_Integer)runtime_new_aid(bs->sched->rt));
+  lua_pushboolean(L, target == here);
+  lua_pushinteger(L, target);
+  return 3;
+}
+
+/* core.ref_of_bytes(bytes) -> the ref whose serialized form bytes is (a
+ * spawn by id's parent: push_spawn_by_id checked them) */
+static int core_ref_of_bytes(lua_State *L) {
+  size_t len;
+  const char *bytes = luaL_checklstring(L, 1, &len);
+  if (ref_push_serialized(L, bytes, len)) return luaL_error(L, "not a serialized ref");
   return 1;
 }
 
@@ -973,6 +1001,8 @@ int luaopen_lore_core(lua_State *L) {
                                  {"spawn_remote_id", core_spawn_remote_id},
                                  {"sched_for", core_sched_for},
                                  {"new_aid", core_new_aid},
+                                 {"spawn_slot", core_spawn_slot},
+                                 {"ref_of_bytes", core_ref_of_bytes},
                                  {"script_dirs", core_script_dirs},
                                  {"check_id", core_check_id},
                                  {"now_mono", core_now_mono},
@@ -1076,10 +1106,11 @@ int worker_sched_message(sched_t *s, lore_msg *m) {
   lua_pushinteger(L, (lua_Integer)m->ival);
   /* (a spec of a few small values: no memory_limit check, as decode_message
    * makes for a big one) */
-  if (m->sub == SPAWN_BY_ID ? push_spawn_by_id(L, m, err) : decode_message(bs, m, err)) {
+  int by_id = m->sub == SPAWN_BY_ID;
+  if (by_id ? push_spawn_by_id(L, m, err) : decode_message(bs, m, err)) {
     lua_settop(L, top);
     lua_pushstring(L, err);
-  } else if (binding_pcall(bs, 2, 3) == LUA_OK) {
+  } else if (binding_pcall(bs, by_id ? 4 : 2, 3) == LUA_OK) {
     ok = lua_toboolean(L, -3);
     if (!ok) code = spawn_code(lua_tostring(L, -1));
     lua_pop(L, 1);

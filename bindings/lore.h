@@ -94,7 +94,7 @@ typedef struct lore_config {
   long long max_instructions;    /* per handler call (0: unlimited); default 100 M */
   long long memory_limit;        /* bytes per worker Lua state (0: none); default 1 GiB */
   int synchronous_full;          /* sqlite: 1 (default) fsync every commit; 0: NORMAL */
-  int max_concurrent_recoveries; /* in the whole runtime; default 256 */
+  int max_concurrent_recoveries; /* in the whole runtime; default 1024 */
   double recovery_timeout;       /* seconds without progress; default 30 */
   double shutdown_timeout;       /* seconds before stuck actors are stopped by force; 5 */
   /* The journal's circuit breaker: after this many failed commits in a row,

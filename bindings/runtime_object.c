@@ -24,7 +24,13 @@ void lore_config_init(lore_config *cfg) {
   cfg->max_instructions = 100000000;
   cfg->memory_limit = (long long)1 << 30;
   cfg->synchronous_full = 1;
-  cfg->max_concurrent_recoveries = 256;
+  /* A recovering actor holds its recovery state (~0.3 KB) and at most one
+   * replay page: a stream of small events is read whole in its first page
+   * (a buffer from 512 bytes up), so 1024 of them at once take ~1 MB. Fewer
+   * made most of a mass wake-up wait for a permit (one more message and
+   * turn each); a stream of big events holds up to a full page (4 MiB)
+   * whatever the number of permits that read it. */
+  cfg->max_concurrent_recoveries = 1024;
   cfg->recovery_timeout = 30.0;
   cfg->shutdown_timeout = 5.0;
   cfg->breaker_max_failures = 5;

@@ -19,7 +19,8 @@
 -- Returns a constructor; internal.lua calls it with (core, R, P, X, ctx_methods).
 return function(core, R, P, X, ctx_methods)
   -- the record's array slots persistent.lua keeps its hot fields in
-  local RECOVERING = P.RECOVERING
+  local RECOVERING, PID = P.RECOVERING, P.PID
+  local PERSISTENT = P.SEQ -- a slot only persistent records have
   local D = {}
   local type, pairs, ipairs, tostring, error, pcall, getmetatable = type, pairs, ipairs, tostring,
     error, pcall, getmetatable
@@ -180,7 +181,7 @@ return function(core, R, P, X, ctx_methods)
   -- ctx:deliver(dest, fn) -> the delivery id
   function ctx_methods:deliver(dest, make)
     local rec = own(self, "deliver")
-    if not rec.persistent then
+    if not rec[PERSISTENT] then
       error("ctx:deliver: at-least-once delivery needs a persistent actor (a behaviour with apply and "
         .. "an id): its deliveries are journalled with its events", 2)
     end
@@ -323,8 +324,10 @@ return function(core, R, P, X, ctx_methods)
 
   function D.reset(rec)
     local dl = rec.dl
-    if dl then cancel_tick(dl) end
-    rec.dl = nil
+    if dl then
+      cancel_tick(dl)
+      rec.dl = nil
+    end
   end
 
   -- Recovery completed: what the journal holds unconfirmed is live again and sent now
@@ -340,7 +343,7 @@ return function(core, R, P, X, ctx_methods)
     if dl.n == 0 then return end
     local ok, s = pcall(settings, rec)
     if not ok then
-      core.log(2, fmt("%s: %s: its deliveries wait", tostring(rec.pid), tostring(s)))
+      core.log(2, fmt("%s: %s: its deliveries wait", tostring(rec[PID]), tostring(s)))
       return
     end
     local now = core.now_mono()

@@ -19,7 +19,7 @@
 -- rebuilt from the durable one when recovery completes.
 return function(core, R, P, ctx_methods)
   -- the record's array slots persistent.lua keeps its hot fields in
-  local SEQ, RECOVERING = P.SEQ, P.RECOVERING
+  local SEQ, RECOVERING, PID = P.SEQ, P.RECOVERING, P.PID
   local X = {}
   local type, ipairs, tostring, error = type, ipairs, tostring, error
   local fmt = string.format
@@ -92,7 +92,7 @@ return function(core, R, P, ctx_methods)
     for _, r in ipairs(riders) do
       if alone or r.retried then
         core.log(LOG_ERROR, fmt("%s: the journal refused Lore's own event %s: %s; it is dropped",
-          tostring(rec.pid), r.manifest, tostring(err)))
+          tostring(rec[PID]), r.manifest, tostring(err)))
         local refused = kinds[r.manifest].refused
         if refused then refused(rec, r.payload) end
       else
@@ -170,8 +170,10 @@ return function(core, R, P, ctx_methods)
 
   -- Recovery starts (spawn, restart): nothing of an earlier incarnation stays.
   function X.reset(rec)
-    rec.riders = nil
-    rec.riders_retry = nil
+    if rec.riders ~= nil or rec.riders_retry ~= nil then
+      rec.riders = nil
+      rec.riders_retry = nil
+    end
     D.reset(rec)
     T.reset(rec)
   end
@@ -248,7 +250,7 @@ return function(core, R, P, ctx_methods)
     local f = ctx_methods[name]
     ctx_methods[name] = function(self, ...)
       local rec = R.own(self, name)
-      if rec.riders and rec.persistent and not rec[RECOVERING] then P.write_riders(rec) end
+      if rec.riders and rec[SEQ] and not rec[RECOVERING] then P.write_riders(rec) end
       return f(self, ...)
     end
   end

@@ -16,6 +16,8 @@ return function(core, R, ctx_methods)
   local JOURNAL_EREJECTED = core.E.JOURNAL_EREJECTED
   local SNAPSHOT_ENOTFOUND = core.E.SNAPSHOT_ENOTFOUND
   local PAGE_NO_SNAPSHOT = core.PAGE_NO_SNAPSHOT
+  -- the two system messages every recovery gets (P.system tests them first)
+  local SYS_PAGE, SYS_RECOVERY_PERMIT = SYS.PAGE, SYS.RECOVERY_PERMIT
   local CONFIG = core.config() -- fixed once the workers run
   local c_persist, c_current, c_set_current = core.persist, core.current, core.set_current
   local c_hold, c_release = core.hold, core.release
@@ -40,12 +42,30 @@ return function(core, R, ctx_methods)
   local Q <const> = 10         -- the queue of operations (a table, made on first use), or false
   local QH <const> = 11        -- the slot before the queue's head operation
   local QN <const> = 12        -- operations queued
-  P.SEQ, P.RECOVERING, P.INCB, P.HOLDING = SEQ, RECOVERING, INCB, HOLDING
+  local RC <const> = 13        -- the running recovery's own state (see begin_recovery), or false
+  local PID <const> = 14       -- the persistence id (ctx.id)
+  -- Only a persistent record has the slots from SEQ on: SEQ (never nil there)
+  -- is what tells it from a plain one.
+  local PERSISTENT <const> = SEQ
+  P.SEQ, P.RECOVERING, P.INCB, P.HOLDING, P.PID = SEQ, RECOVERING, INCB, HOLDING, PID
 
-  -- A new persistent actor's record (runtime.lua's spawn).
-  function P.record(b, ctx, opts, aid, self)
-    return { b, nil, ctx, 0, false, 0, 0, false, false, false, 0, 0,
-      opts = opts, aid = aid, self = self, pid = opts.id, persistent = true }
+  -- A new persistent actor's record (runtime.lua's spawn), made at its final
+  -- size: a constructor sizes the hash part for the fields it names, so the
+  -- parent and its supervision are named only when present (four nodes for
+  -- opts, aid, self and a parent; eight with the supervision too). What
+  -- recovery adds lives in the array part, so nothing is rehashed and a
+  -- recovered idle actor keeps no node of it. (The lease a journal with
+  -- leases grants is the one field added later: rec.leased.)
+  function P.record(b, ctx, opts, aid, self, parent, sup)
+    if parent == nil then
+      return { b, nil, ctx, 0, false, 0, 0, false, false, false, 0, 0, false, opts.id,
+        opts = opts, aid = aid, self = self }
+    elseif sup == nil then
+      return { b, nil, ctx, 0, false, 0, 0, false, false, false, 0, 0, false, opts.id,
+        opts = opts, aid = aid, self = self, parent = parent }
+    end
+    return { b, nil, ctx, 0, false, 0, 0, false, false, false, 0, 0, false, opts.id,
+      opts = opts, aid = aid, self = self, parent = parent, sup = sup }
   end
 
   local token_seq = 0
@@ -114,7 +134,7 @@ return function(core, R, ctx_methods)
 
   local function call_hook(rec, name, ...)
     local f = rec[BEH].M[name]
-    if type(f) ~= "function" then return false end
+    if f == nil or type(f) ~= "function" then return false end -- (most hooks are absent)
     f(...)
     return true
   end
@@ -153,7 +173,7 @@ return function(core, R, ctx_methods)
       local ok, herr = pcall(call_hook, rec, "on_persist_rejected", rec[ST], err, evt, rec[CTX])
       rec[SEQ] = seq
       if not ok then error(herr, 0) end
-      if not herr then core.log(LOG_WARN, fmt("%s: event rejected: %s", rec.pid, err)) end
+      if not herr then core.log(LOG_WARN, fmt("%s: event rejected: %s", rec[PID], err)) end
     end
   end
 
@@ -279,7 +299,7 @@ return function(core, R, ctx_methods)
 
   function ctx_methods:persist(evt, fn)
     local rec = own(self, "persist")
-    if not rec.persistent then error("ctx:persist: this actor is not persistent (no apply)", 2) end
+    if not rec[PERSISTENT] then error("ctx:persist: this actor is not persistent (no apply)", 2) end
     if evt == nil then error("ctx:persist(event [, fn]): the event is nil", 2) end
     submit(rec, evt, false, fn, true, "persist")
   end
@@ -304,7 +324,7 @@ return function(core, R, ctx_methods)
 
   function ctx_methods:persist_all(list, fn)
     local rec = own(self, "persist_all")
-    if not rec.persistent then error("ctx:persist_all: this actor is not persistent", 2) end
+    if not rec[PERSISTENT] then error("ctx:persist_all: this actor is not persistent", 2) end
     if type(list) ~= "table" then error("ctx:persist_all(list, fn): list must be a table", 2) end
     if check_list(list) == 0 then return end
     submit(rec, list, true, fn, true, "persist_all")
@@ -312,7 +332,7 @@ return function(core, R, ctx_methods)
 
   function ctx_methods:persist_async(evt, fn)
     local rec = own(self, "persist_async")
-    if not rec.persistent then error("ctx:persist_async: this actor is not persistent", 2) end
+    if not rec[PERSISTENT] then error("ctx:persist_async: this actor is not persistent", 2) end
     if evt == nil then error("ctx:persist_async(event [, fn]): the event is nil", 2) end
     submit(rec, evt, false, fn, false, "persist_async")
   end
@@ -330,13 +350,13 @@ return function(core, R, ctx_methods)
 
   function ctx_methods:defer(fn)
     local rec = own(self, "defer")
-    if not rec.persistent then error("ctx:defer: this actor is not persistent", 2) end
+    if not rec[PERSISTENT] then error("ctx:defer: this actor is not persistent", 2) end
     defer(rec, fn, true, "defer")
   end
 
   function ctx_methods:defer_async(fn)
     local rec = own(self, "defer_async")
-    if not rec.persistent then error("ctx:defer_async: this actor is not persistent", 2) end
+    if not rec[PERSISTENT] then error("ctx:defer_async: this actor is not persistent", 2) end
     defer(rec, fn, false, "defer_async")
   end
 
@@ -344,14 +364,14 @@ return function(core, R, ctx_methods)
   -- unless to_seq is math.maxinteger: everything persisted so far.
   function ctx_methods:delete_events(to_seq)
     local rec = own(self, "delete_events")
-    if not rec.persistent then error("ctx:delete_events: this actor is not persistent", 2) end
+    if not rec[PERSISTENT] then error("ctx:delete_events: this actor is not persistent", 2) end
     if math.type(to_seq) ~= "integer" then
       error("ctx:delete_events(to_seq): to_seq must be an integer", 2)
     end
     local ok, err = core.delete_events(to_seq, next_token())
     if not ok then
       local done = call_hook(rec, "on_events_deleted", false, err, rec[CTX])
-      if not done then core.log(LOG_WARN, fmt("%s: delete_events: %s", rec.pid, err)) end
+      if not done then core.log(LOG_WARN, fmt("%s: delete_events: %s", rec[PID], err)) end
       return
     end
     rec[INFLIGHT] = rec[INFLIGHT] + 1
@@ -366,34 +386,54 @@ return function(core, R, ctx_methods)
   local NO_CRITERIA = {} -- an empty table that is only ever read, never written to
   -- rc of an actor whose recovery waits for its lease or a permit: only read
   -- (its token matches no page, snapshot or timer)
-  local WAITING = { permit = false }
+  local WAITING = { false }
+
+  -- A recovery's own state (rc) is an array (its slots below): made at once
+  -- by one constructor, where a table of named fields would insert each key
+  -- into its hash part one by one.
+  local RC_PERMIT <const> = 1        -- it holds a recovery permit
+  local RC_TOKEN <const> = 2         -- its pages, snapshots and timers carry it
+  local RC_PROGRESS <const> = 3      -- snapshots and pages since the deadline was armed
+  local RC_FROM <const> = 4          -- the first seq it replays
+  local RC_REPLAY_TO <const> = 5     -- M.recovery.to_seq, or math.maxinteger
+  local RC_REPLAY_LEFT <const> = 6   -- events it may still replay (M.recovery.replay_max), or -1
+  local RC_LIMITED <const> = 7       -- to_seq or replay_max bounds it
+  local RC_SKIP_DELETED <const> = 8  -- M.recovery.deleted == "skip"
+  local RC_SNAP_CRIT <const> = 9     -- the snapshot criteria, or false (none)
+  local RC_SNAP_SKIP <const> = 10    -- matching snapshots found unusable so far
+  local RC_SNAP_REQUIRED <const> = 11 -- M.recovery.snapshot_required
+  local RC_PREFETCH <const> = 12     -- the first page comes with the snapshot's read
+  local RC_TIMER <const> = 13        -- its deadline is armed
+  local RC_HIGHEST <const> = 14      -- the stream's highest seq (from the first page), or false
+  local RC_EXPECT <const> = 15       -- the seq the next replayed event must have, or false/nil
+  local RC_NONE <const> = 16         -- M.recovery == false: no replay at all
 
   -- Recovery's own state (rc) lives only while it runs: its permit, its
   -- token (pages of an earlier recovery are ignored), its timeout timer.
   local function end_recovery(rec)
     rec[RECOVERING] = false
-    local rc = rec.rc
-    rec.rc = nil
+    local rc = rec[RC]
+    rec[RC] = false
     if rc then
-      if rc.timer then core.recovery_deadline_cancel(rec.aid) end
-      if rc.permit then core.recovery_release() end
+      if rc[RC_TIMER] then core.recovery_deadline_cancel(rec.aid) end
+      if rc[RC_PERMIT] then core.recovery_release() end
     end
   end
 
   -- The recovery must make progress (a snapshot or a page arrives) within
-  -- recovery_timeout, or it fails (SYS.RECOVERY_TIMEOUT with rc.token); the
+  -- recovery_timeout, or it fails (SYS.RECOVERY_TIMEOUT with rc[RC_TOKEN]); the
   -- deadline, one entry of the worker's list, goes when the recovery ends,
   -- so an idle actor keeps none. Arming again replaces it.
   local function arm_timeout(rc)
-    core.recovery_deadline(CONFIG.recovery_timeout, rc.token)
-    rc.timer = true
+    core.recovery_deadline(CONFIG.recovery_timeout, rc[RC_TOKEN])
+    rc[RC_TIMER] = true
   end
 
   local function recovery_failed(rec, err)
-    core.log(LOG_ERROR, fmt("recovery of %s failed: %s; stopping the actor", rec.pid, err))
+    core.log(LOG_ERROR, fmt("recovery of %s failed: %s; stopping the actor", rec[PID], err))
     end_recovery(rec)
     local ok, herr = pcall(call_hook, rec, "on_recovery_failure", err, rec[CTX])
-    if not ok then core.log(LOG_WARN, fmt("%s: on_recovery_failure: %s", rec.pid, tostring(herr))) end
+    if not ok then core.log(LOG_WARN, fmt("%s: on_recovery_failure: %s", rec[PID], tostring(herr))) end
     set_hold(rec)
     R.stop_actor(rec)
   end
@@ -401,24 +441,23 @@ return function(core, R, ctx_methods)
   function begin_recovery(rec)
     -- Every field a recovery sets on its way, made at once: one allocation
     -- of the right size rather than a table that grows four times.
-    local rc = { permit = true, token = next_token(), progress = 0, from = 1, replay_to = MAXINT,
-      replay_left = -1, limited = false, skip_deleted = false, snap_crit = false, snap_skip = 0,
-      snap_required = false, prefetch = false, timer = false, highest = false, expect = false }
-    rec.rc = rc
+    local rc = { true, next_token(), 0, 1, MAXINT, -1, false, false, false, 0, false, false, false, false,
+      false, false }
+    rec[RC] = rc
     local mr = rec[BEH].M.recovery
     if mr == nil then
       -- M.recovery absent (most behaviours): the latest snapshot, then every
       -- event after it; rc's other fields already say so (made above).
-      rc.snap_crit = NO_CRITERIA
+      rc[RC_SNAP_CRIT] = NO_CRITERIA
       -- a page without event metadata when apply takes none (on_page reads
       -- it again whole should that change before it arrives)
-      rc.prefetch = core.recover(NO_CRITERIA, MAXINT, -1, rc.token, A.plain and not apply_meta(rec))
-      if not rc.prefetch then core.snapshot_load(NO_CRITERIA, 0, rc.token) end
+      rc[RC_PREFETCH] = core.recover(NO_CRITERIA, MAXINT, -1, rc[RC_TOKEN], A.plain and not apply_meta(rec))
+      if not rc[RC_PREFETCH] then core.snapshot_load(NO_CRITERIA, 0, rc[RC_TOKEN]) end
       return arm_timeout(rc)
     end
     if mr == false then
-      rc.replay_to, rc.replay_left, rc.limited, rc.none = MAXINT, 0, false, true
-      core.recover(false, MAXINT, 0, rc.token) -- the bounds only
+      rc[RC_REPLAY_TO], rc[RC_REPLAY_LEFT], rc[RC_LIMITED], rc[RC_NONE] = MAXINT, 0, false, true
+      core.recover(false, MAXINT, 0, rc[RC_TOKEN]) -- the bounds only
     else
       if mr ~= nil and type(mr) ~= "table" then
         return recovery_failed(rec, "M.recovery must be a table or false")
@@ -427,15 +466,15 @@ return function(core, R, ctx_methods)
       if mr.deleted ~= nil and mr.deleted ~= "fail" and mr.deleted ~= "skip" then
         return recovery_failed(rec, "M.recovery.deleted must be \"fail\" or \"skip\"")
       end
-      rc.skip_deleted = mr.deleted == "skip"
-      rc.from = 1
-      rc.replay_to = mr.to_seq or MAXINT
-      rc.replay_left = mr.replay_max or -1
-      rc.limited = mr.to_seq ~= nil or mr.replay_max ~= nil
+      rc[RC_SKIP_DELETED] = mr.deleted == "skip"
+      rc[RC_FROM] = 1
+      rc[RC_REPLAY_TO] = mr.to_seq or MAXINT
+      rc[RC_REPLAY_LEFT] = mr.replay_max or -1
+      rc[RC_LIMITED] = mr.to_seq ~= nil or mr.replay_max ~= nil
       local sel = mr.snapshot
       if sel == nil then sel = "latest" end
       if sel == "none" then
-        core.recover(false, rc.replay_to, rc.replay_left, rc.token)
+        core.recover(false, rc[RC_REPLAY_TO], rc[RC_REPLAY_LEFT], rc[RC_TOKEN])
       else
         -- The latest snapshot that matches (and is not past to_seq) is offered first.
         -- The common case, the latest with no bound, shares one empty table (only read).
@@ -447,25 +486,25 @@ return function(core, R, ctx_methods)
           return recovery_failed(rec, "M.recovery.snapshot must be \"latest\", \"none\" or criteria")
         end
         if mr.to_seq and (crit.max_seq == nil or crit.max_seq > mr.to_seq) then crit.max_seq = mr.to_seq end
-        rc.snap_crit, rc.snap_skip = crit, 0
-        rc.snap_required = mr.snapshot_required
+        rc[RC_SNAP_CRIT], rc[RC_SNAP_SKIP] = crit, 0
+        rc[RC_SNAP_REQUIRED] = mr.snapshot_required
         -- the snapshot, the bounds and the first page after it in one read;
         -- behind snapshot operations still running, the snapshot alone
-        rc.prefetch = core.recover(crit, rc.replay_to, rc.replay_left, rc.token)
-        if not rc.prefetch then core.snapshot_load(crit, 0, rc.token) end
+        rc[RC_PREFETCH] = core.recover(crit, rc[RC_REPLAY_TO], rc[RC_REPLAY_LEFT], rc[RC_TOKEN])
+        if not rc[RC_PREFETCH] then core.snapshot_load(crit, 0, rc[RC_TOKEN]) end
       end
     end
-    if rec.rc == rc then arm_timeout(rc) end -- (not if it already failed above)
+    if rec[RC] == rc then arm_timeout(rc) end -- (not if it already failed above)
   end
 
   local function start_recovery(rec)
     core.new_incarnation() -- a new writer id; C forgets the old incarnation's seqs
-    if rec.rc then end_recovery(rec) end
+    if rec[RC] then end_recovery(rec) end
     X.reset(rec) -- [internal] rebuilt by this recovery
     -- Waiting for its lease or a permit (with a wave of actors waking, most
     -- of them wait): a shared marker, never written; begin_recovery makes
     -- the recovery's own table once the actor may read.
-    rec.rc = WAITING
+    rec[RC] = WAITING
     rec[RECOVERING] = true
     set_hold(rec)
     -- A journal shared by processes: this process takes the id's lease first (SYS_LEASED).
@@ -475,7 +514,8 @@ return function(core, R, ctx_methods)
         rec.leasing = true
         return
       end
-      rec.leased = true -- (at once when the journal has no leases)
+      -- (true at once when the journal has no leases: nothing to give back
+      -- at the stop, nothing to note; a restart asks again, at no cost)
     end
     if core.recovery_acquire() then begin_recovery(rec) end
     -- else: SYS.RECOVERY_PERMIT arrives when a permit frees up
@@ -493,9 +533,9 @@ return function(core, R, ctx_methods)
   -- One that fails to load or decode falls back to the next older one, then to
   -- a full replay, unless M.recovery.snapshot_required.
   local function on_snapshot_loaded(rec, token, mptr)
-    local rc = rec.rc
-    if not rc or token ~= rc.token then return end
-    rc.progress = rc.progress + 1
+    local rc = rec[RC]
+    if not rc or token ~= rc[RC_TOKEN] then return end
+    rc[RC_PROGRESS] = rc[RC_PROGRESS] + 1
     local status, seq, ts = core.snapshot_result(mptr)
     local value, err, carried
     if status == 0 then
@@ -512,18 +552,18 @@ return function(core, R, ctx_methods)
       err = core.strerror(status)
     end
     if err then
-      local msg = fmt("snapshot of %s at seq %d unusable: %s", rec.pid, seq, err)
-      if rc.snap_required then return recovery_failed(rec, msg) end
+      local msg = fmt("snapshot of %s at seq %d unusable: %s", rec[PID], seq, err)
+      if rc[RC_SNAP_REQUIRED] then return recovery_failed(rec, msg) end
       core.log(LOG_WARN, msg .. "; trying an older one")
-      rc.snap_skip = rc.snap_skip + 1
-      if rc.prefetch then
+      rc[RC_SNAP_SKIP] = rc[RC_SNAP_SKIP] + 1
+      if rc[RC_PREFETCH] then
         -- a page read after this snapshot is on its way: a new token makes
         -- it (and the timeout armed with the old one) stale
-        rc.prefetch = false
-        rc.token = next_token()
+        rc[RC_PREFETCH] = false
+        rc[RC_TOKEN] = next_token()
         arm_timeout(rc)
       end
-      return core.snapshot_load(rc.snap_crit, rc.snap_skip, rc.token)
+      return core.snapshot_load(rc[RC_SNAP_CRIT], rc[RC_SNAP_SKIP], rc[RC_TOKEN])
     end
     local from = 1
     if status == 0 then
@@ -532,22 +572,22 @@ return function(core, R, ctx_methods)
       rec[SEQ] = seq
       rec.last_snap_seq = seq
       from = seq + 1
-    elseif rc.snap_required then
-      return recovery_failed(rec, fmt("no snapshot of %s matches and one is required", rec.pid))
+    elseif rc[RC_SNAP_REQUIRED] then
+      return recovery_failed(rec, fmt("no snapshot of %s matches and one is required", rec[PID]))
     end
-    rc.from = from
-    if rc.prefetch then return end -- its first page follows
-    core.replay(from, rc.replay_to, rc.replay_left, rc.token, true)
+    rc[RC_FROM] = from
+    if rc[RC_PREFETCH] then return end -- its first page follows
+    core.replay(from, rc[RC_REPLAY_TO], rc[RC_REPLAY_LEFT], rc[RC_TOKEN], true)
   end
 
   -- The first step of a recovery found no snapshot and says so in its first
   -- page (no SYS_SNAP_LOADED came): what on_snapshot_loaded does for none.
   -- Returns false when the recovery ended here (or the page is stale).
   local function no_snapshot(rec, token)
-    local rc = rec.rc
-    if not rc or token ~= rc.token then return false end
-    if rc.snap_required then
-      recovery_failed(rec, fmt("no snapshot of %s matches and one is required", rec.pid))
+    local rc = rec[RC]
+    if not rc or token ~= rc[RC_TOKEN] then return false end
+    if rc[RC_SNAP_REQUIRED] then
+      recovery_failed(rec, fmt("no snapshot of %s matches and one is required", rec[PID]))
       return false
     end
     return true
@@ -558,7 +598,7 @@ return function(core, R, ctx_methods)
   -- of them: split, or none: dropped); the meta is the stored one. Returns
   -- what core.page_apply does.
   local function adapted_page(rec, mptr, expect)
-    local id, apply_fn, st, last_seq = rec.pid, rec[BEH].M.apply, rec[ST], 0
+    local id, apply_fn, st, last_seq = rec[PID], rec[BEH].M.apply, rec[ST], 0
     local from_journal, split_tags, adapted = A.from_journal, A.split_tags, A.adapted
     local wants_meta = apply_meta(rec)
     local function follows(seq)
@@ -594,33 +634,33 @@ return function(core, R, ctx_methods)
   end
 
   local function on_page(rec, token, mptr)
-    local rc = rec.rc
-    if not rc or token ~= rc.token then return end -- a page for an earlier incarnation
-    rc.progress = rc.progress + 1
+    local rc = rec[RC]
+    if not rc or token ~= rc[RC_TOKEN] then return end -- a page for an earlier incarnation
+    rc[RC_PROGRESS] = rc[RC_PROGRESS] + 1
     local status, highest, count, last, more, deleted_to, lean = core.page_info(mptr)
     if status ~= 0 then
       -- The page's events before the failing row came back with it: the row
       -- that failed (e.g. its CRC) is the one after the last of them.
       local after = count > 0 and last or rec[SEQ]
       return recovery_failed(rec, fmt("journal error at id %s reading the event after seq %d "
-        .. "(expected seq %d): %s", rec.pid, after, after + 1, core.strerror(status)))
+        .. "(expected seq %d): %s", rec[PID], after, after + 1, core.strerror(status)))
     end
-    if not rc.highest then
-      rc.highest = highest
+    if not rc[RC_HIGHEST] then
+      rc[RC_HIGHEST] = highest
       -- The journal knows how far this stream was deleted: a recovery that
       -- would need deleted events fails instead of replaying from the middle
       -- (a wrong state, silently), unless the behaviour asked to skip them.
-      if not rc.none and deleted_to >= rc.from then
-        if not rc.skip_deleted then
+      if not rc[RC_NONE] and deleted_to >= rc[RC_FROM] then
+        if not rc[RC_SKIP_DELETED] then
           return recovery_failed(rec, fmt("events %d..%d of %s were deleted and recovery needs them "
             .. "(no usable snapshot at or after seq %d); M.recovery.deleted = \"skip\" replays what is left",
-            rc.from, deleted_to, rec.pid, deleted_to))
+            rc[RC_FROM], deleted_to, rec[PID], deleted_to))
         end
-        rc.from = deleted_to + 1
+        rc[RC_FROM] = deleted_to + 1
       end
       -- the first event must be the one recovery starts from: rows missing at
       -- the start of a stream are a gap like any other
-      if not rc.none then rc.expect = rc.from end
+      if not rc[RC_NONE] then rc[RC_EXPECT] = rc[RC_FROM] end
     end
     if count > 0 then
       local aok, aerr = A.ensure() -- [adapters] loaded once per worker
@@ -629,42 +669,44 @@ return function(core, R, ctx_methods)
     -- A page read without event metadata (lean) serves only an apply that
     -- takes no meta and no adapters; should either have appeared since it
     -- was asked for (a hot reload, an adapter bound), it is read again whole.
-    local plain = A.plain and not apply_meta(rec)
-    if lean and count > 0 and not plain and rc.expect then
-      return core.replay(rc.expect, rc.replay_to, rc.replay_left, token, false, rc.highest, false)
+    local wants_meta = apply_meta(rec)
+    local plain = A.plain and not wants_meta
+    if lean and count > 0 and not plain and rc[RC_EXPECT] then
+      return core.replay(rc[RC_EXPECT], rc[RC_REPLAY_TO], rc[RC_REPLAY_LEFT], token, false, rc[RC_HIGHEST], false)
     end
     -- Ask for the next page before applying this one: the read (thread pool)
     -- overlaps with decoding and apply (this worker).
     if more then
-      if rc.replay_left > 0 then rc.replay_left = rc.replay_left - count end
-      core.replay(last + 1, rc.replay_to, rc.replay_left, token, false, rc.highest, plain)
+      if rc[RC_REPLAY_LEFT] > 0 then rc[RC_REPLAY_LEFT] = rc[RC_REPLAY_LEFT] - count end
+      core.replay(last + 1, rc[RC_REPLAY_TO], rc[RC_REPLAY_LEFT], token, false, rc[RC_HIGHEST], plain)
     end
     if count > 0 then
       -- The hot loop of recovery runs in C (core.page_apply); Lore's own
       -- events go to internal.lua, never to apply [internal].
       local ok, st, expect, last_seq
       if A.active then
-        ok, st, expect, last_seq = pcall(adapted_page, rec, mptr, rc.expect or false)
+        ok, st, expect, last_seq = pcall(adapted_page, rec, mptr, rc[RC_EXPECT] or false)
       else
         ok, st, expect, last_seq = pcall(core.page_apply, mptr, rec[BEH].M.apply, rec[ST], rec,
-          rc.expect or false, rec.pid, apply_meta(rec), SEQ, X.replayer(rec))
+          rc[RC_EXPECT] or false, rec[PID], wants_meta, SEQ, X.replayer(rec))
         X.replayer(nil) -- the worker's replayer must not keep this record alive
       end
       if not ok then
         local err = tostring(st)
-        if not err:find(rec.pid, 1, true) then err = fmt("at id %s: %s", rec.pid, err) end
+        if not err:find(rec[PID], 1, true) then err = fmt("at id %s: %s", rec[PID], err) end
         return recovery_failed(rec, err)
       end
-      rc.expect, rec[ST], rec[SEQ] = expect or nil, st, last_seq
+      rc[RC_EXPECT], rec[ST], rec[SEQ] = expect or nil, st, last_seq
     end
     if more then return end
-    if not rc.limited and rc.expect and rc.expect - 1 < rc.highest then
+    if not rc[RC_LIMITED] and rc[RC_EXPECT] and rc[RC_EXPECT] - 1 < rc[RC_HIGHEST] then
       return recovery_failed(rec, fmt("events missing at id %s: replay ended at seq %d, highest is %d",
-        rec.pid, rc.expect - 1, rc.highest))
+        rec[PID], rc[RC_EXPECT] - 1, rc[RC_HIGHEST]))
     end
     -- Akka: after recovery (a limited one too) the seq is the journal's
     -- highest, so a new event never reuses a stored seq.
-    rec[SEQ] = math.max(rec[SEQ], rc.highest)
+    local stream_end = rc[RC_HIGHEST]
+    if stream_end > rec[SEQ] then rec[SEQ] = stream_end end
     core.recovered(rec[SEQ])
     complete_recovery(rec)
   end
@@ -686,7 +728,7 @@ return function(core, R, ctx_methods)
     local ts, err = core.snapshot_save(value, keep or 0, next_token())
     if not ts then
       if not call_hook(rec, "on_snapshot", false, err, rec[CTX]) then
-        core.log(LOG_WARN, fmt("%s: snapshot not saved: %s", rec.pid, err))
+        core.log(LOG_WARN, fmt("%s: snapshot not saved: %s", rec[PID], err))
       end
     end
   end
@@ -696,7 +738,7 @@ return function(core, R, ctx_methods)
     if status ~= 0 then
       local err = core.strerror(status)
       if not call_hook(rec, "on_snapshot", false, err, rec[CTX]) then
-        core.log(LOG_WARN, fmt("%s: snapshot at seq %d failed: %s", rec.pid, seq, err))
+        core.log(LOG_WARN, fmt("%s: snapshot at seq %d failed: %s", rec[PID], seq, err))
       end
       return
     end
@@ -708,7 +750,7 @@ return function(core, R, ctx_methods)
       if ok then
         rec[INFLIGHT] = rec[INFLIGHT] + 1
       else
-        core.log(LOG_WARN, fmt("%s: deleting events after a snapshot: %s", rec.pid, derr))
+        core.log(LOG_WARN, fmt("%s: deleting events after a snapshot: %s", rec[PID], derr))
       end
     end
     call_hook(rec, "on_snapshot", true, { seq = seq, ts = ts, timestamp = ts }, rec[CTX]) -- timestamp: the old name
@@ -716,14 +758,14 @@ return function(core, R, ctx_methods)
 
   function ctx_methods:save_snapshot()
     local rec = own(self, "save_snapshot")
-    if not rec.persistent then error("ctx:save_snapshot: this actor is not persistent", 2) end
+    if not rec[PERSISTENT] then error("ctx:save_snapshot: this actor is not persistent", 2) end
     if rec[RECOVERING] then error("ctx:save_snapshot: not while recovering", 2) end
     P.save_snapshot(rec)
   end
 
   function ctx_methods:delete_snapshots(criteria)
     local rec = own(self, "delete_snapshots")
-    if not rec.persistent then error("ctx:delete_snapshots: this actor is not persistent", 2) end
+    if not rec[PERSISTENT] then error("ctx:delete_snapshots: this actor is not persistent", 2) end
     if type(criteria) ~= "table" then
       error("ctx:delete_snapshots(criteria): { max_seq=, min_seq=, max_ts=, min_ts= }", 2)
     end
@@ -786,7 +828,7 @@ return function(core, R, ctx_methods)
         local ns
         if apply_meta(rec) then
           local m = metas and metas[1]
-          ns = apply_fn(rec[ST], x, { seq = first, ts = ts, id = rec.pid, version = m and m.version or 1,
+          ns = apply_fn(rec[ST], x, { seq = first, ts = ts, id = rec[PID], version = m and m.version or 1,
             tags = m and m.list or {} })
         else
           ns = apply_fn(rec[ST], x)
@@ -801,7 +843,7 @@ return function(core, R, ctx_methods)
           local ns
           if meta then
             local m = metas and metas[i]
-            ns = apply_fn(rec[ST], evt, { seq = seq, ts = ts, id = rec.pid, version = m and m.version or 1,
+            ns = apply_fn(rec[ST], evt, { seq = seq, ts = ts, id = rec[PID], version = m and m.version or 1,
               tags = m and m.list or {} })
           else
             ns = apply_fn(rec[ST], evt)
@@ -825,15 +867,15 @@ return function(core, R, ctx_methods)
       if status == core.JOURNAL_EFENCED then rec.leased = false end -- the restart leases again
       local err = core.strerror(status)
       core.reply_error(err)
-      core.log(LOG_ERROR, fmt("%s: persist failed at seq %d: %s; restarting with back-off", rec.pid,
+      core.log(LOG_ERROR, fmt("%s: persist failed at seq %d: %s; restarting with back-off", rec[PID],
         first, err))
       local evt1 = kind & LIST ~= 0 and x[1] or x
       -- [internal] a write of Lore's own events alone names the first one's kind
       if evt1 == nil and riders then evt1 = { type = riders[1].manifest } end
       local ok, herr = pcall(call_hook, rec, "on_persist_failure", rec[ST], err, evt1, rec[CTX])
-      if not ok then core.log(LOG_WARN, fmt("%s: on_persist_failure: %s", rec.pid, tostring(herr))) end
+      if not ok then core.log(LOG_WARN, fmt("%s: on_persist_failure: %s", rec[PID], tostring(herr))) end
       if not R.count_failure(rec) then
-        core.log(LOG_ERROR, fmt("%s: the journal failed %d times in a row; stopping it for good", rec.pid,
+        core.log(LOG_ERROR, fmt("%s: the journal failed %d times in a row; stopping it for good", rec[PID],
           rec.restarts))
         rec.end_reason = "failed"
         return P.give_up(rec)
@@ -848,7 +890,7 @@ return function(core, R, ctx_methods)
     rec[INFLIGHT] = rec[INFLIGHT] - 1
     local ok = status == 0
     if not ok then
-      core.log(LOG_WARN, fmt("%s: delete_events failed: %s", rec.pid, core.strerror(status)))
+      core.log(LOG_WARN, fmt("%s: delete_events failed: %s", rec[PID], core.strerror(status)))
     end
     call_hook(rec, "on_events_deleted", ok, ok and seq or core.strerror(status), rec[CTX])
     if rec.restarting and rec.restart_ready then P.restart_recovery(rec) end
@@ -865,9 +907,16 @@ return function(core, R, ctx_methods)
   }
 
   function P.system(rec, kind, ival, token, mptr)
-    if kind == SYS.PAGE then
+    if kind == SYS_PAGE then
       if ival == PAGE_NO_SNAPSHOT and not no_snapshot(rec, token) then return end
       return on_page(rec, token, mptr)
+    elseif kind == SYS_RECOVERY_PERMIT then
+      local rc = rec[RC]
+      if rec[RECOVERING] and rc and not rc[RC_PERMIT] and not rec.dead then
+        begin_recovery(rec)
+      else
+        core.recovery_release() -- nobody here wants it any more: pass it on
+      end
     elseif kind == SYS.DELETED then
       return on_deleted(rec, ival, core.write_seq(mptr))
     elseif kind == SYS.SNAP_LOADED then
@@ -881,7 +930,7 @@ return function(core, R, ctx_methods)
       if status ~= 0 then
         local err = core.strerror(status)
         if not call_hook(rec, "on_snapshots_deleted", false, err, rec[CTX]) then
-          core.log(LOG_WARN, fmt("%s: delete_snapshots failed: %s", rec.pid, err))
+          core.log(LOG_WARN, fmt("%s: delete_snapshots failed: %s", rec[PID], err))
         end
       else
         call_hook(rec, "on_snapshots_deleted", true, crit or {}, rec[CTX])
@@ -892,23 +941,16 @@ return function(core, R, ctx_methods)
       if err and rec[RECOVERING] and storage and R.count_failure(rec) then return P.restart(rec, err, true) end
       if err then return rec[RECOVERING] and recovery_failed(rec, err) end
       rec.leased = true
-      local rc = rec.rc
-      if rec[RECOVERING] and rc and not rc.permit and core.recovery_acquire() then begin_recovery(rec) end
-    elseif kind == SYS.RECOVERY_PERMIT then
-      local rc = rec.rc
-      if rec[RECOVERING] and rc and not rc.permit and not rec.dead then
-        begin_recovery(rec)
-      else
-        core.recovery_release() -- nobody here wants it any more: pass it on
-      end
+      local rc = rec[RC]
+      if rec[RECOVERING] and rc and not rc[RC_PERMIT] and core.recovery_acquire() then begin_recovery(rec) end
     elseif kind == SYS.RECOVERY_TIMEOUT then
-      local rc = rec.rc
-      if not rc or ival ~= rc.token then return end -- a timer of an earlier recovery
-      rc.timer = nil
-      if rc.progress == 0 then
-        return recovery_failed(rec, fmt("recovery of %s timed out", rec.pid))
+      local rc = rec[RC]
+      if not rc or ival ~= rc[RC_TOKEN] then return end -- a timer of an earlier recovery
+      rc[RC_TIMER] = nil
+      if rc[RC_PROGRESS] == 0 then
+        return recovery_failed(rec, fmt("recovery of %s timed out", rec[PID]))
       end
-      rc.progress = 0
+      rc[RC_PROGRESS] = 0
       arm_timeout(rc)
     elseif kind == SYS.RESTART_RECOVERY then
       -- Only a restart that has not begun its recovery may begin it: a
@@ -951,7 +993,7 @@ return function(core, R, ctx_methods)
     core.abandon_incarnation() -- completions still in flight are this incarnation's
     local ok, ierr = R.init_state(rec)
     if not ok then
-      core.log(LOG_ERROR, fmt("%s cannot restart: %s; stopping", rec.pid, ierr))
+      core.log(LOG_ERROR, fmt("%s cannot restart: %s; stopping", rec[PID], ierr))
       rec.restarting = false
       set_hold(rec)
       return R.stop_actor(rec)
@@ -992,8 +1034,8 @@ return function(core, R, ctx_methods)
   end
 
   function P.stopped(rec)
-    if rec[RECOVERING] or rec.rc then end_recovery(rec) end
-    if rec.leased then core.unlease(rec.pid) end
+    if rec[RECOVERING] or rec[RC] then end_recovery(rec) end
+    if rec.leased then core.unlease(rec[PID]) end
   end
 
   -- Forgets every queued operation (a restart or giving up).

@@ -17,6 +17,9 @@ local SYS = core.SYS
 -- so they live in the array part: the behaviour version the actor runs, its
 -- state, its ctx.
 local BEH <const>, ST <const>, CTX <const> = 1, 2, 3
+-- A persistent record goes on with persistence's slots (persistent.lua); its
+-- slot 4 (the seq, never nil there) is what tells it from a plain record.
+local PERSISTENT <const> = 4
 -- A behaviour version: [1] its receive (C calls it), [NEWER] the version that
 -- replaced it (set by a hot reload; an actor moves to it at its next message).
 local NEWER <const> = 2
@@ -42,7 +45,10 @@ R.adapters = adapters
 ---------------------------------------------------------------------------
 
 local current_rec = core.current_rec
+-- where each public field is kept in a plain record, and in a persistent one
+-- (its slots are persistent.lua's: filled in at the end of this file)
 local public = { self = "self", id = "pid", seq = "seq", recovering = "recovering" }
+local persistent_public = { self = "self" }
 local plain_defaults = { seq = 0, recovering = false }
 
 local ctx_methods = setmetatable({}, {
@@ -51,6 +57,7 @@ local ctx_methods = setmetatable({}, {
     local field = public[k]
     if not field then return nil end
     local rec = current_rec()
+    if rec and rec[PERSISTENT] then field = persistent_public[k] end
     local v = rec and rec[field]
     if v == nil then v = plain_defaults[k] end
     return v
@@ -153,7 +160,10 @@ end
 -- Children stop when their parent stops (or restarts: Akka's default).
 local function stop_children(rec)
   if not rec.children then return end
-  for _, child in pairs(rec.children) do child:stop() end
+  for _, child in pairs(rec.children) do
+    if type(child) ~= "userdata" then child = lore.ref(child) end -- a child kept by its id
+    child:stop()
+  end
   rec.children = nil
 end
 
@@ -173,28 +183,22 @@ R.stop_actor = stop_actor
 function ctx_methods:stop()
   local rec = own(self, "stop")
   -- A persistent actor first finishes what it has in flight.
-  if rec.persistent then return P.stop_requested(rec) end
+  if rec[PERSISTENT] then return P.stop_requested(rec) end
   stop_actor(rec)
 end
 
 function ctx_methods:spawn(behaviour, opts)
-  own(self, "spawn")
+  local rec = own(self, "spawn")
   if type(behaviour) ~= "string" then error("ctx:spawn(behaviour, opts): behaviour must be a name", 2) end
   opts = opts or {}
   if type(opts) ~= "table" then error("ctx:spawn: opts must be a table", 2) end
   local id = opts.id
-  if id ~= nil then
-    local ok, why = core.check_id(id)
-    if not ok then error("ctx:spawn: opts.id " .. why, 2) end
-  end
-  local rec = current_rec()
-  local aid = core.new_aid()
-  local here = core.worker()
-  local target = id and core.sched_for(id) or here
+  local aid, here, target = core.spawn_slot(id)
+  if not aid then error("ctx:spawn: opts.id " .. here, 2) end
   -- the child knows its parent and follows the parent's M.supervision
   local parent, supervision = rec.self, rec[BEH].M.supervision
   local ref
-  if target == here then
+  if here then
     local ok, err = R.spawn_here(aid, behaviour, opts, nil, parent, supervision)
     if not ok then error(err, 2) end
     ref = err -- the child's own ref (spawn_here's second result): one ref made, not two
@@ -210,11 +214,14 @@ function ctx_methods:spawn(behaviour, opts)
     else
       core.spawn_remote(target, aid, { behaviour, opts, false, parent, supervision or false })
     end
-    ref = id and lore.ref(id) or core.addr_ref(aid)
+    ref = lore.ref(id) -- (it has an id: the id placed it there)
   end
-  -- keyed by aid (unique in the runtime): the child's SYS.CHILD_STOPPED names it so
+  -- keyed by aid (unique in the runtime): the child's SYS.CHILD_STOPPED names it
+  -- so. A child on another worker is kept by its id rather than by the ref the
+  -- script gets, which is garbage once the script lets go of it (a child here
+  -- is kept by its own self, which it keeps anyway).
   rec.children = rec.children or {}
-  rec.children[aid] = ref
+  rec.children[aid] = here and ref or id
   return ref
 end
 
@@ -273,12 +280,27 @@ local function init_state(rec)
 end
 R.init_state = init_state
 
+-- The parent of the last child spawned here by id from another worker, as
+-- its bytes and its ref: a parent spawns its children in runs, and they share
+-- one ref to it (a record's parent is the runtime's, never a script's).
+local by_id_parent_bytes, by_id_parent
+
 -- spec = { behaviour, opts [, entity manager] } or, a child spawned from another
--- worker, { behaviour, opts, false, parent, supervision or false }.
+-- worker, { behaviour, opts, false, parent, supervision or false }; a child
+-- spawned there by id alone (core.spawn_remote_id) comes flat instead:
+-- (aid, behaviour, opts, the parent ref's bytes), no spec table made for it.
 -- Returns true, or nil, a message and why ("nobehaviour", "script", "live",
 -- "shutdown").
-function R.spawn(aid, spec)
+function R.spawn(aid, spec, opts, parent_bytes)
   local ok, err, why
+  if opts then
+    if parent_bytes ~= by_id_parent_bytes then
+      by_id_parent, by_id_parent_bytes = core.ref_of_bytes(parent_bytes), parent_bytes
+    end
+    ok, err, why = R.spawn_here(aid, spec, opts, nil, by_id_parent)
+    if ok then return true end
+    return nil, err, why
+  end
   local parent = spec[4]
   if parent then
     ok, err, why = R.spawn_here(aid, spec[1], spec[2] or {}, nil, parent, spec[5] or nil)
@@ -309,13 +331,13 @@ function R.spawn_here(aid, name, opts, manager, parent, supervision)
   end
   local rec
   if persistent then
-    rec = P.record(b, ctx, opts, aid, self)
+    rec = P.record(b, ctx, opts, aid, self, parent, supervision)
   else
     rec = { b, nil, ctx, opts = opts, aid = aid, self = self, pid = opts.id }
-  end
-  if parent ~= nil then
-    rec.parent = parent
-    rec.sup = supervision
+    if parent ~= nil then
+      rec.parent = parent
+      rec.sup = supervision
+    end
   end
   local ok, cerr = init_state(rec)
   if not ok then return nil, cerr, "script" end
@@ -465,7 +487,7 @@ local function ask_done(rec, corr, ok, v)
 end
 
 function R.system(rec, kind, ival, token, mptr)
-  if P_KINDS[kind] and rec.persistent then return P.system(rec, kind, ival, token, mptr) end
+  if P_KINDS[kind] and rec[PERSISTENT] then return P.system(rec, kind, ival, token, mptr) end
   if kind == "reply" then
     local entry = rec.asks and rec.asks[token]
     if entry then core.cancel(entry.timer) end
@@ -501,7 +523,7 @@ function R.system(rec, kind, ival, token, mptr)
   elseif kind == SYS.CHILD_FAILED then
     return R.failed(rec, core.msg_value(mptr) or "a child failed")
   elseif kind == "stop" then
-    if rec.persistent then return P.stop_requested(rec) end
+    if rec[PERSISTENT] then return P.stop_requested(rec) end
     return stop_actor(rec)
   elseif kind == SYS.RESTART then
     if not rec.backing_off then return end -- it stopped meanwhile
@@ -510,7 +532,7 @@ function R.system(rec, kind, ival, token, mptr)
   elseif kind == SYS.SHUTDOWN then
     -- the runtime stops every actor: a recovering or backing-off one now
     return R.shutdown(rec)
-  elseif kind == SYS.STOP_PENDING and not rec.persistent then
+  elseif kind == SYS.STOP_PENDING and not rec[PERSISTENT] then
     -- ref:stop() or the shutdown while the mailbox is held for a back-off:
     -- stop wins at once (what the mailbox holds becomes dead letters), as
     -- for a persistent actor (persistent.lua)
@@ -581,7 +603,7 @@ end
 -- Stops an actor that will not be restarted: its watchers hear "failed".
 local function stop_for_good(rec)
   rec.end_reason = "failed"
-  if rec.persistent then return P.give_up(rec) end
+  if rec[PERSISTENT] then return P.give_up(rec) end
   return stop_actor(rec)
 end
 
@@ -616,7 +638,7 @@ function R.failed(rec, raised)
   core.log(LOG_ERROR, fmt("actor %s (%s) failed: %s; restarting", name, rec[BEH].name, err))
   core.unstash_all() -- Akka: a restart puts the user stash back in the mailbox
   stop_children(rec) -- Akka: a restarting parent stops its children
-  if rec.persistent then return P.restart(rec, err) end
+  if rec[PERSISTENT] then return P.restart(rec, err) end
   local ok, ierr = init_state(rec)
   if not ok then
     core.log(LOG_ERROR, fmt("actor %s cannot restart: %s; stopping", name, ierr))
@@ -640,7 +662,7 @@ end
 -- restart back-off stops now (its held commands become dead letters) rather
 -- than holding the stop for up to the back-off's max.
 function R.shutdown(rec)
-  if rec.persistent then return P.shutdown(rec) end
+  if rec[PERSISTENT] then return P.shutdown(rec) end
   if rec.backing_off then
     rec.backing_off = nil
     core.release(rec.aid)
@@ -651,7 +673,7 @@ end
 -- The actor has ended: its watchers and its parent hear of it.
 function R.stopped(rec)
   rec.dead = true
-  if rec.persistent then P.stopped(rec) end
+  if rec[PERSISTENT] then P.stopped(rec) end
   if rec.watchers then
     local notice = { ref = rec.self, reason = rec.end_reason or "stopped" }
     for _, w in pairs(rec.watchers) do core.notify(w, SYS.TERMINATED, notice) end
@@ -673,7 +695,7 @@ end
 P = require("lore.persistent")(core, R, ctx_methods)
 P_KINDS = P.SYSTEM_KINDS
 R.persisted = P.persisted -- C calls it for every completed journal write
-public.seq, public.recovering = P.SEQ, P.RECOVERING
+persistent_public.id, persistent_public.seq, persistent_public.recovering = P.PID, P.SEQ, P.RECOVERING
 -- Delivery and timers (internal.lua, delivery.lua, timers.lua): their ctx methods, and the
 -- hooks around dispatch, system, failed and stopped that write and recover their events.
 require("lore.internal")(core, R, P, ctx_methods)

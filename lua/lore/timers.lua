@@ -16,6 +16,7 @@
 return function(core, R, P, X, ctx_methods)
   -- the record's array slots persistent.lua keeps its hot fields in
   local RECOVERING, HOLDING = P.RECOVERING, P.HOLDING
+  local PERSISTENT = P.SEQ -- a slot only persistent records have
   local T = {}
   local type, pairs, ipairs, tostring, error, setmetatable = type, pairs, ipairs, tostring, error,
     setmetatable
@@ -205,7 +206,7 @@ return function(core, R, P, X, ctx_methods)
   end
 
   local function schedule_durable(rec, seconds, msg, every, key)
-    if not rec.persistent then
+    if not rec[PERSISTENT] then
       error("ctx:schedule: opts.durable needs a persistent actor (a behaviour with apply and an id): "
         .. "the timer is journalled with its events", 3)
     end
@@ -364,10 +365,14 @@ return function(core, R, P, X, ctx_methods)
     local tm = rec.tm
     if tm then
       for _, e in pairs(tm.live) do disarm(e) end
+      rec.tm = nil
     end
-    rec.tm = nil
-    rec.due = nil
-    rec.kicked = nil
+    -- (a nil stored under a key the record lacks still costs a lookup and a
+    -- miss: most records never had these)
+    if rec.due ~= nil or rec.kicked ~= nil then
+      rec.due = nil
+      rec.kicked = nil
+    end
   end
 
   -- Recovery completed: the journal's timers are live again; those already due fire at the

@@ -77,7 +77,7 @@ local lore = {}
 ---Lua instructions one handler call may run (0: no limit); default 100000000
 ---@field max_instructions? integer
 ---@field memory_limit? integer bytes per worker Lua state (0: none)
----actors recovering at once in the whole runtime; default 50
+---actors recovering at once in the whole runtime; default 1024
 ---@field max_concurrent_recoveries? integer
 ---@field recovery_timeout? number seconds a recovery may go without progress; default 30
 ---seconds before actors still running at shutdown are stopped by force; default 5
