@@ -380,7 +380,6 @@ static int core_actor_create(lua_State *L) {
     lua_pushstring(L, r == UV_EEXIST ? "live" : r == UV_ECANCELED ? "shutdown" : "script");
     return 3;
   }
-  if (la) la->actor = a;
   bs->cur_actor = a;
   lua_pushboolean(L, 1);
   return 1;

@@ -76,7 +76,7 @@ static void snap_after(uv_work_t *w, int status) {
   snap_req *next = NULL;
   if (la) { /* the next operation starts when this one has answered */
     la->snap_running = 0;
-    if ((next = la->snap_next) && !(la->snap_next = next->next)) la->snap_last = NULL;
+    if ((next = la->snap_next)) la->snap_next = next->next;
   }
   if (a) {
     size_t extra = r->op == OP_LOAD ? r->len : 0;
@@ -134,11 +134,9 @@ static void submit(lua_State *L, actor_t *a, snap_req *r) {
   lua_actor *la = actor_persistent(a);
   actor_io_begin(a); /* one per operation, queued or running */
   if (la->snap_running) {
-    if (la->snap_last)
-      la->snap_last->next = r;
-    else
-      la->snap_next = r;
-    la->snap_last = r;
+    snap_req **last = &la->snap_next;
+    while (*last) last = &(*last)->next;
+    *last = r;
     return;
   }
   snap_start(a, r);
