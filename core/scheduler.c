@@ -141,8 +141,8 @@ int actor_create(sched_t *s, uint64_t aid, const char *name, const actor_ops *op
                  actor_t **out) {
   assert(current_sched == s);
   if (s->shutting_down) return UV_ECANCELED;
-  if (idmap_get(&s->by_aid, aid)) return UV_EEXIST;
-  if (name && idmap_get_str(&s->by_name, name)) return UV_EEXIST;
+  if (actor_map_get_aid(&s->by_aid, aid)) return UV_EEXIST;
+  if (name && actor_map_get_name(&s->by_name, name)) return UV_EEXIST;
   size_t name_size = name ? strlen(name) + 1 : 0;
   actor_t *a = calloc(1, sizeof *a + name_size);
   if (!a) return UV_ENOMEM;
@@ -152,22 +152,24 @@ int actor_create(sched_t *s, uint64_t aid, const char *name, const actor_ops *op
   a->ops = ops;
   a->data = data;
   msg_queue_init(&a->mailbox);
-  if (idmap_put(&s->by_aid, aid, a)) goto fail_aid;
-  if (a->name && idmap_put_str(&s->by_name, a->name, a)) goto fail_map;
+  if (actor_map_put(&s->by_aid, a)) goto fail_aid;
+  if (a->name && actor_map_put(&s->by_name, a)) goto fail_map;
   s->actors++;
   if (s->index) runtime_reserve(s->rt);
   *out = a;
   return 0;
 fail_map:
-  idmap_remove(&s->by_aid, aid);
+  actor_map_remove(&s->by_aid, a);
 fail_aid:
   free(a);
   return UV_ENOMEM;
 }
 
-actor_t *sched_find(sched_t *s, uint64_t aid) { return idmap_get(&s->by_aid, aid); }
+actor_t *sched_find(sched_t *s, uint64_t aid) { return actor_map_get_aid(&s->by_aid, aid); }
 
-actor_t *sched_find_name(sched_t *s, const char *name) { return idmap_get_str(&s->by_name, name); }
+actor_t *sched_find_name(sched_t *s, const char *name) {
+  return actor_map_get_name(&s->by_name, name);
+}
 
 void actor_hold(actor_t *a) {
   ACTOR_OWNED(a);
@@ -228,8 +230,8 @@ static int maybe_finalize(actor_t *a) {
   if (!a->stopping || a->dead || a->running || a->pending_io) return 0;
   sched_t *s = a->sched;
   a->dead = 1;
-  idmap_remove(&s->by_aid, a->aid);
-  if (a->name) idmap_remove_str(&s->by_name, a->name);
+  actor_map_remove(&s->by_aid, a);
+  if (a->name) actor_map_remove(&s->by_name, a);
   if (a->ops->stopped) a->ops->stopped(a);
   drain_sys(a);
   if (a->stash) {
@@ -269,7 +271,7 @@ static void run_actor(actor_t *a, int *budget) {
   make_ready(a);
 }
 
-/* Runs inside idmap_each: must not change the map, so it never finalizes. */
+/* Runs inside actor_map_each: must not change the map, so it never finalizes. */
 static void stop_each(void *value, void *ud) {
   (void)ud;
   actor_t *a = value;
@@ -288,7 +290,7 @@ static void stop_each(void *value, void *ud) {
 static void sched_begin_shutdown(sched_t *s) {
   if (s->shutting_down) return;
   s->shutting_down = 1;
-  idmap_each(&s->by_aid, stop_each, NULL);
+  actor_map_each(&s->by_aid, stop_each, NULL);
   sched_notify_idle(s);
 }
 
@@ -305,7 +307,7 @@ static void sched_force_stop(sched_t *s) {
   if (!n) return;
   actor_t **list = malloc(n * sizeof *list), **p = list;
   if (!list) return;
-  idmap_each(&s->by_aid, collect_actor, &p); /* the map changes below: a copy first */
+  actor_map_each(&s->by_aid, collect_actor, &p); /* the map changes below: a copy first */
   for (size_t i = 0; i < n; i++) {
     actor_t *a = list[i];
     if (a->dead) continue;
@@ -331,9 +333,9 @@ static void route(sched_t *s, lore_msg *m) {
   }
   actor_t *a = NULL;
   if (m->target.aid)
-    a = idmap_get(&s->by_aid, m->target.aid);
+    a = actor_map_get_aid(&s->by_aid, m->target.aid);
   else if (m->name)
-    a = idmap_get_str(&s->by_name, m->name);
+    a = actor_map_get_name(&s->by_name, m->name);
   else {
     if (!s->rt->hooks->sched_message)
       sched_dead_letter(s, m);
@@ -437,8 +439,8 @@ int sched_init(sched_t *s, runtime_t *rt, uint32_t index, uv_loop_t *loop) {
   memset(s, 0, sizeof *s);
   s->rt = rt;
   s->index = index;
-  idmap_init(&s->by_aid);
-  idmap_init(&s->by_name);
+  actor_map_init(&s->by_aid, 0);
+  actor_map_init(&s->by_name, 1);
   s->outbox = calloc((size_t)rt->workers + 1, sizeof *s->outbox);
   if (!s->outbox) return UV_ENOMEM;
   if (loop) {
@@ -559,10 +561,10 @@ void sched_destroy(sched_t *s) {
   s->ready_head = s->ready_tail = NULL;
   if (s->by_aid.count)
     log_warn(s->rt->log, "scheduler %u: %zu actors were never stopped", s->index, s->by_aid.count);
-  idmap_each(&s->by_aid, free_live_actor, NULL);
+  actor_map_each(&s->by_aid, free_live_actor, NULL);
   inbox_destroy(&s->in);
-  idmap_free(&s->by_aid);
-  idmap_free(&s->by_name);
+  actor_map_free(&s->by_aid);
+  actor_map_free(&s->by_name);
 }
 
 /* --- timers --- */

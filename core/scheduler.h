@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "actor_map.h"
 #include "idmap.h"
 #include "inbox.h"
 #include "log.h"
@@ -136,7 +137,7 @@ struct sched {
   inbox in;
   msg_queue *outbox; /* one per scheduler index */
   actor_t *ready_head, *ready_tail;
-  idmap by_aid, by_name;
+  actor_map by_aid, by_name;
   size_t actors;
   uint64_t io_pending; /* sum of the actors' pending_io */
   int shutting_down, running, closed;
