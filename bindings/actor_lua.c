@@ -292,6 +292,7 @@ static void actor_stopped(actor_t *a) {
       recovery_permit_forget(bs->lrt, a);
       if (la->has_permit) recovery_permit_release(bs->lrt);
     }
+    free(la->extra);
     free(la);
     a->data = NULL;
   }

@@ -67,7 +67,7 @@ static void add(int64_t *counter, int64_t n) { __atomic_add_fetch(counter, n, __
 /* Per worker and manager, the entities in the order they last got a command
  * (oldest first): passivation only ever looks at the head. */
 typedef struct idle_list {
-  entity_link *head, *tail;
+  lua_actor_extra *head, *tail;
 } idle_list;
 
 typedef struct worker_entities {
@@ -88,7 +88,7 @@ void entities_worker_close(binding_state *bs) {
   bs->entities = NULL;
 }
 
-static void unlink_idle(worker_entities *we, entity_link *e) {
+static void unlink_idle(worker_entities *we, lua_actor_extra *e) {
   idle_list *l = &we->lists[e->manager - 1];
   if (e->prev)
     e->prev->next = e->next;
@@ -101,7 +101,7 @@ static void unlink_idle(worker_entities *we, entity_link *e) {
   e->prev = e->next = NULL;
 }
 
-static void append_idle(worker_entities *we, entity_link *e) {
+static void append_idle(worker_entities *we, lua_actor_extra *e) {
   idle_list *l = &we->lists[e->manager - 1];
   e->prev = l->tail;
   e->next = NULL;
@@ -142,7 +142,7 @@ static void sweep(void *ud) {
     idle_list *l = &we->lists[i];
     uint64_t after = bs->lrt->managers[i]->passivate_after_ms;
     while (l->head && now - l->head->last_active >= after) {
-      entity_link *e = l->head;
+      lua_actor_extra *e = l->head;
       lua_actor *la = actor_lua(e->actor);
       unlink_idle(we, e);
       la->passivating = 1;
@@ -163,10 +163,10 @@ static void sweep(void *ud) {
 void entities_touch(actor_t *a) {
   lua_actor *la = actor_lua(a);
   binding_state *bs = a->sched->data;
-  if (!la || !la->entity || la->passivating) return;
+  if (!lua_actor_manager(la) || la->passivating) return;
   worker_entities *we = bs->entities;
   if (!we) return;
-  entity_link *e = la->entity;
+  lua_actor_extra *e = la->extra;
   e->last_active = uv_now(a->sched->loop);
   if (we->lists[e->manager - 1].tail == e) return;
   unlink_idle(we, e);
@@ -176,11 +176,9 @@ void entities_touch(actor_t *a) {
 void entities_stopped(actor_t *a) {
   lua_actor *la = actor_lua(a);
   binding_state *bs = a->sched->data;
-  if (!la || !la->entity) return;
-  entity_manager *em = entities_manager(bs->lrt, (int)la->entity->manager - 1);
-  if (!la->passivating && bs->entities) unlink_idle(bs->entities, la->entity);
-  free(la->entity);
-  la->entity = NULL;
+  if (!lua_actor_manager(la)) return;
+  entity_manager *em = entities_manager(bs->lrt, (int)la->extra->manager - 1);
+  if (!la->passivating && bs->entities) unlink_idle(bs->entities, la->extra);
   add(&em->live, -1);
   if (la->passivating) add(&em->passivated, 1);
 }
@@ -228,11 +226,11 @@ int entities_route_missing(sched_t *s, lore_msg *m) {
   lua_actor *la = a ? actor_lua(a) : NULL;
   if (!la) return ACTOR_CONSUMED;
   worker_entities *we = entities_of(bs);
-  if (!we || !(la->entity = calloc(1, sizeof *la->entity))) return ACTOR_CONSUMED;
-  la->entity->actor = a;
-  la->entity->manager = m->ival;
-  la->entity->last_active = uv_now(s->loop);
-  append_idle(we, la->entity);
+  lua_actor_extra *e = we ? lua_actor_extra_of(la, a) : NULL;
+  if (!e) return ACTOR_CONSUMED;
+  e->manager = m->ival;
+  e->last_active = uv_now(s->loop);
+  append_idle(we, e);
   arm_sweep(bs, we);
   add(&em->live, 1);
   add(&em->woken, 1);
