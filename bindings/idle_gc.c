@@ -74,8 +74,26 @@ static void release_pages(binding_state *bs) {
   mi_option_set(mi_option_decommit_delay, delay);
   pthread_mutex_unlock(&release_lock);
 }
+
+/* One step of the cycle. The pages it empties are marked for a decommit
+ * like any others, but each free in a segment whose mark has not expired
+ * pushes the mark back by the extension (1 ms): a cycle freeing hundreds of
+ * pages in a segment pushed its decommit seconds past the cycle's end, out
+ * of release_pages' reach. With the extension 0 during the step the marks
+ * expire 25 ms after the page that set them, and a later free in the same
+ * segment (this cycle's, or release_pages') acts on them. */
+static int collect_step(binding_state *bs) {
+  pthread_mutex_lock(&release_lock);
+  long extend = mi_option_get(mi_option_decommit_extend_delay);
+  mi_option_set(mi_option_decommit_extend_delay, 0);
+  int done = lua_gc(bs->L, LUA_GCSTEP, IDLE_GC_STEP_KB);
+  mi_option_set(mi_option_decommit_extend_delay, extend);
+  pthread_mutex_unlock(&release_lock);
+  return done;
+}
 #else
 static void release_pages(binding_state *bs) { (void)bs; }
+static int collect_step(binding_state *bs) { return lua_gc(bs->L, LUA_GCSTEP, IDLE_GC_STEP_KB); }
 #endif
 
 static void idle_gc_step(void *ud) {
@@ -86,7 +104,7 @@ static void idle_gc_step(void *ud) {
     arm(bs, IDLE_GC_DELAY_MS); /* it allocated since: work came and went, not idleness */
     return;
   }
-  if (lua_gc(bs->L, LUA_GCSTEP, IDLE_GC_STEP_KB)) {
+  if (collect_step(bs)) {
     bs->idle_gc_base_kb = lua_gc(bs->L, LUA_GCCOUNT);
     release_pages(bs);
     return;
