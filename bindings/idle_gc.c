@@ -61,7 +61,8 @@ static pthread_mutex_t release_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* The lock: two workers going idle together would otherwise interleave, and
  * the second could save the first's temporary values and restore them for
- * good. */
+ * good. (A worker's step may have the extension at 0 meanwhile: then this
+ * restores that 0, and the step's end restores the real value.) */
 static void release_pages(binding_state *bs) {
   pthread_mutex_lock(&release_lock);
   long delay = mi_option_get(mi_option_decommit_delay);
@@ -79,15 +80,24 @@ static void release_pages(binding_state *bs) {
  * like any others, but each free in a segment whose mark has not expired
  * pushes the mark back by the extension (1 ms): a cycle freeing hundreds of
  * pages in a segment pushed its decommit seconds past the cycle's end, out
- * of release_pages' reach. With the extension 0 during the step the marks
- * expire 25 ms after the page that set them, and a later free in the same
- * segment (this cycle's, or release_pages') acts on them. */
+ * of release_pages' reach. With the extension 0 while any worker steps, the
+ * marks expire 25 ms after the page that set them, and a later free in the
+ * same segment (this cycle's, or release_pages') acts on them. The lock is
+ * not held across the step itself: it may run finalizers (Lua code), and
+ * another worker must never wait on that. */
+static int stepping;      /* workers inside a step (under release_lock) */
+static long saved_extend; /* the extension to restore when the last one ends */
+
 static int collect_step(binding_state *bs) {
   pthread_mutex_lock(&release_lock);
-  long extend = mi_option_get(mi_option_decommit_extend_delay);
-  mi_option_set(mi_option_decommit_extend_delay, 0);
+  if (stepping++ == 0) {
+    saved_extend = mi_option_get(mi_option_decommit_extend_delay);
+    mi_option_set(mi_option_decommit_extend_delay, 0);
+  }
+  pthread_mutex_unlock(&release_lock);
   int done = lua_gc(bs->L, LUA_GCSTEP, IDLE_GC_STEP_KB);
-  mi_option_set(mi_option_decommit_extend_delay, extend);
+  pthread_mutex_lock(&release_lock);
+  if (--stepping == 0) mi_option_set(mi_option_decommit_extend_delay, saved_extend);
   pthread_mutex_unlock(&release_lock);
   return done;
 }
