@@ -294,6 +294,7 @@ static void actor_stopped(actor_t *a) {
       recovery_permit_forget(bs->lrt, a);
       if (la->has_permit) recovery_permit_release(bs->lrt);
     }
+    free(la->extra);
     free(la);
     a->data = NULL;
   }
@@ -382,7 +383,6 @@ static int core_actor_create(lua_State *L) {
     lua_pushstring(L, r == UV_EEXIST ? "live" : r == UV_ECANCELED ? "shutdown" : "script");
     return 3;
   }
-  if (la) la->actor = a;
   bs->cur_actor = a;
   lua_pushboolean(L, 1);
   return 1;

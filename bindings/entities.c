@@ -67,7 +67,7 @@ static void add(int64_t *counter, int64_t n) { __atomic_add_fetch(counter, n, __
 /* Per worker and manager, the entities in the order they last got a command
  * (oldest first): passivation only ever looks at the head. */
 typedef struct idle_list {
-  lua_actor *head, *tail;
+  lua_actor_extra *head, *tail;
 } idle_list;
 
 typedef struct worker_entities {
@@ -88,28 +88,28 @@ void entities_worker_close(binding_state *bs) {
   bs->entities = NULL;
 }
 
-static void unlink_idle(worker_entities *we, lua_actor *la) {
-  idle_list *l = &we->lists[la->manager - 1];
-  if (la->lru_prev)
-    la->lru_prev->lru_next = la->lru_next;
-  else if (l->head == la)
-    l->head = la->lru_next;
-  if (la->lru_next)
-    la->lru_next->lru_prev = la->lru_prev;
-  else if (l->tail == la)
-    l->tail = la->lru_prev;
-  la->lru_prev = la->lru_next = NULL;
+static void unlink_idle(worker_entities *we, lua_actor_extra *e) {
+  idle_list *l = &we->lists[e->manager - 1];
+  if (e->prev)
+    e->prev->next = e->next;
+  else if (l->head == e)
+    l->head = e->next;
+  if (e->next)
+    e->next->prev = e->prev;
+  else if (l->tail == e)
+    l->tail = e->prev;
+  e->prev = e->next = NULL;
 }
 
-static void append_idle(worker_entities *we, lua_actor *la) {
-  idle_list *l = &we->lists[la->manager - 1];
-  la->lru_prev = l->tail;
-  la->lru_next = NULL;
+static void append_idle(worker_entities *we, lua_actor_extra *e) {
+  idle_list *l = &we->lists[e->manager - 1];
+  e->prev = l->tail;
+  e->next = NULL;
   if (l->tail)
-    l->tail->lru_next = la;
+    l->tail->next = e;
   else
-    l->head = la;
-  l->tail = la;
+    l->head = e;
+  l->tail = e;
 }
 
 static void sweep(void *ud);
@@ -142,8 +142,9 @@ static void sweep(void *ud) {
     idle_list *l = &we->lists[i];
     uint64_t after = bs->lrt->managers[i]->passivate_after_ms;
     while (l->head && now - l->head->last_active >= after) {
-      lua_actor *la = l->head;
-      unlink_idle(we, la);
+      lua_actor_extra *e = l->head;
+      lua_actor *la = actor_lua(e->actor);
+      unlink_idle(we, e);
       la->passivating = 1;
       lore_msg *m = msg_new(MSG_STOP, NULL, 0, NULL, 0);
       if (!m) {
@@ -151,8 +152,8 @@ static void sweep(void *ud) {
         continue;
       }
       m->target.sched = bs->sched->index;
-      m->target.aid = la->actor->aid;
-      actor_enqueue(la->actor, m);
+      m->target.aid = e->actor->aid;
+      actor_enqueue(e->actor, m);
     }
     any |= l->head != NULL;
   }
@@ -162,21 +163,22 @@ static void sweep(void *ud) {
 void entities_touch(actor_t *a) {
   lua_actor *la = actor_lua(a);
   binding_state *bs = a->sched->data;
-  if (!la || !la->manager || la->passivating) return;
+  if (!lua_actor_manager(la) || la->passivating) return;
   worker_entities *we = bs->entities;
   if (!we) return;
-  la->last_active = uv_now(a->sched->loop);
-  if (we->lists[la->manager - 1].tail == la) return;
-  unlink_idle(we, la);
-  append_idle(we, la);
+  lua_actor_extra *e = la->extra;
+  e->last_active = uv_now(a->sched->loop);
+  if (we->lists[e->manager - 1].tail == e) return;
+  unlink_idle(we, e);
+  append_idle(we, e);
 }
 
 void entities_stopped(actor_t *a) {
   lua_actor *la = actor_lua(a);
   binding_state *bs = a->sched->data;
-  if (!la || !la->manager) return;
-  entity_manager *em = entities_manager(bs->lrt, (int)la->manager - 1);
-  if (!la->passivating && bs->entities) unlink_idle(bs->entities, la);
+  if (!lua_actor_manager(la)) return;
+  entity_manager *em = entities_manager(bs->lrt, (int)la->extra->manager - 1);
+  if (!la->passivating && bs->entities) unlink_idle(bs->entities, la->extra);
   add(&em->live, -1);
   if (la->passivating) add(&em->passivated, 1);
 }
@@ -224,10 +226,11 @@ int entities_route_missing(sched_t *s, lore_msg *m) {
   lua_actor *la = a ? actor_lua(a) : NULL;
   if (!la) return ACTOR_CONSUMED;
   worker_entities *we = entities_of(bs);
-  if (!we) return ACTOR_CONSUMED;
-  la->manager = m->ival;
-  la->last_active = uv_now(s->loop);
-  append_idle(we, la);
+  lua_actor_extra *e = we ? lua_actor_extra_of(la, a) : NULL;
+  if (!e) return ACTOR_CONSUMED;
+  e->manager = m->ival;
+  e->last_active = uv_now(s->loop);
+  append_idle(we, e);
   arm_sweep(bs, we);
   add(&em->live, 1);
   add(&em->woken, 1);
@@ -243,8 +246,7 @@ int entities_route_missing(sched_t *s, lore_msg *m) {
  * sees it. */
 int entities_refuse_holder(actor_t *a, const lore_msg *m) {
   if (m->kind != MSG_USER || m->ival <= 0) return 0;
-  const lua_actor *la = actor_is_bare(a) ? NULL : actor_lua(a);
-  int64_t held_by = la ? la->manager : 0;
+  int64_t held_by = lua_actor_manager(actor_lua(a));
   if (held_by == m->ival) return 0;
   binding_state *bs = a->sched->data;
   entity_manager *want = entities_manager(bs->lrt, (int)m->ival - 1);

@@ -45,28 +45,65 @@ static void arm(binding_state *bs, uint64_t ms) {
 
 #ifdef LORE_MIMALLOC
 /* The pages the cycle emptied go back to the OS now. mimalloc 2.0 frees an
- * empty page into its segment and decommits it only after a delay, and only
- * when that segment is used again: an idle worker uses nothing, so its RSS
- * would stay at the burst's peak. With the delay at 0 for this collect the
- * pages are decommitted as they are freed. (The option is the process's;
- * another thread freeing a page meanwhile decommits it at once too, which
- * costs it a syscall, nothing more.) The worker thread's own heap holds the
- * C side's requests and messages of the same burst. */
+ * empty page into its segment and only marks it for a decommit after a
+ * delay (25 ms); the mark is acted on when that segment frees or hands out
+ * another page after the delay has passed, and each free within the delay
+ * pushes it back a little. An idle worker does neither, so pages the wave
+ * and the cycle emptied stayed committed (~120 B per actor after 100,000
+ * recoveries). For this collect the delay is 1 ms and the push-back 0: a
+ * page freed now into a segment whose mark has expired decommits every
+ * marked page of that segment (the segments the cycle emptied pages in are
+ * the ones it frees pages in now). (The options are the process's; another
+ * thread freeing a page meanwhile decommits it sooner too, which costs it
+ * a syscall, nothing more.) The worker thread's own heap holds the C side's
+ * requests and messages of the same burst. */
 static pthread_mutex_t release_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* The lock: two workers going idle together would otherwise interleave, and
- * the second could save the first's temporary 0 and restore it for good. */
+ * the second could save the first's temporary values and restore them for
+ * good. (A worker's step may have the extension at 0 meanwhile: then this
+ * restores that 0, and the step's end restores the real value.) */
 static void release_pages(binding_state *bs) {
   pthread_mutex_lock(&release_lock);
   long delay = mi_option_get(mi_option_decommit_delay);
-  mi_option_set(mi_option_decommit_delay, 0);
+  long extend = mi_option_get(mi_option_decommit_extend_delay);
+  mi_option_set(mi_option_decommit_delay, 1);
+  mi_option_set(mi_option_decommit_extend_delay, 0);
   mi_heap_collect(bs->heap, true);
   mi_collect(true);
+  mi_option_set(mi_option_decommit_extend_delay, extend);
   mi_option_set(mi_option_decommit_delay, delay);
   pthread_mutex_unlock(&release_lock);
 }
+
+/* One step of the cycle. The pages it empties are marked for a decommit
+ * like any others, but each free in a segment whose mark has not expired
+ * pushes the mark back by the extension (1 ms): a cycle freeing hundreds of
+ * pages in a segment pushed its decommit seconds past the cycle's end, out
+ * of release_pages' reach. With the extension 0 while any worker steps, the
+ * marks expire 25 ms after the page that set them, and a later free in the
+ * same segment (this cycle's, or release_pages') acts on them. The lock is
+ * not held across the step itself: it may run finalizers (Lua code), and
+ * another worker must never wait on that. */
+static int stepping;      /* workers inside a step (under release_lock) */
+static long saved_extend; /* the extension to restore when the last one ends */
+
+static int collect_step(binding_state *bs) {
+  pthread_mutex_lock(&release_lock);
+  if (stepping++ == 0) {
+    saved_extend = mi_option_get(mi_option_decommit_extend_delay);
+    mi_option_set(mi_option_decommit_extend_delay, 0);
+  }
+  pthread_mutex_unlock(&release_lock);
+  int done = lua_gc(bs->L, LUA_GCSTEP, IDLE_GC_STEP_KB);
+  pthread_mutex_lock(&release_lock);
+  if (--stepping == 0) mi_option_set(mi_option_decommit_extend_delay, saved_extend);
+  pthread_mutex_unlock(&release_lock);
+  return done;
+}
 #else
 static void release_pages(binding_state *bs) { (void)bs; }
+static int collect_step(binding_state *bs) { return lua_gc(bs->L, LUA_GCSTEP, IDLE_GC_STEP_KB); }
 #endif
 
 static void idle_gc_step(void *ud) {
@@ -77,7 +114,7 @@ static void idle_gc_step(void *ud) {
     arm(bs, IDLE_GC_DELAY_MS); /* it allocated since: work came and went, not idleness */
     return;
   }
-  if (lua_gc(bs->L, LUA_GCSTEP, IDLE_GC_STEP_KB)) {
+  if (collect_step(bs)) {
     bs->idle_gc_base_kb = lua_gc(bs->L, LUA_GCCOUNT);
     release_pages(bs);
     return;

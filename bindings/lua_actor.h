@@ -4,6 +4,7 @@
 
 #include <lua.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "snapshot_store.h"
@@ -51,26 +52,44 @@ enum {
 typedef struct lua_actor {
   int ref;              /* registry ref of the runtime's record */
   uint32_t incarnation; /* bumped at every (re)start of recovery */
-  actor_t *actor;
-  /* Entities: the manager's tag (index + 1; 0 for other actors), when the
-   * last command arrived (the worker loop's clock, ms), and the worker's
-   * idle-order list of this manager's entities (oldest first). */
-  int64_t manager;
-  uint64_t last_active;
-  struct lua_actor *lru_prev, *lru_next;
+  /* What few actors need (an entity's bookkeeping, snapshot operations
+   * queued behind a running one): made at its first use, else NULL. */
+  struct lua_actor_extra *extra;
   int64_t writer;    /* this incarnation's writer id (random, nonzero) */
   int64_t next_seq;  /* the last seq handed to a write of this incarnation */
   int64_t persisted; /* the highest seq stored and acknowledged (or recovered) */
-  /* Snapshot operations run one at a time, in the order asked (a delete
-   * must not overtake the saves before it): the one running, then these. */
-  struct snap_req *snap_next, *snap_last;
-  /* Flags, kept small: one of these per idle persistent actor (96 bytes, not 128). */
+  /* Flags, kept small: one of these per idle persistent actor (48 bytes). */
   uint8_t persistent;   /* has a journal stream (apply); else a plain entity */
   uint8_t passivating;  /* an entity on its way out */
   uint8_t want_io_idle; /* send SYS_IO_IDLE when pending_io reaches 0 */
   uint8_t snap_running;
   uint8_t has_permit; /* holds one of the runtime's recovery permits */
 } lua_actor;
+
+typedef struct lua_actor_extra {
+  /* An entity's manager tag (index + 1; 0: not an entity), when its last
+   * command arrived (the worker loop's clock, ms), and its place in the
+   * worker's idle order of that manager's entities (oldest first). */
+  int64_t manager;
+  uint64_t last_active;
+  struct lua_actor_extra *prev, *next;
+  actor_t *actor;
+  /* Snapshot operations run one at a time, in the order asked (a delete
+   * must not overtake the saves before it): these wait behind the one
+   * running (a short list: appended at its end). */
+  struct snap_req *snap_next;
+} lua_actor_extra;
+
+/* la's extra part, made now if it has none; NULL when out of memory. */
+static inline lua_actor_extra *lua_actor_extra_of(lua_actor *la, actor_t *a) {
+  if (!la->extra && (la->extra = calloc(1, sizeof *la->extra))) la->extra->actor = a;
+  return la->extra;
+}
+
+/* The manager tag of an actor's lua_actor (0: not an entity). */
+static inline int64_t lua_actor_manager(const struct lua_actor *la) {
+  return la && la->extra ? la->extra->manager : 0;
+}
 
 /* Every snapshot-store call runs on libuv's thread pool; its outcome comes
  * back to the actor as a system message whose data starts with this header

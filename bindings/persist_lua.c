@@ -368,12 +368,13 @@ static int core_abandon_incarnation(lua_State *L) {
 /* core.recovered(seq): recovery ended at `seq` (the journal's highest). */
 static int core_recovered(lua_State *L) {
   lua_actor *la;
-  binding_current_persistent(L, &la);
+  actor_t *a = binding_current_persistent(L, &la);
   lua_Integer seq = luaL_checkinteger(L, 1);
   la->next_seq = la->persisted = seq;
   /* An entity that woke up: what waited for its recovery. */
-  entity_manager *em = la->manager ? entities_manager(bs_of(L)->lrt, (int)la->manager - 1) : NULL;
-  if (em) __atomic_add_fetch(&em->held, (int64_t)la->actor->mailbox.count, __ATOMIC_RELAXED);
+  int64_t manager = lua_actor_manager(la);
+  entity_manager *em = manager ? entities_manager(bs_of(L)->lrt, (int)manager - 1) : NULL;
+  if (em) __atomic_add_fetch(&em->held, (int64_t)a->mailbox.count, __ATOMIC_RELAXED);
   return 0;
 }
 

@@ -464,7 +464,7 @@ static int core_recover(lua_State *L) {
   lua_actor *la;
   actor_t *a = binding_current_persistent(L, &la);
   int snapshot = lua_toboolean(L, 1);
-  if (snapshot && (la->snap_running || la->snap_next)) {
+  if (snapshot && (la->snap_running || (la->extra && la->extra->snap_next))) {
     lua_pushboolean(L, 0);
     return 1;
   }

@@ -12,7 +12,7 @@ enum { OP_SAVE, OP_LOAD, OP_DELETE };
 
 typedef struct snap_req {
   uv_work_t work;
-  struct snap_req *next; /* the actor's queue (lua_actor.snap_next) */
+  struct snap_req *next; /* the actor's queue (lua_actor_extra.snap_next) */
   lore_runtime *lrt;
   sched_t *sched;
   uint64_t aid, token;
@@ -76,7 +76,7 @@ static void snap_after(uv_work_t *w, int status) {
   snap_req *next = NULL;
   if (la) { /* the next operation starts when this one has answered */
     la->snap_running = 0;
-    if ((next = la->snap_next) && !(la->snap_next = next->next)) la->snap_last = NULL;
+    if (la->extra && (next = la->extra->snap_next)) la->extra->snap_next = next->next;
   }
   if (a) {
     size_t extra = r->op == OP_LOAD ? r->len : 0;
@@ -130,15 +130,18 @@ static snap_req *new_req(lua_State *L, actor_t *a, int op) {
 
 /* Queues r behind the actor's snapshot operation in progress, if any. */
 static void submit(lua_State *L, actor_t *a, snap_req *r) {
-  (void)L;
   lua_actor *la = actor_persistent(a);
+  if (la->snap_running && !lua_actor_extra_of(la, a)) {
+    free(r->data);
+    free(r->id);
+    free(r);
+    luaL_error(L, "out of memory");
+  }
   actor_io_begin(a); /* one per operation, queued or running */
   if (la->snap_running) {
-    if (la->snap_last)
-      la->snap_last->next = r;
-    else
-      la->snap_next = r;
-    la->snap_last = r;
+    snap_req **last = &la->extra->snap_next;
+    while (*last) last = &(*last)->next;
+    *last = r;
     return;
   }
   snap_start(a, r);

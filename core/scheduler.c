@@ -44,7 +44,7 @@ static void sched_idle_cb(uv_idle_t *h) { sched_run(h->data); }
  * that finalizes it once nothing is in flight. */
 static int actor_deliverable(const actor_t *a) {
   if (a->dead) return 0;
-  if (!msg_queue_empty(&a->sysq)) return 1;
+  if (a->sys_head) return 1;
   if (a->stopping) return !a->pending_io;
   return !a->held && !msg_queue_empty(&a->mailbox);
 }
@@ -70,9 +70,17 @@ void sched_dead_letter(sched_t *s, lore_msg *m) {
   msg_free(m);
 }
 
-static void drain_dead(sched_t *s, msg_queue *q) {
+static lore_msg *sys_pop(actor_t *a) {
+  lore_msg *m = a->sys_head;
+  if (!m) return NULL;
+  if (!(a->sys_head = m->next)) a->sys_tail = NULL;
+  m->next = NULL;
+  return m;
+}
+
+static void drain_sys(actor_t *a) {
   lore_msg *m;
-  while ((m = msg_queue_pop(q))) sched_dead_letter(s, m);
+  while ((m = sys_pop(a))) sched_dead_letter(a->sched, m);
 }
 
 /* A message addressed by name with no live actor to take it: offered to the
@@ -113,7 +121,12 @@ void actor_enqueue(actor_t *a, lore_msg *m) {
     msg_queue_push(&a->mailbox, m);
     if (m->kind == MSG_STOP && a->held && a->ops->stop_while_held) a->ops->stop_while_held(a);
   } else {
-    msg_queue_push(&a->sysq, m);
+    m->next = NULL;
+    if (a->sys_tail)
+      a->sys_tail->next = m;
+    else
+      a->sys_head = m;
+    a->sys_tail = m;
   }
   make_ready(a);
 }
@@ -128,42 +141,44 @@ int actor_create(sched_t *s, uint64_t aid, const char *name, const actor_ops *op
                  actor_t **out) {
   assert(current_sched == s);
   if (s->shutting_down) return UV_ECANCELED;
-  if (idmap_get(&s->by_aid, aid)) return UV_EEXIST;
-  if (name && idmap_get_str(&s->by_name, name)) return UV_EEXIST;
-  actor_t *a = calloc(1, sizeof *a);
+  if (actor_map_get_aid(&s->by_aid, aid)) return UV_EEXIST;
+  if (name && actor_map_get_name(&s->by_name, name)) return UV_EEXIST;
+  size_t name_size = name ? strlen(name) + 1 : 0;
+  actor_t *a = calloc(1, sizeof *a + name_size);
   if (!a) return UV_ENOMEM;
-  if (name && !(a->name = strdup(name))) goto fail_name;
+  if (name) a->name = memcpy(a->name_buf, name, name_size);
   a->aid = aid;
   a->sched = s;
   a->ops = ops;
   a->data = data;
   msg_queue_init(&a->mailbox);
-  msg_queue_init(&a->sysq);
-  if (idmap_put(&s->by_aid, aid, a)) goto fail_aid;
-  if (a->name && idmap_put_str(&s->by_name, a->name, a)) goto fail_map;
+  if (actor_map_put(&s->by_aid, a)) goto fail_aid;
+  if (a->name && actor_map_put(&s->by_name, a)) goto fail_map;
   s->actors++;
   if (s->index) runtime_reserve(s->rt);
   *out = a;
   return 0;
 fail_map:
-  idmap_remove(&s->by_aid, aid);
+  actor_map_remove(&s->by_aid, a);
 fail_aid:
-  free(a->name);
-fail_name:
   free(a);
   return UV_ENOMEM;
 }
 
-actor_t *sched_find(sched_t *s, uint64_t aid) { return idmap_get(&s->by_aid, aid); }
+actor_t *sched_find(sched_t *s, uint64_t aid) { return actor_map_get_aid(&s->by_aid, aid); }
 
-actor_t *sched_find_name(sched_t *s, const char *name) { return idmap_get_str(&s->by_name, name); }
+actor_t *sched_find_name(sched_t *s, const char *name) {
+  return actor_map_get_name(&s->by_name, name);
+}
 
 void actor_hold(actor_t *a) {
   ACTOR_OWNED(a);
   a->held++;
 }
 
-void actor_set_hold_capacity(actor_t *a, size_t n) { a->hold_capacity = n; }
+void actor_set_hold_capacity(actor_t *a, size_t n) {
+  a->hold_capacity = n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
+}
 
 void actor_release(actor_t *a) {
   ACTOR_OWNED(a);
@@ -215,10 +230,10 @@ static int maybe_finalize(actor_t *a) {
   if (!a->stopping || a->dead || a->running || a->pending_io) return 0;
   sched_t *s = a->sched;
   a->dead = 1;
-  idmap_remove(&s->by_aid, a->aid);
-  if (a->name) idmap_remove_str(&s->by_name, a->name);
+  actor_map_remove(&s->by_aid, a);
+  if (a->name) actor_map_remove(&s->by_name, a);
   if (a->ops->stopped) a->ops->stopped(a);
-  drain_dead(s, &a->sysq);
+  drain_sys(a);
   if (a->stash) {
     drain_left(s, a->stash);
     free(a->stash);
@@ -226,10 +241,7 @@ static int maybe_finalize(actor_t *a) {
   }
   drain_left(s, &a->mailbox);
   s->actors--;
-  if (!a->ready) {
-    free(a->name);
-    free(a);
-  } /* else freed when the ready queue reaches it */
+  if (!a->ready) free(a); /* else freed when the ready queue reaches it */
   if (s->index) runtime_unreserve(s->rt);
   sched_notify_idle(s);
   return 1;
@@ -245,7 +257,7 @@ static void run_actor(actor_t *a, int *budget) {
   a->running = 1;
   while (n < ACTOR_TURN_BUDGET) {
     if (a->stopping && !a->pending_io) break;
-    lore_msg *m = msg_queue_pop(&a->sysq);
+    lore_msg *m = sys_pop(a);
     if (!m && !a->held && !a->stopping) m = msg_queue_pop(&a->mailbox);
     if (!m) break;
     n++;
@@ -259,7 +271,7 @@ static void run_actor(actor_t *a, int *budget) {
   make_ready(a);
 }
 
-/* Runs inside idmap_each: must not change the map, so it never finalizes. */
+/* Runs inside actor_map_each: must not change the map, so it never finalizes. */
 static void stop_each(void *value, void *ud) {
   (void)ud;
   actor_t *a = value;
@@ -278,7 +290,7 @@ static void stop_each(void *value, void *ud) {
 static void sched_begin_shutdown(sched_t *s) {
   if (s->shutting_down) return;
   s->shutting_down = 1;
-  idmap_each(&s->by_aid, stop_each, NULL);
+  actor_map_each(&s->by_aid, stop_each, NULL);
   sched_notify_idle(s);
 }
 
@@ -295,7 +307,7 @@ static void sched_force_stop(sched_t *s) {
   if (!n) return;
   actor_t **list = malloc(n * sizeof *list), **p = list;
   if (!list) return;
-  idmap_each(&s->by_aid, collect_actor, &p); /* the map changes below: a copy first */
+  actor_map_each(&s->by_aid, collect_actor, &p); /* the map changes below: a copy first */
   for (size_t i = 0; i < n; i++) {
     actor_t *a = list[i];
     if (a->dead) continue;
@@ -321,9 +333,9 @@ static void route(sched_t *s, lore_msg *m) {
   }
   actor_t *a = NULL;
   if (m->target.aid)
-    a = idmap_get(&s->by_aid, m->target.aid);
+    a = actor_map_get_aid(&s->by_aid, m->target.aid);
   else if (m->name)
-    a = idmap_get_str(&s->by_name, m->name);
+    a = actor_map_get_name(&s->by_name, m->name);
   else {
     if (!s->rt->hooks->sched_message)
       sched_dead_letter(s, m);
@@ -361,7 +373,6 @@ void sched_run(sched_t *s) {
     if (!s->ready_head) s->ready_tail = NULL;
     a->ready = 0;
     if (a->dead) {
-      free(a->name);
       free(a);
       continue;
     }
@@ -428,8 +439,8 @@ int sched_init(sched_t *s, runtime_t *rt, uint32_t index, uv_loop_t *loop) {
   memset(s, 0, sizeof *s);
   s->rt = rt;
   s->index = index;
-  idmap_init(&s->by_aid);
-  idmap_init(&s->by_name);
+  actor_map_init(&s->by_aid, 0);
+  actor_map_init(&s->by_name, 1);
   s->outbox = calloc((size_t)rt->workers + 1, sizeof *s->outbox);
   if (!s->outbox) return UV_ENOMEM;
   if (loop) {
@@ -520,13 +531,15 @@ static void free_queue(msg_queue *q) {
 static void free_live_actor(void *value, void *ud) {
   (void)ud;
   actor_t *a = value;
-  free_queue(&a->sysq);
+  for (lore_msg *m = a->sys_head, *next; m; m = next) {
+    next = m->next;
+    msg_free(m);
+  }
   free_queue(&a->mailbox);
   if (a->stash) {
     free_queue(a->stash);
     free(a->stash);
   }
-  free(a->name);
   free(a);
 }
 
@@ -541,7 +554,6 @@ void sched_destroy(sched_t *s) {
   while (a) {
     actor_t *next = a->next_ready;
     if (a->dead) {
-      free(a->name);
       free(a);
     }
     a = next;
@@ -549,10 +561,10 @@ void sched_destroy(sched_t *s) {
   s->ready_head = s->ready_tail = NULL;
   if (s->by_aid.count)
     log_warn(s->rt->log, "scheduler %u: %zu actors were never stopped", s->index, s->by_aid.count);
-  idmap_each(&s->by_aid, free_live_actor, NULL);
+  actor_map_each(&s->by_aid, free_live_actor, NULL);
   inbox_destroy(&s->in);
-  idmap_free(&s->by_aid);
-  idmap_free(&s->by_name);
+  actor_map_free(&s->by_aid);
+  actor_map_free(&s->by_name);
 }
 
 /* --- timers --- */

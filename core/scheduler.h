@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "actor_map.h"
 #include "idmap.h"
 #include "inbox.h"
 #include "log.h"
@@ -70,20 +71,24 @@ typedef struct actor_ops {
 
 enum { ACTOR_CONSUMED = 0, ACTOR_KEPT = 1 };
 
+/* 112 bytes, and a short name (up to 15 bytes) after them in the same
+ * allocation: one 128-byte block per actor, plain or persistent. */
 struct actor {
   uint64_t aid;
   sched_t *sched;
   const actor_ops *ops;
   void *data;        /* the binding's */
-  char *name;        /* persistence id, or NULL */
+  char *name;        /* persistence id (stored in `name_buf`), or NULL */
   msg_queue mailbox; /* commands */
-  msg_queue sysq;    /* system messages */
-  msg_queue *stash;  /* the user stash, made at its first use (most actors never stash) */
+  /* System messages, a FIFO that needs no count. */
+  lore_msg *sys_head, *sys_tail;
+  msg_queue *stash; /* the user stash, made at its first use (most actors never stash) */
   actor_t *next_ready;
-  uint32_t held;        /* > 0: mailbox not delivered */
-  uint32_t pending_io;  /* journal writes or reads in flight */
-  size_t hold_capacity; /* max mailbox length while held (0: unbounded) */
+  uint32_t held;          /* > 0: mailbox not delivered */
+  uint32_t pending_io;    /* journal writes or reads in flight */
+  uint32_t hold_capacity; /* max mailbox length while held (0: unbounded) */
   uint8_t ready, running, stopping, dead;
+  char name_buf[];
 };
 
 typedef struct sched_timer sched_timer;
@@ -132,7 +137,7 @@ struct sched {
   inbox in;
   msg_queue *outbox; /* one per scheduler index */
   actor_t *ready_head, *ready_tail;
-  idmap by_aid, by_name;
+  actor_map by_aid, by_name;
   size_t actors;
   uint64_t io_pending; /* sum of the actors' pending_io */
   int shutting_down, running, closed;
