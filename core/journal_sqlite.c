@@ -333,7 +333,8 @@ static int row_lean(sq_state *s, sq_reader *r, sqlite3_stmt *st, const char *id,
       .crc32c = (uint32_t)crc,
   };
   if (crc32c(0, ev->payload, ev->payload_len) != ev->crc32c) return JOURNAL_ECORRUPT;
-  if (strncmp(ev->manifest, JOURNAL_INTERNAL_PREFIX, sizeof JOURNAL_INTERNAL_PREFIX - 1) == 0)
+  if (ev->manifest[0] == JOURNAL_INTERNAL_PREFIX[0] && /* the call only for a likely one */
+      strncmp(ev->manifest, JOURNAL_INTERNAL_PREFIX, sizeof JOURNAL_INTERNAL_PREFIX - 1) == 0)
     return lean_timestamp(s, r, ev);
   return 0;
 }

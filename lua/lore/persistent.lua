@@ -637,7 +637,7 @@ return function(core, R, ctx_methods)
     -- overlaps with decoding and apply (this worker).
     if more then
       if rc.replay_left > 0 then rc.replay_left = rc.replay_left - count end
-      core.replay(last + 1, rc.replay_to, rc.replay_left, token, false, rc.highest, plain)
+      core.replay(last + 1, rc.replay_to, rc.replay_left, token, false, rc.highest, plain, count)
     end
     if count > 0 then
       -- The hot loop of recovery runs in C (core.page_apply); Lore's own
