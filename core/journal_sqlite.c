@@ -278,10 +278,12 @@ static int lean_timestamp(sq_state *s, sq_reader *r, journal_event *ev) {
 }
 
 /* Fills ev from the current row (EVENT_COLUMNS); JOURNAL_ECORRUPT if the
- * payload or its CRC is not what was written. `id` NULL: from column 9. The
- * hot loop of every recovery: one call per column, no more. */
+ * payload or its CRC is not what was written, or the seq is no integer.
+ * `id` NULL: from column 9. The hot loop of every recovery: one call per
+ * column, no more. */
 static int row_event(sqlite3_stmt *st, const char *id, journal_event *ev) {
-  if (sqlite3_column_type(st, 6) != SQLITE_BLOB || sqlite3_column_type(st, 7) != SQLITE_INTEGER)
+  if (sqlite3_column_type(st, 6) != SQLITE_BLOB || sqlite3_column_type(st, 7) != SQLITE_INTEGER ||
+      sqlite3_column_type(st, 0) != SQLITE_INTEGER) /* a text or blob seq: past any bound */
     return JOURNAL_ECORRUPT;
   sqlite3_int64 crc = sqlite3_column_int64(st, 7);
   if (crc < 0 || crc > UINT32_MAX) return JOURNAL_ECORRUPT;
@@ -315,8 +317,10 @@ static int row_event(sqlite3_stmt *st, const char *id, journal_event *ev) {
  * is read only for Lore's own events (lean_timestamp). */
 static int row_lean(sq_state *s, sq_reader *r, sqlite3_stmt *st, const char *id,
                     journal_event *ev) {
-  sqlite3_value *payload_v = sqlite3_column_value(st, 2), *crc_v = sqlite3_column_value(st, 3);
-  if (sqlite3_value_type(payload_v) != SQLITE_BLOB || sqlite3_value_type(crc_v) != SQLITE_INTEGER)
+  sqlite3_value *payload_v = sqlite3_column_value(st, 2), *crc_v = sqlite3_column_value(st, 3),
+                *seq_v = sqlite3_column_value(st, 0);
+  if (sqlite3_value_type(payload_v) != SQLITE_BLOB || sqlite3_value_type(crc_v) != SQLITE_INTEGER ||
+      sqlite3_value_type(seq_v) != SQLITE_INTEGER)
     return JOURNAL_ECORRUPT;
   sqlite3_int64 crc = sqlite3_value_int64(crc_v);
   if (crc < 0 || crc > UINT32_MAX) return JOURNAL_ECORRUPT;
@@ -324,7 +328,7 @@ static int row_lean(sq_state *s, sq_reader *r, sqlite3_stmt *st, const char *id,
   const void *payload = sqlite3_value_blob(payload_v);
   *ev = (journal_event){
       .id = id,
-      .seq = sqlite3_column_int64(st, 0),
+      .seq = sqlite3_value_int64(seq_v),
       .manifest = manifest ? (const char *)manifest : "",
       .version = 1,
       .tags = "",
