@@ -96,10 +96,10 @@ static __attribute__((noinline)) char *buf_grow(page_req *r, size_t n) {
   if (!r->m || len + n > r->cap) {
     /* A recovery's first page is usually a few events; a page after a full
      * one is usually full too. */
-    size_t cap = r->cap                                   ? r->cap * 2
-                 : r->want_highest                        ? 4096
-                 : r->asked > 0 && r->asked < REPLAY_PAGE ? (size_t)r->asked * PAGE_BYTES_PER_EVENT
-                                                          : REPLAY_PAGE * PAGE_BYTES_PER_EVENT;
+    size_t cap = r->cap            ? r->cap * 2
+                 : r->want_highest ? 4096
+                                   : (size_t)(r->asked < REPLAY_PAGE ? r->asked + 1 : REPLAY_PAGE) *
+                                         PAGE_BYTES_PER_EVENT;
     while (cap < len + n) cap *= 2;
     lore_msg *m = realloc(r->m, sizeof *m + cap);
     if (!m) {
@@ -177,6 +177,10 @@ static void read_page(page_req *r) {
   page_hdr blank = {0};
   r->hdr = blank;
   if (r->m) r->m->len = 0;
+  if (!r->want_highest) { /* sizes the buffer (a first page's size needs the bounds) */
+    r->asked = page_events(r, 0);
+    if (r->max >= 0 && r->max < r->asked) r->asked = r->max;
+  }
   buf_put(r, &r->hdr, sizeof r->hdr); /* placeholder, rewritten below */
   int st = 0;
   if (r->want_highest) {
