@@ -79,6 +79,10 @@ typedef struct journal_event {
   uint32_t crc32c; /* crc32c(payload); set by journal_event_seal */
 } journal_event;
 
+/* Manifests of Lore's own events in a stream (deliveries, durable timers):
+ * the runtime replays them itself, with their timestamps. */
+#define JOURNAL_INTERNAL_PREFIX "lore."
+
 /* Computes and stores the CRC32C of the payload. */
 void journal_event_seal(journal_event *ev);
 
@@ -330,10 +334,11 @@ int journal_no_deletions(journal_t *j, int *none);
 int journal_replay(journal_t *j, const char *id, int64_t from, int64_t to, int64_t max,
                    journal_replay_cb cb, void *ud);
 /* journal_replay for a reader that needs no event metadata (a recovery whose
- * apply takes no meta): each event carries at least seq, manifest,
- * timestamp_ms and the payload (its CRC checked as always); version may then
- * read 1, tags "", writer and offset 0. Reading fewer columns per row is a
- * third of a replay's cost on sqlite. */
+ * apply takes no meta): each event carries at least seq, manifest and the
+ * payload (its CRC checked as always), and timestamp_ms when its manifest
+ * begins with JOURNAL_INTERNAL_PREFIX; version may then read 1, tags "",
+ * writer, offset and any other timestamp 0. Reading fewer columns per row is
+ * a third of a replay's cost on sqlite. */
 int journal_replay_lean(journal_t *j, const char *id, int64_t from, int64_t to, int64_t max,
                         journal_replay_cb cb, void *ud);
 int journal_bounds_of(journal_t *j, const char *id, journal_bounds *out);

@@ -678,7 +678,7 @@ return function(core, R, ctx_methods)
     -- overlaps with decoding and apply (this worker).
     if more then
       if rc[RC_REPLAY_LEFT] > 0 then rc[RC_REPLAY_LEFT] = rc[RC_REPLAY_LEFT] - count end
-      core.replay(last + 1, rc[RC_REPLAY_TO], rc[RC_REPLAY_LEFT], token, false, rc[RC_HIGHEST], plain)
+      core.replay(last + 1, rc[RC_REPLAY_TO], rc[RC_REPLAY_LEFT], token, false, rc[RC_HIGHEST], plain, count)
     end
     if count > 0 then
       -- The hot loop of recovery runs in C (core.page_apply); Lore's own
