@@ -19,6 +19,9 @@
  * memory_limit, and publishes the figure for lore.stats(). */
 static void *heap_realloc(binding_state *bs, void *ptr, size_t nsize) {
 #ifdef LORE_MIMALLOC
+  /* Most of Lua's calls are new blocks: mi_heap_malloc skips realloc's checks (two calls
+   * per replayed event). */
+  if (!ptr) return mi_heap_malloc(bs->heap, nsize);
   return mi_heap_realloc(bs->heap, ptr, nsize);
 #else
   (void)bs;
