@@ -103,12 +103,12 @@ static int decode_message(binding_state *bs, const lore_msg *m, char *err) {
 }
 
 /* A plain actor's command: state = receive(state, msg, ctx) or the same
- * state, without a Lua dispatch frame (this is the per-message hot path). */
-static void plain_receive(binding_state *bs, actor_t *a, lore_msg *m) {
+ * state, without a Lua dispatch frame (this is the per-message hot path).
+ * Runs inside plain_turn's protected call with the record at `rec`: a raise
+ * of the handler ends that call. */
+static void plain_receive(binding_state *bs, actor_t *a, lore_msg *m, int rec) {
   lua_State *L = bs->L;
   char err[CODEC_ERR_MAX];
-  int rec = lua_gettop(L) + 1;
-  lua_rawgeti(L, LUA_REGISTRYINDEX, actor_rec_ref(a));
   lua_rawgeti(L, rec, REC_BEH);
   if (lua_rawgeti(L, -1, BEH_NEWER) != LUA_TNIL) {
     /* a hot reload replaced the behaviour: move to it first (runtime.lua) */
@@ -119,21 +119,78 @@ static void plain_receive(binding_state *bs, actor_t *a, lore_msg *m) {
     lua_rawgeti(L, rec, REC_BEH);
     lua_pushnil(L);
   }
-  /* rec, the version and its NEWER stay below the call (one settop drops them after it) */
+  /* the version and its NEWER stay below the call (one settop drops them after it) */
   lua_rawgeti(L, rec + 1, BEH_RECEIVE);
   lua_rawgeti(L, rec, REC_ST);
   if (decode_message(bs, m, err)) {
-    lua_settop(L, rec - 1);
+    lua_settop(L, rec);
     undecodable(bs, a, m, err);
     return;
   }
   lua_rawgeti(L, rec, REC_CTX);
-  if (binding_pcall(bs, 3, 1) != LUA_OK) {
-    actor_failed(bs, a);
-  } else if (lua_type(L, -1) == LUA_TTABLE) { /* a plain actor may return its next state */
-    lua_rawseti(L, rec, REC_ST);
+  lua_call(L, 3, 1);
+  if (lua_type(L, -1) == LUA_TTABLE) lua_rawseti(L, rec, REC_ST); /* its next state */
+  lua_settop(L, rec);
+}
+
+/* Sets what the core functions see of the message being handled. */
+static void set_current(binding_state *bs, lore_msg *m) {
+  bs->cur_sender = m->sender;
+  bs->cur_corr = m->kind == MSG_USER ? m->corr : 0; /* system messages answer no ask */
+  bs->cur_msg = m;
+}
+
+/* Whether m stays with the binding (stashed during its call, see core_stash). */
+static int kept_after(const lore_msg *m) { return m->sub == UINT32_MAX; }
+
+/*
+ * A plain actor's commands, as many of its turn as come in a row, under one
+ * protected call: a protected call costs about 150 instructions, a tenth of
+ * a self tell. Each command is still a handler call of its own: the budget
+ * and the watchdog's call generation restart for each (budget_restart), and
+ * a raise ends this call with the failing command current, which fails that
+ * command alone (plain_commands). The first command is the one the
+ * scheduler handed to actor_receive; it owns that one, so its fate (kept or
+ * consumed) is recorded in *first_kept; later ones are freed here.
+ */
+static int plain_turn(lua_State *L) {
+  binding_state *bs = lua_touserdata(L, 1);
+  actor_t *a = lua_touserdata(L, 2);
+  lore_msg *m = lua_touserdata(L, 3);
+  int *first_kept = lua_touserdata(L, 4);
+  lua_settop(L, 0);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, actor_rec_ref(a)); /* the record stays at 1 for the turn */
+  plain_receive(bs, a, m, 1);
+  *first_kept = kept_after(m);
+  while ((m = sched_turn_next_command(a))) {
+    set_current(bs, m);
+    if (!entities_refuse_holder(a, m)) {
+      if (!actor_is_bare(a)) entities_touch(a);
+      bs->blown = 0;
+      budget_restart(bs);
+      plain_receive(bs, a, m, 1);
+    }
+    if (!kept_after(m)) msg_free(m);
   }
-  lua_settop(L, rec - 1);
+  return 0;
+}
+
+/* Runs plain_turn from m; returns m's fate for the scheduler. */
+static int plain_commands(binding_state *bs, actor_t *a, lore_msg *m) {
+  lua_State *L = bs->L;
+  int first_kept = 0;
+  lua_pushcfunction(L, plain_turn);
+  lua_pushlightuserdata(L, bs);
+  lua_pushlightuserdata(L, a);
+  lua_pushlightuserdata(L, m);
+  lua_pushlightuserdata(L, &first_kept);
+  if (binding_pcall(bs, 4, 0) == LUA_OK) return first_kept ? ACTOR_KEPT : ACTOR_CONSUMED;
+  /* the current command raised: it alone failed */
+  lore_msg *failed = bs->cur_msg;
+  actor_failed(bs, a);
+  if (failed == m) return kept_after(m) ? ACTOR_KEPT : ACTOR_CONSUMED;
+  if (!kept_after(failed)) msg_free(failed);
+  return first_kept ? ACTOR_KEPT : ACTOR_CONSUMED;
 }
 
 static int actor_receive(actor_t *a, lore_msg *m) {
@@ -151,8 +208,10 @@ static int actor_receive(actor_t *a, lore_msg *m) {
       if (entities_refuse_holder(a, m)) break;
       if (!actor_is_bare(a)) entities_touch(a);
       if (actor_is_plain(a)) {
-        plain_receive(bs, a, m);
-        break;
+        kept = plain_commands(bs, a, m);
+        bs->cur_actor = NULL;
+        bs->cur_msg = NULL;
+        return kept;
       }
       lua_rawgeti(L, LUA_REGISTRYINDEX, bs->ref_dispatch);
       lua_rawgeti(L, LUA_REGISTRYINDEX, actor_rec_ref(a));

@@ -102,7 +102,7 @@ static int ref_tell(lua_State *L) {
   if (!bs || !bs->lrt) sending_state(L); /* raises */
   const char *data = len ? small : binding_encode(L, bs, 2, "message", &len);
   if (bs->is_host)
-    host_sent(L, lore_tell(bs->lrt, r, data, len));
+    host_sent(L, host_tell_encoded(bs->lrt, r, data, len));
   else
     binding_send(bs, r, MSG_USER, data, len, 0);
   return 0;
