@@ -102,35 +102,49 @@ static int decode_message(binding_state *bs, const lore_msg *m, char *err) {
   return 0;
 }
 
+/* The stack of plain_turn: the record, its behaviour version and that
+ * version's receive, read once a turn. Only a hot reload changes the
+ * version (turn_receive moves to the newer one), and a reload runs between
+ * turns (worker_reload is a scheduler message, never inside a handler). */
+enum { TURN_REC = 1, TURN_VERSION = 2, TURN_RECEIVE = 3 };
+
+static void turn_receive(binding_state *bs) {
+  lua_State *L = bs->L;
+  lua_rawgeti(L, TURN_REC, REC_BEH);
+  if (lua_rawgeti(L, TURN_VERSION, BEH_NEWER) != LUA_TNIL) {
+    /* a hot reload replaced the behaviour: move to it first (runtime.lua) */
+    lua_settop(L, TURN_REC);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, bs->ref_upgrade);
+    lua_pushvalue(L, TURN_REC);
+    binding_pcall(bs, 1, 0);
+    lua_settop(L, TURN_REC);
+    lua_rawgeti(L, TURN_REC, REC_BEH);
+    /* the command's handler call gets a budget of its own, as before the turn */
+    bs->blown = 0;
+    budget_restart(bs);
+  } else {
+    lua_pop(L, 1);
+  }
+  lua_rawgeti(L, TURN_VERSION, BEH_RECEIVE);
+}
+
 /* A plain actor's command: state = receive(state, msg, ctx) or the same
  * state, without a Lua dispatch frame (this is the per-message hot path).
- * Runs inside plain_turn's protected call with the record at `rec`: a raise
- * of the handler ends that call. */
-static void plain_receive(binding_state *bs, actor_t *a, lore_msg *m, int rec) {
+ * Runs inside plain_turn's protected call: a raise of the handler ends it. */
+static void plain_receive(binding_state *bs, actor_t *a, lore_msg *m) {
   lua_State *L = bs->L;
   char err[CODEC_ERR_MAX];
-  lua_rawgeti(L, rec, REC_BEH);
-  if (lua_rawgeti(L, -1, BEH_NEWER) != LUA_TNIL) {
-    /* a hot reload replaced the behaviour: move to it first (runtime.lua) */
-    lua_settop(L, rec);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, bs->ref_upgrade);
-    lua_pushvalue(L, rec);
-    if (binding_pcall(bs, 1, 0) != LUA_OK) lua_settop(L, rec);
-    lua_rawgeti(L, rec, REC_BEH);
-    lua_pushnil(L);
-  }
-  /* the version and its NEWER stay below the call (one settop drops them after it) */
-  lua_rawgeti(L, rec + 1, BEH_RECEIVE);
-  lua_rawgeti(L, rec, REC_ST);
-  if (decode_message(bs, m, err)) {
-    lua_settop(L, rec);
+  lua_pushvalue(L, TURN_RECEIVE);
+  lua_rawgeti(L, TURN_REC, REC_ST);
+  if (codec_decode_scalar(L, m->data, m->len) && decode_message(bs, m, err)) {
+    lua_settop(L, TURN_RECEIVE);
     undecodable(bs, a, m, err);
     return;
   }
-  lua_rawgeti(L, rec, REC_CTX);
+  lua_rawgeti(L, TURN_REC, REC_CTX);
   lua_call(L, 3, 1);
-  if (lua_type(L, -1) == LUA_TTABLE) lua_rawseti(L, rec, REC_ST); /* its next state */
-  lua_settop(L, rec);
+  if (lua_type(L, -1) == LUA_TTABLE) lua_rawseti(L, TURN_REC, REC_ST); /* its next state */
+  lua_settop(L, TURN_RECEIVE);
 }
 
 /* Sets what the core functions see of the message being handled. */
@@ -159,8 +173,9 @@ static int plain_turn(lua_State *L) {
   lore_msg *m = lua_touserdata(L, 3);
   int *first_kept = lua_touserdata(L, 4);
   lua_settop(L, 0);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, actor_rec_ref(a)); /* the record stays at 1 for the turn */
-  plain_receive(bs, a, m, 1);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, actor_rec_ref(a));
+  turn_receive(bs);
+  plain_receive(bs, a, m);
   *first_kept = kept_after(m);
   while ((m = sched_turn_next_command(a))) {
     set_current(bs, m);
@@ -168,7 +183,7 @@ static int plain_turn(lua_State *L) {
       if (!actor_is_bare(a)) entities_touch(a);
       bs->blown = 0;
       budget_restart(bs);
-      plain_receive(bs, a, m, 1);
+      plain_receive(bs, a, m);
     }
     if (!kept_after(m)) msg_free(m);
   }
