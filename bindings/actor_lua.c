@@ -136,7 +136,8 @@ static void plain_receive(binding_state *bs, actor_t *a, lore_msg *m) {
   char err[CODEC_ERR_MAX];
   lua_pushvalue(L, TURN_RECEIVE);
   lua_rawgeti(L, TURN_REC, REC_ST);
-  if (codec_decode_scalar(L, m->data, m->len) && decode_message(bs, m, err)) {
+  /* plain_turn's frame holds at most 6 of its LUA_MINSTACK slots here */
+  if (codec_decode_scalar_in_room(L, m->data, m->len) && decode_message(bs, m, err)) {
     lua_settop(L, TURN_RECEIVE);
     undecodable(bs, a, m, err);
     return;
@@ -179,7 +180,8 @@ static int plain_turn(lua_State *L) {
   *first_kept = kept_after(m);
   while ((m = sched_turn_next_command(a))) {
     set_current(bs, m);
-    if (!entities_refuse_holder(a, m)) {
+    /* (inline the test that is false for any message not tagged for an entity) */
+    if (!(m->kind == MSG_USER && m->ival > 0 && entities_refuse_holder(a, m))) {
       if (!actor_is_bare(a)) entities_touch(a);
       bs->blown = 0;
       budget_restart(bs);
