@@ -136,7 +136,7 @@ static void plain_receive(binding_state *bs, actor_t *a, lore_msg *m) {
   char err[CODEC_ERR_MAX];
   lua_pushvalue(L, TURN_RECEIVE);
   lua_rawgeti(L, TURN_REC, REC_ST);
-  /* plain_turn's frame holds at most 6 of its LUA_MINSTACK slots here */
+  /* 5 of plain_turn's LUA_MINSTACK (20) slots are in use: the decode takes a 6th */
   if (codec_decode_scalar_in_room(L, m->data, m->len) && decode_message(bs, m, err)) {
     lua_settop(L, TURN_RECEIVE);
     undecodable(bs, a, m, err);
