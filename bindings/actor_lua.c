@@ -166,18 +166,19 @@ static int kept_after(const lore_msg *m) { return m->sub == UINT32_MAX; }
  * a raise ends this call with the failing command current, which fails that
  * command alone (plain_commands). The first command is the one the
  * scheduler handed to actor_receive; it owns that one, so its fate (kept or
- * consumed) is recorded in *first_kept; later ones are freed here.
+ * consumed) is read by plain_commands; later ones are freed here.
  */
 static int plain_turn(lua_State *L) {
   binding_state *bs = lua_touserdata(L, 1);
-  actor_t *a = lua_touserdata(L, 2);
-  lore_msg *m = lua_touserdata(L, 3);
-  int *first_kept = lua_touserdata(L, 4);
+  actor_t *a = bs->cur_actor;
+  lore_msg *m = bs->cur_msg; /* the command actor_receive was given */
   lua_settop(L, 0);
   lua_rawgeti(L, LUA_REGISTRYINDEX, actor_rec_ref(a));
   turn_receive(bs);
   plain_receive(bs, a, m);
-  *first_kept = kept_after(m);
+  /* A stashed first command goes back to the scheduler's loop as it is (it
+   * could come back and be freed in this turn: its fate must be read now). */
+  if (kept_after(m)) return 0;
   while ((m = sched_turn_next_command(a))) {
     set_current(bs, m);
     /* (inline the test that is false for any message not tagged for an entity) */
@@ -192,22 +193,19 @@ static int plain_turn(lua_State *L) {
   return 0;
 }
 
-/* Runs plain_turn from m; returns m's fate for the scheduler. */
+/* Runs plain_turn from m (the current command); returns m's fate for the
+ * scheduler: m is touched by no later command of the turn (plain_turn). */
 static int plain_commands(binding_state *bs, actor_t *a, lore_msg *m) {
   lua_State *L = bs->L;
-  int first_kept = 0;
   lua_pushcfunction(L, plain_turn);
   lua_pushlightuserdata(L, bs);
-  lua_pushlightuserdata(L, a);
-  lua_pushlightuserdata(L, m);
-  lua_pushlightuserdata(L, &first_kept);
-  if (binding_pcall(bs, 4, 0) == LUA_OK) return first_kept ? ACTOR_KEPT : ACTOR_CONSUMED;
-  /* the current command raised: it alone failed */
-  lore_msg *failed = bs->cur_msg;
-  actor_failed(bs, a);
-  if (failed == m) return kept_after(m) ? ACTOR_KEPT : ACTOR_CONSUMED;
-  if (!kept_after(failed)) msg_free(failed);
-  return first_kept ? ACTOR_KEPT : ACTOR_CONSUMED;
+  if (binding_pcall(bs, 1, 0) != LUA_OK) {
+    /* the current command raised: it alone failed */
+    lore_msg *failed = bs->cur_msg;
+    actor_failed(bs, a);
+    if (failed != m && !kept_after(failed)) msg_free(failed);
+  }
+  return kept_after(m) ? ACTOR_KEPT : ACTOR_CONSUMED;
 }
 
 static int actor_receive(actor_t *a, lore_msg *m) {
