@@ -102,38 +102,110 @@ static int decode_message(binding_state *bs, const lore_msg *m, char *err) {
   return 0;
 }
 
+/* The stack of plain_turn: the record, its behaviour version and that
+ * version's receive, read once a turn. Only a hot reload changes the
+ * version (turn_receive moves to the newer one), and a reload runs between
+ * turns (worker_reload is a scheduler message, never inside a handler). */
+enum { TURN_REC = 1, TURN_VERSION = 2, TURN_RECEIVE = 3 };
+
+static void turn_receive(binding_state *bs) {
+  lua_State *L = bs->L;
+  lua_rawgeti(L, TURN_REC, REC_BEH);
+  if (lua_rawgeti(L, TURN_VERSION, BEH_NEWER) != LUA_TNIL) {
+    /* a hot reload replaced the behaviour: move to it first (runtime.lua) */
+    lua_settop(L, TURN_REC);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, bs->ref_upgrade);
+    lua_pushvalue(L, TURN_REC);
+    binding_pcall(bs, 1, 0);
+    lua_settop(L, TURN_REC);
+    lua_rawgeti(L, TURN_REC, REC_BEH);
+    /* the command's handler call gets a budget of its own, as before the turn */
+    bs->blown = 0;
+    budget_restart(bs);
+  } else {
+    lua_pop(L, 1);
+  }
+  lua_rawgeti(L, TURN_VERSION, BEH_RECEIVE);
+}
+
 /* A plain actor's command: state = receive(state, msg, ctx) or the same
- * state, without a Lua dispatch frame (this is the per-message hot path). */
+ * state, without a Lua dispatch frame (this is the per-message hot path).
+ * Runs inside plain_turn's protected call: a raise of the handler ends it. */
 static void plain_receive(binding_state *bs, actor_t *a, lore_msg *m) {
   lua_State *L = bs->L;
   char err[CODEC_ERR_MAX];
-  int rec = lua_gettop(L) + 1;
-  lua_rawgeti(L, LUA_REGISTRYINDEX, actor_rec_ref(a));
-  lua_rawgeti(L, rec, REC_BEH);
-  if (lua_rawgeti(L, -1, BEH_NEWER) != LUA_TNIL) {
-    /* a hot reload replaced the behaviour: move to it first (runtime.lua) */
-    lua_settop(L, rec);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, bs->ref_upgrade);
-    lua_pushvalue(L, rec);
-    if (binding_pcall(bs, 1, 0) != LUA_OK) lua_settop(L, rec);
-    lua_rawgeti(L, rec, REC_BEH);
-    lua_pushnil(L);
-  }
-  /* rec, the version and its NEWER stay below the call (one settop drops them after it) */
-  lua_rawgeti(L, rec + 1, BEH_RECEIVE);
-  lua_rawgeti(L, rec, REC_ST);
-  if (decode_message(bs, m, err)) {
-    lua_settop(L, rec - 1);
+  lua_pushvalue(L, TURN_RECEIVE);
+  lua_rawgeti(L, TURN_REC, REC_ST);
+  /* 5 of plain_turn's LUA_MINSTACK (20) slots are in use: the decode takes a 6th */
+  if (codec_decode_scalar_in_room(L, m->data, m->len) && decode_message(bs, m, err)) {
+    lua_settop(L, TURN_RECEIVE);
     undecodable(bs, a, m, err);
     return;
   }
-  lua_rawgeti(L, rec, REC_CTX);
-  if (binding_pcall(bs, 3, 1) != LUA_OK) {
-    actor_failed(bs, a);
-  } else if (lua_type(L, -1) == LUA_TTABLE) { /* a plain actor may return its next state */
-    lua_rawseti(L, rec, REC_ST);
+  lua_rawgeti(L, TURN_REC, REC_CTX);
+  lua_call(L, 3, 1);
+  if (lua_type(L, -1) == LUA_TTABLE) lua_rawseti(L, TURN_REC, REC_ST); /* its next state */
+  lua_settop(L, TURN_RECEIVE);
+}
+
+/* Sets what the core functions see of the message being handled. */
+static void set_current(binding_state *bs, lore_msg *m) {
+  bs->cur_sender = m->sender;
+  bs->cur_corr = m->kind == MSG_USER ? m->corr : 0; /* system messages answer no ask */
+  bs->cur_msg = m;
+}
+
+/* Whether m stays with the binding (stashed during its call, see core_stash). */
+static int kept_after(const lore_msg *m) { return m->sub == UINT32_MAX; }
+
+/*
+ * A plain actor's commands, as many of its turn as come in a row, under one
+ * protected call: a protected call costs about 150 instructions, a tenth of
+ * a self tell. Each command is still a handler call of its own: the budget
+ * and the watchdog's call generation restart for each (budget_restart), and
+ * a raise ends this call with the failing command current, which fails that
+ * command alone (plain_commands). The first command is the one the
+ * scheduler handed to actor_receive; it owns that one, so its fate (kept or
+ * consumed) is read by plain_commands; later ones are freed here.
+ */
+static int plain_turn(lua_State *L) {
+  binding_state *bs = lua_touserdata(L, 1);
+  actor_t *a = bs->cur_actor;
+  lore_msg *m = bs->cur_msg; /* the command actor_receive was given */
+  lua_settop(L, 0);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, actor_rec_ref(a));
+  turn_receive(bs);
+  plain_receive(bs, a, m);
+  /* A stashed first command goes back to the scheduler's loop as it is (it
+   * could come back and be freed in this turn: its fate must be read now). */
+  if (kept_after(m)) return 0;
+  while ((m = sched_turn_next_command(a))) {
+    set_current(bs, m);
+    /* (inline the test that is false for any message not tagged for an entity) */
+    if (!(m->kind == MSG_USER && m->ival > 0 && entities_refuse_holder(a, m))) {
+      if (!actor_is_bare(a)) entities_touch(a);
+      bs->blown = 0;
+      budget_restart(bs);
+      plain_receive(bs, a, m);
+    }
+    if (!kept_after(m)) msg_free(m);
   }
-  lua_settop(L, rec - 1);
+  return 0;
+}
+
+/* Runs plain_turn from m (the current command); returns m's fate for the
+ * scheduler: m is touched by no later command of the turn (plain_turn). */
+static int plain_commands(binding_state *bs, actor_t *a, lore_msg *m) {
+  lua_State *L = bs->L;
+  lua_pushcfunction(L, plain_turn);
+  lua_pushlightuserdata(L, bs);
+  if (binding_pcall(bs, 1, 0) != LUA_OK) {
+    /* the current command raised: it alone failed */
+    lore_msg *failed = bs->cur_msg;
+    actor_failed(bs, a);
+    if (failed != m && !kept_after(failed)) msg_free(failed);
+  }
+  return kept_after(m) ? ACTOR_KEPT : ACTOR_CONSUMED;
 }
 
 static int actor_receive(actor_t *a, lore_msg *m) {
@@ -151,8 +223,10 @@ static int actor_receive(actor_t *a, lore_msg *m) {
       if (entities_refuse_holder(a, m)) break;
       if (!actor_is_bare(a)) entities_touch(a);
       if (actor_is_plain(a)) {
-        plain_receive(bs, a, m);
-        break;
+        kept = plain_commands(bs, a, m);
+        bs->cur_actor = NULL;
+        bs->cur_msg = NULL;
+        return kept;
       }
       lua_rawgeti(L, LUA_REGISTRYINDEX, bs->ref_dispatch);
       lua_rawgeti(L, LUA_REGISTRYINDEX, actor_rec_ref(a));

@@ -257,6 +257,11 @@ static int is_scalar(unsigned t) {
 
 int codec_decode_scalar(lua_State *L, const char *data, size_t len) {
   if (len == 0 || !is_scalar((unsigned char)data[0]) || !lua_checkstack(L, 1)) return -1;
+  return codec_decode_scalar_in_room(L, data, len);
+}
+
+int codec_decode_scalar_in_room(lua_State *L, const char *data, size_t len) {
+  if (len == 0 || !is_scalar((unsigned char)data[0])) return -1;
   const unsigned char *p = (const unsigned char *)data + 1;
   switch ((unsigned char)data[0]) {
     case 0xcc:

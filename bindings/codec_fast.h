@@ -16,5 +16,8 @@ int codec_decode_fast(lua_State *L, codec_strings *c, int anchor, const char *da
 /* The same for a value that is a nil, boolean or number alone; -1 (nothing pushed) for
  * anything else, malformed input included. Never raises. */
 int codec_decode_scalar(lua_State *L, const char *data, size_t len);
+/* codec_decode_scalar for a caller with a free stack slot (its C function's frame has
+ * LUA_MINSTACK): no lua_checkstack, a fifth of a self tell's decode. */
+int codec_decode_scalar_in_room(lua_State *L, const char *data, size_t len);
 
 #endif

@@ -97,6 +97,14 @@ int lore_tell(lore_runtime *rt, const lore_ref *to, const void *msg, size_t len)
   HOST_THREAD_CHECK(rt);
   RUNNING_CHECK(rt);
   if (!one_value(msg, len)) return LORE_EBADMSG;
+  return host_tell_encoded(rt, to, msg, len);
+}
+
+int host_tell_encoded(lore_runtime *rt, const lore_ref *to, const void *msg, size_t len) {
+  if (!rt || !to) return UV_EINVAL;
+  HOST_THREAD_CHECK(rt);
+  RUNNING_CHECK(rt);
+  if (!msg || !len) return LORE_EBADMSG;
   lore_msg *m = msg_to(rt, to, MSG_USER, msg, len);
   if (!m) return UV_ENOMEM;
   runtime_send(rt->rt, m);
@@ -185,7 +193,8 @@ static int ask(lore_runtime *rt, const lore_ref *to, const void *msg, size_t len
   if (!rt || !to || !cb || timeout_s != timeout_s) return UV_EINVAL;
   HOST_THREAD_CHECK(rt);
   RUNNING_CHECK(rt);
-  if (!one_value(msg, len)) return LORE_EBADMSG;
+  /* host_ask_raised's bytes come from Lore's own encoder (see host_tell_encoded) */
+  if (raw_errors ? !msg || !len : !one_value(msg, len)) return LORE_EBADMSG;
   lore_msg *m = msg_to(rt, to, MSG_USER, msg, len);
   if (!m) return UV_ENOMEM;
   sched_t *prev = enter_host(rt);

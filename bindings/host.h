@@ -60,12 +60,19 @@ void host_get_stats(lore_runtime *lrt, host_stats *out);
 /* Actors alive (spawned or being spawned, not yet stopped) on the workers. */
 long long host_alive(lore_runtime *lrt);
 
+/* lore_tell for bytes Lore's own encoder wrote (binding_encode,
+ * codec_encode_small): one value within the nesting limit by construction,
+ * as on a worker's send, so the check lore_tell makes on an embedder's
+ * bytes (codec_check, about 260 instructions a message) is skipped. */
+int host_tell_encoded(lore_runtime *rt, const lore_ref *to, const void *msg, size_t len);
+
 /* lore_ask, except that an error value a handler raised (not a string)
  * reaches cb as status HOST_ERAISED with the MessagePack array {text, value}:
  * what the Lua module needs to raise it intact. */
 #define HOST_ERAISED (-5290)
 int host_ask_raised(lore_runtime *rt, const lore_ref *to, const void *msg, size_t len,
                     double timeout_s, lore_reply_cb cb, void *ud);
+/* (its msg, like host_tell_encoded's, comes from Lore's own encoder: not checked) */
 
 /* Sends worker `sched` the request `sub` (WORKER_*) with data; cb(ud, status,
  * reply, len) runs on the host loop with the worker's answer. */

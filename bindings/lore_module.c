@@ -694,7 +694,7 @@ static int mgr_tell(lua_State *L) {
   lore_ref *r = ref_check(L, 1);
   size_t len;
   const char *data = binding_encode(L, &m->h->bs, 2, "message", &len);
-  int rc = lore_tell(m->h->lrt, r, data, len);
+  int rc = host_tell_encoded(m->h->lrt, r, data, len);
   if (rc) return luaL_error(L, "%s", lore_strerror(rc));
   return 0;
 }

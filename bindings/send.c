@@ -95,14 +95,22 @@ static lore_ref *sent_ref(lua_State *L, binding_state *bs, int idx) {
 /* ref:tell(msg): fire and forget; the message is copied (encoded) now. */
 static int ref_tell(lua_State *L) {
   binding_state *bs = lua_touserdata(L, lua_upvalueindex(1));
-  lore_ref *r = sent_ref(L, bs, 1);
+  /* Most tells go to the ref told last (a peer, the actor itself): that ref is kept
+   * alive by upvalue 2, so no other object can have its address, and the same
+   * address is that ref (whatever value carries it) without the metatable check. */
+  lore_ref *r = lua_touserdata(L, 1);
+  if (!r || !bs || r != bs->tell_last) {
+    r = sent_ref(L, bs, 1);
+    lua_copy(L, 1, lua_upvalueindex(2));
+    if (bs) bs->tell_last = r;
+  }
   char small[CODEC_SMALL_MAX];
   size_t len = codec_encode_small(L, 2, small); /* 0 for no value at all */
   if (!len) luaL_checkany(L, 2);
   if (!bs || !bs->lrt) sending_state(L); /* raises */
   const char *data = len ? small : binding_encode(L, bs, 2, "message", &len);
   if (bs->is_host)
-    host_sent(L, lore_tell(bs->lrt, r, data, len));
+    host_sent(L, host_tell_encoded(bs->lrt, r, data, len));
   else
     binding_send(bs, r, MSG_USER, data, len, 0);
   return 0;
@@ -145,10 +153,15 @@ void ref_methods_register(lua_State *L, binding_state *bs) {
   if (lua_isnil(L, -1)) {
     lua_pop(L, 1);
     static const luaL_Reg methods[] = {
-        {"tell", ref_tell}, {"ask", ref_ask}, {"stop", ref_stop}, {"id", ref_id}, {NULL, NULL}};
+        {"tell", NULL}, {"ask", ref_ask}, {"stop", ref_stop}, {"id", ref_id}, {NULL, NULL}};
     luaL_newlibtable(L, methods);
     lua_pushlightuserdata(L, bs);
     luaL_setfuncs(L, methods, 1);
+    lua_pushlightuserdata(L, bs);
+    lua_pushnil(L); /* the ref told last (a state has one bs and one such closure) */
+    if (bs) bs->tell_last = NULL;
+    lua_pushcclosure(L, ref_tell, 2);
+    lua_setfield(L, -2, "tell");
     lua_setfield(L, -2, "__index");
   } else {
     lua_pop(L, 1);

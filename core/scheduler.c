@@ -253,22 +253,37 @@ static int maybe_finalize(actor_t *a) {
  * flight, so the completion that ends the I/O can arrive; its commands wait (they become
  * dead letters when it is finalized). */
 static void run_actor(actor_t *a, int *budget) {
-  int n = 0;
+  sched_t *s = a->sched;
+  int outer = s->turn_taken; /* a turn run from inside a handler keeps the outer count */
+  s->turn_taken = 0;
   a->running = 1;
-  while (n < ACTOR_TURN_BUDGET) {
+  while (s->turn_taken < ACTOR_TURN_BUDGET) {
     if (a->stopping && !a->pending_io) break;
     lore_msg *m = sys_pop(a);
     if (!m && !a->held && !a->stopping) m = msg_queue_pop(&a->mailbox);
     if (!m) break;
-    n++;
+    s->turn_taken++;
     int stop = m->kind == MSG_STOP;
     if (a->ops->receive(a, m) == ACTOR_CONSUMED) msg_free(m);
     if (stop) a->stopping = 1;
   }
   a->running = 0;
+  int n = s->turn_taken;
+  s->turn_taken = outer;
   *budget -= n ? n : 1;
   if (a->stopping && maybe_finalize(a)) return;
   make_ready(a);
+}
+
+lore_msg *sched_turn_next_command(actor_t *a) {
+  sched_t *s = a->sched;
+  if (!a->running || s->turn_taken >= ACTOR_TURN_BUDGET || a->sys_head || a->held || a->stopping ||
+      a->dead)
+    return NULL;
+  lore_msg *m = a->mailbox.head;
+  if (!m || (m->kind != MSG_USER && m->kind != MSG_TIMER)) return NULL;
+  s->turn_taken++;
+  return msg_queue_pop(&a->mailbox);
 }
 
 /* Runs inside actor_map_each: must not change the map, so it never finalizes. */

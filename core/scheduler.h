@@ -147,6 +147,7 @@ struct sched {
   struct sched_timer *timers;         /* the timers started and not yet closed */
   int abandoned;                      /* a worker thread given up on at shutdown: never freed */
   void *data;                         /* the binding's (its Lua state) */
+  int turn_taken;                     /* messages the running actor's turn took so far */
 };
 
 struct runtime {
@@ -233,6 +234,11 @@ int actor_create(sched_t *s, uint64_t aid, const char *name, const actor_ops *op
                  actor_t **out);
 actor_t *sched_find(sched_t *s, uint64_t aid);
 actor_t *sched_find_name(sched_t *s, const char *name);
+/* For a binding that handles several commands of a turn in one call (from
+ * inside receive): the next command the turn would deliver now, counted in
+ * the turn; NULL when a system message comes first, the actor is held or
+ * stopping, the turn's budget is spent, or the mailbox has no command first. */
+lore_msg *sched_turn_next_command(actor_t *a);
 /* Queues a message for a local actor (mailbox or sysq by kind). */
 void actor_enqueue(actor_t *a, lore_msg *m);
 /* Puts m at the mailbox's tail past the hold capacity (an overflow the
