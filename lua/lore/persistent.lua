@@ -9,6 +9,7 @@
 return function(core, R, ctx_methods)
   local P = {}
   local type, pcall, tostring, ipairs, pairs, error = type, pcall, tostring, ipairs, pairs, error
+  local next, getmetatable = next, getmetatable
   local fmt = string.format
   local MAXINT = math.maxinteger
   local LOG_WARN, LOG_ERROR = 2, 3
@@ -35,19 +36,21 @@ return function(core, R, ctx_methods)
   local BEH <const>, ST <const>, CTX <const> = 1, 2, 3
   local SEQ <const> = 4        -- the seq of the last event persisted or replayed (ctx.seq)
   local RECOVERING <const> = 5 -- replaying (ctx.recovering)
-  local STASHING <const> = 6   -- stashing operations queued (persist, persist_all, defer)
-  local INFLIGHT <const> = 7   -- journal writes and deletes not yet completed
-  local HOLDING <const> = 8    -- the mailbox is held (the internal stash)
-  local INCB <const> = 9       -- a persist callback or deferred handler is running
-  local Q <const> = 10         -- the queue of operations (a table, made on first use), or false
-  local QH <const> = 11        -- the slot before the queue's head operation
-  local QN <const> = 12        -- operations queued
-  local RC <const> = 13        -- the running recovery's own state (see begin_recovery), or false
-  local PID <const> = 14       -- the persistence id (ctx.id)
+  local HOLDING <const> = 6    -- the mailbox is held (the internal stash)
+  local Q <const> = 7          -- the queue of operations and its counts (a table, made on first use), or false
+  local PID <const> = 8        -- the persistence id (ctx.id)
+  -- The running recovery's own state (see begin_recovery) shares RECOVERING's
+  -- slot: false when none, the shared WAITING marker before its permit, else
+  -- its table (ctx.recovering reads it as a boolean). The queue's head and
+  -- counts (operations, stashing ones, journal writes and deletes in flight)
+  -- live in the queue table (QH, QN, QS, QI below); which record's callback
+  -- runs is one variable per worker (in_callback). An idle record keeps 8
+  -- array slots, not 14: 128 bytes, not 224.
+  local RC <const> = RECOVERING
   -- Only a persistent record has the slots from SEQ on: SEQ (never nil there)
   -- is what tells it from a plain one.
   local PERSISTENT <const> = SEQ
-  P.SEQ, P.RECOVERING, P.INCB, P.HOLDING, P.PID = SEQ, RECOVERING, INCB, HOLDING, PID
+  P.SEQ, P.RECOVERING, P.HOLDING, P.PID = SEQ, RECOVERING, HOLDING, PID
 
   -- A new persistent actor's record (runtime.lua's spawn), made at its final
   -- size: a constructor sizes the hash part for the fields it names, so the
@@ -56,15 +59,31 @@ return function(core, R, ctx_methods)
   -- recovery adds lives in the array part, so nothing is rehashed and a
   -- recovered idle actor keeps no node of it. (The lease a journal with
   -- leases grants is the one field added later: rec.leased.)
+  -- Options that are the id alone ({ id = "..." }, no metatable: most
+  -- persistent actors) are not kept: the id is in PID, and a restart's init
+  -- gets a new { id = id } (runtime.lua's init_state), which reads the same.
+  -- That is an 80-byte table fewer per actor.
+  local function id_only(opts)
+    return next(opts) == "id" and next(opts, "id") == nil and getmetatable(opts) == nil
+  end
   function P.record(b, ctx, opts, aid, self, parent, sup)
+    local id = opts.id
+    if id_only(opts) then
+      if parent == nil then
+        return { b, nil, ctx, 0, false, false, false, id, aid = aid, self = self }
+      elseif sup == nil then
+        return { b, nil, ctx, 0, false, false, false, id, aid = aid, self = self, parent = parent }
+      end
+      return { b, nil, ctx, 0, false, false, false, id,
+        aid = aid, self = self, parent = parent, sup = sup }
+    end
     if parent == nil then
-      return { b, nil, ctx, 0, false, 0, 0, false, false, false, 0, 0, false, opts.id,
-        opts = opts, aid = aid, self = self }
+      return { b, nil, ctx, 0, false, false, false, id, opts = opts, aid = aid, self = self }
     elseif sup == nil then
-      return { b, nil, ctx, 0, false, 0, 0, false, false, false, 0, 0, false, opts.id,
+      return { b, nil, ctx, 0, false, false, false, id,
         opts = opts, aid = aid, self = self, parent = parent }
     end
-    return { b, nil, ctx, 0, false, 0, 0, false, false, false, 0, 0, false, opts.id,
+    return { b, nil, ctx, 0, false, false, false, id,
       opts = opts, aid = aid, self = self, parent = parent, sup = sup }
   end
 
@@ -77,11 +96,29 @@ return function(core, R, ctx_methods)
   ---------------------------------------------------------------------------
   -- The queue of operations an actor has issued and not yet seen complete:
   -- journal writes, defers and rejections, handled strictly in issue order.
-  -- One flat table per actor, K slots per operation, reused from slot 1
-  -- whenever it empties: queuing an operation allocates nothing.
+  -- One flat table per actor, K slots per operation, reused from its first
+  -- operation's slot whenever it empties: queuing an operation allocates
+  -- nothing. Its head and count live in the queue itself (QH, QN), so a
+  -- record that never queued anything keeps no slots for them.
   ---------------------------------------------------------------------------
 
   local K <const> = 9
+  -- q[QH]: the slot before the head operation; q[QN]: operations queued;
+  -- q[QS]: those of them that hold the mailbox (stashing: persist, persist_all,
+  -- defer); q[QI]: journal writes and deletes not yet completed (a restart
+  -- forgets the operations but not these: P.drop_pending)
+  local QH <const>, QN <const>, QS <const>, QI <const> = 1, 2, 3, 4
+  local QBASE <const> = 4 -- q[QH] of an empty queue (operations start at slot 5)
+
+  -- The record's queue, made now if it has none.
+  local function q_of(rec)
+    local q = rec[Q]
+    if not q then
+      q = { QBASE, 0, 0, 0 }
+      rec[Q] = q
+    end
+    return q
+  end
   -- slot b+1: the kind, plus STASH when it holds the mailbox
   local WRITE <const>, DEFER <const>, REJECTED <const>, STASH <const>, LIST <const> = 1, 2, 3, 8, 16
   local RIDE <const> = 32 -- [internal] the write carries Lore's own events first
@@ -93,34 +130,38 @@ return function(core, R, ctx_methods)
   -- b+9: [adapters] a write's metas (the version and tags stored), or nil
 
   local function q_push(rec, kind, x, fn, tok, first)
-    local q = rec[Q]
-    if not q then
-      q = {}
-      rec[Q] = q
-    end
-    local n = rec[QN]
-    local b = rec[QH] + n * K
+    local q = q_of(rec)
+    local n = q[QN]
+    local b = q[QH] + n * K
     local ss, sa, sc = c_current()
     q[b + 1], q[b + 2], q[b + 3], q[b + 4], q[b + 5], q[b + 6], q[b + 7], q[b + 8] =
       kind, x, fn or false, tok, first or 0, ss, sa, sc
-    rec[QN] = n + 1
+    q[QN] = n + 1
     return b
   end
 
   -- Removes the head operation (its slots cleared, so its values can be
   -- collected); returns nothing.
   local function q_pop(rec)
-    local q, b = rec[Q], rec[QH]
+    local q = rec[Q]
+    local b = q[QH]
     for i = b + 1, b + K do q[i] = nil end
-    local n = rec[QN] - 1
-    rec[QN] = n
-    rec[QH] = n == 0 and 0 or b + K
+    local n = q[QN] - 1
+    q[QN] = n
+    q[QH] = n == 0 and QBASE or b + K
+  end
+
+  -- Operations queued (0 when the record has no queue).
+  local function queued(rec)
+    local q = rec[Q]
+    return q and q[QN] or 0
   end
 
   -- The mailbox is held (the internal stash) while recovering, restarting or
   -- while a stashing persist or defer is outstanding.
   local function set_hold(rec)
-    local want = rec[RECOVERING] or rec.restarting or rec[STASHING] > 0
+    local q = rec[Q]
+    local want = rec[RECOVERING] or rec.restarting or (q and q[QS] > 0)
     if want then
       if not rec[HOLDING] then
         rec[HOLDING] = true
@@ -151,18 +192,23 @@ return function(core, R, ctx_methods)
   end
 
   local function maybe_stop(rec)
-    if rec.stop_when_idle and rec[QN] == 0 and rec[INFLIGHT] == 0
+    local q = rec[Q]
+    if rec.stop_when_idle and (not q or q[QN] == 0 and q[QI] == 0)
       and not rec[RECOVERING] and not rec.restarting then
       R.stop_actor(rec)
     end
   end
 
+  -- The record whose persist callback or deferred handler is running on this
+  -- worker (ctx:stash refuses to run in one), or false.
+  local callback_of = false
   local function in_callback(rec, fn, ...)
-    local was = rec[INCB]
-    rec[INCB] = true
+    local was = callback_of
+    callback_of = rec
     fn(...)
-    rec[INCB] = was
+    callback_of = was
   end
+  function P.in_callback(rec) return callback_of == rec end
 
   -- An event that never got stored: the hook sees (as ctx.seq) the seq it
   -- would have had; afterwards ctx.seq is the last persisted one again.
@@ -188,8 +234,8 @@ return function(core, R, ctx_methods)
   local function settle_owed(rec)
     local owed = rec.owed
     if not owed then return end
-    local q, b = rec[Q], rec[QH]
-    local head_sc = rec[QN] > 0 and q[b + 8] or nil
+    local q = rec[Q]
+    local head_sc = q and q[QN] > 0 and q[q[QH] + 8] or nil
     local keep = {}
     for _, o in ipairs(owed) do
       if head_sc == o.sc then
@@ -209,16 +255,17 @@ return function(core, R, ctx_methods)
 
   -- Runs the operations at the head that need no journal answer.
   local function drain(rec)
-    local q = rec[Q]
-    while rec[QN] > 0 do
-      local b = rec[QH]
+    while true do
+      local q = rec[Q] -- (a callback below may restart the actor: a new queue)
+      if not q or q[QN] == 0 then break end
+      local b = q[QH]
       local kind = q[b + 1]
       local what = kind & 7
       if what == WRITE then break end -- a journal write still in flight
       local x, err, first = q[b + 2], q[b + 4], q[b + 5]
       local ss, sa, sc = q[b + 6], q[b + 7], q[b + 8]
       q_pop(rec)
-      if kind & STASH ~= 0 then rec[STASHING] = rec[STASHING] - 1 end
+      if kind & STASH ~= 0 then q[QS] = q[QS] - 1 end
       c_set_current(ss, sa, sc)
       if what == DEFER then
         in_callback(rec, x, rec[ST])
@@ -267,13 +314,15 @@ return function(core, R, ctx_methods)
       else
         b = q_push(rec, kind, x, fn, token)
       end
-      if metas then rec[Q][b + 9] = metas end
-      rec[INFLIGHT] = rec[INFLIGHT] + 1
+      local q = rec[Q]
+      if metas then q[b + 9] = metas end
+      q[QI] = q[QI] + 1
     else
       q_push(rec, kind - WRITE + REJECTED, x, fn, ts, core.next_seq())
     end
     if stashing then
-      rec[STASHING] = rec[STASHING] + 1
+      local q = rec[Q]
+      q[QS] = q[QS] + 1
       if not rec[HOLDING] then
         rec[HOLDING] = true
         c_hold()
@@ -291,9 +340,9 @@ return function(core, R, ctx_methods)
     local token = next_token()
     local first, ts = X.persist_riding(rec, riders, NO_EVENTS, token)
     if not first then return ts end
-    rec[INFLIGHT] = rec[INFLIGHT] + 1
     local b = q_push(rec, WRITE | LIST | RIDE, NO_EVENTS, false, token, riders)
     local q = rec[Q]
+    q[QI] = q[QI] + 1
     q[b + 6], q[b + 7], q[b + 8] = 0, 0, 0 -- no command waits on it
   end
 
@@ -342,9 +391,12 @@ return function(core, R, ctx_methods)
   local function defer(rec, fn, stashing, what)
     if type(fn) ~= "function" then error(fmt("ctx:%s(fn): expects a function", what), 3) end
     if rec[RECOVERING] then error(fmt("ctx:%s: cannot defer during replay", what), 3) end
-    if rec[QN] == 0 then return in_callback(rec, fn, rec[ST]) end
+    if queued(rec) == 0 then return in_callback(rec, fn, rec[ST]) end
     q_push(rec, stashing and DEFER | STASH or DEFER, fn)
-    if stashing then rec[STASHING] = rec[STASHING] + 1 end
+    if stashing then
+      local q = rec[Q]
+      q[QS] = q[QS] + 1
+    end
     set_hold(rec)
   end
 
@@ -374,7 +426,8 @@ return function(core, R, ctx_methods)
       if not done then core.log(LOG_WARN, fmt("%s: delete_events: %s", rec[PID], err)) end
       return
     end
-    rec[INFLIGHT] = rec[INFLIGHT] + 1
+    local q = q_of(rec)
+    q[QI] = q[QI] + 1
   end
 
   ---------------------------------------------------------------------------
@@ -411,9 +464,8 @@ return function(core, R, ctx_methods)
   -- Recovery's own state (rc) lives only while it runs: its permit, its
   -- token (pages of an earlier recovery are ignored), its timeout timer.
   local function end_recovery(rec)
-    rec[RECOVERING] = false
     local rc = rec[RC]
-    rec[RC] = false
+    rec[RC] = false -- (RECOVERING's slot: no longer recovering)
     if rc then
       if rc[RC_TIMER] then core.recovery_deadline_cancel(rec.aid) end
       if rc[RC_PERMIT] then core.recovery_release() end
@@ -504,8 +556,7 @@ return function(core, R, ctx_methods)
     -- Waiting for its lease or a permit (with a wave of actors waking, most
     -- of them wait): a shared marker, never written; begin_recovery makes
     -- the recovery's own table once the actor may read.
-    rec[RC] = WAITING
-    rec[RECOVERING] = true
+    rec[RC] = WAITING -- (RECOVERING's slot: recovering from now on)
     set_hold(rec)
     -- A journal shared by processes: this process takes the id's lease first (SYS_LEASED).
     if not rec.leased then
@@ -748,7 +799,8 @@ return function(core, R, ctx_methods)
     if rec[BEH].M.delete_events_on_snapshot and oldest_kept > 0 and current and not rec.stopping then
       local ok, derr = core.delete_events(oldest_kept, next_token())
       if ok then
-        rec[INFLIGHT] = rec[INFLIGHT] + 1
+        local q = q_of(rec)
+        q[QI] = q[QI] + 1
       else
         core.log(LOG_WARN, fmt("%s: deleting events after a snapshot: %s", rec[PID], derr))
       end
@@ -801,9 +853,10 @@ return function(core, R, ctx_methods)
   -- A journal write completed (C's entry for it: actor_lua.c); first and
   -- ts are the write's first seq and timestamp.
   function P.persisted(rec, token, status, first, ts)
-    rec[INFLIGHT] = rec[INFLIGHT] - 1
-    local q, b = rec[Q], rec[QH]
-    if rec[QN] == 0 or q[b + 4] ~= token or q[b + 1] & 7 ~= WRITE then
+    local q = q_of(rec)
+    q[QI] = q[QI] - 1
+    local b = q[QH]
+    if q[QN] == 0 or q[b + 4] ~= token or q[b + 1] & 7 ~= WRITE then
       -- from before a restart: its events are replayed
       if rec.restarting and rec.restart_ready then P.restart_recovery(rec) end
       return
@@ -813,7 +866,7 @@ return function(core, R, ctx_methods)
     local riders = kind & RIDE ~= 0 and q[b + 5] -- [internal]
     local metas = q[b + 9] -- [adapters] the version and tags the events were stored with
     q_pop(rec)
-    if kind & STASH ~= 0 then rec[STASHING] = rec[STASHING] - 1 end
+    if kind & STASH ~= 0 then q[QS] = q[QS] - 1 end
     c_set_current(ss, sa, sc)
     if riders then
       if status == 0 then X.stored(rec, riders, first, ts) end
@@ -887,7 +940,8 @@ return function(core, R, ctx_methods)
   end
 
   local function on_deleted(rec, status, seq)
-    rec[INFLIGHT] = rec[INFLIGHT] - 1
+    local q = q_of(rec)
+    q[QI] = q[QI] - 1
     local ok = status == 0
     if not ok then
       core.log(LOG_WARN, fmt("%s: delete_events failed: %s", rec[PID], core.strerror(status)))
@@ -1034,14 +1088,14 @@ return function(core, R, ctx_methods)
   end
 
   function P.stopped(rec)
-    if rec[RECOVERING] or rec[RC] then end_recovery(rec) end
+    if rec[RC] then end_recovery(rec) end
     if rec.leased then core.unlease(rec[PID]) end
   end
 
   -- Forgets every queued operation (a restart or giving up).
   function P.drop_pending(rec)
-    if rec[Q] then rec[Q] = {} end
-    rec[QH], rec[QN], rec[STASHING] = 0, 0, 0
+    local q = rec[Q]
+    rec[Q] = q and q[QI] > 0 and { QBASE, 0, 0, q[QI] } or false
   end
 
   return P

@@ -50,6 +50,9 @@ local current_rec = core.current_rec
 local public = { self = "self", id = "pid", seq = "seq", recovering = "recovering" }
 local persistent_public = { self = "self" }
 local plain_defaults = { seq = 0, recovering = false }
+-- A persistent record's RECOVERING slot also holds its recovery's state: a
+-- script reads it as a boolean, never the table.
+local recovering_slot
 
 local ctx_methods = setmetatable({}, {
   __index = function(_, k)
@@ -57,7 +60,10 @@ local ctx_methods = setmetatable({}, {
     local field = public[k]
     if not field then return nil end
     local rec = current_rec()
-    if rec and rec[PERSISTENT] then field = persistent_public[k] end
+    if rec and rec[PERSISTENT] then
+      field = persistent_public[k]
+      if field == recovering_slot then return rec[field] ~= false end
+    end
     local v = rec and rec[field]
     if v == nil then v = plain_defaults[k] end
     return v
@@ -148,7 +154,7 @@ end
 
 function ctx_methods:stash()
   local rec = own(self, "stash")
-  if rec[P.INCB] then error("ctx:stash() is for the command being received", 2) end
+  if P.in_callback(rec) then error("ctx:stash() is for the command being received", 2) end
   core.stash()
 end
 
@@ -266,11 +272,18 @@ R.behaviour = behaviour
 -- Lifecycle
 ---------------------------------------------------------------------------
 
-local function init_state(rec)
+-- opts: the spawn's own options table (at a spawn); at a restart, the ones
+-- the record kept, or for a persistent record that kept none (its options
+-- were the id alone: persistent.lua's P.record) a new { id = id }.
+local function init_state(rec, opts)
   local M = rec[BEH].M
   local st
   if M.init then
-    local ok, res = pcall(M.init, rec.opts)
+    if opts == nil then
+      opts = rec.opts
+      if opts == nil then opts = { id = rec[P.PID] } end
+    end
+    local ok, res = pcall(M.init, opts)
     if not ok then return nil, fmt("%s init: %s", rec[BEH].name, tostring(res)) end
     st = res
   end
@@ -339,7 +352,7 @@ function R.spawn_here(aid, name, opts, manager, parent, supervision)
       rec.sup = supervision
     end
   end
-  local ok, cerr = init_state(rec)
+  local ok, cerr = init_state(rec, opts)
   if not ok then return nil, cerr, "script" end
   local prev = core.current_aid() -- a child spawned in its parent's turn
   ok, cerr, why = core.actor_create(aid, opts.id, rec, not persistent, manager ~= nil) -- now current
@@ -696,6 +709,7 @@ P = require("lore.persistent")(core, R, ctx_methods)
 P_KINDS = P.SYSTEM_KINDS
 R.persisted = P.persisted -- C calls it for every completed journal write
 persistent_public.id, persistent_public.seq, persistent_public.recovering = P.PID, P.SEQ, P.RECOVERING
+recovering_slot = P.RECOVERING
 -- Delivery and timers (internal.lua, delivery.lua, timers.lua): their ctx methods, and the
 -- hooks around dispatch, system, failed and stopped that write and recover their events.
 require("lore.internal")(core, R, P, ctx_methods)

@@ -20,8 +20,9 @@
 --   replay DB M       cart-1 (M events) spawned and asked; ends with its answer
 --   idle   DB N KIND  N idle carts (KIND "persistent": recovered, one event each; "plain":
 --                     plain_cart, no persistence, the same state), spawned by two wakers;
---                     prints "IDLE actors=N rss_before=B rss_after=A rss_idle=I" (A: 50 ms
---                     after the wake-up; I: once the workers' idle collection is done)
+--                     prints "IDLE actors=N rss_before=B rss_after=A rss_idle=I lua_before=LB
+--                     lua_idle=LI" (A: 50 ms after the wake-up; I: once the workers' idle
+--                     collection is done; LB, LI: the workers' Lua heaps, lore.stats().lua_memory)
 -- Each mode checks what it did (counts, answers) and raises if it went wrong.
 local lore = require "lore"
 
@@ -178,6 +179,7 @@ elseif MODE == "idle" then
   latch(1):tell { done = true } -- the latch behaviour is loaded before the first measure
   lore.sleep(0.05)
   local before = rss_bytes()
+  local lua_before = lore.stats().lua_memory
   if kind == "persistent" then
     wake(ws, "cart", "cart-", n, 1)
   else
@@ -197,7 +199,10 @@ elseif MODE == "idle" then
     last = now
   end
   local idle = rss_bytes()
-  print(fmt("IDLE actors=%d rss_before=%d rss_after=%d rss_idle=%d", n, before, after, idle))
+  -- lua_idle: the workers' live Lua heaps at the idle reading (lua_memory
+  -- counts what the Lua allocators hold, before mimalloc's bins round it).
+  print(fmt("IDLE actors=%d rss_before=%d rss_after=%d rss_idle=%d lua_before=%d lua_idle=%d", n, before,
+    after, idle, lua_before, last))
 else
   error("unknown mode " .. tostring(MODE), 0)
 end
