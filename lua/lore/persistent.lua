@@ -201,12 +201,25 @@ return function(core, R, ctx_methods)
 
   -- The record whose persist callback or deferred handler is running on this
   -- worker (ctx:stash refuses to run in one), or false.
+  -- A raise in the callback must not leave it marked (the actor's restart
+  -- would refuse ctx:stash for good, and a script's pcall around a defer that
+  -- runs at once goes on with it marked): the mark is restored by a
+  -- to-be-closed variable, which runs on an error's unwinding too.
   local callback_of = false
+  local outer, depth = {}, 0
+  local restore = setmetatable({}, {
+    __close = function()
+      callback_of = outer[depth]
+      outer[depth] = nil
+      depth = depth - 1
+    end,
+  })
   local function in_callback(rec, fn, ...)
-    local was = callback_of
+    depth = depth + 1
+    outer[depth] = callback_of
     callback_of = rec
+    local _ <close> = restore
     fn(...)
-    callback_of = was
   end
   function P.in_callback(rec) return callback_of == rec end
 

@@ -231,6 +231,32 @@ describe("the user stash with persists", function()
   end)
 end)
 
+describe("ctx:stash() after a callback raised", function()
+  it("works again once the actor restarted from a raising persist callback", function()
+    ph.run({ journal = ph.memory_journal() }, function()
+      local a = lore.spawn("persist.acc", { id = "p-cb-raise" })
+      a:tell { op = "raise_in_cb", v = 1 }
+      -- handled after the callback: by the restarted actor, recovered to seq 1
+      assert.same("recovered@1", get(a).trace[1])
+      a:tell { op = "close" }
+      a:tell { op = "s_add", v = 2 } -- must be stashed, not refused
+      a:tell { op = "open" }
+      local s = get(a)
+      assert.same({ "stashed:2" }, only(s.trace, "stashed:"))
+      assert.same({ 1, 2 }, s.log)
+    end)
+  end)
+
+  it("works after a script's pcall caught a raise in a defer that ran at once", function()
+    ph.run({ journal = ph.memory_journal() }, function()
+      local a = lore.spawn("persist.acc", { id = "p-defer-raise" })
+      local r = a:ask({ op = "pcall_defer" }, 5)
+      assert.is_true(r.caught)
+      assert.is_true(r.ok, r.err)
+    end)
+  end)
+end)
+
 describe("a persistence id", function()
   it("has a single live writer: a second spawn raises 'already live'", function()
     ph.run({ journal = ph.memory_journal() }, function()
