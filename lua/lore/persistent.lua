@@ -450,7 +450,12 @@ return function(core, R, ctx_methods)
       -- event after it; rc's other fields already say so (made above).
       rc[RC_SNAP_CRIT] = NO_CRITERIA
       -- a page without event metadata when apply takes none (on_page reads
-      -- it again whole should that change before it arrives)
+      -- it again whole should that change before it arrives). Whether the
+      -- worker has adapters is known once their files are loaded: loaded
+      -- here rather than at the first page, or every recovery that begins
+      -- before a page has come back (most of a wave) reads whole pages.
+      -- A failure to load is the page's to report (A.ensure keeps it).
+      if not A.plain then A.ensure() end
       rc[RC_PREFETCH] = core.recover(NO_CRITERIA, MAXINT, -1, rc[RC_TOKEN], A.plain and not apply_meta(rec))
       if not rc[RC_PREFETCH] then core.snapshot_load(NO_CRITERIA, 0, rc[RC_TOKEN]) end
       return arm_timeout(rc)
