@@ -510,9 +510,13 @@ return function(core, R, ctx_methods)
 
   local START_PERMIT, START_LEASING = core.START_PERMIT, core.START_LEASING
 
-  local function start_recovery(rec)
-    if rec[RC] then end_recovery(rec) end
-    X.reset(rec) -- [internal] rebuilt by this recovery
+  -- `fresh`: a record P.record just made (P.start), which holds nothing of
+  -- an earlier recovery, nor anything of internal.lua's (M.init gets no ctx).
+  local function start_recovery(rec, fresh)
+    if not fresh then
+      if rec[RC] then end_recovery(rec) end
+      X.reset(rec) -- [internal] rebuilt by this recovery
+    end
     -- Waiting for its lease or a permit (with a wave of actors waking, most
     -- of them wait): a shared marker, never written; begin_recovery makes
     -- the recovery's own table once the actor may read.
@@ -807,7 +811,7 @@ return function(core, R, ctx_methods)
     if s ~= nil and s ~= "fail" and s ~= "drop" and s ~= "reply" then
       error("M.stash_overflow must be \"fail\", \"drop\" or \"reply\"")
     end
-    start_recovery(rec)
+    start_recovery(rec, true)
   end
 
   function P.receive(rec, msg)
