@@ -682,7 +682,7 @@ return function(core, R, ctx_methods)
       -- the start of a stream are a gap like any other
       if not rc[RC_NONE] then rc[RC_EXPECT] = rc[RC_FROM] end
     end
-    if count > 0 then
+    if count > 0 and not A.plain then -- (plain: loaded, without an error)
       local aok, aerr = A.ensure() -- [adapters] loaded once per worker
       if not aok then return recovery_failed(rec, aerr) end
     end
