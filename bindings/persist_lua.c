@@ -347,12 +347,16 @@ static int64_t next_writer_id(binding_state *bs) {
 
 /* core.new_incarnation(): the actor (re)starts its recovery: a new writer
  * id, and completions of earlier incarnations no longer count. */
+static void new_incarnation(binding_state *bs, lua_actor *la) {
+  la->incarnation++;
+  la->writer = next_writer_id(bs);
+  la->next_seq = la->persisted = 0;
+}
+
 static int core_new_incarnation(lua_State *L) {
   lua_actor *la;
   binding_current_persistent(L, &la);
-  la->incarnation++;
-  la->writer = next_writer_id(bs_of(L));
-  la->next_seq = la->persisted = 0;
+  new_incarnation(bs_of(L), la);
   return 0;
 }
 
@@ -365,12 +369,21 @@ static int core_abandon_incarnation(lua_State *L) {
   return 0;
 }
 
-/* core.recovered(seq): recovery ended at `seq` (the journal's highest). */
+/* core.recovered(seq, deadline, permit): recovery ended at `seq` (the
+ * journal's highest); its deadline goes (`deadline`: one is armed) and its
+ * permit is given back (`permit`: it holds one). One call where a recovery's
+ * end made three. */
 static int core_recovered(lua_State *L) {
+  binding_state *bs = bs_of(L);
   lua_actor *la;
   actor_t *a = binding_current_persistent(L, &la);
   lua_Integer seq = luaL_checkinteger(L, 1);
   la->next_seq = la->persisted = seq;
+  if (lua_toboolean(L, 2)) recovery_deadline_drop(bs, a->aid);
+  if (lua_toboolean(L, 3)) {
+    la->has_permit = 0;
+    recovery_permit_release(bs->lrt);
+  }
   /* An entity that woke up: what waited for its recovery. */
   int64_t manager = lua_actor_manager(la);
   entity_manager *em = manager ? entities_manager(bs_of(L)->lrt, (int)manager - 1) : NULL;
@@ -403,15 +416,8 @@ static int journal_has_leases(journal_t *j) { return strcmp(journal_scheme(j), "
 /* core.lease(token) -> true: granted (a journal without leases); false: the
  * current actor's LEASE is on its way to the journal, and its outcome comes
  * back as a SYS_LEASED system message (core.lease_result). */
-static int core_lease(lua_State *L) {
-  binding_state *bs = bs_of(L);
-  lua_actor *la;
-  actor_t *a = binding_current_persistent(L, &la);
-  lua_Integer token = luaL_checkinteger(L, 1);
-  if (!journal_has_leases(bs->lrt->journal)) {
-    lua_pushboolean(L, 1);
-    return 1;
-  }
+static int lease(lua_State *L, binding_state *bs, actor_t *a, lua_Integer token) {
+  if (!journal_has_leases(bs->lrt->journal)) return 1;
   persist_write *p = persist_write_of_id(a);
   if (!p) return luaL_error(L, "out of memory");
   p->w.kind = JOURNAL_WRITE_LEASE;
@@ -419,7 +425,13 @@ static int core_lease(lua_State *L) {
   p->w.seq = 0; /* held elsewhere: refused at once, not waited for */
   int r = submit_write(bs, a, p, SYS_LEASED, token);
   if (r) return luaL_error(L, "cannot take the lease on %s: %s", a->name, journal_strerror(r));
-  lua_pushboolean(L, 0);
+  return 0;
+}
+
+static int core_lease(lua_State *L) {
+  lua_actor *la;
+  actor_t *a = binding_current_persistent(L, &la);
+  lua_pushboolean(L, lease(L, bs_of(L), a, luaL_checkinteger(L, 1)));
   return 1;
 }
 
@@ -470,11 +482,7 @@ static int core_unlease(lua_State *L) {
 
 /* Takes a permit for the current actor, or queues it (it gets
  * SYS_RECOVERY_PERMIT when one frees up). Returns whether it got one now. */
-static int core_recovery_acquire(lua_State *L) {
-  binding_state *bs = bs_of(L);
-  lua_actor *la;
-  actor_t *a = binding_current_persistent(L, &la);
-  lore_runtime *lrt = bs->lrt;
+static int permit_acquire(lore_runtime *lrt, actor_t *a, lua_actor *la) {
   int got = 0;
   uv_mutex_lock(&lrt->permit_lock);
   if (lrt->permits_used < lrt->cfg.max_concurrent_recoveries) {
@@ -499,7 +507,44 @@ static int core_recovery_acquire(lua_State *L) {
   }
   uv_mutex_unlock(&lrt->permit_lock);
   la->has_permit = got;
-  lua_pushboolean(L, got);
+  return got;
+}
+
+static int core_recovery_acquire(lua_State *L) {
+  lua_actor *la;
+  actor_t *a = binding_current_persistent(L, &la);
+  lua_pushboolean(L, permit_acquire(bs_of(L)->lrt, a, la));
+  return 1;
+}
+
+/* What core.recovery_start did: */
+#define START_PERMIT 1  /* took a permit: the recovery begins now */
+#define START_QUEUED 2  /* queued for a permit (SYS_RECOVERY_PERMIT) */
+#define START_LEASING 3 /* the id's lease is on its way (SYS_LEASED) */
+#define START_WAITING 4 /* asked for its lease already: SYS_LEASED goes on */
+
+/* core.recovery_start(hold, lease) -> START_*: the current actor (re)starts
+ * its recovery: a new incarnation (core.new_incarnation), its mailbox held
+ * (core.hold, when `hold`), then by `lease`: -1, its lease was asked for
+ * already; 0, it holds its lease; a token, it asks for its lease
+ * (core.lease) with that token; and once it holds it, a recovery permit
+ * (core.recovery_acquire). One call where a recovery's start made four. */
+static int core_recovery_start(lua_State *L) {
+  binding_state *bs = bs_of(L);
+  lua_actor *la;
+  actor_t *a = binding_current_persistent(L, &la);
+  int hold = lua_toboolean(L, 1);
+  lua_Integer token = luaL_checkinteger(L, 2);
+  new_incarnation(bs, la);
+  if (hold) actor_hold(a);
+  int r = START_WAITING;
+  if (token >= 0) {
+    if (token > 0 && !lease(L, bs, a, token))
+      r = START_LEASING;
+    else
+      r = permit_acquire(bs->lrt, a, la) ? START_PERMIT : START_QUEUED;
+  }
+  lua_pushinteger(L, r);
   return 1;
 }
 
@@ -583,6 +628,7 @@ int luaopen_lore_core_persist(lua_State *L) {
                                  {"recovered", core_recovered},
                                  {"io_pending", core_io_pending},
                                  {"recovery_acquire", core_recovery_acquire},
+                                 {"recovery_start", core_recovery_start},
                                  {"recovery_release", core_recovery_release},
                                  {"strerror", core_strerror},
                                  {"config", core_config},
@@ -593,6 +639,10 @@ int luaopen_lore_core_persist(lua_State *L) {
   luaL_setfuncs(L, fns, 0);
   lua_pushinteger(L, SYS_LEASED);
   lua_setfield(L, -2, "SYS_LEASED");
+  lua_pushinteger(L, START_PERMIT);
+  lua_setfield(L, -2, "START_PERMIT");
+  lua_pushinteger(L, START_LEASING);
+  lua_setfield(L, -2, "START_LEASING");
   lua_pushinteger(L, JOURNAL_EFENCED);
   lua_setfield(L, -2, "JOURNAL_EFENCED");
   return 0;

@@ -94,16 +94,12 @@ static void deadlines_fire(void *ud) {
   ensure_timer(bs);
 }
 
-/* core.recovery_deadline(seconds, token): the current actor's recovery must
- * progress within `seconds`; replaces the deadline it had. */
-static int core_recovery_deadline(lua_State *L) {
-  binding_state *bs = worker_bs(L);
-  actor_t *a = binding_current_actor(L);
-  lua_Number secs = worker_check_delay(L, 1);
-  lua_Integer token = luaL_checkinteger(L, 2);
+/* Actor a's recovery must progress within `secs`; replaces the deadline it
+ * had. 0, or -1 when out of memory. */
+int recovery_deadline_arm(binding_state *bs, actor_t *a, lua_Number secs, lua_Integer token) {
   struct recovery_deadlines *d = bs->deadlines;
   if (!d) {
-    if (!(d = calloc(1, sizeof *d))) return luaL_error(L, "out of memory");
+    if (!(d = calloc(1, sizeof *d))) return -1;
     idmap_init(&d->by_aid);
     bs->deadlines = d;
   }
@@ -111,10 +107,10 @@ static int core_recovery_deadline(lua_State *L) {
   if (e) {
     unlink_entry(d, e);
   } else {
-    if (!(e = malloc(sizeof *e))) return luaL_error(L, "out of memory");
+    if (!(e = malloc(sizeof *e))) return -1;
     if (idmap_put(&d->by_aid, a->aid, e)) {
       free(e);
-      return luaL_error(L, "out of memory");
+      return -1;
     }
     e->aid = a->aid;
   }
@@ -130,16 +126,30 @@ static int core_recovery_deadline(lua_State *L) {
   return 0;
 }
 
-/* core.recovery_deadline_cancel(aid): that actor's recovery ended. */
-static int core_recovery_deadline_cancel(lua_State *L) {
-  binding_state *bs = worker_bs(L);
-  uint64_t aid = (uint64_t)luaL_checkinteger(L, 1);
+/* That actor's recovery ended: its deadline goes (if it has one). */
+void recovery_deadline_drop(binding_state *bs, uint64_t aid) {
   struct recovery_deadlines *d = bs->deadlines;
   deadline *e = d ? idmap_remove(&d->by_aid, aid) : NULL;
   if (e) {
     unlink_entry(d, e);
     free(e);
   }
+}
+
+/* core.recovery_deadline(seconds, token): the current actor's recovery must
+ * progress within `seconds`; replaces the deadline it had. */
+static int core_recovery_deadline(lua_State *L) {
+  binding_state *bs = worker_bs(L);
+  actor_t *a = binding_current_actor(L);
+  lua_Number secs = worker_check_delay(L, 1);
+  lua_Integer token = luaL_checkinteger(L, 2);
+  if (recovery_deadline_arm(bs, a, secs, token)) return luaL_error(L, "out of memory");
+  return 0;
+}
+
+/* core.recovery_deadline_cancel(aid): that actor's recovery ended. */
+static int core_recovery_deadline_cancel(lua_State *L) {
+  recovery_deadline_drop(worker_bs(L), (uint64_t)luaL_checkinteger(L, 1));
   return 0;
 }
 

@@ -474,7 +474,7 @@ static void queue_batch(binding_state *bs, recover_batch *b) {
 }
 
 /*
- * core.recover(criteria | false, to, max, token [, lean]) -> true | false
+ * core.recover(criteria | false, to, max, token [, lean [, timeout]]) -> true | false
  * Begins the current actor's recovery: reads its newest snapshot matching
  * `criteria` (false: none), then its stream's bounds and the first page
  * after the snapshot (seqs up to `to`, at most `max` events, -1 for no
@@ -485,11 +485,19 @@ static void queue_batch(binding_state *bs, recover_batch *b) {
  * PAGE_NO_SNAPSHOT) also says that no snapshot matched. False when
  * the actor has snapshot operations running (a save of an earlier
  * incarnation): it must load its snapshot the ordinary way, behind them.
+ * `timeout` (seconds; optional): arms the recovery's deadline with `token`
+ * first, whatever the answer (core.recovery_deadline, without a call of its
+ * own).
  */
 static int core_recover(lua_State *L) {
   binding_state *bs = bs_of(L);
   lua_actor *la;
   actor_t *a = binding_current_persistent(L, &la);
+  if (!lua_isnoneornil(L, 6)) {
+    lua_Number secs = worker_check_delay(L, 6);
+    if (recovery_deadline_arm(bs, a, secs, luaL_checkinteger(L, 4)))
+      return luaL_error(L, "out of memory");
+  }
   int snapshot = lua_toboolean(L, 1);
   if (snapshot && (la->snap_running || (la->extra && la->extra->snap_next))) {
     lua_pushboolean(L, 0);

@@ -34,6 +34,10 @@ void recovery_flush(binding_state *bs);
 void recovery_worker_close(binding_state *bs);
 /* recovery_deadline.c: frees the recovery deadlines left when the worker closes. */
 void recovery_deadlines_close(binding_state *bs);
+/* recovery_deadline.c: actor a's recovery must progress within `secs` (0, or
+ * -1 when out of memory); and its deadline goes when its recovery ends. */
+int recovery_deadline_arm(binding_state *bs, actor_t *a, lua_Number secs, lua_Integer token);
+void recovery_deadline_drop(binding_state *bs, uint64_t aid);
 
 /* idle_gc.c: at the end of a loop iteration, starts finishing the collector's
  * cycle in small steps if the worker has nothing to run and its heap grew. */

@@ -504,22 +504,33 @@ return function(core, R, ctx_methods)
   end
 
   function begin_recovery(rec)
+    local mr = rec[BEH].M.recovery
+    if mr == nil then
+      -- M.recovery absent (most behaviours): the latest snapshot, then every
+      -- event after it, as rc says from its constructor (the snapshot
+      -- criteria NO_CRITERIA; RC_TIMER true: core.recover arms the deadline).
+      local token = next_token()
+      local rc = { true, token, 0, 1, MAXINT, -1, false, false, NO_CRITERIA, 0, false, false, true, false,
+        false, false }
+      rec[RC] = rc
+      -- a page without event metadata when apply takes none (on_page reads
+      -- it again whole should that change before it arrives). Whether the
+      -- worker has adapters is known once their files are loaded: loaded
+      -- here rather than at the first page, or every recovery that begins
+      -- before a page has come back (most of a wave) reads whole pages.
+      -- A failure to load is the page's to report (A.ensure keeps it).
+      if not A.plain then A.ensure() end
+      local prefetch = core.recover(NO_CRITERIA, MAXINT, -1, token, A.plain and not apply_meta(rec),
+        CONFIG.recovery_timeout)
+      rc[RC_PREFETCH] = prefetch
+      if not prefetch then core.snapshot_load(NO_CRITERIA, 0, token) end
+      return
+    end
     -- Every field a recovery sets on its way, made at once: one allocation
     -- of the right size rather than a table that grows four times.
     local rc = { true, next_token(), 0, 1, MAXINT, -1, false, false, false, 0, false, false, false, false,
       false, false }
     rec[RC] = rc
-    local mr = rec[BEH].M.recovery
-    if mr == nil then
-      -- M.recovery absent (most behaviours): the latest snapshot, then every
-      -- event after it; rc's other fields already say so (made above).
-      rc[RC_SNAP_CRIT] = NO_CRITERIA
-      -- a page without event metadata when apply takes none (on_page reads
-      -- it again whole should that change before it arrives)
-      rc[RC_PREFETCH] = core.recover(NO_CRITERIA, MAXINT, -1, rc[RC_TOKEN], A.plain and not apply_meta(rec))
-      if not rc[RC_PREFETCH] then core.snapshot_load(NO_CRITERIA, 0, rc[RC_TOKEN]) end
-      return arm_timeout(rc)
-    end
     if mr == false then
       rc[RC_REPLAY_TO], rc[RC_REPLAY_LEFT], rc[RC_LIMITED], rc[RC_NONE] = MAXINT, 0, false, true
       core.recover(false, MAXINT, 0, rc[RC_TOKEN]) -- the bounds only
@@ -562,31 +573,39 @@ return function(core, R, ctx_methods)
     if rec[RC] == rc then arm_timeout(rc) end -- (not if it already failed above)
   end
 
-  local function start_recovery(rec)
-    core.new_incarnation() -- a new writer id; C forgets the old incarnation's seqs
-    if rec[RC] then end_recovery(rec) end
-    X.reset(rec) -- [internal] rebuilt by this recovery
+  local START_PERMIT, START_LEASING = core.START_PERMIT, core.START_LEASING
+
+  -- `fresh`: a record P.record just made (P.start), which holds nothing of
+  -- an earlier recovery, nor anything of internal.lua's (M.init gets no ctx).
+  local function start_recovery(rec, fresh)
+    if not fresh then
+      if rec[RC] then end_recovery(rec) end
+      X.reset(rec) -- [internal] rebuilt by this recovery
+    end
     -- Waiting for its lease or a permit (with a wave of actors waking, most
     -- of them wait): a shared marker, never written; begin_recovery makes
     -- the recovery's own table once the actor may read.
     rec[RC] = WAITING -- (RECOVERING's slot: recovering from now on)
-    set_hold(rec)
-    -- A journal shared by processes: this process takes the id's lease first (SYS_LEASED).
-    if not rec.leased then
-      if rec.leasing then return end -- asked already: SYS_LEASED goes on from here
-      if not core.lease(next_token()) then
-        rec.leasing = true
-        return
-      end
-      -- (true at once when the journal has no leases: nothing to give back
-      -- at the stop, nothing to note; a restart asks again, at no cost)
-    end
-    if core.recovery_acquire() then begin_recovery(rec) end
-    -- else: SYS.RECOVERY_PERMIT arrives when a permit frees up
+    local hold = not rec[HOLDING] -- set_hold's part: recovering holds the mailbox
+    rec[HOLDING] = true
+    -- A journal shared by processes: this process takes the id's lease first
+    -- (SYS_LEASED). -1: asked already, SYS_LEASED goes on from there; a token:
+    -- asked now (granted at once when the journal has no leases: nothing to
+    -- give back at the stop, nothing to note; a restart asks again, at no cost).
+    local lease = 0
+    if not rec.leased then lease = rec.leasing and -1 or next_token() end
+    -- One C call: a new incarnation (a new writer id; C forgets the old one's
+    -- seqs), the mailbox held, the lease asked for, then a permit taken or
+    -- queued for (SYS.RECOVERY_PERMIT arrives when one frees up).
+    local started = core.recovery_start(hold, lease)
+    if started == START_PERMIT then return begin_recovery(rec) end
+    if started == START_LEASING then rec.leasing = true end
   end
 
+  -- The recovery ended well: end_recovery's C half (its deadline, its
+  -- permit) went with core.recovered, in the same call.
   local function complete_recovery(rec)
-    end_recovery(rec)
+    rec[RC] = false -- (RECOVERING's slot: no longer recovering)
     X.recovered(rec) -- [internal] re-send unconfirmed deliveries, arm durable timers
     call_hook(rec, "on_recovery_completed", rec[ST], rec[CTX]) -- an error here is a failure: restart
     set_hold(rec)
@@ -726,7 +745,7 @@ return function(core, R, ctx_methods)
       -- the start of a stream are a gap like any other
       if not rc[RC_NONE] then rc[RC_EXPECT] = rc[RC_FROM] end
     end
-    if count > 0 then
+    if count > 0 and not A.plain then -- (plain: loaded, without an error)
       local aok, aerr = A.ensure() -- [adapters] loaded once per worker
       if not aok then return recovery_failed(rec, aerr) end
     end
@@ -771,7 +790,8 @@ return function(core, R, ctx_methods)
     -- highest, so a new event never reuses a stored seq.
     local stream_end = rc[RC_HIGHEST]
     if stream_end > rec[SEQ] then rec[SEQ] = stream_end end
-    core.recovered(rec[SEQ])
+    -- with end_recovery's C half: the deadline and the permit go in the same call
+    core.recovered(rec[SEQ], rc[RC_TIMER], rc[RC_PERMIT])
     complete_recovery(rec)
   end
 
@@ -855,7 +875,7 @@ return function(core, R, ctx_methods)
     if s ~= nil and s ~= "fail" and s ~= "drop" and s ~= "reply" then
       error("M.stash_overflow must be \"fail\", \"drop\" or \"reply\"")
     end
-    start_recovery(rec)
+    start_recovery(rec, true)
   end
 
   function P.receive(rec, msg)
