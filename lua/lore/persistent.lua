@@ -207,7 +207,7 @@ return function(core, R, ctx_methods)
   -- to-be-closed variable, which runs on an error's unwinding too.
   local callback_of = false
   local outer, depth = {}, 0
-  local restore = setmetatable({}, {
+  local unmark = setmetatable({}, {
     __close = function()
       callback_of = outer[depth]
       outer[depth] = nil
@@ -218,7 +218,7 @@ return function(core, R, ctx_methods)
     depth = depth + 1
     outer[depth] = callback_of
     callback_of = rec
-    local _ <close> = restore
+    local _ <close> = unmark
     fn(...)
   end
   function P.in_callback(rec) return callback_of == rec end
