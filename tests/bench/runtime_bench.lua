@@ -260,6 +260,39 @@ do
     row("tells, one actor telling itself, max_instructions=0", "n/a", nil, nil, out)
   end
 
+  -- The two above again, alternated (the machine's speed drifts between
+  -- runs): min / median / max of 5 rounds each, and the ratio of medians.
+  local ROUNDS = SCALE < 1 and 1 or 5
+  local function timed(fn)
+    collectgarbage()
+    local w0 = wall()
+    local ops = fn()
+    local w = wall() - w0
+    return w > 0 and ops / w or nil
+  end
+  local lv, bv = {}, {}
+  for r = 1, ROUNDS do
+    bv[r] = timed(function() return baseline_tells(n) end)
+    lv[r] = timed(function()
+      local a = spawn_on(1, "selfloop")
+      local latch = new_latch(1)
+      a:tell { cmd = "go", n = n, latch = latch }
+      wait_latch(latch)
+      a:stop()
+      return n + 1
+    end)
+  end
+  local function spread(v)
+    if #v < ROUNDS then return "n/a (< 10 ms)" end
+    table.sort(v)
+    return fmt("%s / %s / %s", human(v[1]), human(v[(#v + 1) // 2]), human(v[#v]))
+  end
+  local ls, bs = spread(lv), spread(bv)
+  row(fmt("self tells vs the baseline, %d alternating rounds", ROUNDS), "", nil, nil,
+    fmt("Lore %s; baseline %s (min / median / max)%s", ls, bs,
+      #lv == ROUNDS and #bv == ROUNDS and fmt("; Lore/baseline %.2f", lv[(#lv + 1) // 2] / bv[(#bv + 1) // 2])
+        or ""))
+
   local rounds = scaled(2e6, 100)
   bench("tells, a pair on one scheduler (ping-pong)", "3 M/s per scheduler", function(mark)
     local a = spawn_on(1, "pingpong")
