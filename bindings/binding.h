@@ -37,7 +37,6 @@ typedef struct binding_state {
   int ref_dispatch, ref_system, ref_spawn, ref_failed, ref_stopped, ref_overflow, ref_upgrade,
       ref_reload, ref_persisted;
   msgpack_sbuffer buf;   /* reused for encoding */
-  const void *ref_mt;    /* this state's ref metatable (send.c's identity check) */
   const void *tell_last; /* the ref ref:tell last checked, held by its upvalue 2 (send.c) */
   idmap timers;          /* timer id -> sched_timer */
   uint64_t next_timer;

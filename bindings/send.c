@@ -80,18 +80,6 @@ static void host_sent(lua_State *L, int rc) {
   if (rc) luaL_error(L, "%s", lore_strerror(rc));
 }
 
-/* The ref at idx, checked against this state's ref metatable by address: the
- * registry lookup of ref_check costs a third of a tell. */
-static lore_ref *sent_ref(lua_State *L, binding_state *bs, int idx) {
-  void *p = lua_touserdata(L, idx);
-  if (p && bs && bs->ref_mt && lua_getmetatable(L, idx)) {
-    int is_ref = lua_topointer(L, -1) == bs->ref_mt;
-    lua_pop(L, 1);
-    if (is_ref) return p;
-  }
-  return ref_check(L, idx); /* raises the usual error */
-}
-
 /* ref:tell(msg): fire and forget; the message is copied (encoded) now. */
 static int ref_tell(lua_State *L) {
   binding_state *bs = lua_touserdata(L, lua_upvalueindex(1));
@@ -100,7 +88,7 @@ static int ref_tell(lua_State *L) {
    * address is that ref (whatever value carries it) without the metatable check. */
   lore_ref *r = lua_touserdata(L, 1);
   if (!r || !bs || r != bs->tell_last) {
-    r = sent_ref(L, bs, 1);
+    r = ref_check(L, 1);
     lua_copy(L, 1, lua_upvalueindex(2));
     if (bs) bs->tell_last = r;
   }
@@ -166,7 +154,6 @@ void ref_methods_register(lua_State *L, binding_state *bs) {
   } else {
     lua_pop(L, 1);
   }
-  bs->ref_mt = lua_topointer(L, -1); /* the registry keeps it alive */
   lua_pop(L, 1);
 }
 
