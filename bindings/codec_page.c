@@ -9,39 +9,50 @@
 #include "codec_bytes.h"
 #include "codec_strings.h"
 
-/* Slots for the cached strings, plus CODEC_PAGE_ROOM values above them. */
-#define PAGE_STACK (CODEC_STRINGS + CODEC_PAGE_ROOM)
+/* A page of fewer events than this gets SMALL_PAGE_SLOTS slots: with a few events, making
+ * a slot per cache slot (a nil each on the stack) costs more than all of its decodes. */
+#define SMALL_PAGE_EVENTS 32
+#define SMALL_PAGE_SLOTS 32
 
 /* A page whose events keep failing the flat path (nested values, say) stops trying it: each
  * try costs the start of a table that is then thrown away. */
 #define FLAT_GIVE_UP 16
 
 _Static_assert(CODEC_STRINGS <= 256, "a slot hint is one byte");
+_Static_assert(SMALL_PAGE_SLOTS <= CODEC_STRINGS, "a small page has fewer slots");
 
-int codec_page_open(lua_State *L, codec_page *pg, codec_strings *c) {
+int codec_page_open_for(lua_State *L, codec_page *pg, codec_strings *c, int64_t events) {
   pg->strings = NULL;
-  pg->anchor = pg->slots = 0;
+  pg->anchor = pg->slots = pg->window = pg->used = 0;
   pg->flat_failures = 0;
   if (!c) return 0;
-  if (!lua_checkstack(L, PAGE_STACK + 1)) return -1;
+  int window = events < SMALL_PAGE_EVENTS ? SMALL_PAGE_SLOTS : CODEC_STRINGS;
+  if (!lua_checkstack(L, window + CODEC_PAGE_ROOM + 1)) return -1;
   pg->anchor = codec_strings_push(L, c);
   if (!pg->anchor) return 0; /* the cache has no anchor: decoding goes uncached */
   pg->slots = pg->anchor + 1;
-  lua_settop(L, pg->anchor + CODEC_STRINGS);
-  memset(pg->ptr, 0, sizeof pg->ptr);
+  pg->window = window;
+  lua_settop(L, pg->anchor + window);
+  memset(pg->pos, 0, sizeof pg->pos);
   memset(pg->key_hint, 0, sizeof pg->key_hint);
   memset(pg->value_hint, 0, sizeof pg->value_hint);
   pg->strings = c;
   return 0;
 }
 
+int codec_page_open(lua_State *L, codec_page *pg, codec_strings *c) {
+  return codec_page_open_for(L, pg, c, INT64_MAX);
+}
+
 /* Pushes the string p[0..l), from the page's slot when the cache holds it: the same string
  * codec_fast.c's push_str would push, and the cache updated the same way on a miss. *hint
- * is the slot the string at the same place of the event before was found in: events of one
- * stream mostly repeat their keys in the same order, and a slot holding the same bytes is
- * the right string whatever slot the hash would choose, so a hit there skips the hash. */
-static inline void push_string(lua_State *L, codec_page *pg, const char *p, uint32_t l,
-                               uint8_t *hint) {
+ * is the cache slot the string at the same place of the event before was found in: events
+ * of one stream mostly repeat their keys in the same order, and a cache slot holding the
+ * same bytes is the right string whatever slot the hash would choose, so a hit there skips
+ * the hash. */
+static inline __attribute__((always_inline)) void push_string(lua_State *L, codec_page *pg,
+                                                              const char *p, uint32_t l,
+                                                              uint8_t *hint) {
   codec_strings *c = pg->strings;
   if (!c || l > CODEC_STRING_MAX) {
     lua_pushlstring(L, p, l);
@@ -49,16 +60,18 @@ static inline void push_string(lua_State *L, codec_page *pg, const char *p, uint
   }
   size_t i = *hint;
   const char *have = c->slot[i].p;
-  if (have && pg->ptr[i] == have && c->slot[i].len == l && codec_same(have, p, l)) {
-    lua_pushvalue(L, pg->slots + (int)i);
+  int s = pg->pos[i] - 1;
+  if (have && s >= 0 && pg->ptr[s] == have && c->slot[i].len == l && codec_same(have, p, l)) {
+    lua_pushvalue(L, pg->slots + s);
     return;
   }
   i = codec_string_slot(p, l);
   *hint = (uint8_t)i;
   have = c->slot[i].p;
+  s = pg->pos[i] - 1;
   if (have && c->slot[i].len == l && codec_same(have, p, l)) {
-    if (pg->ptr[i] == have) {
-      lua_pushvalue(L, pg->slots + (int)i);
+    if (s >= 0 && pg->ptr[s] == have) {
+      lua_pushvalue(L, pg->slots + s);
       return;
     }
     lua_rawgeti(L, pg->anchor, (lua_Integer)i + 1);
@@ -68,9 +81,14 @@ static inline void push_string(lua_State *L, codec_page *pg, const char *p, uint
     lua_pushvalue(L, -1);
     lua_rawseti(L, pg->anchor, (lua_Integer)i + 1);
   }
+  if (s < 0) {
+    if (pg->used == pg->window) return; /* every slot taken: fetched from the cache each time */
+    s = pg->used++;
+    pg->pos[i] = (uint16_t)(s + 1);
+  }
   lua_pushvalue(L, -1);
-  lua_replace(L, pg->slots + (int)i);
-  pg->ptr[i] = c->slot[i].p;
+  lua_replace(L, pg->slots + s);
+  pg->ptr[s] = c->slot[i].p;
 }
 
 /* A fixmap whose keys are fixstr and whose values are nil, booleans, numbers or strings,

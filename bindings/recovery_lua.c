@@ -692,8 +692,10 @@ static int core_page_apply(lua_State *L) {
   int internal = lua_isfunction(L, 9);
   binding_state *bs = bs_of(L);
   lua_settop(L, 9);
+  page_hdr ph;
+  memcpy(&ph, m->data, sizeof ph);
   codec_page pg; /* from 10 on, for the whole page */
-  if (codec_page_open(L, &pg, &bs->strings)) codec_page_open(L, &pg, NULL);
+  if (codec_page_open_for(L, &pg, &bs->strings, ph.count)) codec_page_open(L, &pg, NULL);
   size_t off = sizeof(page_hdr);
   char err[CODEC_ERR_MAX];
   while (off + sizeof(rec_hdr) <= m->len) {

@@ -92,17 +92,18 @@ static const char *const EVENTS[] = {
     " l = 12, m = 13, n = 14, o = 15, p = 16 }", /* a map16: handed on */
 };
 
-/* Every kind of event, whole and mutated (truncated, bytes flipped), in one page. */
-static void test_page_matches_parser(void **state) {
-  lua_State *L = *state;
+/* Every kind of event, whole and mutated (truncated, bytes flipped), in one page of
+ * `events` events (a short page has fewer slots than the strings it meets). */
+static void page_matches_parser(lua_State *L, int64_t events) {
   codec_strings cache;
   assert_int_equal(codec_strings_init(L, &cache), 0);
   msgpack_sbuffer sb;
   msgpack_sbuffer_init(&sb);
   int base = lua_gettop(L);
   codec_page pg;
-  assert_int_equal(codec_page_open(L, &pg, &cache), 0);
-  assert_int_equal(lua_gettop(L), base + 1 + CODEC_STRINGS);
+  assert_int_equal(codec_page_open_for(L, &pg, &cache, events), 0);
+  assert_int_equal(lua_gettop(L), base + 1 + pg.window);
+  assert_true(pg.window > 0 && pg.window <= CODEC_STRINGS);
   int flat = 0;
   size_t n = sizeof EVENTS / sizeof EVENTS[0];
   for (size_t i = 0; i < n; i++) {
@@ -144,10 +145,37 @@ static void test_page_matches_parser(void **state) {
   codec_strings_free(L, &cache);
 }
 
+static void test_page_matches_parser(void **state) {
+  lua_State *L = *state;
+  codec_strings probe;
+  assert_int_equal(codec_strings_init(L, &probe), 0);
+  codec_page pg;
+  int base = lua_gettop(L);
+  assert_int_equal(codec_page_open(L, &pg, &probe), 0);
+  assert_int_equal(pg.window, CODEC_STRINGS); /* a page of unknown length: every slot */
+  lua_settop(L, base);
+  codec_strings_free(L, &probe);
+  page_matches_parser(L, INT64_MAX);
+}
+
+/* A short page's slots run out (its events meet more strings than it has slots): the
+ * strings past them still decode as the parser decodes them. */
+static void test_short_page_matches_parser(void **state) {
+  lua_State *L = *state;
+  codec_strings probe;
+  assert_int_equal(codec_strings_init(L, &probe), 0);
+  codec_page pg;
+  int base = lua_gettop(L);
+  assert_int_equal(codec_page_open_for(L, &pg, &probe, 5), 0);
+  assert_true(pg.window < CODEC_STRINGS);
+  lua_settop(L, base);
+  codec_strings_free(L, &probe);
+  page_matches_parser(L, 5);
+}
+
 /* Other decodes with the same cache between a page's events (anything apply does) replace
  * cached strings; the page's slots must never push the string a slot held before. */
-static void test_slots_follow_the_cache(void **state) {
-  lua_State *L = *state;
+static void slots_follow_the_cache(lua_State *L, int64_t events) {
   codec_strings cache;
   assert_int_equal(codec_strings_init(L, &cache), 0);
   msgpack_sbuffer sb;
@@ -155,7 +183,7 @@ static void test_slots_follow_the_cache(void **state) {
   char err[CODEC_ERR_MAX];
   int base = lua_gettop(L);
   codec_page pg;
-  assert_int_equal(codec_page_open(L, &pg, &cache), 0);
+  assert_int_equal(codec_page_open_for(L, &pg, &cache, events), 0);
   for (int i = 0; i < 5000; i++) {
     char expr[128];
     /* keys and values from a few thousand strings: every slot is replaced many times */
@@ -169,9 +197,16 @@ static void test_slots_follow_the_cache(void **state) {
     assert_int_equal(codec_decode_cached(L, &cache, sb.data, sb.size, err, sizeof err), 0);
     lua_pop(L, 1);
   }
+  assert_int_equal(pg.used, pg.window); /* every slot was handed out */
   lua_settop(L, base);
   msgpack_sbuffer_destroy(&sb);
   codec_strings_free(L, &cache);
+}
+
+static void test_slots_follow_the_cache(void **state) { slots_follow_the_cache(*state, INT64_MAX); }
+
+static void test_short_page_slots_follow_the_cache(void **state) {
+  slots_follow_the_cache(*state, 5);
 }
 
 /* Without a cache the page pushes nothing and still decodes. */
@@ -194,7 +229,9 @@ static void test_without_cache(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_page_matches_parser, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_short_page_matches_parser, setup, teardown),
       cmocka_unit_test_setup_teardown(test_slots_follow_the_cache, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_short_page_slots_follow_the_cache, setup, teardown),
       cmocka_unit_test_setup_teardown(test_without_cache, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
