@@ -496,10 +496,11 @@ static int core_entity_ref(lua_State *L) {
   return 1;
 }
 
-/* core.addr_ref(aid) -> this scheduler's ref for aid */
+/* core.addr_ref(aid [, sched]) -> the ref for aid on sched (default: this scheduler) */
 static int core_addr_ref(lua_State *L) {
   binding_state *bs = bs_of(L);
-  ref_push_addr(L, bs->sched->index, (uint64_t)luaL_checkinteger(L, 1));
+  uint32_t sched = (uint32_t)luaL_optinteger(L, 2, bs->sched->index);
+  ref_push_addr(L, sched, (uint64_t)luaL_checkinteger(L, 1));
   return 1;
 }
 
