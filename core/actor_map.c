@@ -31,7 +31,7 @@ static size_t probe_distance(const actor_map *m, size_t from, size_t to) {
 }
 
 static size_t home(const actor_map *m, const actor_t *a) {
-  return slot_of(m, m->by_name ? idmap_hash_str(a->name) : mix(a->aid));
+  return slot_of(m, m->by_name ? idmap_hash_str(a->name_buf) : mix(a->aid));
 }
 
 void actor_map_init(actor_map *m, int by_name) {
@@ -85,7 +85,7 @@ actor_t *actor_map_get_name(const actor_map *m, const char *name) {
   if (!m->count) return NULL;
   for (size_t i = slot_of(m, idmap_hash_str(name));; i = next_slot(m, i)) {
     actor_t *a = m->slots[i];
-    if (!a || strcmp(a->name, name) == 0) return a;
+    if (!a || strcmp(a->name_buf, name) == 0) return a;
   }
 }
 
