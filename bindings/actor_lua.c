@@ -299,7 +299,7 @@ static void tell_overflow(binding_state *bs, actor_t *a, lore_msg *m) {
   msgpack_pack_str_with_body(&pk, "error", 5);
   msgpack_pack_str_with_body(&pk, overflow_text, sizeof overflow_text - 1);
   msgpack_pack_str_with_body(&pk, "id", 2);
-  const char *id = a->named ? a->name_buf : "";
+  const char *id = a->name_buf;
   msgpack_pack_str_with_body(&pk, id, strlen(id));
   lore_msg *t = msg_new(MSG_USER, b->data, b->size, NULL, 0);
   b->size = 0;

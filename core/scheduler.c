@@ -141,6 +141,10 @@ void actor_requeue(actor_t *a, lore_msg *m) {
   make_ready(a);
 }
 
+/* An actor without a name is sizeof(actor_t) bytes: its name_buf[0] must be
+ * inside them (the struct's padding), where calloc leaves a 0. */
+_Static_assert(offsetof(actor_t, name_buf) < sizeof(actor_t), "name_buf[0] is in the padding");
+
 int actor_create(sched_t *s, uint64_t aid, const char *name, const actor_ops *ops, void *data,
                  actor_t **out) {
   assert(current_sched == s);
@@ -151,17 +155,14 @@ int actor_create(sched_t *s, uint64_t aid, const char *name, const actor_ops *op
   size_t size = offsetof(actor_t, name_buf) + name_size;
   actor_t *a = calloc(1, size > sizeof *a ? size : sizeof *a);
   if (!a) return UV_ENOMEM;
-  if (name) {
-    memcpy(a->name_buf, name, name_size);
-    a->named = 1;
-  }
+  if (name) memcpy(a->name_buf, name, name_size);
   a->aid = aid;
   a->sched = s;
   a->ops = ops;
   a->data = data;
   msg_queue_init(&a->mailbox);
   if (actor_map_put(&s->by_aid, a)) goto fail_aid;
-  if (a->named && actor_map_put(&s->by_name, a)) goto fail_map;
+  if (a->name_buf[0] && actor_map_put(&s->by_name, a)) goto fail_map;
   s->actors++;
   if (s->index) runtime_reserve(s->rt);
   *out = a;
@@ -239,7 +240,7 @@ static int maybe_finalize(actor_t *a) {
   sched_t *s = a->sched;
   a->dead = 1;
   actor_map_remove(&s->by_aid, a);
-  if (a->named) actor_map_remove(&s->by_name, a);
+  if (a->name_buf[0]) actor_map_remove(&s->by_name, a);
   if (a->ops->stopped) a->ops->stopped(a);
   drain_sys(a);
   if (a->stash) {
@@ -335,8 +336,7 @@ static void sched_force_stop(sched_t *s) {
     actor_t *a = list[i];
     if (a->dead) continue;
     log_warn(s->rt->log, "scheduler %u: actor %llu%s%s did not stop in time: stopped by force",
-             s->index, (unsigned long long)a->aid, a->named ? " " : "",
-             a->named ? a->name_buf : "");
+             s->index, (unsigned long long)a->aid, a->name_buf[0] ? " " : "", a->name_buf);
     a->held = 0;
     actor_stop(a);
   }

@@ -71,11 +71,12 @@ typedef struct actor_ops {
 
 enum { ACTOR_CONSUMED = 0, ACTOR_KEPT = 1 };
 
-/* 93 bytes, and the name (a persistence id) right after them in the same
- * allocation: a 96-byte block per actor without a name, a 112-byte one with
- * a name of up to 18 bytes. The flags are bits of one byte (only the
- * actor's own scheduler thread reads or writes them), and the name is found
- * by a flag rather than a pointer (actor_name). */
+/* 95 bytes, and the name (a persistence id) right after them in the same
+ * allocation: a 96-byte block per actor without a name (its name_buf[0],
+ * in the struct's padding, is 0), a 112-byte one with a name of up to 16
+ * bytes. The rarely written flags are bits of one byte (only the actor's
+ * own scheduler thread touches them), and the name is found by its first
+ * byte rather than a pointer (actor_name; names are never empty). */
 struct actor {
   uint64_t aid;
   sched_t *sched;
@@ -90,13 +91,15 @@ struct actor {
   uint32_t held;          /* > 0: mailbox not delivered */
   uint32_t pending_io;    /* journal writes or reads in flight */
   uint32_t hold_capacity; /* max mailbox length while held (0: unbounded) */
-  uint8_t ready : 1, running : 1, stopping : 1, dead : 1;
-  uint8_t named : 1; /* name_buf holds its name */
-  char name_buf[];
+  uint8_t ready, running; /* written at every turn: whole bytes */
+  uint8_t stopping : 1, dead : 1;
+  char name_buf[]; /* "" (no name) or the name */
 };
 
 /* The actor's persistence id, or NULL. */
-static inline const char *actor_name(const actor_t *a) { return a->named ? a->name_buf : NULL; }
+static inline const char *actor_name(const actor_t *a) {
+  return a->name_buf[0] ? a->name_buf : NULL;
+}
 
 typedef struct sched_timer sched_timer;
 

@@ -21,7 +21,6 @@ static actor_t *new_actor(uint64_t aid) {
   assert_non_null(a);
   a->aid = aid;
   memcpy(a->name_buf, name, (size_t)len + 1);
-  a->named = 1;
   return a;
 }
 
