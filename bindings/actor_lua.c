@@ -299,7 +299,7 @@ static void tell_overflow(binding_state *bs, actor_t *a, lore_msg *m) {
   msgpack_pack_str_with_body(&pk, "error", 5);
   msgpack_pack_str_with_body(&pk, overflow_text, sizeof overflow_text - 1);
   msgpack_pack_str_with_body(&pk, "id", 2);
-  const char *id = a->name ? a->name : "";
+  const char *id = a->name_buf;
   msgpack_pack_str_with_body(&pk, id, strlen(id));
   lore_msg *t = msg_new(MSG_USER, b->data, b->size, NULL, 0);
   b->size = 0;
@@ -496,10 +496,11 @@ static int core_entity_ref(lua_State *L) {
   return 1;
 }
 
-/* core.addr_ref(aid) -> this scheduler's ref for aid */
+/* core.addr_ref(aid [, sched]) -> the ref for aid on sched (default: this scheduler) */
 static int core_addr_ref(lua_State *L) {
   binding_state *bs = bs_of(L);
-  ref_push_addr(L, bs->sched->index, (uint64_t)luaL_checkinteger(L, 1));
+  uint32_t sched = (uint32_t)luaL_optinteger(L, 2, bs->sched->index);
+  ref_push_addr(L, sched, (uint64_t)luaL_checkinteger(L, 1));
   return 1;
 }
 

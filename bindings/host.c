@@ -32,8 +32,9 @@ static void leave_host(sched_t *prev) { sched_leave(prev); }
 /* --- refs --- */
 
 static lore_ref *ref_alloc(size_t name_len) {
-  lore_ref *r = calloc(1, sizeof *r + name_len + 1);
-  if (r) r->name_len = name_len;
+  if (name_len >= REF_SERIALIZED_MAX) return NULL; /* ids are shorter (id_problem) */
+  lore_ref *r = calloc(1, REF_SIZE(name_len + 1));
+  if (r) r->name_len = (uint16_t)name_len;
   return r;
 }
 

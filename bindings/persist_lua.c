@@ -56,11 +56,11 @@ static void persist_write_free(persist_write *p) { msg_free(p->msg); }
 
 /* A write with no events (a delete, a lease) for actor a's id, copied in. */
 static persist_write *persist_write_of_id(actor_t *a) {
-  size_t id_len = strlen(a->name);
+  size_t id_len = strlen(actor_name(a));
   persist_write *p = persist_write_new(0, id_len + 1);
   if (!p) return NULL;
   p->id = (char *)p->msg->data + ((sizeof(persist_write) + 7) & ~(size_t)7);
-  memcpy(p->id, a->name, id_len + 1);
+  memcpy(p->id, actor_name(a), id_len + 1);
   return p;
 }
 
@@ -208,7 +208,7 @@ static int core_persist(lua_State *L) {
   pending_event *pe = scratch_events(L, bs, n);
   char err[CODEC_ERR_MAX];
   bs->buf.size = 0;
-  size_t id_len = strlen(a->name), extra = id_len + 1;
+  size_t id_len = strlen(actor_name(a)), extra = id_len + 1;
   int base = lua_gettop(L);
   for (size_t i = 0; i < n; i++) {
     if (single)
@@ -232,7 +232,7 @@ static int core_persist(lua_State *L) {
   char *at = (char *)p->msg->data +
              (((sizeof(persist_write) + n * sizeof(journal_event)) + 7) & ~(size_t)7);
   p->id = at;
-  memcpy(at, a->name, id_len + 1);
+  memcpy(at, actor_name(a), id_len + 1);
   at += id_len + 1;
   int64_t first = la->next_seq + 1;
   int64_t ts = binding_now_ms();
@@ -424,7 +424,8 @@ static int lease(lua_State *L, binding_state *bs, actor_t *a, lua_Integer token)
   p->w.id = p->id;
   p->w.seq = 0; /* held elsewhere: refused at once, not waited for */
   int r = submit_write(bs, a, p, SYS_LEASED, token);
-  if (r) return luaL_error(L, "cannot take the lease on %s: %s", a->name, journal_strerror(r));
+  if (r)
+    return luaL_error(L, "cannot take the lease on %s: %s", actor_name(a), journal_strerror(r));
   return 0;
 }
 
@@ -447,9 +448,10 @@ static int core_lease_result(lua_State *L) {
   binding_io_end(a);
   if (m->ival == 0) return 0;
   if (m->ival == JOURNAL_ELOCKED)
-    lua_pushfstring(L, "id %s is held by another process", a->name);
+    lua_pushfstring(L, "id %s is held by another process", actor_name(a));
   else
-    lua_pushfstring(L, "cannot take the lease on id %s: %s", a->name, journal_strerror(m->ival));
+    lua_pushfstring(L, "cannot take the lease on id %s: %s", actor_name(a),
+                    journal_strerror(m->ival));
   lua_pushboolean(L, m->ival != JOURNAL_ELOCKED && m->ival != JOURNAL_EREJECTED);
   return 2;
 }

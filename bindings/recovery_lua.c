@@ -265,7 +265,7 @@ static int core_replay(lua_State *L) {
   lua_actor *la;
   actor_t *a = binding_current_persistent(L, &la);
   replay_req *r = calloc(1, sizeof *r);
-  if (!r || !(r->page.id = strdup(a->name))) {
+  if (!r || !(r->page.id = strdup(actor_name(a)))) {
     free(r);
     return luaL_error(L, "out of memory");
   }
@@ -504,7 +504,7 @@ static int core_recover(lua_State *L) {
     return 1;
   }
   recover_req *r = calloc(1, sizeof *r);
-  if (!r || !(r->page.id = strdup(a->name))) {
+  if (!r || !(r->page.id = strdup(actor_name(a)))) {
     free(r);
     return luaL_error(L, "out of memory");
   }

@@ -53,13 +53,20 @@ void ref_init(lua_State *L) {
   lua_pop(L, 1);
 }
 
+_Static_assert(sizeof(lore_ref) == 16, "a ref's header is 16 bytes");
+
 static lore_ref *ref_new(lua_State *L, size_t name_len, size_t manager_len) {
+  /* Ids, manager names and serialized refs are checked far shorter before
+   * they get here; a longer name must not wrap the 16-bit field. (A name of
+   * REF_SERIALIZED_MAX bytes or more makes a ref the encoder refuses.) */
+  if (name_len > UINT16_MAX || manager_len > REF_MANAGER_MAX)
+    luaL_error(L, "a ref's name is too long");
   size_t extra = name_len + 1 + (manager_len ? manager_len + 1 : 0);
-  lore_ref *r = lua_newuserdatauv(L, sizeof(lore_ref) + extra, 0);
+  lore_ref *r = lua_newuserdatauv(L, REF_SIZE(extra), 0);
   lua_rawgetp(L, LUA_REGISTRYINDEX, &ref_mt_key);
   lua_setmetatable(L, -2);
-  r->name_len = name_len;
-  r->manager_len = manager_len;
+  r->name_len = (uint16_t)name_len;
+  r->manager_len = (uint8_t)manager_len;
   r->name[name_len] = '\0';
   return r;
 }
@@ -126,10 +133,10 @@ size_t ref_serialize(const lore_ref *r, char *buf, size_t cap) {
     return n;
   }
   if (r->name_len) {
-    if (cap < r->name_len + 1) return 0;
+    if (cap < (size_t)r->name_len + 1) return 0;
     buf[0] = 2;
     memcpy(buf + 1, r->name, r->name_len);
-    return r->name_len + 1;
+    return (size_t)r->name_len + 1;
   }
   if (cap < 13) return 0;
   buf[0] = 1;

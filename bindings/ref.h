@@ -19,15 +19,21 @@
 #define REF_METATABLE "lore.ref"
 #define REF_SERIALIZED_MAX 4096 /* longest accepted name is REF_SERIALIZED_MAX - 1 */
 
+/* 15 bytes before the name: every actor keeps its own ref (its self), so
+ * the header is paid once per actor. Ids are shorter than
+ * REF_SERIALIZED_MAX and managers' names at most REF_MANAGER_MAX: the
+ * lengths fit 16 and 8 bits (ref_new and ref_alloc refuse longer ones). */
 typedef struct lore_ref {
-  uint32_t sched;     /* scheduler index (address refs) */
-  uint64_t aid;       /* actor id; 0 for a ref by name */
-  size_t name_len;    /* 0 for an address ref */
-  size_t manager_len; /* entity refs: the manager's name follows the id */
-  char name[];        /* persistence id, NUL; then the manager's name, NUL */
+  uint64_t aid;        /* actor id; 0 for a ref by name */
+  uint32_t sched;      /* scheduler index (address refs) */
+  uint16_t name_len;   /* 0 for an address ref */
+  uint8_t manager_len; /* entity refs: the manager's name follows the id */
+  char name[];         /* persistence id, NUL; then the manager's name, NUL */
 } lore_ref;
 
 #define REF_MANAGER_MAX 255 /* longest entity manager name */
+/* The bytes of a ref whose names take extra bytes (NULs included). */
+#define REF_SIZE(extra) (offsetof(lore_ref, name) + (extra))
 
 /* The manager's name of an entity ref (NULL for others). */
 static inline const char *ref_manager(const lore_ref *r) {

@@ -115,7 +115,7 @@ static void snap_start(actor_t *a, snap_req *r) {
 static snap_req *new_req(lua_State *L, actor_t *a, int op) {
   binding_state *bs = bs_of(L);
   snap_req *r = calloc(1, sizeof *r);
-  if (!r || !(r->id = strdup(a->name))) {
+  if (!r || !(r->id = strdup(actor_name(a)))) {
     free(r);
     luaL_error(L, "out of memory");
   }

@@ -9,13 +9,13 @@ struct actor;
 
 /* Open addressing over the actors themselves: a slot is one pointer, and
  * the key (aid or name) is read from the actor it points to, so a map costs
- * 8 bytes per slot (10-21 per actor at a load of 3/8 to 3/4) where a chained
- * map cost a 32-byte entry and a bucket per actor. Linear probing; removal
- * shifts the probe run back, so there are no tombstones. Not thread-safe:
- * each scheduler owns its maps. */
+ * 8 bytes per slot (10-15 per actor at a load of 8/15 to 4/5: it grows by
+ * half) where a chained map cost a 32-byte entry and a bucket per actor.
+ * Linear probing; removal shifts the probe run back, so there are no
+ * tombstones. Not thread-safe: each scheduler owns its maps. */
 typedef struct actor_map {
   struct actor **slots;
-  size_t cap; /* 0 or a power of two */
+  size_t cap; /* 0, or 16 grown by half at a time */
   size_t count;
   int by_name; /* keyed by the actors' names (else by their aids) */
 } actor_map;

@@ -44,7 +44,7 @@ static void sched_idle_cb(uv_idle_t *h) { sched_run(h->data); }
  * that finalizes it once nothing is in flight. */
 static int actor_deliverable(const actor_t *a) {
   if (a->dead) return 0;
-  if (a->sys_head) return 1;
+  if (a->sys_tail) return 1;
   if (a->stopping) return !a->pending_io;
   return !a->held && !msg_queue_empty(&a->mailbox);
 }
@@ -71,9 +71,12 @@ void sched_dead_letter(sched_t *s, lore_msg *m) {
 }
 
 static lore_msg *sys_pop(actor_t *a) {
-  lore_msg *m = a->sys_head;
-  if (!m) return NULL;
-  if (!(a->sys_head = m->next)) a->sys_tail = NULL;
+  if (!a->sys_tail) return NULL;
+  lore_msg *m = a->sys_tail->next; /* the head */
+  if (m == a->sys_tail)
+    a->sys_tail = NULL;
+  else
+    a->sys_tail->next = m->next;
   m->next = NULL;
   return m;
 }
@@ -121,11 +124,12 @@ void actor_enqueue(actor_t *a, lore_msg *m) {
     msg_queue_push(&a->mailbox, m);
     if (m->kind == MSG_STOP && a->held && a->ops->stop_while_held) a->ops->stop_while_held(a);
   } else {
-    m->next = NULL;
-    if (a->sys_tail)
+    if (a->sys_tail) {
+      m->next = a->sys_tail->next;
       a->sys_tail->next = m;
-    else
-      a->sys_head = m;
+    } else {
+      m->next = m;
+    }
     a->sys_tail = m;
   }
   make_ready(a);
@@ -137,6 +141,10 @@ void actor_requeue(actor_t *a, lore_msg *m) {
   make_ready(a);
 }
 
+/* An actor without a name is sizeof(actor_t) bytes: its name_buf[0] must be
+ * inside them (the struct's padding), where calloc leaves a 0. */
+_Static_assert(offsetof(actor_t, name_buf) < sizeof(actor_t), "name_buf[0] is in the padding");
+
 int actor_create(sched_t *s, uint64_t aid, const char *name, const actor_ops *ops, void *data,
                  actor_t **out) {
   assert(current_sched == s);
@@ -144,16 +152,17 @@ int actor_create(sched_t *s, uint64_t aid, const char *name, const actor_ops *op
   if (actor_map_get_aid(&s->by_aid, aid)) return UV_EEXIST;
   if (name && actor_map_get_name(&s->by_name, name)) return UV_EEXIST;
   size_t name_size = name ? strlen(name) + 1 : 0;
-  actor_t *a = calloc(1, sizeof *a + name_size);
+  size_t size = offsetof(actor_t, name_buf) + name_size;
+  actor_t *a = calloc(1, size > sizeof *a ? size : sizeof *a);
   if (!a) return UV_ENOMEM;
-  if (name) a->name = memcpy(a->name_buf, name, name_size);
+  if (name) memcpy(a->name_buf, name, name_size);
   a->aid = aid;
   a->sched = s;
   a->ops = ops;
   a->data = data;
   msg_queue_init(&a->mailbox);
   if (actor_map_put(&s->by_aid, a)) goto fail_aid;
-  if (a->name && actor_map_put(&s->by_name, a)) goto fail_map;
+  if (a->name_buf[0] && actor_map_put(&s->by_name, a)) goto fail_map;
   s->actors++;
   if (s->index) runtime_reserve(s->rt);
   *out = a;
@@ -231,7 +240,7 @@ static int maybe_finalize(actor_t *a) {
   sched_t *s = a->sched;
   a->dead = 1;
   actor_map_remove(&s->by_aid, a);
-  if (a->name) actor_map_remove(&s->by_name, a);
+  if (a->name_buf[0]) actor_map_remove(&s->by_name, a);
   if (a->ops->stopped) a->ops->stopped(a);
   drain_sys(a);
   if (a->stash) {
@@ -277,7 +286,7 @@ static void run_actor(actor_t *a, int *budget) {
 
 lore_msg *sched_turn_next_command(actor_t *a) {
   sched_t *s = a->sched;
-  if (!a->running || s->turn_taken >= ACTOR_TURN_BUDGET || a->sys_head || a->held || a->stopping ||
+  if (!a->running || s->turn_taken >= ACTOR_TURN_BUDGET || a->sys_tail || a->held || a->stopping ||
       a->dead)
     return NULL;
   lore_msg *m = a->mailbox.head;
@@ -327,7 +336,7 @@ static void sched_force_stop(sched_t *s) {
     actor_t *a = list[i];
     if (a->dead) continue;
     log_warn(s->rt->log, "scheduler %u: actor %llu%s%s did not stop in time: stopped by force",
-             s->index, (unsigned long long)a->aid, a->name ? " " : "", a->name ? a->name : "");
+             s->index, (unsigned long long)a->aid, a->name_buf[0] ? " " : "", a->name_buf);
     a->held = 0;
     actor_stop(a);
   }
@@ -546,10 +555,8 @@ static void free_queue(msg_queue *q) {
 static void free_live_actor(void *value, void *ud) {
   (void)ud;
   actor_t *a = value;
-  for (lore_msg *m = a->sys_head, *next; m; m = next) {
-    next = m->next;
-    msg_free(m);
-  }
+  lore_msg *m;
+  while ((m = sys_pop(a))) msg_free(m);
   free_queue(&a->mailbox);
   if (a->stash) {
     free_queue(a->stash);

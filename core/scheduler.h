@@ -71,25 +71,35 @@ typedef struct actor_ops {
 
 enum { ACTOR_CONSUMED = 0, ACTOR_KEPT = 1 };
 
-/* 112 bytes, and a short name (up to 15 bytes) after them in the same
- * allocation: one 128-byte block per actor, plain or persistent. */
+/* 95 bytes, and the name (a persistence id) right after them in the same
+ * allocation: a 96-byte block per actor without a name (its name_buf[0],
+ * in the struct's padding, is 0), a 112-byte one with a name of up to 16
+ * bytes. The rarely written flags are bits of one byte (only the actor's
+ * own scheduler thread touches them), and the name is found by its first
+ * byte rather than a pointer (actor_name; names are never empty). */
 struct actor {
   uint64_t aid;
   sched_t *sched;
   const actor_ops *ops;
   void *data;        /* the binding's */
-  char *name;        /* persistence id (stored in `name_buf`), or NULL */
   msg_queue mailbox; /* commands */
-  /* System messages, a FIFO that needs no count. */
-  lore_msg *sys_head, *sys_tail;
+  /* System messages, a FIFO that needs no count: a circular list, sys_tail's
+   * next is its head (one pointer, not two). */
+  lore_msg *sys_tail;
   msg_queue *stash; /* the user stash, made at its first use (most actors never stash) */
   actor_t *next_ready;
   uint32_t held;          /* > 0: mailbox not delivered */
   uint32_t pending_io;    /* journal writes or reads in flight */
   uint32_t hold_capacity; /* max mailbox length while held (0: unbounded) */
-  uint8_t ready, running, stopping, dead;
-  char name_buf[];
+  uint8_t ready, running; /* written at every turn: whole bytes */
+  uint8_t stopping : 1, dead : 1;
+  char name_buf[]; /* "" (no name) or the name */
 };
+
+/* The actor's persistence id, or NULL. */
+static inline const char *actor_name(const actor_t *a) {
+  return a->name_buf[0] ? a->name_buf : NULL;
+}
 
 typedef struct sched_timer sched_timer;
 

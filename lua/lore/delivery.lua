@@ -19,7 +19,7 @@
 -- Returns a constructor; internal.lua calls it with (core, R, P, X, ctx_methods).
 return function(core, R, P, X, ctx_methods)
   -- the record's array slots persistent.lua keeps its hot fields in
-  local RECOVERING, PID = P.RECOVERING, P.PID
+  local RECOVERING, pid = P.RECOVERING, P.pid
   local PERSISTENT = P.SEQ -- a slot only persistent records have
   local D = {}
   local type, pairs, ipairs, tostring, error, pcall, getmetatable = type, pairs, ipairs, tostring,
@@ -343,7 +343,7 @@ return function(core, R, P, X, ctx_methods)
     if dl.n == 0 then return end
     local ok, s = pcall(settings, rec)
     if not ok then
-      core.log(2, fmt("%s: %s: its deliveries wait", tostring(rec[PID]), tostring(s)))
+      core.log(2, fmt("%s: %s: its deliveries wait", tostring(pid(rec)), tostring(s)))
       return
     end
     local now = core.now_mono()

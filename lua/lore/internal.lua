@@ -19,7 +19,7 @@
 -- rebuilt from the durable one when recovery completes.
 return function(core, R, P, ctx_methods)
   -- the record's array slots persistent.lua keeps its hot fields in
-  local SEQ, RECOVERING, PID = P.SEQ, P.RECOVERING, P.PID
+  local SEQ, RECOVERING, pid = P.SEQ, P.RECOVERING, P.pid
   local X = {}
   local type, ipairs, tostring, error = type, ipairs, tostring, error
   local fmt = string.format
@@ -92,7 +92,7 @@ return function(core, R, P, ctx_methods)
     for _, r in ipairs(riders) do
       if alone or r.retried then
         core.log(LOG_ERROR, fmt("%s: the journal refused Lore's own event %s: %s; it is dropped",
-          tostring(rec[PID]), r.manifest, tostring(err)))
+          tostring(pid(rec)), r.manifest, tostring(err)))
         local refused = kinds[r.manifest].refused
         if refused then refused(rec, r.payload) end
       else

@@ -31,60 +31,78 @@ return function(core, R, ctx_methods)
   function P.use_internal(x) X = x end
 
   -- A persistent actor's record keeps its hot fields in the array part, at
-  -- fixed slots after runtime.lua's three (array reads by constant index are
+  -- fixed slots after runtime.lua's four (array reads by constant index are
   -- the VM's fastest, and cost no hash node per actor).
-  local BEH <const>, ST <const>, CTX <const> = 1, 2, 3
-  local SEQ <const> = 4        -- the seq of the last event persisted or replayed (ctx.seq)
-  local RECOVERING <const> = 5 -- replaying (ctx.recovering)
-  local HOLDING <const> = 6    -- the mailbox is held (the internal stash)
-  local Q <const> = 7          -- the queue of operations and its counts (a table, made on first use), or false
-  local PID <const> = 8        -- the persistence id (ctx.id)
+  local BEH <const>, ST <const>, CTX <const>, AID <const> = 1, 2, 3, 4
+  local SEQ <const> = 5        -- the seq of the last event persisted or replayed (ctx.seq)
+  local RECOVERING <const> = 6 -- replaying (ctx.recovering)
+  local HOLDING <const> = 7    -- the mailbox is held (the internal stash)
+  local Q <const> = 8          -- the queue of operations and its counts (a table, made on first use), or false
   -- The running recovery's own state (see begin_recovery) shares RECOVERING's
   -- slot: false when none, the shared WAITING marker before its permit, else
   -- its table (ctx.recovering reads it as a boolean). The queue's head and
   -- counts (operations, stashing ones, journal writes and deletes in flight)
   -- live in the queue table (QH, QN, QS, QI below); which record's callback
-  -- runs is one variable per worker (in_callback). An idle record keeps 8
-  -- array slots, not 14: 128 bytes, not 224.
+  -- runs is one variable per worker (in_callback). An idle record keeps 7
+  -- array slots, not 14: 112 bytes, not 224. The persistence id is not kept
+  -- in the record: its self is a ref by that id (an entity's too), and the C
+  -- actor has it as its name; pid(rec) reads it from the ref (a short id is
+  -- the same interned string each time). That is a string of ~40 bytes and a
+  -- slot fewer per actor; it is read on cold paths only (logs, errors, a
+  -- recovery's start and pages, apply's meta).
   local RC <const> = RECOVERING
   -- Only a persistent record has the slots from SEQ on: SEQ (never nil there)
   -- is what tells it from a plain one.
   local PERSISTENT <const> = SEQ
-  P.SEQ, P.RECOVERING, P.HOLDING, P.PID = SEQ, RECOVERING, HOLDING, PID
+  P.AID, P.SEQ, P.RECOVERING, P.HOLDING = AID, SEQ, RECOVERING, HOLDING
+  -- An id given as a number (ctx:spawn takes what converts to a string) is
+  -- kept as given, in the record's id_value: ctx.id answers it unchanged.
+  local function pid(rec)
+    local v = rec.id_value
+    if v ~= nil then return v end
+    return rec.self:id()
+  end
+  P.pid = pid
 
   -- A new persistent actor's record (runtime.lua's spawn), made at its final
   -- size: a constructor sizes the hash part for the fields it names, so the
-  -- parent and its supervision are named only when present (four nodes for
-  -- opts, aid, self and a parent; eight with the supervision too). What
+  -- parent and its supervision are named only when present (two nodes for
+  -- self and a parent; four with the options or the supervision too). What
   -- recovery adds lives in the array part, so nothing is rehashed and a
   -- recovered idle actor keeps no node of it. (The lease a journal with
   -- leases grants is the one field added later: rec.leased.)
   -- Options that are the id alone ({ id = "..." }, no metatable: most
-  -- persistent actors) are not kept: the id is in PID, and a restart's init
+  -- persistent actors) are not kept: the id is the self's, and a restart's init
   -- gets a new { id = id } (runtime.lua's init_state), which reads the same.
   -- That is an 80-byte table fewer per actor.
   local function id_only(opts)
     return next(opts) == "id" and next(opts, "id") == nil and getmetatable(opts) == nil
   end
+  local record
   function P.record(b, ctx, opts, aid, self, parent, sup)
+    local rec = record(b, ctx, opts, aid, self, parent, sup)
     local id = opts.id
+    if type(id) ~= "string" then rec.id_value = id end
+    return rec
+  end
+  function record(b, ctx, opts, aid, self, parent, sup)
     if id_only(opts) then
       if parent == nil then
-        return { b, nil, ctx, 0, false, false, false, id, aid = aid, self = self }
+        return { b, nil, ctx, aid, 0, false, false, false, self = self }
       elseif sup == nil then
-        return { b, nil, ctx, 0, false, false, false, id, aid = aid, self = self, parent = parent }
+        return { b, nil, ctx, aid, 0, false, false, false, self = self, parent = parent }
       end
-      return { b, nil, ctx, 0, false, false, false, id,
-        aid = aid, self = self, parent = parent, sup = sup }
+      return { b, nil, ctx, aid, 0, false, false, false,
+        self = self, parent = parent, sup = sup }
     end
     if parent == nil then
-      return { b, nil, ctx, 0, false, false, false, id, opts = opts, aid = aid, self = self }
+      return { b, nil, ctx, aid, 0, false, false, false, opts = opts, self = self }
     elseif sup == nil then
-      return { b, nil, ctx, 0, false, false, false, id,
-        opts = opts, aid = aid, self = self, parent = parent }
+      return { b, nil, ctx, aid, 0, false, false, false,
+        opts = opts, self = self, parent = parent }
     end
-    return { b, nil, ctx, 0, false, false, false, id,
-      opts = opts, aid = aid, self = self, parent = parent, sup = sup }
+    return { b, nil, ctx, aid, 0, false, false, false,
+      opts = opts, self = self, parent = parent, sup = sup }
   end
 
   local token_seq = 0
@@ -232,7 +250,7 @@ return function(core, R, ctx_methods)
       local ok, herr = pcall(call_hook, rec, "on_persist_rejected", rec[ST], err, evt, rec[CTX])
       rec[SEQ] = seq
       if not ok then error(herr, 0) end
-      if not herr then core.log(LOG_WARN, fmt("%s: event rejected: %s", rec[PID], err)) end
+      if not herr then core.log(LOG_WARN, fmt("%s: event rejected: %s", pid(rec), err)) end
     end
   end
 
@@ -436,7 +454,7 @@ return function(core, R, ctx_methods)
     local ok, err = core.delete_events(to_seq, next_token())
     if not ok then
       local done = call_hook(rec, "on_events_deleted", false, err, rec[CTX])
-      if not done then core.log(LOG_WARN, fmt("%s: delete_events: %s", rec[PID], err)) end
+      if not done then core.log(LOG_WARN, fmt("%s: delete_events: %s", pid(rec), err)) end
       return
     end
     local q = q_of(rec)
@@ -480,7 +498,7 @@ return function(core, R, ctx_methods)
     local rc = rec[RC]
     rec[RC] = false -- (RECOVERING's slot: no longer recovering)
     if rc then
-      if rc[RC_TIMER] then core.recovery_deadline_cancel(rec.aid) end
+      if rc[RC_TIMER] then core.recovery_deadline_cancel(rec[AID]) end
       if rc[RC_PERMIT] then core.recovery_release() end
     end
   end
@@ -495,10 +513,10 @@ return function(core, R, ctx_methods)
   end
 
   local function recovery_failed(rec, err)
-    core.log(LOG_ERROR, fmt("recovery of %s failed: %s; stopping the actor", rec[PID], err))
+    core.log(LOG_ERROR, fmt("recovery of %s failed: %s; stopping the actor", pid(rec), err))
     end_recovery(rec)
     local ok, herr = pcall(call_hook, rec, "on_recovery_failure", err, rec[CTX])
-    if not ok then core.log(LOG_WARN, fmt("%s: on_recovery_failure: %s", rec[PID], tostring(herr))) end
+    if not ok then core.log(LOG_WARN, fmt("%s: on_recovery_failure: %s", pid(rec), tostring(herr))) end
     set_hold(rec)
     R.stop_actor(rec)
   end
@@ -635,7 +653,7 @@ return function(core, R, ctx_methods)
       err = core.strerror(status)
     end
     if err then
-      local msg = fmt("snapshot of %s at seq %d unusable: %s", rec[PID], seq, err)
+      local msg = fmt("snapshot of %s at seq %d unusable: %s", pid(rec), seq, err)
       if rc[RC_SNAP_REQUIRED] then return recovery_failed(rec, msg) end
       core.log(LOG_WARN, msg .. "; trying an older one")
       rc[RC_SNAP_SKIP] = rc[RC_SNAP_SKIP] + 1
@@ -656,7 +674,7 @@ return function(core, R, ctx_methods)
       rec.last_snap_seq = seq
       from = seq + 1
     elseif rc[RC_SNAP_REQUIRED] then
-      return recovery_failed(rec, fmt("no snapshot of %s matches and one is required", rec[PID]))
+      return recovery_failed(rec, fmt("no snapshot of %s matches and one is required", pid(rec)))
     end
     rc[RC_FROM] = from
     if rc[RC_PREFETCH] then return end -- its first page follows
@@ -670,7 +688,7 @@ return function(core, R, ctx_methods)
     local rc = rec[RC]
     if not rc or token ~= rc[RC_TOKEN] then return false end
     if rc[RC_SNAP_REQUIRED] then
-      recovery_failed(rec, fmt("no snapshot of %s matches and one is required", rec[PID]))
+      recovery_failed(rec, fmt("no snapshot of %s matches and one is required", pid(rec)))
       return false
     end
     return true
@@ -681,7 +699,7 @@ return function(core, R, ctx_methods)
   -- of them: split, or none: dropped); the meta is the stored one. Returns
   -- what core.page_apply does.
   local function adapted_page(rec, mptr, expect)
-    local id, apply_fn, st, last_seq = rec[PID], rec[BEH].M.apply, rec[ST], 0
+    local id, apply_fn, st, last_seq = pid(rec), rec[BEH].M.apply, rec[ST], 0
     local from_journal, split_tags, adapted = A.from_journal, A.split_tags, A.adapted
     local wants_meta = apply_meta(rec)
     local function follows(seq)
@@ -726,7 +744,7 @@ return function(core, R, ctx_methods)
       -- that failed (e.g. its CRC) is the one after the last of them.
       local after = count > 0 and last or rec[SEQ]
       return recovery_failed(rec, fmt("journal error at id %s reading the event after seq %d "
-        .. "(expected seq %d): %s", rec[PID], after, after + 1, core.strerror(status)))
+        .. "(expected seq %d): %s", pid(rec), after, after + 1, core.strerror(status)))
     end
     if not rc[RC_HIGHEST] then
       rc[RC_HIGHEST] = highest
@@ -737,7 +755,7 @@ return function(core, R, ctx_methods)
         if not rc[RC_SKIP_DELETED] then
           return recovery_failed(rec, fmt("events %d..%d of %s were deleted and recovery needs them "
             .. "(no usable snapshot at or after seq %d); M.recovery.deleted = \"skip\" replays what is left",
-            rc[RC_FROM], deleted_to, rec[PID], deleted_to))
+            rc[RC_FROM], deleted_to, pid(rec), deleted_to))
         end
         rc[RC_FROM] = deleted_to + 1
       end
@@ -771,12 +789,12 @@ return function(core, R, ctx_methods)
         ok, st, expect, last_seq = pcall(adapted_page, rec, mptr, rc[RC_EXPECT] or false)
       else
         ok, st, expect, last_seq = pcall(core.page_apply, mptr, rec[BEH].M.apply, rec[ST], rec,
-          rc[RC_EXPECT] or false, rec[PID], wants_meta, SEQ, X.replayer(rec))
+          rc[RC_EXPECT] or false, pid(rec), wants_meta, SEQ, X.replayer(rec))
         X.replayer(nil) -- the worker's replayer must not keep this record alive
       end
       if not ok then
         local err = tostring(st)
-        if not err:find(rec[PID], 1, true) then err = fmt("at id %s: %s", rec[PID], err) end
+        if not err:find(pid(rec), 1, true) then err = fmt("at id %s: %s", pid(rec), err) end
         return recovery_failed(rec, err)
       end
       rc[RC_EXPECT], rec[ST], rec[SEQ] = expect or nil, st, last_seq
@@ -784,7 +802,7 @@ return function(core, R, ctx_methods)
     if more then return end
     if not rc[RC_LIMITED] and rc[RC_EXPECT] and rc[RC_EXPECT] - 1 < rc[RC_HIGHEST] then
       return recovery_failed(rec, fmt("events missing at id %s: replay ended at seq %d, highest is %d",
-        rec[PID], rc[RC_EXPECT] - 1, rc[RC_HIGHEST]))
+        pid(rec), rc[RC_EXPECT] - 1, rc[RC_HIGHEST]))
     end
     -- Akka: after recovery (a limited one too) the seq is the journal's
     -- highest, so a new event never reuses a stored seq.
@@ -812,7 +830,7 @@ return function(core, R, ctx_methods)
     local ts, err = core.snapshot_save(value, keep or 0, next_token())
     if not ts then
       if not call_hook(rec, "on_snapshot", false, err, rec[CTX]) then
-        core.log(LOG_WARN, fmt("%s: snapshot not saved: %s", rec[PID], err))
+        core.log(LOG_WARN, fmt("%s: snapshot not saved: %s", pid(rec), err))
       end
     end
   end
@@ -822,7 +840,7 @@ return function(core, R, ctx_methods)
     if status ~= 0 then
       local err = core.strerror(status)
       if not call_hook(rec, "on_snapshot", false, err, rec[CTX]) then
-        core.log(LOG_WARN, fmt("%s: snapshot at seq %d failed: %s", rec[PID], seq, err))
+        core.log(LOG_WARN, fmt("%s: snapshot at seq %d failed: %s", pid(rec), seq, err))
       end
       return
     end
@@ -835,7 +853,7 @@ return function(core, R, ctx_methods)
         local q = q_of(rec)
         q[QI] = q[QI] + 1
       else
-        core.log(LOG_WARN, fmt("%s: deleting events after a snapshot: %s", rec[PID], derr))
+        core.log(LOG_WARN, fmt("%s: deleting events after a snapshot: %s", pid(rec), derr))
       end
     end
     call_hook(rec, "on_snapshot", true, { seq = seq, ts = ts, timestamp = ts }, rec[CTX]) -- timestamp: the old name
@@ -914,7 +932,7 @@ return function(core, R, ctx_methods)
         local ns
         if apply_meta(rec) then
           local m = metas and metas[1]
-          ns = apply_fn(rec[ST], x, { seq = first, ts = ts, id = rec[PID], version = m and m.version or 1,
+          ns = apply_fn(rec[ST], x, { seq = first, ts = ts, id = pid(rec), version = m and m.version or 1,
             tags = m and m.list or {} })
         else
           ns = apply_fn(rec[ST], x)
@@ -929,7 +947,7 @@ return function(core, R, ctx_methods)
           local ns
           if meta then
             local m = metas and metas[i]
-            ns = apply_fn(rec[ST], evt, { seq = seq, ts = ts, id = rec[PID], version = m and m.version or 1,
+            ns = apply_fn(rec[ST], evt, { seq = seq, ts = ts, id = pid(rec), version = m and m.version or 1,
               tags = m and m.list or {} })
           else
             ns = apply_fn(rec[ST], evt)
@@ -953,15 +971,15 @@ return function(core, R, ctx_methods)
       if status == core.JOURNAL_EFENCED then rec.leased = false end -- the restart leases again
       local err = core.strerror(status)
       core.reply_error(err)
-      core.log(LOG_ERROR, fmt("%s: persist failed at seq %d: %s; restarting with back-off", rec[PID],
+      core.log(LOG_ERROR, fmt("%s: persist failed at seq %d: %s; restarting with back-off", pid(rec),
         first, err))
       local evt1 = kind & LIST ~= 0 and x[1] or x
       -- [internal] a write of Lore's own events alone names the first one's kind
       if evt1 == nil and riders then evt1 = { type = riders[1].manifest } end
       local ok, herr = pcall(call_hook, rec, "on_persist_failure", rec[ST], err, evt1, rec[CTX])
-      if not ok then core.log(LOG_WARN, fmt("%s: on_persist_failure: %s", rec[PID], tostring(herr))) end
+      if not ok then core.log(LOG_WARN, fmt("%s: on_persist_failure: %s", pid(rec), tostring(herr))) end
       if not R.count_failure(rec) then
-        core.log(LOG_ERROR, fmt("%s: the journal failed %d times in a row; stopping it for good", rec[PID],
+        core.log(LOG_ERROR, fmt("%s: the journal failed %d times in a row; stopping it for good", pid(rec),
           rec.restarts))
         rec.end_reason = "failed"
         return P.give_up(rec)
@@ -977,7 +995,7 @@ return function(core, R, ctx_methods)
     q[QI] = q[QI] - 1
     local ok = status == 0
     if not ok then
-      core.log(LOG_WARN, fmt("%s: delete_events failed: %s", rec[PID], core.strerror(status)))
+      core.log(LOG_WARN, fmt("%s: delete_events failed: %s", pid(rec), core.strerror(status)))
     end
     call_hook(rec, "on_events_deleted", ok, ok and seq or core.strerror(status), rec[CTX])
     if rec.restarting and rec.restart_ready then P.restart_recovery(rec) end
@@ -1017,7 +1035,7 @@ return function(core, R, ctx_methods)
       if status ~= 0 then
         local err = core.strerror(status)
         if not call_hook(rec, "on_snapshots_deleted", false, err, rec[CTX]) then
-          core.log(LOG_WARN, fmt("%s: delete_snapshots failed: %s", rec[PID], err))
+          core.log(LOG_WARN, fmt("%s: delete_snapshots failed: %s", pid(rec), err))
         end
       else
         call_hook(rec, "on_snapshots_deleted", true, crit or {}, rec[CTX])
@@ -1035,7 +1053,7 @@ return function(core, R, ctx_methods)
       if not rc or ival ~= rc[RC_TOKEN] then return end -- a timer of an earlier recovery
       rc[RC_TIMER] = nil
       if rc[RC_PROGRESS] == 0 then
-        return recovery_failed(rec, fmt("recovery of %s timed out", rec[PID]))
+        return recovery_failed(rec, fmt("recovery of %s timed out", pid(rec)))
       end
       rc[RC_PROGRESS] = 0
       arm_timeout(rc)
@@ -1080,7 +1098,7 @@ return function(core, R, ctx_methods)
     core.abandon_incarnation() -- completions still in flight are this incarnation's
     local ok, ierr = R.init_state(rec)
     if not ok then
-      core.log(LOG_ERROR, fmt("%s cannot restart: %s; stopping", rec[PID], ierr))
+      core.log(LOG_ERROR, fmt("%s cannot restart: %s; stopping", pid(rec), ierr))
       rec.restarting = false
       set_hold(rec)
       return R.stop_actor(rec)
@@ -1122,7 +1140,7 @@ return function(core, R, ctx_methods)
 
   function P.stopped(rec)
     if rec[RC] then end_recovery(rec) end
-    if rec.leased then core.unlease(rec[PID]) end
+    if rec.leased then core.unlease(pid(rec)) end
   end
 
   -- Forgets every queued operation (a restart or giving up).

@@ -15,11 +15,13 @@ local SYS = core.SYS
 -- An actor's record: the runtime's, never reachable from a script. The first
 -- three slots are read by C for every command of a plain actor (actor_lua.c),
 -- so they live in the array part: the behaviour version the actor runs, its
--- state, its ctx.
-local BEH <const>, ST <const>, CTX <const> = 1, 2, 3
+-- state, its ctx. The fourth is its aid: a slot of the array costs 16 bytes,
+-- a hash node 24 (and the hash part is sized in powers of two: with self and
+-- a parent, aid was the third key of four nodes; without it, two).
+local BEH <const>, ST <const>, CTX <const>, AID <const> = 1, 2, 3, 4
 -- A persistent record goes on with persistence's slots (persistent.lua); its
--- slot 4 (the seq, never nil there) is what tells it from a plain record.
-local PERSISTENT <const> = 4
+-- slot 5 (the seq, never nil there) is what tells it from a plain record.
+local PERSISTENT <const> = 5
 -- A behaviour version: [1] its receive (C calls it), [NEWER] the version that
 -- replaced it (set by a hot reload; an actor moves to it at its next message).
 local NEWER <const> = 2
@@ -61,6 +63,7 @@ local ctx_methods = setmetatable({}, {
     if not field then return nil end
     local rec = current_rec()
     if rec and rec[PERSISTENT] then
+      if k == "id" then return P.pid(rec) end -- kept by its self, not in a slot
       field = persistent_public[k]
       if field == recovering_slot then return rec[field] ~= false end
     end
@@ -166,8 +169,8 @@ end
 -- Children stop when their parent stops (or restarts: Akka's default).
 local function stop_children(rec)
   if not rec.children then return end
-  for _, child in pairs(rec.children) do
-    if type(child) ~= "userdata" then child = lore.ref(child) end -- a child kept by its id
+  for aid, child in pairs(rec.children) do
+    if type(child) == "number" then child = core.addr_ref(aid, child) end -- kept by its worker
     child:stop()
   end
   rec.children = nil
@@ -182,7 +185,7 @@ local function stop_actor(rec)
     if not ok then core.log(LOG_WARN, fmt("%s: on_stop: %s", tostring(rec.self), tostring(err))) end
   end
   stop_children(rec)
-  core.stop(rec.aid)
+  core.stop(rec[AID])
 end
 R.stop_actor = stop_actor
 
@@ -223,11 +226,12 @@ function ctx_methods:spawn(behaviour, opts)
     ref = lore.ref(id) -- (it has an id: the id placed it there)
   end
   -- keyed by aid (unique in the runtime): the child's SYS.CHILD_STOPPED names it
-  -- so. A child on another worker is kept by its id rather than by the ref the
-  -- script gets, which is garbage once the script lets go of it (a child here
-  -- is kept by its own self, which it keeps anyway).
+  -- so. A child on another worker is kept by that worker's index (its address
+  -- is the index and the aid: no string or ref kept per child) rather than by
+  -- the ref the script gets, which is garbage once the script lets go of it (a
+  -- child here is kept by its own self, which it keeps anyway).
   rec.children = rec.children or {}
-  rec.children[aid] = here and ref or id
+  rec.children[aid] = here and ref or target
   return ref
 end
 
@@ -274,14 +278,15 @@ R.behaviour = behaviour
 
 -- opts: the spawn's own options table (at a spawn); at a restart, the ones
 -- the record kept, or for a persistent record that kept none (its options
--- were the id alone: persistent.lua's P.record) a new { id = id }.
+-- were the id alone: persistent.lua's P.record) a new { id = id }, for a
+-- plain one (its options were empty: R.spawn_here) a new {}.
 local function init_state(rec, opts)
   local M = rec[BEH].M
   local st
   if M.init then
     if opts == nil then
       opts = rec.opts
-      if opts == nil then opts = { id = rec[P.PID] } end
+      if opts == nil then opts = rec[PERSISTENT] and { id = P.pid(rec) } or {} end
     end
     local ok, res = pcall(M.init, opts)
     if not ok then return nil, fmt("%s init: %s", rec[BEH].name, tostring(res)) end
@@ -346,11 +351,16 @@ function R.spawn_here(aid, name, opts, manager, parent, supervision)
   if persistent then
     rec = P.record(b, ctx, opts, aid, self, parent, supervision)
   else
-    rec = { b, nil, ctx, opts = opts, aid = aid, self = self, pid = opts.id }
-    if parent ~= nil then
-      rec.parent = parent
-      rec.sup = supervision
+    -- Empty options (no metatable: most plain actors) are not kept: a
+    -- restart's init gets a new {} (init_state). A table fewer per actor;
+    -- the parent is named in the constructor so adding it never rehashes.
+    if next(opts) == nil and getmetatable(opts) == nil then
+      rec = { b, nil, ctx, aid, self = self, parent = parent }
+    else
+      rec = { b, nil, ctx, aid, opts = opts, self = self, pid = opts.id }
+      if parent ~= nil then rec.parent = parent end
     end
+    if parent ~= nil then rec.sup = supervision end
   end
   local ok, cerr = init_state(rec, opts)
   if not ok then return nil, cerr, "script" end
@@ -541,7 +551,7 @@ function R.system(rec, kind, ival, token, mptr)
   elseif kind == SYS.RESTART then
     if not rec.backing_off then return end -- it stopped meanwhile
     rec.backing_off = nil
-    core.release(rec.aid)
+    core.release(rec[AID])
   elseif kind == SYS.SHUTDOWN then
     -- the runtime stops every actor: a recovering or backing-off one now
     return R.shutdown(rec)
@@ -678,7 +688,7 @@ function R.shutdown(rec)
   if rec[PERSISTENT] then return P.shutdown(rec) end
   if rec.backing_off then
     rec.backing_off = nil
-    core.release(rec.aid)
+    core.release(rec[AID])
     return stop_actor(rec)
   end
 end
@@ -691,7 +701,7 @@ function R.stopped(rec)
     local notice = { ref = rec.self, reason = rec.end_reason or "stopped" }
     for _, w in pairs(rec.watchers) do core.notify(w, SYS.TERMINATED, notice) end
   end
-  if rec.parent then core.notify(rec.parent, SYS.CHILD_STOPPED, nil, rec.aid) end
+  if rec.parent then core.notify(rec.parent, SYS.CHILD_STOPPED, nil, rec[AID]) end
 end
 
 -- The internal stash is full: 0 fail, 1 drop, 2 reply with an error.
@@ -708,7 +718,7 @@ end
 P = require("lore.persistent")(core, R, ctx_methods)
 P_KINDS = P.SYSTEM_KINDS
 R.persisted = P.persisted -- C calls it for every completed journal write
-persistent_public.id, persistent_public.seq, persistent_public.recovering = P.PID, P.SEQ, P.RECOVERING
+persistent_public.seq, persistent_public.recovering = P.SEQ, P.RECOVERING
 recovering_slot = P.RECOVERING
 -- Delivery and timers (internal.lua, delivery.lua, timers.lua): their ctx methods, and the
 -- hooks around dispatch, system, failed and stopped that write and recover their events.

@@ -17,6 +17,7 @@ return function(core, R, P, X, ctx_methods)
   -- the record's array slots persistent.lua keeps its hot fields in
   local RECOVERING, HOLDING = P.RECOVERING, P.HOLDING
   local PERSISTENT = P.SEQ -- a slot only persistent records have
+  local AID = P.AID -- the record's aid
   local T = {}
   local type, pairs, ipairs, tostring, error, setmetatable = type, pairs, ipairs, tostring, error,
     setmetatable
@@ -51,14 +52,14 @@ return function(core, R, P, X, ctx_methods)
     local h = handles[self]
     if not h then error("timer:cancel(): not a timer handle", 2) end
     local rec = current_rec()
-    if not rec or rec.aid ~= h.aid then return false end
+    if not rec or rec[AID] ~= h.aid then return false end
     if h.durable then return cancel_durable(rec, h.durable) end
     return core.cancel(h.cid)
   end
 
   local function new_handle(rec, id, cid, durable)
     local handle = setmetatable({ id = id, durable = durable and true or nil }, handle_mt)
-    handles[handle] = { aid = rec.aid, cid = cid, durable = durable and id or nil }
+    handles[handle] = { aid = rec[AID], cid = cid, durable = durable and id or nil }
     return handle
   end
 
@@ -146,7 +147,7 @@ return function(core, R, P, X, ctx_methods)
       forget(tm, e)
     end
     X.add(rec, FIRED, marker)
-    core.set_current(core.worker(), rec.aid, 0) -- its sender is the actor itself
+    core.set_current(core.worker(), rec[AID], 0) -- its sender is the actor itself
     core.keep_awake() -- a firing is activity, as a command is
     X.dispatch(rec, copy(e.msg))
   end

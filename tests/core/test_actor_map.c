@@ -20,7 +20,7 @@ static actor_t *new_actor(uint64_t aid) {
   actor_t *a = calloc(1, sizeof *a + (size_t)len + 1);
   assert_non_null(a);
   a->aid = aid;
-  a->name = memcpy(a->name_buf, name, (size_t)len + 1);
+  memcpy(a->name_buf, name, (size_t)len + 1);
   return a;
 }
 
@@ -58,7 +58,8 @@ static void test_random_against_reference(void **state) {
     if (step % 997 == 0) {
       for (int k = 0; k < N; k++) {
         assert_ptr_equal(actor_map_get_aid(&by_aid, actors[k]->aid), in[k] ? actors[k] : NULL);
-        assert_ptr_equal(actor_map_get_name(&by_name, actors[k]->name), in[k] ? actors[k] : NULL);
+        assert_ptr_equal(actor_map_get_name(&by_name, actors[k]->name_buf),
+                         in[k] ? actors[k] : NULL);
       }
     }
   }
@@ -67,7 +68,7 @@ static void test_random_against_reference(void **state) {
   size_t seen = 0;
   actor_map_each(&by_name, count_each, &seen);
   assert_int_equal(seen, live);
-  assert_true(by_aid.count * 4 <= by_aid.cap * 3);
+  assert_true(by_aid.count * 5 <= by_aid.cap * 4);
   /* Removing an actor that is not in the map changes nothing. */
   for (int k = 0; k < N; k++) {
     if (in[k]) continue;
