@@ -24,7 +24,7 @@
  *   the single-writer check) is local to one scheduler and needs no lock.
  * - Everything an actor owns is touched only by its scheduler's thread. Other
  *   threads reach it only through that scheduler's inbox (MPSC, one lock per
- *   batch, one uv_async_send wake-up per empty->non-empty transition).
+ *   batch, one wake-up per empty->non-empty transition).
  * - Messages sent during a turn to other schedulers are batched in per-target
  *   outboxes and flushed before the loop blocks (uv_prepare): many messages,
  *   one wake-up.
@@ -130,7 +130,7 @@ struct sched {
   uint32_t index;
   uv_loop_t *loop; /* own_loop, or the embedder's (host scheduler only) */
   uv_loop_t own_loop;
-  uv_async_t wake;
+  loop_wakeup wake;
   uv_idle_t idle;     /* keeps the loop spinning while actors are ready */
   uv_prepare_t flush; /* flushes outboxes before the loop blocks */
   uv_thread_t thread;
