@@ -18,6 +18,9 @@ static void on_readable(uv_poll_t *h, int status, int events) {
   do {
     n = read(w->read_fd, buf, sizeof buf);
   } while (n > 0 ? w->read_fd != w->write_fd : n < 0 && errno == EINTR);
+  /* After the read: a sender that sets the mark from here on writes again,
+   * and one that still finds it set queued before the callback looks. */
+  __atomic_store_n(&w->pending, 0, __ATOMIC_SEQ_CST);
   if (status < 0) return;
   w->cb(w);
 }
@@ -55,6 +58,7 @@ static void close_fds(loop_wakeup *w) {
 int loop_wakeup_init(uv_loop_t *loop, loop_wakeup *w, loop_wakeup_cb cb) {
   w->cb = cb;
   w->data = NULL;
+  w->pending = 0;
   int r = open_fds(w);
   if (r < 0) return r;
   if ((r = uv_poll_init(loop, &w->poll, w->read_fd)) < 0) {
@@ -71,6 +75,9 @@ int loop_wakeup_init(uv_loop_t *loop, loop_wakeup *w, loop_wakeup_cb cb) {
 }
 
 void loop_wakeup_send(loop_wakeup *w) {
+  if (__atomic_load_n(&w->pending, __ATOMIC_SEQ_CST) ||
+      __atomic_exchange_n(&w->pending, 1, __ATOMIC_SEQ_CST))
+    return;
   /* A full pipe or a saturated counter already wakes the loop: EAGAIN is fine. */
   if (w->read_fd == w->write_fd) {
     uint64_t one = 1;

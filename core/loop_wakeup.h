@@ -22,6 +22,7 @@ struct loop_wakeup {
   uv_poll_t poll; /* first: the handle's address is the wake-up's */
   int read_fd;    /* the eventfd, or the read end of the pipe */
   int write_fd;   /* the same eventfd, or the write end */
+  int pending;    /* atomic: a wake-up is written or on its way */
   loop_wakeup_cb cb;
   void *data;
 };
