@@ -215,6 +215,10 @@ uint32_t runtime_sched_next(runtime_t *rt);
  * Takes ownership of m in every case: a message that cannot be delivered is a
  * dead letter. */
 void runtime_send(runtime_t *rt, lore_msg *m);
+/* runtime_send for each message of q (emptied), from a thread that is not
+ * one of rt's schedulers: the messages for one scheduler go to its inbox in
+ * one push, with at most one wake-up. */
+void runtime_send_all(runtime_t *rt, msg_queue *q);
 /* The scheduler running on this thread, or NULL. */
 sched_t *sched_current(void);
 /* Makes s this thread's current scheduler until sched_leave(previous): the
