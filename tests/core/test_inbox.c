@@ -299,11 +299,33 @@ static void test_close_race(void **state) {
   assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* Sends before the callback runs are one wake-up; a send after it is another. */
+static void test_wakeup_merges(void **state) {
+  (void)state;
+  uv_loop_t loop;
+  loop_wakeup wake;
+  assert_int_equal(uv_loop_init(&loop), 0);
+  assert_int_equal(loop_wakeup_init(&loop, &wake, count_cb), 0);
+  wakeups = 0;
+  uv_run(&loop, UV_RUN_NOWAIT);
+  assert_int_equal(wakeups, 0);
+  for (int i = 0; i < 3; i++) loop_wakeup_send(&wake);
+  uv_run(&loop, UV_RUN_NOWAIT);
+  assert_int_equal(wakeups, 1);
+  uv_run(&loop, UV_RUN_NOWAIT);
+  assert_int_equal(wakeups, 1);
+  loop_wakeup_send(&wake);
+  uv_run(&loop, UV_RUN_NOWAIT);
+  assert_int_equal(wakeups, 2);
+  loop_wakeup_close(&wake, NULL);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_single_thread_fifo),
-      cmocka_unit_test(test_closed_refuses),
-      cmocka_unit_test(test_many_producers),
+      cmocka_unit_test(test_single_thread_fifo), cmocka_unit_test(test_wakeup_merges),
+      cmocka_unit_test(test_closed_refuses),     cmocka_unit_test(test_many_producers),
       cmocka_unit_test(test_close_race),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
