@@ -168,6 +168,9 @@ int adapters_worker_message(sched_t *s, lore_msg *m);
 void persist_completion(actor_t *a, lore_msg *m);
 /* The first seq and timestamp of a completed events write (0, 0 for others). */
 void persist_written(lore_msg *m, int64_t *first, int64_t *ts);
+/* The journal's batch_done (journal_set_batch_done, set where the runtime opens
+ * its journal): hands on the completions of the batch that just committed. */
+void persist_completions_flush(void *ud);
 /* Entities on a worker (entities.c): wake one up for m (the runtime hook),
  * note a command it got, let go of one that stopped. */
 int entities_route_missing(sched_t *s, lore_msg *m);

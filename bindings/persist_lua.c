@@ -64,6 +64,21 @@ static persist_write *persist_write_of_id(actor_t *a) {
   return p;
 }
 
+/* The outcomes of the writer thread's current batch, handed on together by
+ * persist_completions_flush once its callbacks are done: one inbox push and
+ * at most one wake-up per worker a batch, where a push each made a worker
+ * wake for its first completion or two and then again for the rest. Only
+ * the writer thread touches them (one writer per journal, one journal per
+ * runtime). */
+static _Thread_local msg_queue completions;
+static _Thread_local runtime_t *completions_rt;
+
+void persist_completions_flush(void *ud) {
+  (void)ud;
+  if (completions_rt) runtime_send_all(completions_rt, &completions);
+  completions_rt = NULL;
+}
+
 /* On the journal's writer thread: post the outcome to the actor. */
 static void persist_write_done(journal_write *w, int status) {
   persist_write *p = w->data;
@@ -72,7 +87,9 @@ static void persist_write_done(journal_write *w, int status) {
   m->ival = status;
   m->corr = p->token;
   m->target = p->target;
-  runtime_send(p->rt, m);
+  if (completions_rt != p->rt) persist_completions_flush(NULL);
+  completions_rt = p->rt;
+  msg_queue_push(&completions, m);
 }
 
 /* Before the Lua side sees a completion: the I/O ends, and a write of the

@@ -230,6 +230,7 @@ int lore_open(const lore_config *cfg, lore_runtime **out) {
     log_error(&lrt->log, "cannot open journal '%s': %s", lrt->cfg.journal, journal_strerror(r));
     goto fail;
   }
+  journal_set_batch_done(lrt->journal, persist_completions_flush, NULL);
   if ((r = snapshot_store_open(lrt->cfg.snapshots, &lrt->log, &lrt->snapshots))) {
     log_error(&lrt->log, "cannot open snapshot store '%s': %s", lrt->cfg.snapshots,
               snapshot_strerror(r));

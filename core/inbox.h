@@ -4,19 +4,25 @@
 
 #include <uv.h>
 
+#include "loop_wakeup.h"
 #include "msg_queue.h"
 
 /* Producers lock only to link a message; the consumer takes the whole queue
- * in one lock. The wake-up (uv_async_send) is sent only when the queue goes
- * from empty to non-empty, so a burst of messages shares one wake-up. */
+ * in one lock. The wake-up (loop_wakeup_send) is sent only when the queue goes
+ * from empty to non-empty, so a burst of messages shares one wake-up. It is
+ * sent after the unlock: the woken consumer drains at once, and found the lock
+ * still held by a producer in its write() (a futex sleep and a second wake-up
+ * per hand-off). `senders` counts wake-ups on their way, which inbox_close
+ * waits out. */
 typedef struct inbox {
   uv_mutex_t lock;
   msg_queue q;
-  uv_async_t *wake;
+  loop_wakeup *wake;
   int closed;
+  int senders; /* atomic */
 } inbox;
 
-int inbox_init(inbox *in, uv_async_t *wake);
+int inbox_init(inbox *in, loop_wakeup *wake);
 /* Returns 0, or UV_ECANCELED if the inbox is closed (the message is NOT taken). */
 int inbox_push(inbox *in, lore_msg *m);
 /* Pushes a whole queue at once (one lock, at most one wake-up). */

@@ -56,6 +56,8 @@ struct journal {
   pthread_mutex_t sub_mu;
   journal_sub *subs;
   int notifying;
+  void (*batch_done)(void *ud); /* journal_set_batch_done: set before writes, read under mu */
+  void *batch_done_ud;
   /* Owned by the writer thread alone. */
   journal_write **batch;
   size_t batch_cap;
@@ -305,6 +307,8 @@ static void *writer_main(void *arg) {
     wait_for_cohort(j);
     if (j->paused && !j->closing) continue;
     size_t n = take_batch(j);
+    void (*batch_done)(void *) = j->batch_done;
+    void *batch_done_ud = j->batch_done_ud;
     pthread_mutex_unlock(&j->mu);
 
     uint64_t started = monotonic_ns();
@@ -338,6 +342,7 @@ static void *writer_main(void *arg) {
       if (rc < 0 && w->status == 0) w->status = rc;
       if (w->done) w->done(w, w->status);
     }
+    if (batch_done) batch_done(batch_done_ud);
     pthread_mutex_lock(&j->mu);
   }
   pthread_mutex_unlock(&j->mu);
@@ -645,6 +650,13 @@ void journal_writer_stats(journal_t *j, uint64_t *batches, uint64_t *writes) {
   pthread_mutex_lock(&j->mu);
   if (batches) *batches = j->batches;
   if (writes) *writes = j->writes;
+  pthread_mutex_unlock(&j->mu);
+}
+
+void journal_set_batch_done(journal_t *j, void (*fn)(void *ud), void *ud) {
+  pthread_mutex_lock(&j->mu);
+  j->batch_done = fn;
+  j->batch_done_ud = ud;
   pthread_mutex_unlock(&j->mu);
 }
 

@@ -380,6 +380,11 @@ int journal_session_commit(journal_session *s);
 int journal_session_rollback(journal_session *s);
 void journal_session_close(journal_session *s);
 
+/* fn(ud) runs on the writer thread after the callbacks of each batch, so that
+ * callbacks may queue what they hand on and pass it on once a batch (NULL:
+ * nothing). Set it before the first write is submitted. */
+void journal_set_batch_done(journal_t *j, void (*fn)(void *ud), void *ud);
+
 /* Statistics of the writer: batches committed and writes in them. */
 void journal_writer_stats(journal_t *j, uint64_t *batches, uint64_t *writes);
 /* Statistics of the cohort rule (journal_options.cohort_wait_us): how many

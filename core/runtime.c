@@ -243,3 +243,25 @@ void runtime_send(runtime_t *rt, lore_msg *m) {
   }
   if (inbox_push(&rt->scheds[t]->in, m)) undeliverable(rt, cur, m);
 }
+
+void runtime_send_all(runtime_t *rt, msg_queue *q) {
+  sched_t *cur = sched_current();
+  while (!msg_queue_empty(q)) {
+    lore_msg *first = q->head;
+    uint32_t t = first->target.sched;
+    if (!first->target.aid || t > (uint32_t)rt->workers || (cur && cur->rt == rt)) {
+      runtime_send(rt, msg_queue_pop(q)); /* by name, undeliverable, or from a scheduler */
+      continue;
+    }
+    /* One pass takes every message for t, in order, and keeps the rest in order. */
+    msg_queue same, rest;
+    msg_queue_init(&same);
+    msg_queue_init(&rest);
+    lore_msg *m;
+    while ((m = msg_queue_pop(q)))
+      msg_queue_push(m->target.aid && m->target.sched == t ? &same : &rest, m);
+    *q = rest;
+    if (inbox_push_all(&rt->scheds[t]->in, &same) != 0)
+      while ((m = msg_queue_pop(&same))) undeliverable(rt, cur, m);
+  }
+}

@@ -437,7 +437,7 @@ void sched_notify_idle(sched_t *s) {
   close_own_handles(s);
 }
 
-static void wake_cb(uv_async_t *h) { sched_run(h->data); }
+static void wake_cb(loop_wakeup *w) { sched_run(w->data); }
 
 void sched_flush(sched_t *s) {
   runtime_t *rt = s->rt;
@@ -473,7 +473,7 @@ int sched_init(sched_t *s, runtime_t *rt, uint32_t index, uv_loop_t *loop) {
     if ((r = uv_loop_init(&s->own_loop))) goto fail_loop;
     s->loop = &s->own_loop;
   }
-  if ((r = uv_async_init(s->loop, &s->wake, wake_cb))) goto fail_async;
+  if ((r = loop_wakeup_init(s->loop, &s->wake, wake_cb))) goto fail_async;
   s->wake.data = s;
   if ((r = inbox_init(&s->in, &s->wake))) goto fail_inbox;
   uv_idle_init(s->loop, &s->idle);
@@ -485,7 +485,7 @@ int sched_init(sched_t *s, runtime_t *rt, uint32_t index, uv_loop_t *loop) {
   s->handles_open = 3; /* wake, idle, flush */
   return 0;
 fail_inbox:
-  uv_close((uv_handle_t *)&s->wake, NULL);
+  loop_wakeup_close(&s->wake, NULL);
   if (s->loop == &s->own_loop) uv_run(s->loop, UV_RUN_NOWAIT);
 fail_async:
   if (s->loop == &s->own_loop) uv_loop_close(s->loop);
@@ -515,7 +515,8 @@ static void timer_closed(uv_handle_t *h);
 /* Closes what the scheduler opened on its loop, and nothing else: on an
  * embedder's loop the embedder's handles are none of ours. */
 static void close_own_handles(sched_t *s) {
-  uv_handle_t *own[] = {(uv_handle_t *)&s->wake, (uv_handle_t *)&s->idle, (uv_handle_t *)&s->flush};
+  if (!loop_wakeup_is_closing(&s->wake)) loop_wakeup_close(&s->wake, own_handle_closed);
+  uv_handle_t *own[] = {(uv_handle_t *)&s->idle, (uv_handle_t *)&s->flush};
   for (size_t i = 0; i < sizeof own / sizeof own[0]; i++)
     if (!uv_is_closing(own[i])) uv_close(own[i], own_handle_closed);
   for (sched_timer *t = s->timers; t; t = t->next)

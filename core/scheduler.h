@@ -24,7 +24,7 @@
  *   the single-writer check) is local to one scheduler and needs no lock.
  * - Everything an actor owns is touched only by its scheduler's thread. Other
  *   threads reach it only through that scheduler's inbox (MPSC, one lock per
- *   batch, one uv_async_send wake-up per empty->non-empty transition).
+ *   batch, one wake-up per empty->non-empty transition).
  * - Messages sent during a turn to other schedulers are batched in per-target
  *   outboxes and flushed before the loop blocks (uv_prepare): many messages,
  *   one wake-up.
@@ -140,7 +140,7 @@ struct sched {
   uint32_t index;
   uv_loop_t *loop; /* own_loop, or the embedder's (host scheduler only) */
   uv_loop_t own_loop;
-  uv_async_t wake;
+  loop_wakeup wake;
   uv_idle_t idle;     /* keeps the loop spinning while actors are ready */
   uv_prepare_t flush; /* flushes outboxes before the loop blocks */
   uv_thread_t thread;
@@ -225,6 +225,10 @@ uint32_t runtime_sched_next(runtime_t *rt);
  * Takes ownership of m in every case: a message that cannot be delivered is a
  * dead letter. */
 void runtime_send(runtime_t *rt, lore_msg *m);
+/* runtime_send for each message of q (emptied), from a thread that is not
+ * one of rt's schedulers: the messages for one scheduler go to its inbox in
+ * one push, with at most one wake-up. */
+void runtime_send_all(runtime_t *rt, msg_queue *q);
 /* The scheduler running on this thread, or NULL. */
 sched_t *sched_current(void);
 /* Makes s this thread's current scheduler until sched_leave(previous): the

@@ -24,18 +24,18 @@ static void free_all(msg_queue *q) {
 /* --- single thread --- */
 
 static int wakeups;
-static void count_cb(uv_async_t *h) {
-  (void)h;
+static void count_cb(loop_wakeup *w) {
+  (void)w;
   wakeups++;
 }
 
 static void test_single_thread_fifo(void **state) {
   (void)state;
   uv_loop_t loop;
-  uv_async_t wake;
+  loop_wakeup wake;
   inbox in;
   assert_int_equal(uv_loop_init(&loop), 0);
-  assert_int_equal(uv_async_init(&loop, &wake, count_cb), 0);
+  assert_int_equal(loop_wakeup_init(&loop, &wake, count_cb), 0);
   assert_int_equal(inbox_init(&in, &wake), 0);
   wakeups = 0;
 
@@ -86,7 +86,7 @@ static void test_single_thread_fifo(void **state) {
 
   inbox_close(&in, &out);
   inbox_destroy(&in);
-  uv_close((uv_handle_t *)&wake, NULL);
+  loop_wakeup_close(&wake, NULL);
   uv_run(&loop, UV_RUN_DEFAULT);
   assert_int_equal(uv_loop_close(&loop), 0);
 }
@@ -94,10 +94,10 @@ static void test_single_thread_fifo(void **state) {
 static void test_closed_refuses(void **state) {
   (void)state;
   uv_loop_t loop;
-  uv_async_t wake;
+  loop_wakeup wake;
   inbox in;
   assert_int_equal(uv_loop_init(&loop), 0);
-  assert_int_equal(uv_async_init(&loop, &wake, count_cb), 0);
+  assert_int_equal(loop_wakeup_init(&loop, &wake, count_cb), 0);
   assert_int_equal(inbox_init(&in, &wake), 0);
   for (int i = 0; i < 5; i++) assert_int_equal(inbox_push(&in, mk(i)), 0);
 
@@ -133,7 +133,7 @@ static void test_closed_refuses(void **state) {
   assert_true(msg_queue_empty(&out));
 
   inbox_destroy(&in);
-  uv_close((uv_handle_t *)&wake, NULL);
+  loop_wakeup_close(&wake, NULL);
   uv_run(&loop, UV_RUN_DEFAULT);
   assert_int_equal(uv_loop_close(&loop), 0);
 }
@@ -146,15 +146,15 @@ static void test_closed_refuses(void **state) {
 
 typedef struct consumer {
   uv_loop_t loop;
-  uv_async_t wake;
+  loop_wakeup wake;
   inbox in;
   uint64_t next[NPROD];
   uint64_t got, wakeups, drains_nonempty;
   int order_errors;
 } consumer;
 
-static void consume_cb(uv_async_t *h) {
-  consumer *c = h->data;
+static void consume_cb(loop_wakeup *w) {
+  consumer *c = w->data;
   c->wakeups++;
   msg_queue q;
   msg_queue_init(&q);
@@ -170,7 +170,7 @@ static void consume_cb(uv_async_t *h) {
     c->got++;
     msg_free(m);
   }
-  if (c->got == (uint64_t)NPROD * PER_PROD) uv_close((uv_handle_t *)&c->wake, NULL);
+  if (c->got == (uint64_t)NPROD * PER_PROD) loop_wakeup_close(&c->wake, NULL);
 }
 
 static void consumer_main(void *arg) {
@@ -211,7 +211,7 @@ static void test_many_producers(void **state) {
   (void)state;
   consumer c = {0};
   assert_int_equal(uv_loop_init(&c.loop), 0);
-  assert_int_equal(uv_async_init(&c.loop, &c.wake, consume_cb), 0);
+  assert_int_equal(loop_wakeup_init(&c.loop, &c.wake, consume_cb), 0);
   c.wake.data = &c;
   assert_int_equal(inbox_init(&c.in, &c.wake), 0);
   uv_thread_t ct, pt[NPROD];
@@ -266,10 +266,10 @@ static void racer_main(void *arg) {
 static void test_close_race(void **state) {
   (void)state;
   uv_loop_t loop;
-  uv_async_t wake;
+  loop_wakeup wake;
   inbox in;
   assert_int_equal(uv_loop_init(&loop), 0);
-  assert_int_equal(uv_async_init(&loop, &wake, count_cb), 0);
+  assert_int_equal(loop_wakeup_init(&loop, &wake, count_cb), 0);
   assert_int_equal(inbox_init(&in, &wake), 0);
   racer r[2] = {{&in, 0, 0}, {&in, 0, 0}};
   uv_thread_t t[2];
@@ -287,7 +287,7 @@ static void test_close_race(void **state) {
   collected += q.count;
   free_all(&q);
   /* After close returns, the handle may be closed at once. */
-  uv_close((uv_handle_t *)&wake, NULL);
+  loop_wakeup_close(&wake, NULL);
   for (int i = 0; i < 2; i++) uv_thread_join(&t[i]);
   inbox_drain(&in, &q);
   assert_true(msg_queue_empty(&q));
@@ -299,11 +299,33 @@ static void test_close_race(void **state) {
   assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* Sends before the callback runs are one wake-up; a send after it is another. */
+static void test_wakeup_merges(void **state) {
+  (void)state;
+  uv_loop_t loop;
+  loop_wakeup wake;
+  assert_int_equal(uv_loop_init(&loop), 0);
+  assert_int_equal(loop_wakeup_init(&loop, &wake, count_cb), 0);
+  wakeups = 0;
+  uv_run(&loop, UV_RUN_NOWAIT);
+  assert_int_equal(wakeups, 0);
+  for (int i = 0; i < 3; i++) loop_wakeup_send(&wake);
+  uv_run(&loop, UV_RUN_NOWAIT);
+  assert_int_equal(wakeups, 1);
+  uv_run(&loop, UV_RUN_NOWAIT);
+  assert_int_equal(wakeups, 1);
+  loop_wakeup_send(&wake);
+  uv_run(&loop, UV_RUN_NOWAIT);
+  assert_int_equal(wakeups, 2);
+  loop_wakeup_close(&wake, NULL);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_single_thread_fifo),
-      cmocka_unit_test(test_closed_refuses),
-      cmocka_unit_test(test_many_producers),
+      cmocka_unit_test(test_single_thread_fifo), cmocka_unit_test(test_wakeup_merges),
+      cmocka_unit_test(test_closed_refuses),     cmocka_unit_test(test_many_producers),
       cmocka_unit_test(test_close_race),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

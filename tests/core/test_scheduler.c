@@ -442,6 +442,47 @@ static void test_cross_scheduler(void **state) {
   tact_free(cc);
 }
 
+/* runtime_send_all from a thread that is no scheduler: each actor gets its
+ * messages in the queue's order, and a message for no worker is a dead letter. */
+static void test_send_all(void **state) {
+  ctx *c = *state;
+  enum { N = 1000 };
+  tact *a = tact_new(N), *b = tact_new(N);
+  assert_int_equal(spawn(c, a, 1, NULL), 0);
+  assert_int_equal(spawn(c, b, 2, NULL), 0);
+  msg_queue q;
+  msg_queue_init(&q);
+  for (int i = 0; i < N; i++) {
+    msg_queue_push(&q, mk_to(i % 3 ? a : b, MSG_USER, CMD_NONE, i));
+    if (i == N / 2) {
+      lore_msg *lost = mk_to(a, MSG_USER, CMD_NONE, -1);
+      lost->target.sched = (uint32_t)c->rt->workers + 1;
+      msg_queue_push(&q, lost);
+    }
+  }
+  runtime_send_all(c->rt, &q);
+  assert_true(msg_queue_empty(&q));
+  size_t want_a = 0, want_b = 0;
+  for (int i = 0; i < N; i++) {
+    if (i % 3)
+      want_a++;
+    else
+      want_b++;
+  }
+  wait_log(c, a, want_a);
+  wait_log(c, b, want_b);
+  int64_t next_a = 0, next_b = 0;
+  for (size_t i = 0; i < want_a; i++) {
+    while (!(next_a % 3)) next_a++;
+    assert_int_equal(a->log[i].ival, next_a++);
+  }
+  for (size_t i = 0; i < want_b; i++, next_b += 3) assert_int_equal(b->log[i].ival, next_b);
+  assert_int_equal(dead_letters(c), 1);
+  finish(c);
+  tact_free(a);
+  tact_free(b);
+}
+
 /* User messages already queued wait while a later system message goes first. */
 static void test_system_first(void **state) {
   ctx *c = *state;
@@ -950,6 +991,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_tell_order, setup, teardown),
       cmocka_unit_test_setup_teardown(test_cross_scheduler, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_send_all, setup, teardown),
       cmocka_unit_test_setup_teardown(test_system_first, setup, teardown),
       cmocka_unit_test_setup_teardown(test_hold_release, setup, teardown),
       cmocka_unit_test_setup_teardown(test_hold_capacity_overflow, setup, teardown),
