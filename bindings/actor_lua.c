@@ -903,7 +903,8 @@ static int core_spawn_remote_id(lua_State *L) {
 }
 
 /* Pushes the arguments R.spawn takes for a SPAWN_BY_ID message: the
- * behaviour's name, opts = { id = ID } and the parent's ref as its bytes,
+ * behaviour's name, opts = { id = ID }, the parent's ref as its bytes and
+ * the child's own ref,
  * flat (no spec table to make and take apart; R.spawn makes one ref for a
  * run of children of the same parent); 0, or -1 (nothing pushed, err set)
  * when its bytes are malformed. */
@@ -923,6 +924,8 @@ static int push_spawn_by_id(lua_State *L, const lore_msg *m, char *err) {
     goto malformed;
   }
   lua_pushlstring(L, parent, h.parent_len);
+  /* the child's self, by its id (checked by the parent's core.spawn_slot) */
+  ref_push_name(L, p + h.behaviour_len, h.id_len);
   return 0;
 malformed:
   snprintf(err, CODEC_ERR_MAX, "a malformed spawn request");
@@ -943,10 +946,12 @@ static int core_new_aid(lua_State *L) {
   return 1;
 }
 
-/* core.spawn_slot(id|nil) -> aid, here | nil, why: a new actor id for a
- * child of the current actor, and whether the child lives on this worker
- * (an id's worker is fixed by its hash; a child without one stays here);
- * nil and why when id is not a valid id. One call where ctx:spawn made four. */
+/* core.spawn_slot(id|nil) -> aid, here, target[, ref] | nil, why: a new
+ * actor id for a child of the current actor, whether the child lives on this
+ * worker (an id's worker is fixed by its hash; a child without one stays
+ * here), that worker, and for an id the child's ref by it (what lore.ref(id)
+ * gives, made here: the id is checked once); nil and why when id is not a
+ * valid id. One call where ctx:spawn made five. */
 static int core_spawn_slot(lua_State *L) {
   binding_state *bs = bs_of(L);
   uint32_t here = bs->sched->index, target = here;
@@ -962,7 +967,11 @@ static int core_spawn_slot(lua_State *L) {
   lua_pushinteger(L, (lua_Integer)runtime_new_aid(bs->sched->rt));
   lua_pushboolean(L, target == here);
   lua_pushinteger(L, target);
-  return 3;
+  if (lua_isnoneornil(L, 1)) return 3;
+  size_t len;
+  const char *id = lua_tolstring(L, 1, &len);
+  ref_push_name(L, id, len);
+  return 4;
 }
 
 /* core.ref_of_bytes(bytes) -> the ref whose serialized form bytes is (a
@@ -1185,7 +1194,7 @@ int worker_sched_message(sched_t *s, lore_msg *m) {
   if (by_id ? push_spawn_by_id(L, m, err) : decode_message(bs, m, err)) {
     lua_settop(L, top);
     lua_pushstring(L, err);
-  } else if (binding_pcall(bs, by_id ? 4 : 2, 3) == LUA_OK) {
+  } else if (binding_pcall(bs, by_id ? 5 : 2, 3) == LUA_OK) {
     ok = lua_toboolean(L, -3);
     if (!ok) code = spawn_code(lua_tostring(L, -1));
     lua_pop(L, 1);

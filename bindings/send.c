@@ -11,10 +11,23 @@
 #include "ref.h"
 #include "worker.h"
 
+/* binding_encode without its small-value try (a caller that made it already). */
+static const char *encode_general(lua_State *L, binding_state *bs, int idx, const char *root,
+                                  size_t *len) {
+  char err[CODEC_ERR_MAX];
+  bs->buf.size = 0;
+  if (codec_encode(L, idx, root, &bs->buf, err, sizeof err)) {
+    bs->buf.size = 0;
+    luaL_error(L, "%s", err);
+  }
+  *len = bs->buf.size;
+  return bs->buf.data ? bs->buf.data : "";
+}
+
 const char *binding_encode(lua_State *L, binding_state *bs, int idx, const char *root,
                            size_t *len) {
-  char err[CODEC_ERR_MAX];
-  /* Most messages and answers are one number or short string (codec_small.h). */
+  /* Most messages and answers are one number, a short string or a small flat
+   * map (codec_small.h). */
   if (bs->buf.alloc < CODEC_SMALL_MAX) { /* the first use: room for one */
     static const char room[CODEC_SMALL_MAX];
     msgpack_sbuffer_write(&bs->buf, room, sizeof room); /* out of memory: no fast path */
@@ -24,13 +37,7 @@ const char *binding_encode(lua_State *L, binding_state *bs, int idx, const char 
     *len = bs->buf.size;
     return bs->buf.data;
   }
-  bs->buf.size = 0;
-  if (codec_encode(L, idx, root, &bs->buf, err, sizeof err)) {
-    bs->buf.size = 0;
-    luaL_error(L, "%s", err);
-  }
-  *len = bs->buf.size;
-  return bs->buf.data ? bs->buf.data : "";
+  return encode_general(L, bs, idx, root, len);
 }
 
 void binding_reply(runtime_t *rt, lore_addr to, uint64_t corr, uint32_t sub, const char *data,
@@ -96,7 +103,7 @@ static int ref_tell(lua_State *L) {
   size_t len = codec_encode_small(L, 2, small); /* 0 for no value at all */
   if (!len) luaL_checkany(L, 2);
   if (!bs || !bs->lrt) sending_state(L); /* raises */
-  const char *data = len ? small : binding_encode(L, bs, 2, "message", &len);
+  const char *data = len ? small : encode_general(L, bs, 2, "message", &len);
   if (bs->is_host)
     host_sent(L, host_tell_encoded(bs->lrt, r, data, len));
   else

@@ -202,13 +202,12 @@ function ctx_methods:spawn(behaviour, opts)
   opts = opts or {}
   if type(opts) ~= "table" then error("ctx:spawn: opts must be a table", 2) end
   local id = opts.id
-  local aid, here, target = core.spawn_slot(id)
+  local aid, here, target, ref = core.spawn_slot(id) -- ref: lore.ref(id) when it has an id
   if not aid then error("ctx:spawn: opts.id " .. here, 2) end
   -- the child knows its parent and follows the parent's M.supervision
   local parent, supervision = rec.self, rec[BEH].M.supervision
-  local ref
   if here then
-    local ok, err = R.spawn_here(aid, behaviour, opts, nil, parent, supervision)
+    local ok, err = R.spawn_here(aid, behaviour, opts, nil, parent, supervision, ref)
     if not ok then error(err, 2) end
     ref = err -- the child's own ref (spawn_here's second result): one ref made, not two
   else
@@ -223,7 +222,7 @@ function ctx_methods:spawn(behaviour, opts)
     else
       core.spawn_remote(target, aid, { behaviour, opts, false, parent, supervision or false })
     end
-    ref = lore.ref(id) -- (it has an id: the id placed it there)
+    -- (ref: it has an id, the id placed it there)
   end
   -- keyed by aid (unique in the runtime): the child's SYS.CHILD_STOPPED names it
   -- so. A child on another worker is kept by that worker's index (its address
@@ -306,16 +305,17 @@ local by_id_parent_bytes, by_id_parent
 -- spec = { behaviour, opts [, entity manager] } or, a child spawned from another
 -- worker, { behaviour, opts, false, parent, supervision or false }; a child
 -- spawned there by id alone (core.spawn_remote_id) comes flat instead:
--- (aid, behaviour, opts, the parent ref's bytes), no spec table made for it.
+-- (aid, behaviour, opts, the parent ref's bytes, its own ref), no spec table
+-- made for it.
 -- Returns true, or nil, a message and why ("nobehaviour", "script", "live",
 -- "shutdown").
-function R.spawn(aid, spec, opts, parent_bytes)
+function R.spawn(aid, spec, opts, parent_bytes, self)
   local ok, err, why
   if opts then
     if parent_bytes ~= by_id_parent_bytes then
       by_id_parent, by_id_parent_bytes = core.ref_of_bytes(parent_bytes), parent_bytes
     end
-    ok, err, why = R.spawn_here(aid, spec, opts, nil, by_id_parent)
+    ok, err, why = R.spawn_here(aid, spec, opts, nil, by_id_parent, nil, self)
     if ok then return true end
     return nil, err, why
   end
@@ -331,8 +331,10 @@ end
 
 -- R.spawn with the spec's parts as arguments (a child spawned on its
 -- parent's worker makes no spec table): a child has its parent's ref and
--- follows the parent's M.supervision. Returns true and the actor's ref (its self).
-function R.spawn_here(aid, name, opts, manager, parent, supervision)
+-- follows the parent's M.supervision. self: the actor's ref by opts.id when
+-- the caller made it already (core.spawn_slot, a spawn by id from another
+-- worker), else made here. Returns true and the actor's ref (its self).
+function R.spawn_here(aid, name, opts, manager, parent, supervision, self)
   local b, err, why = behaviour(name)
   if not b then return nil, err, why end
   local M = b.M
@@ -341,10 +343,9 @@ function R.spawn_here(aid, name, opts, manager, parent, supervision)
     return nil, fmt("behaviour '%s' is persistent (it defines apply) and needs opts.id", name), "script"
   end
   local ctx = setmetatable({}, ctx_mt)
-  local self
   if manager then
     self = core.entity_ref(manager, opts.id) -- valid across passivation
-  else
+  elseif self == nil then
     self = opts.id and lore.ref(opts.id) or core.addr_ref(aid)
   end
   local rec

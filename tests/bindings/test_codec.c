@@ -777,6 +777,58 @@ static void test_appends(void **state) {
 /* A tell's fast paths: codec_encode_small writes codec_encode's bytes for every value it
  * takes (and declines the rest), and codec_decode_scalar decodes them as the parser does,
  * giving up on anything else, truncated or trailing bytes included. */
+/* ...and small flat maps (a request with its reply_to, an answer) likewise; an
+ * array, a nested table, a 16th entry or an encoding past CODEC_SMALL_MAX go to the
+ * general encoder, and a declined map leaves the stack as it was. */
+static void test_small_maps(void **state) {
+  lua_State *L = *state;
+  static const char *taken[] = {
+      "{}",
+      "{count = 5}",
+      "{type = 'get', reply_to = R_ADDR}",
+      "{type = 'get', reply_to = R_NAME}",
+      "{[1.5] = true, [false] = 'no', [-7] = -0.0, x = 1/0}",
+      "{[0] = 'zero', [2] = 'two'}",
+      "{[R_ADDR] = 1}",
+      "{a=1,b=2,c=3,d=4,e=5,f=6,g=7,h=8,i=9,j=10,k=11,l=12,m=13,n=14,o=15}",
+      "setmetatable({k = 'v'}, {__index = function() return 1 end, __pairs = error})",
+  };
+  static const char *declined[] = {
+      "{1, 2}",
+      "{[1] = 'x', y = 2}",
+      "{t = {}}",
+      "{f = print}",
+      "{a=1,b=2,c=3,d=4,e=5,f=6,g=7,h=8,i=9,j=10,k=11,l=12,m=13,n=14,o=15,p=16}",
+      "{s = string.rep('x', 40), t = string.rep('y', 40)}",
+      "{[string.rep('k', 70)] = 1}",
+      "{r = R_ADDR, s = R_ADDR, t = R_ADDR, u = R_ADDR}",
+  };
+  char err[CODEC_ERR_MAX];
+  msgpack_sbuffer sb;
+  msgpack_sbuffer_init(&sb);
+  for (size_t i = 0; i < sizeof taken / sizeof taken[0]; i++) {
+    int base = lua_gettop(L);
+    push_lua(L, taken[i]);
+    char small[CODEC_SMALL_MAX];
+    size_t n = codec_encode_small(L, -1, small);
+    assert_int_equal(lua_gettop(L), base + 1);
+    sb.size = 0;
+    assert_int_equal(codec_encode(L, -1, "message", &sb, err, sizeof err), 0);
+    if (n == 0) fail_msg("declined %s", taken[i]);
+    if (n != sb.size || memcmp(small, sb.data, n) != 0) fail_msg("other bytes for %s", taken[i]);
+    lua_settop(L, base);
+  }
+  for (size_t i = 0; i < sizeof declined / sizeof declined[0]; i++) {
+    int base = lua_gettop(L);
+    push_lua(L, declined[i]);
+    char small[CODEC_SMALL_MAX];
+    if (codec_encode_small(L, -1, small) != 0) fail_msg("took %s", declined[i]);
+    assert_int_equal(lua_gettop(L), base + 1);
+    lua_settop(L, base);
+  }
+  msgpack_sbuffer_destroy(&sb);
+}
+
 static void test_small_values(void **state) {
   lua_State *L = *state;
   static const char *taken[] = {"nil",
@@ -815,7 +867,7 @@ static void test_small_values(void **state) {
                                 "string.rep('x', 31)",
                                 "string.rep('y', 32)",
                                 "string.rep('z', 62)"};
-  static const char *declined[] = {"{}", "{1}", "R_NAME", "string.rep('w', 63)", "print"};
+  static const char *declined[] = {"{1}", "R_NAME", "string.rep('w', 63)", "print"};
   char err[CODEC_ERR_MAX];
   msgpack_sbuffer sb;
   msgpack_sbuffer_init(&sb);
@@ -886,6 +938,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_string_cache_is_exact, setup, teardown),
       cmocka_unit_test_setup_teardown(test_appends, setup, teardown),
       cmocka_unit_test_setup_teardown(test_small_values, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_small_maps, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
