@@ -231,11 +231,11 @@ local function idle(n)
   local lv, bv, li, bi = {}, {}, {}, {}
   local function bytes(kind)
     local _, out = lore_round("idle", db, n, kind)
-    local actors, before, after, idle =
+    local actors, before, after, at_idle =
       out:match("IDLE actors=(%d+) rss_before=(%d+) rss_after=(%d+) rss_idle=(%d+)")
     if not actors then error("the idle round printed no IDLE line:\n" .. out, 0) end
     actors, before = tonumber(actors), tonumber(before)
-    return (tonumber(after) - before) / actors, (tonumber(idle) - before) / actors
+    return (tonumber(after) - before) / actors, (tonumber(at_idle) - before) / actors
   end
   for r = 1, ROUNDS do
     lv[r], li[r] = bytes("persistent")
