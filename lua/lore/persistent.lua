@@ -47,12 +47,11 @@ return function(core, R, ctx_methods)
   -- queue's head and counts (operations, stashing ones, journal writes and
   -- deletes in flight) live in the queue table (QH, QN, QS, QI below); which
   -- record's callback runs is one variable per worker (in_callback). The
-  -- persistence id is not kept
-  -- in the record: its self is a ref by that id (an entity's too), and the C
-  -- actor has it as its name; pid(rec) reads it from the ref (a short id is
-  -- the same interned string each time). That is a string of ~40 bytes and a
-  -- slot fewer per actor; it is read on cold paths only (logs, errors, a
-  -- recovery's start and pages, apply's meta).
+  -- persistence id is not kept in the record: its self is a ref by that id
+  -- (an entity's too), and the C actor has it as its name; pid(rec) reads it
+  -- from the ref (a short id is the same interned string each time). That is
+  -- a string of ~40 bytes and a slot fewer per actor; it is read on cold
+  -- paths only (logs, errors, a recovery's start and pages, apply's meta).
   local RC <const> = RECOVERING
   -- Only a persistent record has the slots from SEQ on: SEQ (never nil there)
   -- is what tells it from a plain one.
