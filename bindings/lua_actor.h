@@ -54,7 +54,7 @@ typedef struct lua_actor {
   /* Bumped at every (re)start of recovery; 24 bits (it wraps after 16 M
    * restarts of one actor: a completion that old is long gone), so that it
    * and the flags share one word: one of these per idle persistent actor,
-   * 40 bytes (a 40-byte block; with the flags as bytes, 48). */
+   * 32 bytes (a 32-byte block; with the flags as bytes, 40). */
   uint32_t incarnation : 24;
   uint32_t persistent : 1;   /* has a journal stream (apply); else a plain entity */
   uint32_t passivating : 1;  /* an entity on its way out */
@@ -64,11 +64,11 @@ typedef struct lua_actor {
   /* What few actors need (an entity's bookkeeping, snapshot operations
    * queued behind a running one): made at its first use, else NULL. */
   struct lua_actor_extra *extra;
-  int64_t writer;    /* this incarnation's writer id (random, nonzero) */
+  /* The writer id is derived from the incarnation (persist_lua.c's writer_id). */
   int64_t next_seq;  /* the last seq handed to a write of this incarnation */
   int64_t persisted; /* the highest seq stored and acknowledged (or recovered) */
 } lua_actor;
-_Static_assert(sizeof(lua_actor) == 40, "a persistent actor's C side is a 40-byte block");
+_Static_assert(sizeof(lua_actor) == 32, "a persistent actor's C side is a 32-byte block");
 
 typedef struct lua_actor_extra {
   /* An entity's manager tag (index + 1; 0: not an entity), when its last

@@ -79,6 +79,8 @@ void persist_completions_flush(void *ud) {
   completions_rt = NULL;
 }
 
+static int64_t writer_id(binding_state *bs, const actor_t *a, const lua_actor *la);
+
 /* On the journal's writer thread: post the outcome to the actor. */
 static void persist_write_done(journal_write *w, int status) {
   persist_write *p = w->data;
@@ -253,6 +255,7 @@ static int core_persist(lua_State *L) {
   at += id_len + 1;
   int64_t first = la->next_seq + 1;
   int64_t ts = binding_now_ms();
+  int64_t writer = writer_id(bs, a, la);
   for (size_t i = 0; i < n; i++) {
     journal_event *ev = &p->ev[i];
     ev->payload = at;
@@ -270,7 +273,7 @@ static int core_persist(lua_State *L) {
     ev->version = pe[i].version;
     ev->id = p->id;
     ev->seq = first + (int64_t)i;
-    ev->writer = la->writer;
+    ev->writer = writer;
     ev->timestamp_ms = ts;
     journal_event_seal(ev);
   }
@@ -343,30 +346,37 @@ static int core_write_seq(lua_State *L) {
   return 1;
 }
 
-/* A writer id: random, nonzero, 63 bits. A system call per recovery was a
- * visible part of waking many actors: the worker draws them from splitmix64,
- * seeded once from the system's random source. */
-static int64_t next_writer_id(binding_state *bs) {
+/* A writer id: nonzero, 63 bits, one per incarnation, never stored: it is
+ * splitmix64's output for (the worker's seed + (aid << 24 | incarnation) x
+ * its odd constant). The seed is drawn once per worker from the system's
+ * random source (a system call per recovery was a visible part of waking
+ * many actors), so ids of other processes, runtimes and workers differ as
+ * random draws do. Within one worker, aids are never reused (a runtime-wide
+ * counter) and an actor's incarnation changes at each (re)start, so the
+ * input differs for every incarnation, and splitmix64's finalizer is a
+ * bijection: two incarnations share an id only through the dropped low bit
+ * (odds of 2^-63 a pair, as with random ids), or after 2^24 restarts of one
+ * actor (when its incarnation wraps; a write that old is long settled), or
+ * past 2^40 aids. Deriving it keeps a persistent actor's C side at 32 bytes. */
+static int64_t writer_id(binding_state *bs, const actor_t *a, const lua_actor *la) {
   if (!bs->writer_seed) {
     uint64_t seed = 0;
     if (uv_random(NULL, NULL, &seed, sizeof seed, 0, NULL) != 0)
       seed = (uint64_t)uv_hrtime() ^ ((uint64_t)(uintptr_t)bs << 17);
     bs->writer_seed = seed | 1;
   }
-  for (;;) {
-    uint64_t z = (bs->writer_seed += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    z ^= z >> 31;
-    if (z >> 1) return (int64_t)(z >> 1);
-  }
+  uint64_t z = bs->writer_seed + ((a->aid << 24) | la->incarnation) * 0x9E3779B97F4A7C15ull;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  z ^= z >> 31;
+  return (int64_t)(z >> 1 ? z >> 1 : 1);
 }
 
 /* core.new_incarnation(): the actor (re)starts its recovery: a new writer
  * id, and completions of earlier incarnations no longer count. */
 static void new_incarnation(binding_state *bs, lua_actor *la) {
+  (void)bs;
   la->incarnation++;
-  la->writer = next_writer_id(bs);
   la->next_seq = la->persisted = 0;
 }
 

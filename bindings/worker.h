@@ -42,6 +42,8 @@ void recovery_deadline_drop(binding_state *bs, uint64_t aid);
 /* idle_gc.c: at the end of a loop iteration, starts finishing the collector's
  * cycle in small steps if the worker has nothing to run and its heap grew. */
 void idle_gc_check(binding_state *bs);
+/* ... and gives back, on the worker's thread, what a sweep it left running holds. */
+void idle_gc_close(binding_state *bs);
 
 /* recovery_gc.c: at the end of a loop iteration, a shorter collector pause
  * while recoveries queue for permits (a wave of actors waking), the default

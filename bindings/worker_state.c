@@ -176,6 +176,7 @@ void worker_state_close(sched_t *s) {
   recovery_worker_close(bs);
   recovery_deadlines_close(bs);
   lua_close(bs->L);
+  idle_gc_close(bs);
   entities_worker_close(bs);
   msgpack_sbuffer_destroy(&bs->buf);
   idmap_free(&bs->timers);

@@ -35,26 +35,31 @@ return function(core, R, ctx_methods)
   -- the VM's fastest, and cost no hash node per actor).
   local BEH <const>, ST <const>, CTX <const>, AID <const> = 1, 2, 3, 4
   local SEQ <const> = 5        -- the seq of the last event persisted or replayed (ctx.seq)
-  local RECOVERING <const> = 6 -- replaying (ctx.recovering)
-  local HOLDING <const> = 7    -- the mailbox is held (the internal stash)
-  local Q <const> = 8          -- the queue of operations and its counts (a table, made on first use), or false
-  -- The running recovery's own state (see begin_recovery) shares RECOVERING's
-  -- slot: false when none, the shared WAITING marker before its permit, else
-  -- its table (ctx.recovering reads it as a boolean). The queue's head and
-  -- counts (operations, stashing ones, journal writes and deletes in flight)
-  -- live in the queue table (QH, QN, QS, QI below); which record's callback
-  -- runs is one variable per worker (in_callback). An idle record keeps 7
-  -- array slots, not 14: 112 bytes, not 224. The persistence id is not kept
-  -- in the record: its self is a ref by that id (an entity's too), and the C
-  -- actor has it as its name; pid(rec) reads it from the ref (a short id is
-  -- the same interned string each time). That is a string of ~40 bytes and a
-  -- slot fewer per actor; it is read on cold paths only (logs, errors, a
-  -- recovery's start and pages, apply's meta).
+  local RECOVERING <const> = 6 -- replaying (ctx.recovering), or the mailbox held
+  local Q <const> = 7          -- the queue of operations and its counts (a table, made on first use), or false
+  -- RECOVERING's slot says two things: false, neither recovering nor the
+  -- mailbox held (the internal stash); nil, held but not recovering; the
+  -- shared WAITING marker before the recovery's permit, else the running
+  -- recovery's own state (see begin_recovery): recovering, which always
+  -- holds the mailbox. A truth test reads "recovering" (ctx.recovering reads
+  -- it as a boolean); held() reads "held" (a slot of its own cost 16 bytes
+  -- per actor: 8 array slots are a 128-byte block, 7 a 112-byte one). The
+  -- queue's head and counts (operations, stashing ones, journal writes and
+  -- deletes in flight) live in the queue table (QH, QN, QS, QI below); which
+  -- record's callback runs is one variable per worker (in_callback). The
+  -- persistence id is not kept in the record: its self is a ref by that id
+  -- (an entity's too), and the C actor has it as its name; pid(rec) reads it
+  -- from the ref (a short id is the same interned string each time). That is
+  -- a string of ~40 bytes and a slot fewer per actor; it is read on cold
+  -- paths only (logs, errors, a recovery's start and pages, apply's meta).
   local RC <const> = RECOVERING
   -- Only a persistent record has the slots from SEQ on: SEQ (never nil there)
   -- is what tells it from a plain one.
   local PERSISTENT <const> = SEQ
-  P.AID, P.SEQ, P.RECOVERING, P.HOLDING = AID, SEQ, RECOVERING, HOLDING
+  P.AID, P.SEQ, P.RECOVERING = AID, SEQ, RECOVERING
+  -- The mailbox is held (a persistent record only: a plain one has no such slot).
+  local function held(rec) return rec[RC] ~= false end
+  P.held = held
   -- An id given as a number (ctx:spawn takes what converts to a string) is
   -- kept as given, in the record's id_value: ctx.id answers it unchanged.
   local function pid(rec)
@@ -88,20 +93,20 @@ return function(core, R, ctx_methods)
   function record(b, ctx, opts, aid, self, parent, sup)
     if id_only(opts) then
       if parent == nil then
-        return { b, nil, ctx, aid, 0, false, false, false, self = self }
+        return { b, nil, ctx, aid, 0, false, false, self = self }
       elseif sup == nil then
-        return { b, nil, ctx, aid, 0, false, false, false, self = self, parent = parent }
+        return { b, nil, ctx, aid, 0, false, false, self = self, parent = parent }
       end
-      return { b, nil, ctx, aid, 0, false, false, false,
+      return { b, nil, ctx, aid, 0, false, false,
         self = self, parent = parent, sup = sup }
     end
     if parent == nil then
-      return { b, nil, ctx, aid, 0, false, false, false, opts = opts, self = self }
+      return { b, nil, ctx, aid, 0, false, false, opts = opts, self = self }
     elseif sup == nil then
-      return { b, nil, ctx, aid, 0, false, false, false,
+      return { b, nil, ctx, aid, 0, false, false,
         opts = opts, self = self, parent = parent }
     end
-    return { b, nil, ctx, aid, 0, false, false, false,
+    return { b, nil, ctx, aid, 0, false, false,
       opts = opts, self = self, parent = parent, sup = sup }
   end
 
@@ -181,12 +186,12 @@ return function(core, R, ctx_methods)
     local q = rec[Q]
     local want = rec[RECOVERING] or rec.restarting or (q and q[QS] > 0)
     if want then
-      if not rec[HOLDING] then
-        rec[HOLDING] = true
+      if rec[RC] == false then
+        rec[RC] = nil -- held, not recovering
         c_hold()
       end
-    elseif rec[HOLDING] then
-      rec[HOLDING] = false
+    elseif rec[RC] == nil then
+      rec[RC] = false
       c_release()
     end
   end
@@ -354,8 +359,8 @@ return function(core, R, ctx_methods)
     if stashing then
       local q = rec[Q]
       q[QS] = q[QS] + 1
-      if not rec[HOLDING] then
-        rec[HOLDING] = true
+      if rec[RC] == false then -- (never while recovering: persist refuses it)
+        rec[RC] = nil -- held, not recovering
         c_hold()
       end
     end
@@ -496,7 +501,7 @@ return function(core, R, ctx_methods)
   -- token (pages of an earlier recovery are ignored), its timeout timer.
   local function end_recovery(rec)
     local rc = rec[RC]
-    rec[RC] = false -- (RECOVERING's slot: no longer recovering)
+    rec[RC] = nil -- (RECOVERING's slot: no longer recovering, still held until set_hold)
     if rc then
       if rc[RC_TIMER] then core.recovery_deadline_cancel(rec[AID]) end
       if rc[RC_PERMIT] then core.recovery_release() end
@@ -603,9 +608,8 @@ return function(core, R, ctx_methods)
     -- Waiting for its lease or a permit (with a wave of actors waking, most
     -- of them wait): a shared marker, never written; begin_recovery makes
     -- the recovery's own table once the actor may read.
-    rec[RC] = WAITING -- (RECOVERING's slot: recovering from now on)
-    local hold = not rec[HOLDING] -- set_hold's part: recovering holds the mailbox
-    rec[HOLDING] = true
+    local hold = rec[RC] == false -- set_hold's part: recovering holds the mailbox
+    rec[RC] = WAITING -- (RECOVERING's slot: recovering, and held, from now on)
     -- A journal shared by processes: this process takes the id's lease first
     -- (SYS_LEASED). -1: asked already, SYS_LEASED goes on from there; a token:
     -- asked now (granted at once when the journal has no leases: nothing to
@@ -623,7 +627,7 @@ return function(core, R, ctx_methods)
   -- The recovery ended well: end_recovery's C half (its deadline, its
   -- permit) went with core.recovered, in the same call.
   local function complete_recovery(rec)
-    rec[RC] = false -- (RECOVERING's slot: no longer recovering)
+    rec[RC] = nil -- (RECOVERING's slot: no longer recovering, still held until set_hold)
     X.recovered(rec) -- [internal] re-send unconfirmed deliveries, arm durable timers
     call_hook(rec, "on_recovery_completed", rec[ST], rec[CTX]) -- an error here is a failure: restart
     set_hold(rec)

@@ -65,7 +65,7 @@ local ctx_methods = setmetatable({}, {
     if rec and rec[PERSISTENT] then
       if k == "id" then return P.pid(rec) end -- kept by its self, not in a slot
       field = persistent_public[k]
-      if field == recovering_slot then return rec[field] ~= false end
+      if field == recovering_slot then return not not rec[field] end -- (nil: held, not recovering)
     end
     local v = rec and rec[field]
     if v == nil then v = plain_defaults[k] end

@@ -15,7 +15,7 @@
 -- Returns a constructor; internal.lua calls it with (core, R, P, X, ctx_methods).
 return function(core, R, P, X, ctx_methods)
   -- the record's array slots persistent.lua keeps its hot fields in
-  local RECOVERING, HOLDING = P.RECOVERING, P.HOLDING
+  local RECOVERING, held = P.RECOVERING, P.held
   local PERSISTENT = P.SEQ -- a slot only persistent records have
   local AID = P.AID -- the record's aid
   local T = {}
@@ -153,7 +153,7 @@ return function(core, R, P, X, ctx_methods)
   end
 
   local function busy(rec)
-    return rec[HOLDING] or rec.stopping or rec.stop_when_idle or rec.dead or rec[RECOVERING] or rec.restarting
+    return held(rec) or rec.stopping or rec.stop_when_idle or rec.dead or rec[RECOVERING] or rec.restarting
   end
 
   -- Asks for a turn of its own (a system message to itself, which comes before the
