@@ -774,6 +774,32 @@ static void test_appends(void **state) {
   msgpack_sbuffer_destroy(&sb);
 }
 
+/* Pushes the value of the Lua expression src, packs it with codec_encode_small into
+ * small and checks that it took it, left the stack alone and wrote codec_encode's
+ * bytes; returns the length (the value stays pushed). */
+static size_t small_taken(lua_State *L, const char *src, msgpack_sbuffer *sb, char *small) {
+  char err[CODEC_ERR_MAX];
+  push_lua(L, src);
+  int top = lua_gettop(L);
+  size_t n = codec_encode_small(L, -1, small);
+  assert_int_equal(lua_gettop(L), top);
+  sb->size = 0;
+  assert_int_equal(codec_encode(L, -1, "message", sb, err, sizeof err), 0);
+  if (n == 0) fail_msg("declined %s", src);
+  if (n != sb->size || memcmp(small, sb->data, n) != 0) fail_msg("other bytes for %s", src);
+  return n;
+}
+
+/* ...and that it declines src, with the stack as it was. */
+static void small_declined(lua_State *L, const char *src) {
+  int base = lua_gettop(L);
+  push_lua(L, src);
+  char small[CODEC_SMALL_MAX];
+  if (codec_encode_small(L, -1, small) != 0) fail_msg("took %s", src);
+  assert_int_equal(lua_gettop(L), base + 1);
+  lua_settop(L, base);
+}
+
 /* A tell's fast paths: codec_encode_small writes codec_encode's bytes for every value it
  * takes (and declines the rest), and codec_decode_scalar decodes them as the parser does,
  * giving up on anything else, truncated or trailing bytes included. */
@@ -803,29 +829,15 @@ static void test_small_maps(void **state) {
       "{[string.rep('k', 70)] = 1}",
       "{r = R_ADDR, s = R_ADDR, t = R_ADDR, u = R_ADDR}",
   };
-  char err[CODEC_ERR_MAX];
   msgpack_sbuffer sb;
   msgpack_sbuffer_init(&sb);
   for (size_t i = 0; i < sizeof taken / sizeof taken[0]; i++) {
     int base = lua_gettop(L);
-    push_lua(L, taken[i]);
     char small[CODEC_SMALL_MAX];
-    size_t n = codec_encode_small(L, -1, small);
-    assert_int_equal(lua_gettop(L), base + 1);
-    sb.size = 0;
-    assert_int_equal(codec_encode(L, -1, "message", &sb, err, sizeof err), 0);
-    if (n == 0) fail_msg("declined %s", taken[i]);
-    if (n != sb.size || memcmp(small, sb.data, n) != 0) fail_msg("other bytes for %s", taken[i]);
+    small_taken(L, taken[i], &sb, small);
     lua_settop(L, base);
   }
-  for (size_t i = 0; i < sizeof declined / sizeof declined[0]; i++) {
-    int base = lua_gettop(L);
-    push_lua(L, declined[i]);
-    char small[CODEC_SMALL_MAX];
-    if (codec_encode_small(L, -1, small) != 0) fail_msg("took %s", declined[i]);
-    assert_int_equal(lua_gettop(L), base + 1);
-    lua_settop(L, base);
-  }
+  for (size_t i = 0; i < sizeof declined / sizeof declined[0]; i++) small_declined(L, declined[i]);
   msgpack_sbuffer_destroy(&sb);
 }
 
@@ -873,12 +885,8 @@ static void test_small_values(void **state) {
   msgpack_sbuffer_init(&sb);
   for (size_t i = 0; i < sizeof taken / sizeof taken[0]; i++) {
     int base = lua_gettop(L);
-    push_lua(L, taken[i]);
     char small[CODEC_SMALL_MAX];
-    size_t n = codec_encode_small(L, -1, small);
-    sb.size = 0;
-    assert_int_equal(codec_encode(L, -1, "message", &sb, err, sizeof err), 0);
-    if (n != sb.size || memcmp(small, sb.data, n) != 0) fail_msg("other bytes for %s", taken[i]);
+    size_t n = small_taken(L, taken[i], &sb, small);
     int scalar = lua_type(L, -1) != LUA_TSTRING;
     assert_int_equal(codec_decode_scalar(L, small, n), scalar ? 0 : -1);
     if (scalar) {
@@ -897,13 +905,7 @@ static void test_small_values(void **state) {
     assert_int_equal(lua_gettop(L), base + 1 + scalar);
     lua_settop(L, base);
   }
-  for (size_t i = 0; i < sizeof declined / sizeof declined[0]; i++) {
-    int base = lua_gettop(L);
-    push_lua(L, declined[i]);
-    char small[CODEC_SMALL_MAX];
-    assert_int_equal(codec_encode_small(L, -1, small), 0);
-    lua_settop(L, base);
-  }
+  for (size_t i = 0; i < sizeof declined / sizeof declined[0]; i++) small_declined(L, declined[i]);
   static const struct {
     const char *bytes;
     size_t len;
