@@ -373,9 +373,9 @@ static int64_t writer_id(binding_state *bs, const actor_t *a, const lua_actor *l
 }
 
 /* core.new_incarnation(): the actor (re)starts its recovery: a new writer
- * id, and completions of earlier incarnations no longer count. */
-static void new_incarnation(binding_state *bs, lua_actor *la) {
-  (void)bs;
+ * id (writer_id derives it from the incarnation), and completions of earlier
+ * incarnations no longer count. */
+static void new_incarnation(lua_actor *la) {
   la->incarnation++;
   la->next_seq = la->persisted = 0;
 }
@@ -383,7 +383,7 @@ static void new_incarnation(binding_state *bs, lua_actor *la) {
 static int core_new_incarnation(lua_State *L) {
   lua_actor *la;
   binding_current_persistent(L, &la);
-  new_incarnation(bs_of(L), la);
+  new_incarnation(la);
   return 0;
 }
 
@@ -564,7 +564,7 @@ static int core_recovery_start(lua_State *L) {
   actor_t *a = binding_current_persistent(L, &la);
   int hold = lua_toboolean(L, 1);
   lua_Integer token = luaL_checkinteger(L, 2);
-  new_incarnation(bs, la);
+  new_incarnation(la);
   if (hold) actor_hold(a);
   int r = START_WAITING;
   if (token >= 0) {

@@ -1,5 +1,6 @@
 -- children_by_id_spec.lua: a parent keeps a child placed on another worker (by its id) by
--- that id, not by a ref; stopping the parent must still stop every such child. Sixteen
+-- that worker's index and the child's aid, not by a ref; stopping the parent must still
+-- stop every such child (by its address). Sixteen
 -- ids over two workers: the ids' hash places several on each worker (fixed ids, so the
 -- placement is the same on every run).
 local lore = require "lore"
