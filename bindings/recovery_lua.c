@@ -761,11 +761,24 @@ static int core_page_apply(lua_State *L) {
   return 3;
 }
 
+/* libuv's thread pool size: its own reading of UV_THREADPOOL_SIZE (libuv
+ * 1.44: 4 unless set, clamped to 1..1024). */
+static int pool_threads(void) {
+  const char *v = getenv("UV_THREADPOOL_SIZE");
+  long n = v ? strtol(v, NULL, 10) : 4;
+  return n < 1 ? 1 : n > 1024 ? 1024 : (int)n;
+}
+
 /* libuv starts its thread pool on the process's first uv_queue_work, and
  * waits there for each of its threads to start: ~1.5 ms the first recovery
- * would wait. A started worker queues an empty job instead; its loop, which
- * runs from now on, completes it. */
-static void warm_work(uv_work_t *w) { (void)w; }
+ * would wait. A started worker queues a job instead; its loop, which runs
+ * from now on, completes it. The job opens the journal's read connections,
+ * one per pool thread (as many reads as can run at once), off the first
+ * recoveries' path. */
+static void warm_work(uv_work_t *w) {
+  binding_state *bs = w->data;
+  if (bs->lrt->journal) journal_warm_readers(bs->lrt->journal, pool_threads());
+}
 
 static void warm_after(uv_work_t *w, int status) {
   (void)status;
@@ -774,7 +787,9 @@ static void warm_after(uv_work_t *w, int status) {
 
 void recovery_warm_up(binding_state *bs) {
   uv_work_t *w = malloc(sizeof *w);
-  if (w && uv_queue_work(bs->sched->loop, w, warm_work, warm_after) != 0) free(w);
+  if (!w) return;
+  w->data = bs;
+  if (uv_queue_work(bs->sched->loop, w, warm_work, warm_after) != 0) free(w);
 }
 
 int luaopen_lore_core_recovery(lua_State *L) {

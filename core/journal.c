@@ -495,6 +495,10 @@ int journal_no_deletions(journal_t *j, int *none) {
   return j->backend->no_deletions ? j->backend->no_deletions(j->state, none) : 0;
 }
 
+void journal_warm_readers(journal_t *j, int n) {
+  if (j->backend->warm_readers && n > 0) j->backend->warm_readers(j->state, n);
+}
+
 int journal_bounds_of(journal_t *j, const char *id, journal_bounds *out) {
   if (!id || !out) return JOURNAL_EREJECTED;
   if (!j->backend->bounds) return JOURNAL_ENOTSUP;

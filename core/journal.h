@@ -286,6 +286,10 @@ typedef struct journal_backend {
   /* Optional: *none = 1 when no stream has ever had events deleted (NULL:
    * unknown). */
   int (*no_deletions)(void *state, int *none);
+  /* Optional: opens read connections until `n` exist (or one cannot be
+   * opened), so the first reads that run at once after a start do not each
+   * open their own. Called on a thread-pool thread; blocking is fine there. */
+  void (*warm_readers)(void *state, int n);
 } journal_backend;
 
 extern const journal_backend journal_memory_backend;
@@ -329,6 +333,10 @@ void journal_read_release(journal_t *j);
  * its end tells its bounds: the highest seq is its last event's, and
  * nothing below was deleted (recoveries skip a bounds query per actor). */
 int journal_no_deletions(journal_t *j, int *none);
+
+/* The backend's warm_readers, if it has one (blocking: call it on a
+ * thread-pool thread). */
+void journal_warm_readers(journal_t *j, int n);
 
 /* Blocking reads, forwarded to the backend (run them off the event loop). */
 int journal_replay(journal_t *j, const char *id, int64_t from, int64_t to, int64_t max,

@@ -35,6 +35,8 @@ typedef struct sq_state {
   int lock_fd; /* the "-lock" sidecar, flock'ed while a writer has the journal; -1: none */
   pthread_mutex_t pool_mu;
   sq_reader *pool; /* idle read connections */
+  int readers;     /* read connections open (under pool_mu) */
+  int warming;     /* a warm_readers call is opening more (under pool_mu) */
   int sessions;    /* open projection sessions (atomic) */
   sq_checkpointer *checkpointer;
 
