@@ -591,9 +591,12 @@ void host_get_stats(lore_runtime *lrt, host_stats *out) {
   out->recoveries = lrt->permits_used;
   out->recoveries_peak = lrt->permits_peak;
   uv_mutex_unlock(&lrt->permit_lock);
-  out->lua_memory = 0;
-  for (int i = 1; i <= rt->workers; i++)
+  out->lua_memory = out->io_spins = out->io_spin_hits = 0;
+  for (int i = 1; i <= rt->workers; i++) {
     out->lua_memory += (long long)__atomic_load_n(&lrt->lua_memory[i], __ATOMIC_RELAXED);
+    out->io_spins += (long long)__atomic_load_n(&rt->scheds[i]->spins, __ATOMIC_RELAXED);
+    out->io_spin_hits += (long long)__atomic_load_n(&rt->scheds[i]->spin_hits, __ATOMIC_RELAXED);
+  }
 }
 
 long long host_alive(lore_runtime *lrt) { return runtime_alive(lrt->rt); }

@@ -365,6 +365,8 @@ static int l_stats(lua_State *L) {
   set_count(L, "recoveries", st.recoveries);
   set_count(L, "recoveries_peak", st.recoveries_peak);
   set_count(L, "lua_memory", st.lua_memory);
+  set_count(L, "io_spins", st.io_spins);
+  set_count(L, "io_spin_hits", st.io_spin_hits);
   int n = h->lrt ? entities_count(h->lrt) : 0;
   lua_createtable(L, 0, n);
   for (int i = 0; i < n; i++) {
@@ -488,6 +490,8 @@ static int l_configure(lua_State *L) {
       c->breaker_max_failures = (int)get_int(L, k, 0, 1000000);
     else if (strcmp(k, "breaker_reset_timeout") == 0)
       c->breaker_reset_timeout = get_seconds(L, k, 86400);
+    else if (strcmp(k, "io_spin_us") == 0)
+      c->io_spin_us = (int)get_int(L, k, 0, 100000);
     else if (strcmp(k, "synchronous") == 0) {
       const char *v = lua_tostring(L, -1);
       if (!v || (strcmp(v, "full") && strcmp(v, "normal")))

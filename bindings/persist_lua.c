@@ -84,6 +84,7 @@ static int64_t writer_id(binding_state *bs, const actor_t *a, const lua_actor *l
 /* On the journal's writer thread: post the outcome to the actor. */
 static void persist_write_done(journal_write *w, int status) {
   persist_write *p = w->data;
+  __atomic_sub_fetch(&p->rt->scheds[p->target.sched]->inbox_io, 1, __ATOMIC_RELAXED);
   lore_msg *m = p->msg;
   m->sub = p->sub;
   m->ival = status;
@@ -136,8 +137,10 @@ static int submit_write(binding_state *bs, actor_t *a, persist_write *p, uint32_
   p->token = (uint64_t)token;
   p->sub = sub;
   p->incarnation = la->incarnation;
+  __atomic_add_fetch(&bs->sched->inbox_io, 1, __ATOMIC_RELAXED); /* before the writer can end it */
   int r = journal_submit(bs->lrt->journal, &p->w);
   if (r) {
+    __atomic_sub_fetch(&bs->sched->inbox_io, 1, __ATOMIC_RELAXED);
     persist_write_free(p);
     return r;
   }

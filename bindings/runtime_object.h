@@ -50,6 +50,7 @@ typedef struct lore_settings {
   int log_level;
   int breaker_max_failures;
   double breaker_reset_timeout;
+  int io_spin_us;
 } lore_settings;
 
 /* An actor waiting for a recovery permit. */

@@ -17,6 +17,7 @@ int runtime_create(const runtime_config *cfg, const runtime_hooks *hooks, void *
   rt->workers = workers;
   rt->hooks = hooks;
   rt->log = cfg ? cfg->log : NULL;
+  rt->io_spin_us = cfg && cfg->io_spin_us > 0 ? cfg->io_spin_us : 0;
   rt->data = data;
   rt->next_aid = 1;
   rt->next_corr = 1;

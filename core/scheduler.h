@@ -133,6 +133,7 @@ typedef struct runtime_config {
   int workers;          /* 0: one per core */
   const log_sink *log;  /* NULL: log_default() */
   uv_loop_t *host_loop; /* the host scheduler's loop (the embedder's); NULL: its own */
+  int io_spin_us;       /* see sched_wait_spin (scheduler.c); 0: never spin */
 } runtime_config;
 
 struct sched {
@@ -150,6 +151,15 @@ struct sched {
   actor_map by_aid, by_name;
   size_t actors;
   uint64_t io_pending; /* sum of the actors' pending_io */
+  /* The wait spin (sched_wait_spin): waits to skip after spins that saw no
+   * completion, the next such backoff, and counts (atomic: read by stats). */
+  uint32_t spin_skips, spin_backoff;
+  uint64_t spins, spin_hits;
+  /* Atomic: the I/O of io_pending whose completion will come through the
+   * inbox (journal writes, counted by the binding until their completion is
+   * on its way). Only that kind is worth a spin: a thread-pool job's
+   * completion comes through libuv's own wake-up, which a spin cannot see. */
+  uint32_t inbox_io;
   int shutting_down, running, closed;
   int loop_closed;                    /* uv_loop_close done (internal) */
   int handles_open;                   /* the scheduler's own handles not yet closed */
@@ -170,6 +180,7 @@ struct runtime {
   int64_t alive;         /* atomic: worker actors spawned (or reserved) and not yet stopped */
   uint64_t dead_letters; /* atomic */
   uint64_t next_corr;    /* atomic */
+  int io_spin_us;        /* runtime_config's */
   int started;           /* worker threads running */
   int host_started;      /* the host's sched_start succeeded, sched_stop not yet run */
 };

@@ -88,6 +88,9 @@ local lore = {}
 ---before storage) for `breaker_reset_timeout`; 0 turns it off; default 5
 ---@field breaker_max_failures? integer
 ---@field breaker_reset_timeout? number seconds the breaker stays open after the last failure; default 10
+---microseconds a worker whose only I/O in flight is one journal write, with nothing else to run,
+---polls for its completion before it sleeps (CPU for latency); 0: never; default 1000
+---@field io_spin_us? integer
 
 ---Sets up the runtime; only before the first `spawn`.
 ---@param config lore.Config
@@ -134,6 +137,10 @@ function lore.shutdown() end
 ---@field lua_memory integer bytes in the workers' Lua heaps (actors' state and records, garbage not yet collected)
 ---@field journal_breaker? "closed"|"open"|"half-open" the journal's circuit breaker (once the runtime runs)
 ---@field journal_breaker_trips? integer how many times it opened
+---@field journal_cohort_waits? integer commits before which the writer waited for more writes
+---@field journal_cohort_timeouts? integer those waits that ended at their time bound
+---@field io_spins integer waits in which a worker polled for its one journal write (`io_spin_us`)
+---@field io_spin_hits integer those polls that saw the write's completion come
 ---@field entities table<string, lore.EntityStats> per entity manager
 
 ---Counters of the running runtime.

@@ -380,6 +380,13 @@ static void bad_config(void **state) {
   assert_ptr_equal(rt, sentinel);
   assert_true(log_capture_has(&h.log, "shutdown_timeout"));
   host_config(&h, &cfg);
+  cfg.io_spin_us = -1;
+  assert_int_equal(lore_open(&cfg, &rt), LORE_ECONFIG);
+  assert_true(log_capture_has(&h.log, "io_spin_us"));
+  cfg.io_spin_us = 100001;
+  assert_int_equal(lore_open(&cfg, &rt), LORE_ECONFIG);
+  assert_ptr_equal(rt, sentinel);
+  host_config(&h, &cfg);
   cfg.journal = "nosuchscheme:x";
   assert_true(lore_open(&cfg, &rt) < 0);
   assert_ptr_equal(rt, sentinel);
