@@ -279,6 +279,8 @@ static int actor_receive(actor_t *a, lore_msg *m) {
       break;
   }
   if (m->sub == UINT32_MAX) kept = ACTOR_KEPT; /* stashed during the call (see core_stash) */
+  else if (m->kind == MSG_SYSTEM && m->sub == SYS_PAGE && !m->free_ptr && recovery_keep_page(bs, m))
+    kept = ACTOR_KEPT; /* the next replay page is read into it */
   bs->cur_actor = NULL;
   bs->cur_msg = NULL;
   return kept;

@@ -63,6 +63,10 @@ typedef struct binding_state {
   /* Recovery batches made during this loop iteration's turns, queued to the
    * pool at its end (recovery_flush): worker-thread only. */
   struct recover_batch *recover_unqueued;
+  /* recovery_lua.c: a long replay's last applied page, kept for the next
+   * read (with its capacity), or NULL. */
+  struct lore_msg *spare_page;
+  size_t spare_cap;
   struct sched_timer *idle_gc;          /* the next collector step of an idle worker (idle_gc.c) */
   struct recovery_deadlines *deadlines; /* recovery_deadline.c: made at first use */
   int idle_gc_base_kb;                  /* the heap when the last idle cycle ended */

@@ -260,6 +260,7 @@ static void idle_gc_step(void *ud) {
   }
   if (collect_step(bs)) {
     bs->idle_gc_base_kb = lua_gc(bs->L, LUA_GCCOUNT);
+    recovery_drop_spare(bs); /* a replay's spare page (up to 4 MiB) is not kept idle */
     release_pages(bs);
     sweep_start(bs);
     return;

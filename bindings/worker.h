@@ -32,6 +32,12 @@ lua_Number worker_check_delay(lua_State *L, int idx);
  * (the end of a loop iteration), and frees any left when the worker closes. */
 void recovery_flush(binding_state *bs);
 void recovery_worker_close(binding_state *bs);
+/* recovery_lua.c: after a turn handled page m (still the binding's to
+ * free): 1 if it was kept as the worker's spare page buffer (the next
+ * replay's read fills it), else 0. recovery_drop_spare frees the spare
+ * (the worker went idle, or closes). */
+int recovery_keep_page(binding_state *bs, lore_msg *m);
+void recovery_drop_spare(binding_state *bs);
 /* recovery_deadline.c: frees the recovery deadlines left when the worker closes. */
 void recovery_deadlines_close(binding_state *bs);
 /* recovery_deadline.c: actor a's recovery must progress within `secs` (0, or
