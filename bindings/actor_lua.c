@@ -278,7 +278,8 @@ static int actor_receive(actor_t *a, lore_msg *m) {
     default:
       break;
   }
-  if (m->sub == UINT32_MAX) kept = ACTOR_KEPT; /* stashed during the call (see core_stash) */
+  if (m->sub == UINT32_MAX) /* stashed during the call (see core_stash) */
+    kept = ACTOR_KEPT;
   else if (m->kind == MSG_SYSTEM && m->sub == SYS_PAGE && !m->free_ptr && recovery_keep_page(bs, m))
     kept = ACTOR_KEPT; /* the next replay page is read into it */
   bs->cur_actor = NULL;
