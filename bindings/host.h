@@ -55,7 +55,7 @@ typedef struct host_stats {
   long long breaker_trips;               /* how many times it opened */
   /* the writer's group-commit waits, and those that ended at their bound */
   long long cohort_waits, cohort_timeouts;
-  /* the workers' waits that polled for their one I/O, and those that saw it come */
+  /* the workers' waits that polled for their one journal write, and those that saw it come */
   long long io_spins, io_spin_hits;
 } host_stats;
 void host_get_stats(lore_runtime *lrt, host_stats *out);

@@ -102,12 +102,12 @@ typedef struct lore_config {
    * seconds, then one write tries again. 0 turns it off; default 5. */
   int breaker_max_failures;
   double breaker_reset_timeout; /* seconds; default 10 */
-  /* Microseconds a worker with exactly one I/O in flight (a persist waiting
-   * for its commit, a recovery's read) and nothing else to run polls for its
+  /* Microseconds a worker whose only I/O in flight is one journal write (a
+   * persist waiting for its commit), with nothing else to run, polls for its
    * completion before it sleeps: a lone actor's persist round trip is then
-   * not slowed by waking sleeping threads. 0: never; at most 100000;
-   * default 300. It costs up to that much CPU per such wait, and less on a
-   * store whose commits take longer (the spins back off). */
+   * not slowed by waking a sleeping thread. 0: never; at most 100000;
+   * default 1000. It costs up to that much CPU per such wait; polls that
+   * keep missing (commits slower than this) back off. */
   int io_spin_us;
 } lore_config;
 

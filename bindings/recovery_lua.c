@@ -574,8 +574,6 @@ void recovery_flush(binding_state *bs) {
   }
 }
 
-/* The worker closes with batches never queued (a forced stop): their actors
- * are gone, nothing waits for them. */
 /* A long replay reads page after page into fresh buffers of up to 4 MiB,
  * and first touches of fresh memory were ~40% of a 1,000,000-event
  * replay's reading thread (~14 us a page fault on these VMs). Pages of a
@@ -599,6 +597,8 @@ void recovery_drop_spare(binding_state *bs) {
   bs->spare_page = NULL;
 }
 
+/* The worker closes with batches never queued (a forced stop): their actors
+ * are gone, nothing waits for them. */
 void recovery_worker_close(binding_state *bs) {
   recovery_drop_spare(bs);
   recover_batch *b = bs->recover_unqueued;

@@ -152,7 +152,8 @@ struct sched {
   size_t actors;
   uint64_t io_pending; /* sum of the actors' pending_io */
   /* The wait spin (sched_wait_spin): waits to skip after spins that saw no
-   * completion, the next such backoff, and counts (atomic: read by stats). */
+   * completion and the next such backoff (the scheduler's thread only); the
+   * spins and those that saw their completion (atomic: stats reads them). */
   uint32_t spin_skips, spin_backoff;
   uint64_t spins, spin_hits;
   /* Atomic: the I/O of io_pending whose completion will come through the
