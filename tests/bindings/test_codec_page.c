@@ -145,16 +145,24 @@ static void page_matches_parser(lua_State *L, int64_t events) {
   codec_strings_free(L, &cache);
 }
 
-static void test_page_matches_parser(void **state) {
-  lua_State *L = *state;
+/* The string-cache slots a page opened for `events` events gets (INT64_MAX:
+ * a page of unknown length, codec_page_open). */
+static int window_for(lua_State *L, int64_t events) {
   codec_strings probe;
   assert_int_equal(codec_strings_init(L, &probe), 0);
   codec_page pg;
   int base = lua_gettop(L);
-  assert_int_equal(codec_page_open(L, &pg, &probe), 0);
-  assert_int_equal(pg.window, CODEC_STRINGS); /* a page of unknown length: every slot */
+  int rc = events == INT64_MAX ? codec_page_open(L, &pg, &probe)
+                               : codec_page_open_for(L, &pg, &probe, events);
+  assert_int_equal(rc, 0);
   lua_settop(L, base);
   codec_strings_free(L, &probe);
+  return pg.window;
+}
+
+static void test_page_matches_parser(void **state) {
+  lua_State *L = *state;
+  assert_int_equal(window_for(L, INT64_MAX), CODEC_STRINGS); /* unknown length: every slot */
   page_matches_parser(L, INT64_MAX);
 }
 
@@ -162,14 +170,7 @@ static void test_page_matches_parser(void **state) {
  * strings past them still decode as the parser decodes them. */
 static void test_short_page_matches_parser(void **state) {
   lua_State *L = *state;
-  codec_strings probe;
-  assert_int_equal(codec_strings_init(L, &probe), 0);
-  codec_page pg;
-  int base = lua_gettop(L);
-  assert_int_equal(codec_page_open_for(L, &pg, &probe, 5), 0);
-  assert_true(pg.window < CODEC_STRINGS);
-  lua_settop(L, base);
-  codec_strings_free(L, &probe);
+  assert_true(window_for(L, 5) < CODEC_STRINGS);
   page_matches_parser(L, 5);
 }
 
