@@ -327,29 +327,34 @@ static int lean_timestamp(sq_state *s, sq_reader *r, journal_event *ev) {
 
 /* Fills ev from the current row (EVENT_COLUMNS); JOURNAL_ECORRUPT if the
  * payload or its CRC is not what was written, or the seq is no integer.
- * `id` NULL: from column 9. The hot loop of every recovery: one call per
- * column, no more. */
+ * `id` NULL: from column 9. The hot loop of every full replay, query and
+ * projection: each column is fetched once (sqlite3_column_value; see
+ * row_lean) and read with the sqlite3_value_* calls, which skip the
+ * per-call checks a sqlite3_column_* call repeats. */
 static int row_event(sqlite3_stmt *st, const char *id, journal_event *ev) {
-  if (sqlite3_column_type(st, 6) != SQLITE_BLOB || sqlite3_column_type(st, 7) != SQLITE_INTEGER ||
-      sqlite3_column_type(st, 0) != SQLITE_INTEGER) /* a text or blob seq: past any bound */
+  sqlite3_value *v[10];
+  int n = id ? 9 : 10;
+  for (int i = 0; i < n; i++) v[i] = sqlite3_column_value(st, i);
+  if (sqlite3_value_type(v[6]) != SQLITE_BLOB || sqlite3_value_type(v[7]) != SQLITE_INTEGER ||
+      sqlite3_value_type(v[0]) != SQLITE_INTEGER) /* a text or blob seq: past any bound */
     return JOURNAL_ECORRUPT;
-  sqlite3_int64 crc = sqlite3_column_int64(st, 7);
+  sqlite3_int64 crc = sqlite3_value_int64(v[7]);
   if (crc < 0 || crc > UINT32_MAX) return JOURNAL_ECORRUPT;
-  const unsigned char *manifest = sqlite3_column_text(st, 1);
-  const unsigned char *tags = sqlite3_column_text(st, 3);
-  const void *payload = sqlite3_column_blob(st, 6);
-  if (!id) id = (const char *)sqlite3_column_text(st, 9);
+  const unsigned char *manifest = sqlite3_value_text(v[1]);
+  const unsigned char *tags = sqlite3_value_text(v[3]);
+  const void *payload = sqlite3_value_blob(v[6]);
+  if (!id) id = (const char *)sqlite3_value_text(v[9]);
   *ev = (journal_event){
       .id = id ? id : "",
-      .seq = sqlite3_column_int64(st, 0),
+      .seq = sqlite3_value_int64(v[0]),
       .manifest = manifest ? (const char *)manifest : "",
-      .version = sqlite3_column_int(st, 2),
+      .version = sqlite3_value_int(v[2]),
       .tags = tags ? (const char *)tags : "",
-      .writer = sqlite3_column_int64(st, 4),
-      .timestamp_ms = sqlite3_column_int64(st, 5),
-      .offset = sqlite3_column_int64(st, 8),
+      .writer = sqlite3_value_int64(v[4]),
+      .timestamp_ms = sqlite3_value_int64(v[5]),
+      .offset = sqlite3_value_int64(v[8]),
       .payload = payload ? payload : "", /* an empty blob reads back as NULL */
-      .payload_len = (size_t)sqlite3_column_bytes(st, 6),
+      .payload_len = (size_t)sqlite3_value_bytes(v[6]),
       .crc32c = (uint32_t)crc,
   };
   if (crc32c(0, ev->payload, ev->payload_len) != ev->crc32c) return JOURNAL_ECORRUPT;
