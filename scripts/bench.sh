@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench.sh [--smoke | --reload | --entities] [BUILD_DIR]: builds Release and runs benchmarks.
-#   default     runtime, snapshot and persistence benchmarks, full sizes, 6 rounds a side
-#               (figures for the README; 11-14 minutes here)
+#   default     runtime, snapshot, persistence and journal benchmarks, full sizes
+#               (figures for the README; 12-15 minutes here)
 #   --smoke     every benchmark at tiny sizes, one round: checks they still run (test.sh
 #               runs this; ~15 s)
 #   --reload    the hot reload benchmark alone, full size (~1 minute)
@@ -76,6 +76,7 @@ elif ((SMOKE)); then
   run_if_built snapshot "$BUILD_DIR/bench_snapshot" 4096 10
   run snapshot-recovery "$BUILD_DIR/lore" run tests/bench/snapshot_bench.lua 0.005
   run persist "$BUILD_DIR/lore" run tests/bench/persist_bench.lua --smoke
+  run_if_built journal "$BUILD_DIR/bench_journal" 0.01
   run reload "$BUILD_DIR/lore" run tests/bench/reload_bench.lua --smoke
   run entities "$BUILD_DIR/lore" run tests/bench/entities_bench.lua --smoke
   # On the cluster LORE_TEST_PG names, or a private one (scripts/pg-cluster.sh).
@@ -85,6 +86,7 @@ else
   run_if_built snapshot "$BUILD_DIR/bench_snapshot"
   run snapshot-recovery "$BUILD_DIR/lore" run tests/bench/snapshot_bench.lua
   run persist "$BUILD_DIR/lore" run tests/bench/persist_bench.lua
+  run_if_built journal "$BUILD_DIR/bench_journal"
   # Lore vs raw libpq; with nact too: scripts/bench-nact.sh.
   run postgres "$ROOT/scripts/pg-cluster.sh" run "$BUILD_DIR/lore" run tests/bench/postgres_bench.lua
 fi
