@@ -38,10 +38,10 @@
  * (b) one actor, one event at a time; the raw baseline commits one row per
  *     transaction.
  * (c) replay of one id's 1,000,000 events (CRC checked) against reading the
- *     same rows raw; and journal_replay_lean (what a recovery reads) against
- *     a raw read of its four columns, each payload's CRC checked (that row
- *     is the floor for any store that keeps Lore's columns and checks them):
- *     same rows raw, every payload byte touched.
+ *     same rows raw, every payload byte touched; and journal_replay_lean
+ *     (what a recovery reads) against a raw read of its four columns, each
+ *     payload's CRC checked: the floor for any store that keeps Lore's
+ *     columns and checks them.
  * (d) the fixed cost of a read: journal_replay calls that return one event,
  *     and journal_bounds_of calls, per second (on (c)'s file).
  */
