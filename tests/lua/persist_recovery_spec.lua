@@ -236,18 +236,34 @@ describe("recovery", function()
       end)
     end)
 
-    it("streams around the page sizes recover whole, each in one recovery", function()
-      for _, n in ipairs { 255, 256, 257, 511, 512, 513, 514, 1023, 4097 } do
-        local id = "r-size-" .. n
+    -- Around the first page (513 events when the bounds are not read first, 256 or the whole
+    -- stream up to 512 when they are), the page after it (641) and the later ones.
+    local SIZES = { 255, 256, 257, 511, 512, 513, 514, 1023, 1154, 1155, 4097, 10000 }
+    local function sizes_recover(prefix)
+      for _, n in ipairs(SIZES) do
+        local id = prefix .. n
         ph.run({ journal = uri }, function() preload(lore.spawn("persist.acc", { id = id }), n) end)
         ph.run({ journal = uri }, function()
           local s = get(lore.spawn("persist.acc", { id = id }))
           assert.equal(n, s.n, id)
+          assert.equal(n, #s.log, id)
           assert.equal(n, s.seq, id)
           assert.equal(1, s.rc, id)
         end)
       end
+    end
+
+    it("streams around the page sizes recover whole, each in one recovery", function()
+      sizes_recover("r-size-")
     end)
+
+    it("the same with events deleted elsewhere in the journal (each recovery reads its bounds first)",
+      function()
+        ph.run({ journal = uri }, function()
+          assert.is_true(lore.spawn("persist.acc", { id = "r-pages" }):ask({ op = "delete", to = 1 }, 5))
+        end)
+        sizes_recover("r-size-del-")
+      end)
 
     -- (later pages of an apply without meta are lean reads: their own column checks)
     for _, case in ipairs {
