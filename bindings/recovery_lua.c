@@ -82,7 +82,7 @@ typedef struct page_req {
   int64_t asked;   /* events this read asks for */
   int want_highest;
   int first; /* a recovery's first page (core.recover) */
-  int lean; /* journal_replay_lean will do */
+  int lean;  /* journal_replay_lean will do */
   page_hdr hdr;
   lore_msg *m; /* m->len bytes used of cap */
   size_t cap;
@@ -90,22 +90,27 @@ typedef struct page_req {
   int full; /* stopped at REPLAY_PAGE_BYTES */
 } page_req;
 
-/* Events a later page's buffer is first made for: as many as the rest of
- * the stream can need, up to a full page. Pages grow from small to
- * REPLAY_PAGE events, and a buffer sized for each page as it came made every
- * page of a medium replay a larger buffer than the one before: fresh memory,
- * a page fault per 4 KiB written (~14 us each on these VMs; ~500 of them in
- * a 10,000-event replay, about a third of its time). Made for the rest of
- * the stream at once, memory is touched only as far as pages fill it, and
- * the buffer (kept as the worker's spare) serves every later page. */
-static int64_t later_page_room(const page_req *r) {
-  int64_t n = REPLAY_PAGE;
+static int64_t page_events(const page_req *r, int first);
+
+/* The bytes a later page's buffer is first made with: room for as many
+ * events as the rest of the stream can need, up to a full page. Pages grow
+ * from small to REPLAY_PAGE events, and a buffer sized for each page as it
+ * came made every page of a medium replay a larger buffer than the one
+ * before: fresh memory, a page fault per 4 KiB written (~14 us each on
+ * these VMs; ~500 of them in a 10,000-event replay, about a third of its
+ * time). Made for the rest of the stream at once, memory is touched only as
+ * far as pages fill it, and the buffer (kept as the worker's spare) serves
+ * every later page. */
+static size_t later_page_bytes(const page_req *r) {
+  int64_t asked = page_events(r, 0), n = REPLAY_PAGE;
+  if (r->max >= 0 && r->max < asked) asked = r->max;
   if (r->highest >= 0) {
     int64_t end = r->highest < r->to ? r->highest : r->to;
     int64_t left = end - r->from + 1;
     if (left > 0 && left < n) n = left;
   }
-  return n < r->asked ? r->asked : n;
+  if (n < asked) n = asked;
+  return (size_t)(n + 1) * PAGE_BYTES_PER_EVENT;
 }
 
 /* buf_room when r->m must grow (or be made). */
@@ -115,9 +120,7 @@ static __attribute__((noinline)) char *buf_grow(page_req *r, size_t n) {
   if (!r->m || len + n > r->cap) {
     /* A recovery's first page is usually a few events; a page after a full
      * one is usually full too. */
-    size_t cap = r->cap            ? r->cap * 2
-                 : r->want_highest ? 4096
-                                   : (size_t)(later_page_room(r) + 1) * PAGE_BYTES_PER_EVENT;
+    size_t cap = r->cap ? r->cap * 2 : r->want_highest ? 4096 : later_page_bytes(r);
     while (cap < len + n) cap *= 2;
     /* Not realloc: it would copy the whole old buffer, untouched memory
      * included; only its first len bytes (and the header) are the page. */
@@ -312,7 +315,9 @@ static int core_replay(lua_State *L) {
   r->sched = bs->sched;
   r->aid = a->aid;
   r->work.data = r;
-  if (bs->spare_page) { /* the page is read into the last one's buffer */
+  if (bs->spare_page && !r->page.want_highest && bs->spare_cap < later_page_bytes(&r->page))
+    recovery_drop_spare(bs); /* (a first page's) too small: it would grow into fresh memory */
+  if (bs->spare_page) {      /* the page is read into the last one's buffer */
     r->page.m = bs->spare_page;
     r->page.cap = bs->spare_cap;
     bs->spare_page = NULL;
