@@ -81,7 +81,7 @@ typedef struct page_req {
   int64_t after;   /* events of the page before (0: none, or unknown) */
   int64_t asked;   /* events this read asks for */
   int want_highest;
-  int first; /* a recovery's first page (core.recover) */
+  int first; /* a recovery's first page, or the first after its snapshot */
   int lean;  /* journal_replay_lean will do */
   page_hdr hdr;
   lore_msg *m; /* m->len bytes used of cap */
@@ -90,7 +90,7 @@ typedef struct page_req {
   int full; /* stopped at REPLAY_PAGE_BYTES */
 } page_req;
 
-static int64_t page_events(const page_req *r, int first);
+static int64_t page_events(const page_req *r);
 
 /* The bytes a later page's buffer is first made with: room for as many
  * events as the rest of the stream can need, up to a full page. Pages grow
@@ -102,7 +102,7 @@ static int64_t page_events(const page_req *r, int first);
  * far as pages fill it, and the buffer (kept as the worker's spare) serves
  * every later page. */
 static size_t later_page_bytes(const page_req *r) {
-  int64_t asked = page_events(r, 0), n = REPLAY_PAGE;
+  int64_t asked = page_events(r), n = REPLAY_PAGE;
   if (r->max >= 0 && r->max < asked) asked = r->max;
   if (r->highest >= 0) {
     int64_t end = r->highest < r->to ? r->highest : r->to;
@@ -183,9 +183,9 @@ static int collect(const journal_event *ev, void *ud) {
 }
 
 /* How many events to ask for (see REPLAY_FIRST_PAGE). */
-static int64_t page_events(const page_req *r, int first) {
-  /* A recovery's first page with the bounds unknown (no deletions: the
-   * page itself tells them) takes a stream of up to REPLAY_TAIL events
+static int64_t page_events(const page_req *r) {
+  /* A first page with the bounds unknown (no deletions: the page itself
+   * tells them) takes a stream of up to REPLAY_TAIL events
    * whole, and starts a longer one small, as a first page with the bounds
    * known does. It used to ask for a full page: a stream of up to 16,384
    * events was then read whole before the worker applied any of it, into a
@@ -195,7 +195,7 @@ static int64_t page_events(const page_req *r, int first) {
   int64_t left = end >= r->from ? end - r->from + 1 : 0;
   if (left <= 0) return REPLAY_PAGE; /* past the bounds: whatever was appended since */
   if (left <= REPLAY_TAIL) return left + 1;
-  if (first) return REPLAY_FIRST_PAGE;
+  if (r->first) return REPLAY_FIRST_PAGE;
   int64_t page = left / 2 < REPLAY_PAGE ? left / 2 : REPLAY_PAGE;
   if (r->after > 0) {
     int64_t ramp = REPLAY_RAMP(r->after);
@@ -211,7 +211,7 @@ static void read_page(page_req *r) {
   r->hdr = blank;
   if (r->m) r->m->len = 0;
   if (!r->want_highest) { /* sizes the buffer (a first page's size needs the bounds) */
-    r->asked = page_events(r, 0);
+    r->asked = page_events(r);
     if (r->max >= 0 && r->max < r->asked) r->asked = r->max;
   }
   buf_put(r, &r->hdr, sizeof r->hdr); /* placeholder, rewritten below */
@@ -223,7 +223,7 @@ static void read_page(page_req *r) {
     r->hdr.deleted_to = b.deleted_to;
     r->highest = st == 0 ? b.highest : -1;
   }
-  int64_t page = page_events(r, r->want_highest);
+  int64_t page = page_events(r);
   if (r->max >= 0 && r->max < page) page = r->max;
   r->asked = page;
   if (st == 0 && page > 0)
@@ -307,7 +307,7 @@ static int core_replay(lua_State *L) {
   r->page.to = luaL_checkinteger(L, 2);
   r->page.max = luaL_checkinteger(L, 3);
   r->token = (uint64_t)luaL_checkinteger(L, 4);
-  r->page.want_highest = lua_toboolean(L, 5);
+  r->page.want_highest = r->page.first = lua_toboolean(L, 5);
   r->page.highest = luaL_optinteger(L, 6, -1);
   r->page.lean = lua_toboolean(L, 7);
   r->page.after = luaL_optinteger(L, 8, 0);
@@ -418,7 +418,6 @@ static void recover_one(lore_runtime *lrt, recover_req *r, int no_snapshots, int
     r->page.cap = FIRST_PAGE_BYTES;
   }
   r->page.want_highest = !no_deletions;
-  r->page.first = 1;
   read_page(&r->page);
   if (no_deletions) bounds_after_page(lrt, &r->page);
 }
@@ -557,7 +556,7 @@ static int core_recover(lua_State *L) {
   r->page.to = luaL_checkinteger(L, 2);
   r->page.max = luaL_checkinteger(L, 3);
   r->token = (uint64_t)luaL_checkinteger(L, 4);
-  r->page.want_highest = 1;
+  r->page.want_highest = r->page.first = 1;
   r->page.highest = -1; /* unknown until the bounds (or a short first page) tell */
   r->page.lean = lua_toboolean(L, 5);
   r->page.lrt = bs->lrt;
