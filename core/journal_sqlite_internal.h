@@ -18,6 +18,8 @@ typedef struct sq_reader {
   sqlite3_stmt *replay, *replay_lean;       /* to the end of the stream */
   sqlite3_stmt *replay_to, *replay_lean_to; /* up to a seq (prepared at first use) */
   sqlite3_stmt *event_ts;                   /* a lean row's timestamp (first use) */
+  sqlite3_stmt *run_first, *run_last;       /* a run's ends by seq (first use) */
+  sqlite3_stmt *run, *run_lean;             /* a run's rows by offset (first use) */
   sqlite3_stmt *bounds, *list, *list_after, *replay_all, *replay_tag, *max_offset;
   sqlite3_stmt *stats_events, *stats_ids, *page_count, *page_size, *any_deletion;
   sqlite3_stmt *begin, *commit; /* read_hold's transaction */
