@@ -153,8 +153,8 @@ static const char SQL_EVENT_TS[] = "SELECT ts FROM events WHERE id = ?1 AND seq 
  * bulk import) lies in long runs of consecutive rows. Reading such a run
  * straight from the table skips walking the (id, seq) index beside it and
  * a table seek per row: journal_replay_lean of 1,000,000 events runs ~12%
- * fewer instructions, at 0.87 of the fastest schema's raw read instead of
- * 0.76 (bench_journal, case (c)). A replay asking for at least
+ * fewer instructions, at 0.82-0.87 of the fastest schema's raw read
+ * instead of 0.76 (bench_journal, case (c)). A replay asking for at least
  * RUN_MIN_PAGE rows finds a page's first and last rows by the index (two
  * seeks), and reads the offsets between them by the table when they hold
  * at most RUN_MAX_SPREAD rows for each of its own; otherwise, or once a

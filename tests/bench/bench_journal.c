@@ -40,8 +40,9 @@
  * (c) replay of one id's 1,000,000 events (CRC checked) against reading the
  *     same rows raw, every payload byte touched; and journal_replay_lean
  *     (what a recovery reads) beside a raw read of its four columns, each
- *     payload's CRC checked: the floor for any store that keeps Lore's
- *     columns and checks them.
+ *     payload's CRC checked: what a plain SELECT of them through the
+ *     (id, seq) index costs (the journal reads a stream's runs from the
+ *     table instead).
  * (d) the fixed cost of a read: journal_replay calls that return one event,
  *     and journal_bounds_of calls, per second (on (c)'s file).
  */

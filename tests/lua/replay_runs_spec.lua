@@ -108,7 +108,7 @@ describe("long reads on sqlite, whatever the rows' layout", function()
       local metas = lore.spawn("persist.akka", { id = A }):ask({ op = "get" }, 30).metas
       assert.equal(N, #metas)
       for i, m in ipairs(metas) do
-        if m.seq ~= i or m.id ~= A then assert.equal(i, m.seq) end -- one message, not 8,000 asserts
+        if m.seq ~= i or m.id ~= A then assert.same({ i, A }, { m.seq, m.id }) end -- one failure, not 8,000
       end
       local sb = get(lore.spawn("persist.acc", { id = B }))
       assert.same(ph.range(1, B_N), sb.log)
